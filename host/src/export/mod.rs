@@ -1,1 +1,251 @@
-//! TODO(owner): module docs.
+//! Export: a trained, calibrated student → a `tinykd-format` blob (`.tkd`).
+//!
+//! Lowering mirrors the student's forward pass in quantized form, layer by layer: BatchNorm is
+//! folded with [`fold_batch_norm`] (the function quantization-aware training uses), weights are
+//! quantized with the same per-channel scales as [`weight_scales`], activation quantization comes
+//! from the [`StudentQuant`] the student was calibrated (and fine-tuned) with, and
+//! requantization constants are derived by `tinykd-format`'s builder, the single implementation of
+//! the rounding rule. Anything the device cannot run is refused with an error naming the layer.
+
+use burn::nn::PaddingConfig2d;
+use burn::prelude::*;
+use tinykd_format::{
+    Activation as BlobActivation, Conv2dSpec, DenseSpec, ModelBuilder, PoolSpec, Quant, Shape, TensorId,
+};
+
+use crate::models::student::{Activation, LayerSpec, Student, StudentLayer};
+use crate::quant::{fold_batch_norm, weight_scales, StudentQuant};
+
+/// Why a student could not be exported.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// A layer uses something the device runtime cannot run.
+    #[error("layer {index} ({kind}): {reason}")]
+    Unsupported {
+        /// Position in the student's layer list.
+        index: usize,
+        /// Layer kind.
+        kind: &'static str,
+        /// What the device lacks.
+        reason: String,
+    },
+    /// The quantization parameters do not match the student.
+    #[error("quantization parameters cover {got} layers, the student has {want}")]
+    QuantMismatch {
+        /// Entries in the `StudentQuant`.
+        got: usize,
+        /// Layers in the student.
+        want: usize,
+    },
+    /// The blob builder rejected the lowered graph.
+    #[error("blob builder: {0}")]
+    Build(String),
+}
+
+/// Summary of an exported blob, as printed after `tinykd export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobSummary {
+    /// Total blob bytes (header, descriptor, weights, CRC).
+    pub blob_bytes: usize,
+    /// Activation arena the device must provide, in bytes.
+    pub arena_bytes: usize,
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default()
+}
+
+fn blob_activation(a: Activation) -> BlobActivation {
+    match a {
+        Activation::None => BlobActivation::None,
+        Activation::Relu => BlobActivation::Relu,
+        Activation::Relu6 => BlobActivation::Relu6,
+    }
+}
+
+fn narrow<T: TryFrom<usize>>(v: usize, index: usize, kind: &'static str, what: &str) -> Result<T, ExportError> {
+    T::try_from(v).map_err(|_| ExportError::Unsupported {
+        index,
+        kind,
+        reason: format!("{what} = {v} is out of the blob's range"),
+    })
+}
+
+/// Quantizes per-output-channel weights (`rows` of `per_row` values) with the scales QAT used, and
+/// the float bias to int32 at scale `s_in · s_w[c]`.
+fn quantize_rows(
+    w: &[f32],
+    scales: &[f32],
+    bias: &[f32],
+    s_in: f32,
+    index: usize,
+    kind: &'static str,
+) -> Result<(Vec<i8>, Vec<i32>), ExportError> {
+    let per_row = w.len() / scales.len().max(1);
+    let mut q = Vec::with_capacity(w.len());
+    for (row, &s) in w.chunks(per_row.max(1)).zip(scales) {
+        q.extend(row.iter().map(|&v| (v / s).round_ties_even().clamp(-127.0, 127.0) as i8));
+    }
+    let mut b = Vec::with_capacity(bias.len());
+    for (&v, &s) in bias.iter().zip(scales) {
+        let r = (v as f64 / (s_in as f64 * s as f64)).round();
+        if !r.is_finite() || r.abs() > i32::MAX as f64 {
+            return Err(ExportError::Unsupported {
+                index,
+                kind,
+                reason: format!("bias {v} does not fit int32 at scale {}", s_in * s),
+            });
+        }
+        b.push(r as i32);
+    }
+    Ok((q, b))
+}
+
+/// Lowers `student` with activation quantization `quant` to a blob.
+pub fn export_student(student: &Student, quant: &StudentQuant, name: &str) -> Result<Vec<u8>, ExportError> {
+    let student = student.valid();
+    if quant.layers.len() != student.layers.len() {
+        return Err(ExportError::QuantMismatch { got: quant.layers.len(), want: student.layers.len() });
+    }
+    let cfg = &student.config;
+    let [h, w] = cfg.input_size;
+    let shape = Shape {
+        h: narrow(h, 0, "input", "height")?,
+        w: narrow(w, 0, "input", "width")?,
+        c: narrow(cfg.in_channels, 0, "input", "channels")?,
+    };
+    let input_quant: Quant = quant.input.into();
+    let mut b = ModelBuilder::new(name, shape, input_quant);
+    let mut x: TensorId = b.input();
+    let mut s_in = quant.input.scale;
+    // Host layout of the current activation: [channels, height, width].
+    let mut chw = [cfg.in_channels, h, w];
+    let build = |e: tinykd_format::BuildError| ExportError::Build(e.to_string());
+
+    for (index, (layer, spec)) in student.layers.iter().zip(&cfg.layers).enumerate() {
+        let out_q = quant.layers[index];
+        x = match (layer, spec) {
+            (StudentLayer::Conv(block), LayerSpec::Conv(s)) => {
+                let kind = "conv";
+                let conv = &block.conv;
+                if conv.dilation != [1, 1] {
+                    return Err(ExportError::Unsupported { index, kind, reason: "dilation must be 1".into() });
+                }
+                let (t, l, bo, r) = match conv.padding {
+                    PaddingConfig2d::Explicit(t, l, bo, r) => (t, l, bo, r),
+                    PaddingConfig2d::Valid => (0, 0, 0, 0),
+                    PaddingConfig2d::Same => {
+                        return Err(ExportError::Unsupported { index, kind, reason: "`same` padding".into() })
+                    }
+                };
+                let (wf, bf) = fold_batch_norm(conv, block.bn.as_ref());
+                let [out, in_g, kh, kw] = wf.dims();
+                let scales = to_vec(weight_scales(wf.clone()).reshape([out]));
+                // burn: [out, in/g, kh, kw] → blob: OHWI [out, kh, kw, in/g]
+                let ohwi = to_vec(wf.permute([0, 2, 3, 1]));
+                let (weights, bias) = quantize_rows(&ohwi, &scales, &to_vec(bf), s_in, index, kind)?;
+                let _ = in_g;
+                let spec = Conv2dSpec {
+                    out_channels: narrow(out, index, kind, "out channels")?,
+                    kernel: [narrow(kh, index, kind, "kernel")?, narrow(kw, index, kind, "kernel")?],
+                    stride: [narrow(conv.stride[0], index, kind, "stride")?, narrow(conv.stride[1], index, kind, "stride")?],
+                    padding: [
+                        narrow(t, index, kind, "padding")?,
+                        narrow(l, index, kind, "padding")?,
+                        narrow(bo, index, kind, "padding")?,
+                        narrow(r, index, kind, "padding")?,
+                    ],
+                    groups: narrow(conv.groups, index, kind, "groups")?,
+                    weights,
+                    weight_scales: scales,
+                    bias,
+                    output: out_q.into(),
+                    activation: blob_activation(s.activation),
+                };
+                let y = b.conv2d(x, spec).map_err(build)?;
+                let o = b.shape(y);
+                chw = [o.c as usize, o.h as usize, o.w as usize];
+                y
+            }
+            (StudentLayer::MaxPool(_), LayerSpec::MaxPool(p)) | (StudentLayer::AvgPool(_), LayerSpec::AvgPool(p)) => {
+                let kind = "pool";
+                let k: u8 = narrow(p.kernel, index, kind, "kernel")?;
+                let st: u8 = narrow(p.stride.unwrap_or(p.kernel), index, kind, "stride")?;
+                let ps = PoolSpec { kernel: [k, k], stride: [st, st], padding: [0; 4] };
+                let y = if matches!(spec, LayerSpec::MaxPool(_)) {
+                    b.max_pool2d(x, ps).map_err(build)?
+                } else {
+                    b.avg_pool2d(x, ps).map_err(build)?
+                };
+                let o = b.shape(y);
+                chw = [o.c as usize, o.h as usize, o.w as usize];
+                y
+            }
+            (StudentLayer::GlobalAvgPool(_), LayerSpec::GlobalAvgPool) => {
+                let y = b.global_avg_pool(x).map_err(build)?;
+                chw = [chw[0], 1, 1];
+                y
+            }
+            (StudentLayer::Dense(block), LayerSpec::Dense(d)) => {
+                let kind = "dense";
+                let lin = &block.linear;
+                let [inp, out] = lin.weight.dims();
+                let [c, hh, ww] = chw;
+                if inp != c * hh * ww {
+                    return Err(ExportError::Unsupported {
+                        index,
+                        kind,
+                        reason: format!("expects {inp} inputs, the previous layer gives {}", c * hh * ww),
+                    });
+                }
+                // Rows per output; columns reordered from burn's CHW flattening to the device's HWC.
+                let wt = to_vec(lin.weight.val().transpose()); // [out, in_chw]
+                let mut w_hwc = vec![0f32; wt.len()];
+                for o in 0..out {
+                    for ch in 0..c {
+                        for yy in 0..hh {
+                            for xx in 0..ww {
+                                let host = ch * hh * ww + yy * ww + xx;
+                                let dev = (yy * ww + xx) * c + ch;
+                                w_hwc[o * inp + dev] = wt[o * inp + host];
+                            }
+                        }
+                    }
+                }
+                let w4 = lin.weight.val().transpose().reshape([out, inp, 1, 1]);
+                let scales = to_vec(weight_scales(w4).reshape([out]));
+                let bias_f = match &lin.bias {
+                    Some(bias) => to_vec(bias.val()),
+                    None => vec![0.0; out],
+                };
+                let (weights, bias) = quantize_rows(&w_hwc, &scales, &bias_f, s_in, index, kind)?;
+                let spec = DenseSpec {
+                    out_features: narrow(out, index, kind, "out features")?,
+                    weights,
+                    weight_scales: scales,
+                    bias,
+                    output: out_q.into(),
+                    activation: blob_activation(d.activation),
+                };
+                let y = b.dense(x, spec).map_err(build)?;
+                chw = [out, 1, 1];
+                y
+            }
+            _ => {
+                return Err(ExportError::Unsupported {
+                    index,
+                    kind: "layer",
+                    reason: "the module does not match its config".into(),
+                })
+            }
+        };
+        s_in = out_q.scale;
+    }
+    b.finish().map_err(build)
+}
+
+/// Blob and arena sizes of a blob, read back through the device runtime (which validates it).
+pub fn summarize(blob: &[u8]) -> Result<BlobSummary, tinykd_device::Error> {
+    let model = tinykd_device::Model::from_bytes(blob)?;
+    Ok(BlobSummary { blob_bytes: blob.len(), arena_bytes: model.arena_size() })
+}

@@ -1,6 +1,8 @@
 //! Teachers and students. Every model returns its feature taps through one typed contract,
 //! [`Output`], so a distillation method never reaches into a model's internals.
 
+pub mod student;
+
 use burn::prelude::*;
 
 /// What a model's forward pass hands to the trainer and to distillation methods.

@@ -1,0 +1,477 @@
+//! Students sized for microcontrollers.
+//!
+//! A student is a plain sequence of layers that `tinykd-device` can run (convolution with optional
+//! BatchNorm and a fused ReLU/ReLU6, max/average pooling, global average pooling, dense). Keeping
+//! the student a list — rather than arbitrary Rust code — is what lets [`crate::export`] lower any
+//! student to a blob and [`crate::quant`] simulate its integer arithmetic, layer by layer.
+//!
+//! The same forward pass serves float training and quantization-aware training: when a
+//! [`StudentQuant`] is attached ([`Student::with_quant`]), BatchNorm is folded into the convolution
+//! (running statistics, as at export), weights are fake-quantized per output channel and every
+//! activation is fake-quantized with the ranges the exporter will write into the blob.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use serde::{Deserialize, Serialize};
+
+use super::{Classifier, Output};
+use crate::quant::{fake_quant_activation, fake_quant_weight_per_channel, fold_batch_norm, StudentQuant};
+
+/// The activation fused after a convolution or dense layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// Identity.
+    #[default]
+    None,
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+}
+
+impl Activation {
+    fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::None => x,
+            Activation::Relu => relu(x),
+            Activation::Relu6 => x.clamp(0.0, 6.0),
+        }
+    }
+}
+
+/// One layer of a student, as written in a TOML config.
+///
+/// ```toml
+/// layers = [
+///   { conv = { out = 16, kernel = 3, padding = 1 } },
+///   { max_pool = { kernel = 2 } },
+///   "global_avg_pool",
+///   { dense = { out = 10 } },
+/// ]
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerSpec {
+    /// 2-D convolution, optionally followed by BatchNorm (folded at export) and an activation.
+    Conv(ConvSpec),
+    /// Max pooling (no padding).
+    MaxPool(PoolSpec),
+    /// Average pooling (no padding).
+    AvgPool(PoolSpec),
+    /// Average over height and width: `[b, c, h, w]` → `[b, c, 1, 1]`.
+    GlobalAvgPool,
+    /// Fully connected layer; flattens its input first.
+    Dense(DenseSpec),
+}
+
+/// A convolution layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvSpec {
+    /// Output channels.
+    pub out: usize,
+    /// Square kernel size (default 3).
+    #[serde(default = "three")]
+    pub kernel: usize,
+    /// Stride (default 1).
+    #[serde(default = "one")]
+    pub stride: usize,
+    /// Zero padding on every side (default 0).
+    #[serde(default)]
+    pub padding: usize,
+    /// Groups: 1 for a dense convolution, the input channel count for depthwise (default 1).
+    #[serde(default = "one")]
+    pub groups: usize,
+    /// BatchNorm after the convolution (default true; folded into the weights at export).
+    #[serde(default = "yes")]
+    pub batch_norm: bool,
+    /// Activation (default relu).
+    #[serde(default = "relu_default")]
+    pub activation: Activation,
+}
+
+/// A pooling layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSpec {
+    /// Square window size.
+    pub kernel: usize,
+    /// Stride (default: the kernel size).
+    #[serde(default)]
+    pub stride: Option<usize>,
+}
+
+/// A dense layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenseSpec {
+    /// Output features.
+    pub out: usize,
+    /// Activation (default none: the last dense layer produces logits).
+    #[serde(default)]
+    pub activation: Activation,
+}
+
+fn one() -> usize {
+    1
+}
+fn three() -> usize {
+    3
+}
+fn yes() -> bool {
+    true
+}
+fn relu_default() -> Activation {
+    Activation::Relu
+}
+
+/// Shape of a student's input and its layers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudentConfig {
+    /// Input channels (1 for Fashion-MNIST).
+    pub in_channels: usize,
+    /// Input height and width.
+    pub input_size: [usize; 2],
+    /// The layers, in order. The last one must be a dense layer producing the class logits.
+    pub layers: Vec<LayerSpec>,
+}
+
+/// An error in a student's layer list, found before any tensor is allocated.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum StudentConfigError {
+    /// The list is empty or does not end with a dense layer.
+    #[error("a student must end with a dense layer producing the logits")]
+    NoClassifier,
+    /// A layer's parameters are invalid for the shape that reaches it.
+    #[error("layer {index} ({kind}): {reason}")]
+    Layer {
+        /// Position in the layer list.
+        index: usize,
+        /// Layer kind.
+        kind: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl StudentConfig {
+    /// The default Fashion-MNIST student: three conv stages (16, 32, 64 channels), global average
+    /// pooling and a dense classifier. About 24 K int8 weights: its blob fits in 32 KB.
+    pub fn mcu_small() -> Self {
+        let conv = |out| {
+            LayerSpec::Conv(ConvSpec {
+                out,
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+                groups: 1,
+                batch_norm: true,
+                activation: Activation::Relu,
+            })
+        };
+        let pool = || LayerSpec::MaxPool(PoolSpec { kernel: 2, stride: None });
+        Self {
+            in_channels: 1,
+            input_size: [28, 28],
+            layers: vec![
+                conv(16),
+                pool(),
+                conv(32),
+                pool(),
+                conv(64),
+                LayerSpec::GlobalAvgPool,
+                LayerSpec::Dense(DenseSpec { out: 10, activation: Activation::None }),
+            ],
+        }
+    }
+
+    /// Walks the layers and returns the `[channels, height, width]` shape after each one (a dense
+    /// layer's output is `[out, 1, 1]`), checking every layer against the shape reaching it.
+    pub fn shapes(&self) -> Result<Vec<[usize; 3]>, StudentConfigError> {
+        if !matches!(self.layers.last(), Some(LayerSpec::Dense(_))) {
+            return Err(StudentConfigError::NoClassifier);
+        }
+        let [h, w] = self.input_size;
+        let mut shape = [self.in_channels, h, w];
+        let mut out = Vec::with_capacity(self.layers.len());
+        for (index, layer) in self.layers.iter().enumerate() {
+            let err = |kind, reason: String| StudentConfigError::Layer { index, kind, reason };
+            let [c, h, w] = shape;
+            shape = match layer {
+                LayerSpec::Conv(s) => {
+                    if s.out == 0 || s.kernel == 0 || s.stride == 0 || s.groups == 0 {
+                        return Err(err("conv", "out, kernel, stride and groups must be > 0".into()));
+                    }
+                    if c % s.groups != 0 || s.out % s.groups != 0 {
+                        return Err(err(
+                            "conv",
+                            format!("groups {} must divide in {c} and out {}", s.groups, s.out),
+                        ));
+                    }
+                    let size = |n: usize| (n + 2 * s.padding).checked_sub(s.kernel).map(|v| v / s.stride + 1);
+                    match (size(h), size(w)) {
+                        (Some(oh), Some(ow)) => [s.out, oh, ow],
+                        _ => return Err(err("conv", format!("kernel {} larger than padded input {h}x{w}", s.kernel))),
+                    }
+                }
+                LayerSpec::MaxPool(p) | LayerSpec::AvgPool(p) => {
+                    let stride = p.stride.unwrap_or(p.kernel);
+                    if p.kernel == 0 || stride == 0 || p.kernel > h || p.kernel > w {
+                        return Err(err("pool", format!("window {} does not fit input {h}x{w}", p.kernel)));
+                    }
+                    [c, (h - p.kernel) / stride + 1, (w - p.kernel) / stride + 1]
+                }
+                LayerSpec::GlobalAvgPool => [c, 1, 1],
+                LayerSpec::Dense(d) => {
+                    if d.out == 0 {
+                        return Err(err("dense", "out must be > 0".into()));
+                    }
+                    [d.out, 1, 1]
+                }
+            };
+            out.push(shape);
+        }
+        Ok(out)
+    }
+
+    /// Number of classes (the last dense layer's width).
+    pub fn num_classes(&self) -> usize {
+        match self.layers.last() {
+            Some(LayerSpec::Dense(d)) => d.out,
+            _ => 0,
+        }
+    }
+
+    /// Builds the student on `device`.
+    pub fn init(&self, device: &Device) -> Result<Student, StudentConfigError> {
+        let shapes = self.shapes()?;
+        let mut layers = Vec::with_capacity(self.layers.len());
+        let mut prev = [self.in_channels, self.input_size[0], self.input_size[1]];
+        for (spec, shape) in self.layers.iter().zip(&shapes) {
+            layers.push(match spec {
+                LayerSpec::Conv(s) => StudentLayer::Conv(ConvBlock {
+                    conv: Conv2dConfig::new([prev[0], s.out], [s.kernel, s.kernel])
+                        .with_stride([s.stride, s.stride])
+                        .with_padding(PaddingConfig2d::Explicit(s.padding, s.padding, s.padding, s.padding))
+                        .with_groups(s.groups)
+                        .with_bias(!s.batch_norm)
+                        .init(device),
+                    bn: s.batch_norm.then(|| BatchNormConfig::new(s.out).init(device)),
+                    activation: s.activation,
+                }),
+                LayerSpec::MaxPool(p) => {
+                    let k = [p.kernel, p.kernel];
+                    let st = p.stride.unwrap_or(p.kernel);
+                    StudentLayer::MaxPool(MaxPool2dConfig::new(k).with_strides([st, st]).init())
+                }
+                LayerSpec::AvgPool(p) => {
+                    let k = [p.kernel, p.kernel];
+                    let st = p.stride.unwrap_or(p.kernel);
+                    StudentLayer::AvgPool(AvgPool2dConfig::new(k).with_strides([st, st]).init())
+                }
+                LayerSpec::GlobalAvgPool => StudentLayer::GlobalAvgPool(GlobalAvgPool),
+                LayerSpec::Dense(d) => StudentLayer::Dense(DenseBlock {
+                    linear: LinearConfig::new(prev.iter().product(), d.out).init(device),
+                    activation: d.activation,
+                }),
+            });
+            prev = *shape;
+        }
+        Ok(Student { layers, config: self.clone(), quant: None })
+    }
+}
+
+/// Convolution + optional BatchNorm + activation.
+#[derive(Module, Debug)]
+pub struct ConvBlock {
+    /// The convolution (no bias when followed by BatchNorm).
+    pub conv: Conv2d,
+    /// BatchNorm, folded into `conv` at export and during quantization-aware training.
+    pub bn: Option<BatchNorm>,
+    /// Fused activation.
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+/// Dense layer + activation.
+#[derive(Module, Debug)]
+pub struct DenseBlock {
+    /// Weights `[in, out]` (burn's row layout) and bias.
+    pub linear: Linear,
+    /// Fused activation.
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+/// Global average pooling (no parameters).
+#[derive(Module, Debug)]
+pub struct GlobalAvgPool;
+
+/// One layer of a [`Student`].
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum StudentLayer {
+    /// See [`LayerSpec::Conv`].
+    Conv(ConvBlock),
+    /// See [`LayerSpec::MaxPool`].
+    MaxPool(MaxPool2d),
+    /// See [`LayerSpec::AvgPool`].
+    AvgPool(AvgPool2d),
+    /// See [`LayerSpec::GlobalAvgPool`].
+    GlobalAvgPool(GlobalAvgPool),
+    /// See [`LayerSpec::Dense`].
+    Dense(DenseBlock),
+}
+
+/// A student network: a sequence of exportable layers.
+#[derive(Module, Debug)]
+pub struct Student {
+    /// The layers, in order.
+    pub layers: Vec<StudentLayer>,
+    /// The configuration it was built from (needed to export it).
+    #[module(skip)]
+    pub config: StudentConfig,
+    /// Quantization ranges; when present the forward pass simulates int8 inference.
+    #[module(skip)]
+    pub quant: Option<StudentQuant>,
+}
+
+/// Activations of every layer, for calibration and taps.
+enum Act {
+    Map(Tensor<4>),
+    Flat(Tensor<2>),
+}
+
+impl Act {
+    fn into_flat(self) -> Tensor<2> {
+        match self {
+            Act::Flat(t) => t,
+            Act::Map(t) => t.flatten(1, 3),
+        }
+    }
+    fn into_map(self) -> Tensor<4> {
+        match self {
+            Act::Map(t) => t,
+            Act::Flat(t) => t.unsqueeze_dims(&[2, 3]),
+        }
+    }
+}
+
+impl Student {
+    /// This student with int8 simulation on (`Some`) or off (`None`).
+    pub fn with_quant(mut self, quant: Option<StudentQuant>) -> Self {
+        self.quant = quant;
+        self
+    }
+
+    /// The output of every layer, in float (for calibrating activation ranges), plus the input.
+    ///
+    /// # Shapes
+    /// - input: `[batch, in_channels, h, w]`; each output flattened to `[batch, features]`.
+    pub fn layer_outputs(&self, x: Tensor<4>) -> Vec<Tensor<2>> {
+        let mut outs = Vec::with_capacity(self.layers.len() + 1);
+        self.run(x, |t| outs.push(t.clone().flatten(1, 3)));
+        outs
+    }
+
+    /// Runs the layers, calling `tap` with the (post-activation, post-fake-quant) input and each
+    /// layer's output as a 4-D map, and returns (embedding, logits, conv feature maps).
+    fn run(&self, x: Tensor<4>, mut tap: impl FnMut(&Tensor<4>)) -> (Tensor<2>, Tensor<2>, Vec<Tensor<4>>) {
+        let q = self.quant.as_ref();
+        let mut act = Act::Map(match q {
+            Some(q) => fake_quant_activation(x, q.input),
+            None => x,
+        });
+        if let Act::Map(t) = &act {
+            tap(t);
+        }
+        let mut feature_maps = Vec::new();
+        let mut embedding = None;
+        let n = self.layers.len();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let out_q = q.and_then(|q| q.layers.get(i).copied());
+            act = match layer {
+                StudentLayer::Conv(b) => {
+                    let x = act.into_map();
+                    let y = match (out_q, &b.bn) {
+                        (Some(oq), _) => {
+                            let (w, bias) = fold_batch_norm(&b.conv, b.bn.as_ref());
+                            let w = fake_quant_weight_per_channel(w);
+                            let y = burn::tensor::module::conv2d(x, w, Some(bias), conv_options(&b.conv));
+                            fake_quant_activation(b.activation.apply(y), oq)
+                        }
+                        (None, Some(bn)) => b.activation.apply(bn.forward(b.conv.forward(x))),
+                        (None, None) => b.activation.apply(b.conv.forward(x)),
+                    };
+                    feature_maps.push(y.clone());
+                    Act::Map(y)
+                }
+                StudentLayer::MaxPool(p) => Act::Map(p.forward(act.into_map())),
+                StudentLayer::AvgPool(p) => {
+                    let y = p.forward(act.into_map());
+                    Act::Map(match out_q {
+                        Some(oq) => fake_quant_activation(y, oq),
+                        None => y,
+                    })
+                }
+                StudentLayer::GlobalAvgPool(_) => {
+                    let x = act.into_map();
+                    let [b, c, _, _] = x.dims();
+                    let y = x.flatten::<3>(2, 3).mean_dim(2).reshape([b, c, 1, 1]);
+                    Act::Map(match out_q {
+                        Some(oq) => fake_quant_activation(y, oq),
+                        None => y,
+                    })
+                }
+                StudentLayer::Dense(d) => {
+                    let x = act.into_flat();
+                    if i + 1 == n {
+                        embedding = Some(x.clone());
+                    }
+                    let y = match out_q {
+                        Some(oq) => {
+                            // burn stores [in, out]; quantize per output channel = per column.
+                            let w = fake_quant_weight_per_channel(d.linear.weight.val().transpose().unsqueeze_dims::<4>(&[2, 3]));
+                            let w = w.squeeze_dims::<2>(&[2, 3]).transpose();
+                            let mut y = x.matmul(w);
+                            if let Some(bias) = &d.linear.bias {
+                                y = y + bias.val().unsqueeze_dim(0);
+                            }
+                            fake_quant_activation(d.activation.apply(y), oq)
+                        }
+                        None => d.activation.apply(d.linear.forward(x)),
+                    };
+                    Act::Flat(y)
+                }
+            };
+            match &act {
+                Act::Map(t) => tap(t),
+                Act::Flat(t) => tap(&t.clone().unsqueeze_dims(&[2, 3])),
+            }
+        }
+        let logits = act.into_flat();
+        let embedding = embedding.unwrap_or_else(|| logits.clone());
+        (embedding, logits, feature_maps)
+    }
+}
+
+/// The convolution options of a burn `Conv2d` with explicit padding (the only kind students use).
+pub(crate) fn conv_options(conv: &Conv2d) -> burn::tensor::ops::ConvOptions<2> {
+    let (t, l, b, r) = match conv.padding {
+        PaddingConfig2d::Explicit(t, l, b, r) => (t, l, b, r),
+        _ => (0, 0, 0, 0),
+    };
+    burn::tensor::ops::ConvOptions::new_with_padding(conv.stride, [(t, b), (l, r)], conv.dilation, conv.groups)
+}
+
+impl Classifier for Student {
+    fn forward_taps(&self, x: Tensor<4>) -> Output {
+        let (embedding, logits, feature_maps) = self.run(x, |_| {});
+        Output { logits, embedding, feature_maps }
+    }
+}
