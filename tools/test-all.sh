@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The one test command: every check CI runs, cheapest first, stopping at the first failure.
+#
+#   tools/test-all.sh
+#
+# Needs the tools from tools/install-tools.sh (QEMU 10, the Rust targets, llvm-tools,
+# dataset-fashion-mnist). What each step covers is in docs/testing.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+board=boards/qemu-mps2-an386
+step() {
+    printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"
+}
+
+step "format"
+cargo fmt --all --check
+cargo fmt --manifest-path "$board/Cargo.toml" --check
+
+# --release: clippy's build scripts and proc macros are then the very ones the release test
+# build below reuses, instead of a second, debug set.
+step "clippy (workspace)"
+cargo clippy --workspace --all-targets --release -- -D warnings
+step "clippy (firmware, thumbv7em-none-eabihf)"
+(cd "$board" && cargo clippy --release -- -D warnings)
+
+# Proof that the device-side crates are no_std without an allocator: these targets have no std
+# at all (thumbv6m has no atomic CAS either), so any std or alloc in the graph fails to build.
+step "no_std builds of tinykd-format and tinykd-device"
+for target in thumbv6m-none-eabi thumbv7em-none-eabihf riscv32imc-unknown-none-elf; do
+    for features in "" "defmt"; do
+        echo "  $target ${features:-(no features)}"
+        cargo build -q -p tinykd-device --target "$target" --no-default-features \
+            ${features:+--features "$features"}
+    done
+done
+
+step "rustdoc (tinykd-format, tinykd-device), warnings denied"
+RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p tinykd-format -p tinykd-device
+
+# The host crate trains with burn and is only bearable optimised; the workspace's release
+# profile is set up for that. Includes the QEMU end-to-end test, which builds the firmware
+# itself (into target/boards) and boots it.
+step "tests (workspace, release)"
+cargo test --workspace --release
+
+step "firmware build and size"
+(cd "$board" && cargo build --release)
+sysroot=$(rustc --print sysroot)
+llvm_size=$(find "$sysroot/lib/rustlib" -name llvm-size -type f | head -n 1)
+"$llvm_size" -A target/boards/thumbv7em-none-eabihf/release/qemu-mps2-an386 |
+    grep -E '^(section|\.vector_table|\.text|\.rodata|\.data|\.bss|\.uninit|Total)'
+
+step "all checks passed"
