@@ -1,0 +1,211 @@
+//! The loaded model and its interpreter loop.
+
+use core::ops::Range;
+
+use tinykd_format::{
+    bytes_as_i8, bytes_as_i8_mut, validate, ModelDesc, Op, Quant, Shape, TensorDesc, TensorId,
+};
+
+use crate::error::{need, Error, Result};
+use crate::ops::{self, In, Out};
+
+/// A validated model, borrowing its blob (zero-copy: weights are read where they lie, e.g. in
+/// flash). Only [`Model::from_bytes`] makes one, so every `Model` passed SPEC §6 validation.
+///
+/// A `Model` is a few words (a [`ModelDesc`]); it holds no mutable state, so one model can serve
+/// several arenas, e.g. one per task.
+#[derive(Clone, Copy, Debug)]
+pub struct Model<'a> {
+    desc: ModelDesc<'a>,
+}
+
+impl<'a> Model<'a> {
+    /// Validates `blob` (header, CRC, every shape, slice, enum and the memory plan) and wraps it.
+    /// A malformed blob is an [`Error::Blob`] naming the failed check, never a panic.
+    ///
+    /// ```
+    /// use tinykd_device::{Error, Model};
+    /// assert_eq!(
+    ///     Model::from_bytes(&[0u8; 16]).unwrap_err(),
+    ///     Error::Blob(tinykd_format::Error::HeaderBadMagic)
+    /// );
+    /// ```
+    pub fn from_bytes(blob: &'a [u8]) -> Result<Model<'a>> {
+        match validate(blob) {
+            Ok(desc) => {
+                debug!(
+                    "tinykd: model loaded, {} ops, arena {} B",
+                    desc.op_count(),
+                    desc.arena_size()
+                );
+                Ok(Model { desc })
+            }
+            Err(e) => {
+                warn!("tinykd: blob rejected: {}", e);
+                Err(Error::Blob(e))
+            }
+        }
+    }
+
+    /// The validated descriptor: name, tensors, ops, version.
+    pub const fn desc(&self) -> &ModelDesc<'a> {
+        &self.desc
+    }
+
+    /// Bytes of arena [`Model::run`] needs (an export-time fact stored in the blob).
+    pub const fn arena_size(&self) -> usize {
+        self.desc.arena_size()
+    }
+
+    /// Number of int8 values of one input.
+    pub const fn input_len(&self) -> usize {
+        self.desc.input().len as usize
+    }
+
+    /// Number of int8 values of the output.
+    pub const fn output_len(&self) -> usize {
+        self.desc.output().len as usize
+    }
+
+    /// Input shape (HWC).
+    pub const fn input_shape(&self) -> Shape {
+        self.desc.input().shape
+    }
+
+    /// Output shape (HWC; `[1, 1, classes]` for a classifier).
+    pub const fn output_shape(&self) -> Shape {
+        self.desc.output().shape
+    }
+
+    /// Input quantization, for quantizing sensor values on the host or an FPU-equipped core.
+    pub const fn input_quant(&self) -> Quant {
+        self.desc.input().quant
+    }
+
+    /// Output quantization, for dequantizing scores.
+    pub const fn output_quant(&self) -> Quant {
+        self.desc.output().quant
+    }
+
+    /// Runs the model on one int8 `input` (HWC, [`Model::input_len`] values) using `arena` as
+    /// working memory, and returns the output, which lives in the arena.
+    ///
+    /// `arena` must hold at least [`Model::arena_size`] bytes; there is **no alignment
+    /// requirement** (the reference kernels read bytes). The exporter places tensors at 4-aligned
+    /// offsets, so a 4-aligned arena gives word-aligned tensors to future word-wise fast paths.
+    /// The run uses integer arithmetic only and a fixed, small amount of stack.
+    ///
+    /// ```
+    /// # let blob = [84u8, 75, 68, 1, 0, 0, 0, 0, 50, 0, 0, 0, 4, 100, 101, 109, 111, 5, 40, 2, 0, 2, 0, 1, 0, 0, 0, 205, 204, 204, 61, 0, 0, 0, 0, 4, 0, 0, 0, 1, 0, 1, 0, 1, 0, 0, 0, 205, 204, 204, 61, 4, 0, 0, 0, 1, 0, 0, 0, 1, 4, 0, 178, 125, 111, 197];
+    /// use tinykd_device::{argmax, Model};
+    /// let model = Model::from_bytes(&blob).unwrap(); // 2×2×1 input → global average pool
+    /// let mut arena = [0u8; 64];
+    /// assert_eq!(model.arena_size(), 5);
+    /// let out = model.run(&[10, 20, 30, 41], &mut arena).unwrap();
+    /// assert_eq!(out, &[25]); // (10 + 20 + 30 + 41) / 4 = 25.25 → 25
+    /// assert_eq!(argmax(out), 0);
+    /// ```
+    pub fn run<'b>(&self, input: &[i8], arena: &'b mut [u8]) -> Result<&'b [i8]> {
+        if input.len() != self.input_len() {
+            return Err(Error::RunInputLength);
+        }
+        if arena.len() < self.arena_size() {
+            return Err(Error::RunArenaTooSmall);
+        }
+        let input_range = range(&self.desc.input())?;
+        bytes_as_i8_mut(need(arena.get_mut(input_range))?).copy_from_slice(input);
+
+        let mut done = 0usize;
+        for (i, op) in self.desc.ops().enumerate() {
+            self.run_op(i, &op, arena)?;
+            done += 1;
+        }
+        if done != self.desc.op_count() {
+            return Err(Error::RunInconsistent);
+        }
+        let out_range = range(&self.desc.output())?;
+        let arena: &'b [u8] = arena;
+        Ok(bytes_as_i8(need(arena.get(out_range))?))
+    }
+
+    fn tensor(&self, id: u16) -> Result<TensorDesc> {
+        need(self.desc.tensor(TensorId(id)))
+    }
+
+    fn run_op(&self, i: usize, op: &Op<'_>, arena: &mut [u8]) -> Result<()> {
+        let out_id = need(u16::try_from(i + 1).ok())?;
+        let yt = self.tensor(out_id)?;
+        let [a, b] = op.inputs();
+        let at = self.tensor(need(a)?)?;
+        let bt = match b {
+            Some(b) => Some(self.tensor(b)?),
+            None => None,
+        };
+        let (y, xa, xb) = split(arena, &yt, &at, bt.as_ref())?;
+        let y = Out {
+            data: y,
+            shape: yt.shape,
+            zero_point: yt.quant.zero_point,
+        };
+        let x = In {
+            data: xa,
+            shape: at.shape,
+            zero_point: at.quant.zero_point,
+        };
+        match op {
+            Op::Conv2d(c) => ops::conv2d::conv2d(c, x, y),
+            Op::Dense(d) => ops::dense::dense(d, x, y),
+            Op::MaxPool2d(p) => ops::max_pool2d::max_pool2d(p, x, y),
+            Op::AvgPool2d(p) => ops::avg_pool2d::avg_pool2d(p, x, y),
+            Op::GlobalAvgPool { .. } => ops::global_avg_pool::global_avg_pool(x, y),
+            Op::Add(add) => {
+                let bt = need(bt)?;
+                let xb = In {
+                    data: need(xb)?,
+                    shape: bt.shape,
+                    zero_point: bt.quant.zero_point,
+                };
+                ops::add::add(add, x, xb, y)
+            }
+            Op::Reshape { .. } => ops::reshape::reshape(x, y),
+        }
+    }
+}
+
+fn range(t: &TensorDesc) -> Result<Range<usize>> {
+    let start = need(usize::try_from(t.offset).ok())?;
+    let len = need(usize::try_from(t.len).ok())?;
+    Ok(start..need(start.checked_add(len))?)
+}
+
+/// Splits the arena into the output (mutable) and one or two inputs (shared). Validation
+/// guarantees the inputs do not overlap the output; if they did, this returns an error.
+#[allow(clippy::type_complexity)]
+fn split<'s>(
+    arena: &'s mut [u8],
+    out: &TensorDesc,
+    a: &TensorDesc,
+    b: Option<&TensorDesc>,
+) -> Result<(&'s mut [i8], &'s [i8], Option<&'s [i8]>)> {
+    let o = range(out)?;
+    let (before, rest) = need(arena.split_at_mut_checked(o.start))?;
+    let (y, after) = need(rest.split_at_mut_checked(o.len()))?;
+    let (before, after): (&'s [u8], &'s [u8]) = (before, after);
+    let pick = |t: &TensorDesc| -> Result<&'s [i8]> {
+        let r = range(t)?;
+        let bytes = if r.end <= o.start {
+            before.get(r)
+        } else if r.start >= o.end {
+            after.get(r.start - o.end..r.end - o.end)
+        } else {
+            None
+        };
+        Ok(bytes_as_i8(need(bytes)?))
+    };
+    let xa = pick(a)?;
+    let xb = match b {
+        Some(b) => Some(pick(b)?),
+        None => None,
+    };
+    Ok((bytes_as_i8_mut(y), xa, xb))
+}

@@ -1,0 +1,167 @@
+//! Max pooling: the largest valid cell of each window, per channel; padded cells never win
+//! (SPEC §3). Output quantization equals the input's, so no rescaling.
+
+use tinykd_format::PoolOp;
+
+use super::{clip, In, Out};
+use crate::error::{need, Result};
+
+/// Runs one max pool.
+pub(crate) fn max_pool2d(op: &PoolOp, x: In<'_>, y: Out<'_>) -> Result<()> {
+    let (ih, iw, c) = (
+        usize::from(x.shape.h),
+        usize::from(x.shape.w),
+        usize::from(x.shape.c),
+    );
+    let ow = usize::from(y.shape.w);
+    let [kh, kw] = op.kernel.map(usize::from);
+    let [sh, sw] = op.stride.map(usize::from);
+    let [pt, pl, _, _] = op.padding.map(usize::from);
+    for (p, out_px) in y.data.chunks_exact_mut(c).enumerate() {
+        let (oy, ox) = (p / ow, p % ow);
+        let (iy0, _, ny) = clip(oy, sh, pt, kh, ih);
+        let (ix0, _, nx) = clip(ox, sw, pl, kw, iw);
+        out_px.fill(i8::MIN); // validation guarantees ≥ 1 valid cell per window
+        for iy in iy0..iy0 + ny {
+            for ix in ix0..ix0 + nx {
+                let start = (iy * iw + ix) * c;
+                let cell = need(x.data.get(start..start + c))?;
+                for (o, &v) in out_px.iter_mut().zip(cell) {
+                    *o = (*o).max(v);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::ops::testutil::*;
+    use std::vec::Vec;
+    use tinykd_format::Shape;
+
+    /// Brute-force pooling oracle shared with `avg_pool2d`: the valid cells of every window.
+    pub(crate) fn windows(x_shape: Shape, op: &PoolOp) -> (Shape, Vec<Vec<usize>>) {
+        let (ih, iw, c) = (x_shape.h as i64, x_shape.w as i64, x_shape.c as i64);
+        let (kh, kw) = (op.kernel[0] as i64, op.kernel[1] as i64);
+        let (sh, sw) = (op.stride[0] as i64, op.stride[1] as i64);
+        let [pt, pl, pb, pr] = op.padding.map(|p| p as i64);
+        let oh = (ih + pt + pb - kh) / sh + 1;
+        let ow = (iw + pl + pr - kw) / sw + 1;
+        let mut out = Vec::new();
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for ch in 0..c {
+                    let mut cells = Vec::new();
+                    for ky in 0..kh {
+                        for kx in 0..kw {
+                            let iy = oy * sh + ky - pt;
+                            let ix = ox * sw + kx - pl;
+                            if (0..ih).contains(&iy) && (0..iw).contains(&ix) {
+                                cells.push(((iy * iw + ix) * c + ch) as usize);
+                            }
+                        }
+                    }
+                    out.push(cells);
+                }
+            }
+        }
+        (
+            Shape {
+                h: oh as u16,
+                w: ow as u16,
+                c: c as u16,
+            },
+            out,
+        )
+    }
+
+    pub(crate) fn random_pool(rng: &mut Rng) -> (Shape, PoolOp) {
+        loop {
+            let kernel = [rng.range(1, 4) as u8, rng.range(1, 4) as u8];
+            let op = PoolOp {
+                input: 0,
+                kernel,
+                stride: [rng.range(1, 3) as u8, rng.range(1, 3) as u8],
+                padding: [
+                    rng.range(0, kernel[0] as i64 - 1) as u8,
+                    rng.range(0, kernel[1] as i64 - 1) as u8,
+                    rng.range(0, kernel[0] as i64 - 1) as u8,
+                    rng.range(0, kernel[1] as i64 - 1) as u8,
+                ],
+            };
+            let s = Shape {
+                h: rng.range(1, 9) as u16,
+                w: rng.range(1, 9) as u16,
+                c: rng.range(1, 5) as u16,
+            };
+            let fits = |i: u16, k: u8, a: u8, b: u8| i as i64 + a as i64 + b as i64 >= k as i64;
+            if fits(s.h, op.kernel[0], op.padding[0], op.padding[2])
+                && fits(s.w, op.kernel[1], op.padding[1], op.padding[3])
+            {
+                return (s, op);
+            }
+        }
+    }
+
+    #[test]
+    fn matches_oracle_on_random_shapes() {
+        let mut rng = Rng(0x3A);
+        for _ in 0..500 {
+            let (s, op) = random_pool(&mut rng);
+            let x = rng.i8s(s.elements() as usize);
+            let (out, cells) = windows(s, &op);
+            let mut y = std::vec![0i8; out.elements() as usize];
+            max_pool2d(
+                &op,
+                In {
+                    data: &x,
+                    shape: s,
+                    zero_point: 0,
+                },
+                Out {
+                    data: &mut y,
+                    shape: out,
+                    zero_point: 0,
+                },
+            )
+            .unwrap();
+            let want: Vec<i8> = cells
+                .iter()
+                .map(|c| c.iter().map(|&i| x[i]).max().unwrap())
+                .collect();
+            assert_eq!(y, want);
+        }
+    }
+
+    #[test]
+    fn padded_cells_never_win() {
+        // All inputs −100, padding 1: a padded zero point (0) must not appear in the output.
+        let op = PoolOp {
+            input: 0,
+            kernel: [2, 2],
+            stride: [2, 2],
+            padding: [1, 1, 1, 1],
+        };
+        let s = Shape { h: 3, w: 3, c: 1 };
+        let x = [-100i8; 9];
+        let mut y = [0i8; 4];
+        max_pool2d(
+            &op,
+            In {
+                data: &x,
+                shape: s,
+                zero_point: 0,
+            },
+            Out {
+                data: &mut y,
+                shape: Shape { h: 2, w: 2, c: 1 },
+                zero_point: 0,
+            },
+        )
+        .unwrap();
+        assert_eq!(y, [-100; 4]);
+    }
+}

@@ -1,0 +1,159 @@
+//! Portable reference kernels, one file per op (SPEC §3).
+//!
+//! These are the ground truth: any future architecture fast path (Cortex-M DSP `SMLAD`, ...)
+//! must produce the same bytes. They use only integer arithmetic, read weights in place from the
+//! blob, and reach every element through `get()` (a missing element is
+//! [`Error::RunInconsistent`](crate::Error::RunInconsistent), never a panic). Inner loops zip
+//! whole sub-slices, so the bounds checks sit outside them.
+
+use tinykd_format::{requantize, Shape};
+
+pub(crate) mod add;
+pub(crate) mod avg_pool2d;
+pub(crate) mod conv2d;
+pub(crate) mod dense;
+pub(crate) mod global_avg_pool;
+pub(crate) mod max_pool2d;
+pub(crate) mod reshape;
+
+/// A kernel's input: data plus what the kernel needs from the tensor descriptor.
+#[derive(Clone, Copy)]
+pub(crate) struct In<'a> {
+    pub(crate) data: &'a [i8],
+    pub(crate) shape: Shape,
+    pub(crate) zero_point: i8,
+}
+
+/// A kernel's output.
+pub(crate) struct Out<'a> {
+    pub(crate) data: &'a mut [i8],
+    pub(crate) shape: Shape,
+    pub(crate) zero_point: i8,
+}
+
+/// Conv2d / Dense / Add epilogue: requantize, add the output zero point, clamp (SPEC §3).
+#[inline(always)]
+pub(crate) fn requantize_out(
+    acc: i32,
+    multiplier: i32,
+    shift: i32,
+    zp: i32,
+    min: i8,
+    max: i8,
+) -> i8 {
+    requantize(acc, multiplier, shift)
+        .saturating_add(zp)
+        .clamp(i32::from(min), i32::from(max)) as i8
+}
+
+/// The input rows (or columns) a window at output position `o` covers, clipped to `[0, size)`,
+/// as `(first input index, first kernel index, count)`.
+#[inline(always)]
+pub(crate) fn clip(
+    o: usize,
+    stride: usize,
+    pad: usize,
+    kernel: usize,
+    size: usize,
+) -> (usize, usize, usize) {
+    let start = o * stride; // in padded coordinates
+    let k0 = pad.saturating_sub(start);
+    let k1 = kernel.min((size + pad).saturating_sub(start));
+    let first = (start + k0).saturating_sub(pad);
+    (first, k0, k1.saturating_sub(k0))
+}
+
+/// Shared helpers for the kernel tests: a tiny PRNG, random tensors and the i64 oracles' rounding.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use std::vec::Vec;
+
+    /// splitmix64: tiny, seedable, good enough for test data.
+    pub(crate) struct Rng(pub(crate) u64);
+
+    impl Rng {
+        pub(crate) fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        /// Uniform in `lo..=hi`.
+        pub(crate) fn range(&mut self, lo: i64, hi: i64) -> i64 {
+            lo + (self.next() % (hi - lo + 1) as u64) as i64
+        }
+        pub(crate) fn i8s(&mut self, n: usize) -> Vec<i8> {
+            (0..n).map(|_| self.range(-128, 127) as i8).collect()
+        }
+        pub(crate) fn weights(&mut self, n: usize) -> Vec<u8> {
+            (0..n).map(|_| self.range(-127, 127) as i8 as u8).collect()
+        }
+    }
+
+    /// SPEC §4 requantization in i128, independent of `tinykd_format::requantize`.
+    pub(crate) fn oracle_requant(acc: i64, m: i32, shift: i32, zp: i8, min: i8, max: i8) -> i8 {
+        let total = 31 - shift;
+        let v = (acc as i128 * m as i128 + (1i128 << (total - 1))) >> total;
+        let v = v.clamp(i32::MIN as i128, i32::MAX as i128) as i64 + zp as i64;
+        v.clamp(min as i64, max as i64) as i8
+    }
+
+    /// Random per-channel (multiplier, shift) bytes, in the validated ranges.
+    pub(crate) fn requant(rng: &mut Rng, n: usize, shifts: (i64, i64)) -> (Vec<u8>, Vec<u8>) {
+        let mut m = Vec::new();
+        let mut s = Vec::new();
+        for _ in 0..n {
+            let mult = if rng.range(0, 15) == 0 {
+                0
+            } else {
+                rng.range(1 << 30, i32::MAX as i64) as i32
+            };
+            m.extend_from_slice(&mult.to_le_bytes());
+            s.push(rng.range(shifts.0, shifts.1) as i8 as u8);
+        }
+        (m, s)
+    }
+
+    pub(crate) fn le_i32(v: &[i32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    pub(crate) fn act_range(rng: &mut Rng) -> (i8, i8) {
+        let a = rng.range(-128, 127) as i8;
+        let b = rng.range(-128, 127) as i8;
+        match rng.range(0, 2) {
+            0 => (-128, 127),
+            _ => (a.min(b), a.max(b)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clip;
+
+    #[test]
+    fn clip_matches_brute_force() {
+        for size in 1..7 {
+            for kernel in 1..5 {
+                for pad in 0..4 {
+                    for stride in 1..4 {
+                        for o in 0..6 {
+                            let start = (o * stride) as i64 - pad as i64;
+                            let valid: std::vec::Vec<i64> = (0..kernel as i64)
+                                .filter(|k| (0..size as i64).contains(&(start + k)))
+                                .collect();
+                            let (first, k0, n) = clip(o, stride, pad, kernel, size);
+                            assert_eq!(n, valid.len(), "{size} {kernel} {pad} {stride} {o}");
+                            if let Some(&k) = valid.first() {
+                                assert_eq!(k0 as i64, k);
+                                assert_eq!(first as i64, start + k);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

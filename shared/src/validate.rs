@@ -1,0 +1,377 @@
+//! `validate()`: every check of SPEC §6, in one pass, before anything runs.
+//!
+//! The order is header → CRC → decoding → tensors → ops → memory plan, so the first failing
+//! phase names the error. Validation is `O(blob + tensors²)` time and uses a fixed 256-byte stack
+//! table (the last use of each tensor), no allocator.
+
+use crate::desc::{BodyHead, TENSOR_RECORD_LEN};
+use crate::header::{CRC_LEN, HEADER_LEN};
+use crate::{
+    AddOp, Conv2dOp, DenseOp, Error, Header, I8s, LeI32s, ModelDesc, Op, PoolOp, Quant, Requant,
+    Result, Shape, TensorDesc, MAX_NAME_LEN, MAX_TENSORS, MAX_TENSOR_LEN, VERSION_MINOR,
+};
+
+/// Checks a blob completely and returns its descriptor (SPEC §6).
+///
+/// Every failure is an [`Error`] naming the phase and fault; nothing panics, whatever the bytes.
+///
+/// ```
+/// use tinykd_format::{validate, Error};
+/// assert_eq!(validate(b"TKD").unwrap_err(), Error::HeaderTruncated);
+/// assert_eq!(validate(b"PNG\x01\0\0\0\0\0\0\0\0\0\0\0\0").unwrap_err(), Error::HeaderBadMagic);
+/// ```
+pub fn validate(blob: &[u8]) -> Result<ModelDesc<'_>> {
+    let header = Header::parse(blob)?;
+    let body_end = usize::try_from(header.body_len)
+        .ok()
+        .and_then(|n| n.checked_add(HEADER_LEN))
+        .ok_or(Error::BodyTruncated)?;
+    let crc_end = body_end.checked_add(CRC_LEN).ok_or(Error::BodyTruncated)?;
+    if crc_end > blob.len() {
+        return Err(Error::BodyTruncated);
+    }
+    if crc_end < blob.len() {
+        return Err(Error::BodyTrailingBytes);
+    }
+    let (covered, stored) = blob.split_at(body_end);
+    let stored: [u8; 4] = stored.try_into().map_err(|_| Error::BodyTruncated)?;
+    if crate::crc32(covered) != u32::from_le_bytes(stored) {
+        return Err(Error::BodyBadCrc);
+    }
+    let body = covered.get(HEADER_LEN..).ok_or(Error::BodyTruncated)?;
+
+    let (head, rest) = postcard::take_from_bytes::<BodyHead<'_>>(body)?;
+    if head.name.len() > MAX_NAME_LEN {
+        return Err(Error::BodyNameTooLong);
+    }
+    if head.tensors.len() % TENSOR_RECORD_LEN != 0 {
+        return Err(Error::TensorTableBadLength);
+    }
+    let tensor_count = head.tensors.len() / TENSOR_RECORD_LEN;
+    if !(2..=MAX_TENSORS).contains(&tensor_count) {
+        return Err(Error::TensorBadCount);
+    }
+    let (op_count, ops_bytes) = postcard::take_from_bytes::<u32>(rest)?;
+    if usize::try_from(op_count).ok() != Some(tensor_count - 1) {
+        return Err(Error::OpBadCount);
+    }
+    let op_count = u16::try_from(op_count).map_err(|_| Error::OpBadCount)?;
+
+    let tensors = Tensors(head.tensors);
+    for id in 0..tensor_count {
+        check_tensor(tensors.get(id)?, head.arena_size)?;
+    }
+
+    // last_use[t]: the last op index during which tensor t must stay intact. A tensor is born
+    // during the op that writes it (op t − 1; the input during op 0) and lives at least that long.
+    let mut last_use = [0u8; MAX_TENSORS];
+    for (t, slot) in last_use.iter_mut().enumerate().take(tensor_count) {
+        *slot = birth(t);
+    }
+    let mut rest = ops_bytes;
+    for i in 0..usize::from(op_count) {
+        let (op, tail) = postcard::take_from_bytes::<Op<'_>>(rest)?;
+        rest = tail;
+        let out = tensors.get(i + 1)?;
+        check_op(&op, i, &tensors, &out)?;
+        let step = u8::try_from(i).map_err(|_| Error::OpBadCount)?;
+        for input in op.inputs().into_iter().flatten() {
+            if let Some(slot) = last_use.get_mut(usize::from(input)) {
+                *slot = step;
+            }
+        }
+    }
+    // A newer minor may append optional data, which this reader skips (SPEC §1).
+    let newer_minor = header.minor > VERSION_MINOR;
+    if !rest.is_empty() && !newer_minor {
+        return Err(Error::BodyTrailingData);
+    }
+    // The output is read by the caller after the last op.
+    if let Some(slot) = last_use.get_mut(tensor_count - 1) {
+        *slot = u8::try_from(op_count).map_err(|_| Error::OpBadCount)?;
+    }
+    check_plan(&tensors, tensor_count, &last_use)?;
+
+    Ok(ModelDesc {
+        blob_len: blob.len(),
+        minor: header.minor,
+        name: head.name,
+        arena_size: head.arena_size,
+        tensors: head.tensors,
+        ops: ops_bytes,
+        op_count,
+        extension: rest,
+        input: tensors.get(0)?,
+        output: tensors.get(tensor_count - 1)?,
+    })
+}
+
+/// The op index during which tensor `t` is written (the input counts as written during op 0).
+fn birth(t: usize) -> u8 {
+    u8::try_from(t.saturating_sub(1)).unwrap_or(u8::MAX)
+}
+
+/// Random access to the raw tensor table.
+struct Tensors<'a>(&'a [u8]);
+
+impl Tensors<'_> {
+    fn get(&self, id: usize) -> Result<TensorDesc> {
+        let start = id.checked_mul(TENSOR_RECORD_LEN).ok_or(Error::OpBadInput)?;
+        let bytes = start
+            .checked_add(TENSOR_RECORD_LEN)
+            .and_then(|end| self.0.get(start..end))
+            .ok_or(Error::OpBadInput)?;
+        let record: &[u8; TENSOR_RECORD_LEN] = bytes.try_into().map_err(|_| Error::OpBadInput)?;
+        let (desc, reserved) = TensorDesc::from_record(record);
+        if reserved != 0 {
+            return Err(Error::TensorBadReserved);
+        }
+        Ok(desc)
+    }
+
+    /// Tensor `id` as read by op `op`: it must have been produced before (`id ≤ op`).
+    fn input(&self, id: u16, op: usize) -> Result<TensorDesc> {
+        if usize::from(id) > op {
+            return Err(Error::OpBadInput);
+        }
+        self.get(usize::from(id))
+    }
+}
+
+fn check_tensor(t: TensorDesc, arena_size: u32) -> Result<()> {
+    let s = t.shape;
+    if s.h == 0 || s.w == 0 || s.c == 0 || s.elements() > MAX_TENSOR_LEN as u64 {
+        return Err(Error::TensorBadShape);
+    }
+    if u64::from(t.len) != s.elements() {
+        return Err(Error::TensorBadLength);
+    }
+    if !scale_is_valid(t.quant.scale) {
+        return Err(Error::TensorBadScale);
+    }
+    if u64::from(t.offset) + u64::from(t.len) > u64::from(arena_size) {
+        return Err(Error::PlanArenaTooSmall);
+    }
+    Ok(())
+}
+
+/// Finite, positive, non-zero, checked on the bits (no float unit needed on the device).
+fn scale_is_valid(scale: f32) -> bool {
+    let bits = scale.to_bits();
+    let negative = bits >> 31 != 0;
+    let exponent = (bits >> 23) & 0xff;
+    !negative && exponent != 0xff && bits != 0
+}
+
+fn same_quant(a: Quant, b: Quant) -> bool {
+    a.scale.to_bits() == b.scale.to_bits() && a.zero_point == b.zero_point
+}
+
+fn check_op(op: &Op<'_>, i: usize, tensors: &Tensors<'_>, out: &TensorDesc) -> Result<()> {
+    match op {
+        Op::Conv2d(c) => check_conv2d(c, &tensors.input(c.input, i)?, out),
+        Op::Dense(d) => check_dense(d, &tensors.input(d.input, i)?, out),
+        Op::MaxPool2d(p) | Op::AvgPool2d(p) => check_pool(p, &tensors.input(p.input, i)?, out),
+        Op::GlobalAvgPool { input } => {
+            let x = tensors.input(*input, i)?;
+            if out.shape
+                != (Shape {
+                    h: 1,
+                    w: 1,
+                    c: x.shape.c,
+                })
+            {
+                return Err(Error::OpShapeMismatch);
+            }
+            if !same_quant(x.quant, out.quant) {
+                return Err(Error::OpQuantMismatch);
+            }
+            Ok(())
+        }
+        Op::Add(a) => check_add(a, &tensors.input(a.a, i)?, &tensors.input(a.b, i)?, out),
+        Op::Reshape { input } => {
+            let x = tensors.input(*input, i)?;
+            if x.shape.elements() != out.shape.elements() {
+                return Err(Error::OpShapeMismatch);
+            }
+            if !same_quant(x.quant, out.quant) {
+                return Err(Error::OpQuantMismatch);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Output length of a window along one axis, or `None` if the window does not fit.
+pub(crate) fn window_out(input: u16, kernel: u8, stride: u8, pad_a: u8, pad_b: u8) -> Option<u16> {
+    if kernel == 0 || stride == 0 {
+        return None;
+    }
+    let padded = u32::from(input) + u32::from(pad_a) + u32::from(pad_b);
+    let span = padded.checked_sub(u32::from(kernel))?;
+    u16::try_from(span / u32::from(stride) + 1).ok()
+}
+
+/// The HW output of a window (kernel, stride, padding) over `x`.
+fn window_shape(
+    x: Shape,
+    kernel: [u8; 2],
+    stride: [u8; 2],
+    padding: [u8; 4],
+) -> Result<(u16, u16)> {
+    let [kh, kw] = kernel;
+    let [sh, sw] = stride;
+    let [pt, pl, pb, pr] = padding;
+    let h = window_out(x.h, kh, sh, pt, pb).ok_or(Error::OpBadWindow)?;
+    let w = window_out(x.w, kw, sw, pl, pr).ok_or(Error::OpBadWindow)?;
+    Ok((h, w))
+}
+
+fn check_requant(r: &Requant<'_>, channels: usize) -> Result<()> {
+    if r.multipliers.bytes().len() != channels * 4 || r.shifts.len() != channels {
+        return Err(Error::OpBadRequantLength);
+    }
+    for m in r.multipliers.iter() {
+        check_multiplier(m)?;
+    }
+    for s in r.shifts.iter() {
+        if !(-31..=30).contains(&s) {
+            return Err(Error::OpBadShift);
+        }
+    }
+    Ok(())
+}
+
+fn check_multiplier(m: i32) -> Result<()> {
+    if m == 0 || m >= 1 << 30 {
+        Ok(())
+    } else {
+        Err(Error::OpBadMultiplier)
+    }
+}
+
+fn check_act(min: i8, max: i8) -> Result<()> {
+    if min > max {
+        return Err(Error::OpBadActivationRange);
+    }
+    Ok(())
+}
+
+/// `|bias| + terms · 255 · 128 ≤ i32::MAX` for every channel: with `x − zp ∈ [−255, 255]` and
+/// `|w| ≤ 128`, the i32 accumulator of the kernels can then never overflow.
+fn check_accumulator(bias: &LeI32s<'_>, terms: u64) -> Result<()> {
+    let worst = terms
+        .checked_mul(255 * 128)
+        .filter(|&w| w <= i32::MAX as u64)
+        .ok_or(Error::OpAccumulatorOverflow)?;
+    for b in bias.iter() {
+        if u64::from(b.unsigned_abs()) + worst > i32::MAX as u64 {
+            return Err(Error::OpAccumulatorOverflow);
+        }
+    }
+    Ok(())
+}
+
+fn check_weights(weights: &I8s<'_>, expected: u64) -> Result<()> {
+    if weights.len() as u64 != expected {
+        return Err(Error::OpBadWeightsLength);
+    }
+    Ok(())
+}
+
+fn check_conv2d(c: &Conv2dOp<'_>, x: &TensorDesc, out: &TensorDesc) -> Result<()> {
+    let (h, w) = window_shape(x.shape, c.kernel, c.stride, c.padding)?;
+    if (out.shape.h, out.shape.w) != (h, w) {
+        return Err(Error::OpShapeMismatch);
+    }
+    let groups = c.groups;
+    if groups == 0 || !x.shape.c.is_multiple_of(groups) || !out.shape.c.is_multiple_of(groups) {
+        return Err(Error::OpBadGroups);
+    }
+    let cout = usize::from(out.shape.c);
+    let terms = u64::from(c.kernel[0]) * u64::from(c.kernel[1]) * u64::from(x.shape.c / groups);
+    check_weights(&c.weights, cout as u64 * terms)?;
+    if c.bias.bytes().len() != cout * 4 {
+        return Err(Error::OpBadBiasLength);
+    }
+    check_requant(&c.requant, cout)?;
+    check_act(c.act_min, c.act_max)?;
+    check_accumulator(&c.bias, terms)
+}
+
+fn check_dense(d: &DenseOp<'_>, x: &TensorDesc, out: &TensorDesc) -> Result<()> {
+    if out.shape.h != 1 || out.shape.w != 1 {
+        return Err(Error::OpShapeMismatch);
+    }
+    let cout = usize::from(out.shape.c);
+    let terms = x.shape.elements();
+    check_weights(&d.weights, cout as u64 * terms)?;
+    if d.bias.bytes().len() != cout * 4 {
+        return Err(Error::OpBadBiasLength);
+    }
+    check_requant(&d.requant, cout)?;
+    check_act(d.act_min, d.act_max)?;
+    check_accumulator(&d.bias, terms)
+}
+
+fn check_pool(p: &PoolOp, x: &TensorDesc, out: &TensorDesc) -> Result<()> {
+    let [kh, kw] = p.kernel;
+    let [pt, pl, pb, pr] = p.padding;
+    // Every window must contain a real cell (max needs a winner, average a non-zero count).
+    if pt >= kh || pb >= kh || pl >= kw || pr >= kw {
+        return Err(Error::OpBadWindow);
+    }
+    let (h, w) = window_shape(x.shape, p.kernel, p.stride, p.padding)?;
+    if out.shape != (Shape { h, w, c: x.shape.c }) {
+        return Err(Error::OpShapeMismatch);
+    }
+    if !same_quant(x.quant, out.quant) {
+        return Err(Error::OpQuantMismatch);
+    }
+    Ok(())
+}
+
+fn check_add(a: &AddOp, x: &TensorDesc, y: &TensorDesc, out: &TensorDesc) -> Result<()> {
+    if x.shape != y.shape || x.shape != out.shape {
+        return Err(Error::OpShapeMismatch);
+    }
+    for m in [a.a_multiplier, a.b_multiplier, a.out_multiplier] {
+        check_multiplier(m)?;
+    }
+    // Input rescales are below 1 (SPEC §4), which keeps `a' + b'` far from i32 overflow.
+    if !(-31..=0).contains(&a.a_shift)
+        || !(-31..=0).contains(&a.b_shift)
+        || !(-31..=30).contains(&a.out_shift)
+    {
+        return Err(Error::OpBadShift);
+    }
+    check_act(a.act_min, a.act_max)
+}
+
+/// SPEC §5: tensors whose lifetimes overlap (in op steps) must not share arena bytes. This also
+/// guarantees that no op's inputs overlap its output.
+fn check_plan(tensors: &Tensors<'_>, count: usize, last_use: &[u8; MAX_TENSORS]) -> Result<()> {
+    for a in 0..count {
+        let ta = tensors.get(a)?;
+        let (a_start, a_end) = (
+            u64::from(ta.offset),
+            u64::from(ta.offset) + u64::from(ta.len),
+        );
+        let a_last = last_use.get(a).copied().unwrap_or(u8::MAX);
+        for b in a + 1..count {
+            // b is born no earlier than a; they are alive together iff b is born by a's last use.
+            if birth(b) > a_last {
+                continue;
+            }
+            let tb = tensors.get(b)?;
+            let (b_start, b_end) = (
+                u64::from(tb.offset),
+                u64::from(tb.offset) + u64::from(tb.len),
+            );
+            if a_start < b_end && b_start < a_end {
+                return Err(Error::PlanOverlap);
+            }
+        }
+    }
+    Ok(())
+}
