@@ -209,3 +209,227 @@ fn split<'s>(
     };
     Ok((bytes_as_i8_mut(y), xa, xb))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testutil::Rng;
+    use std::vec;
+    use std::vec::Vec;
+    use tinykd_format::{Activation, Conv2dSpec, DenseSpec, ModelBuilder, PoolSpec};
+
+    fn q(rng: &mut Rng) -> Quant {
+        Quant {
+            scale: rng.range(1, 100) as f32 / 1000.0,
+            zero_point: rng.range(-128, 127) as i8,
+        }
+    }
+
+    fn act(rng: &mut Rng) -> Activation {
+        [Activation::None, Activation::Relu, Activation::Relu6][rng.range(0, 2) as usize]
+    }
+
+    /// A random network: a chain of random ops on the latest tensor, with adds reaching back to
+    /// any earlier tensor of the same shape, so the plan has long-lived tensors and reuse.
+    fn random_model(rng: &mut Rng) -> Vec<u8> {
+        let shape = Shape {
+            h: rng.range(1, 7) as u16,
+            w: rng.range(1, 7) as u16,
+            c: rng.range(1, 5) as u16,
+        };
+        let mut b = ModelBuilder::new("random", shape, q(rng));
+        let mut x = b.input();
+        for _ in 0..rng.range(1, 12) {
+            let s = b.shape(x);
+            let pick = rng.range(0, 7);
+            let y = match pick {
+                0 | 1 => {
+                    let depthwise = pick == 1;
+                    let k = [rng.range(1, 3) as u8, rng.range(1, 3) as u8];
+                    let pad = [0, 1, 0, 1].map(|_| rng.range(0, 1) as u8);
+                    let groups = if depthwise { s.c } else { 1 };
+                    let out = if depthwise {
+                        s.c * rng.range(1, 2) as u16
+                    } else {
+                        rng.range(1, 6) as u16
+                    };
+                    let n = out as usize * k[0] as usize * k[1] as usize * (s.c / groups) as usize;
+                    b.conv2d(
+                        x,
+                        Conv2dSpec {
+                            out_channels: out,
+                            kernel: k,
+                            stride: [rng.range(1, 2) as u8, rng.range(1, 2) as u8],
+                            padding: pad,
+                            groups,
+                            weights: (0..n).map(|_| rng.range(-127, 127) as i8).collect(),
+                            weight_scales: (0..out)
+                                .map(|_| rng.range(1, 50) as f32 / 1000.0)
+                                .collect(),
+                            bias: (0..out).map(|_| rng.range(-2000, 2000) as i32).collect(),
+                            output: q(rng),
+                            activation: act(rng),
+                        },
+                    )
+                }
+                2 => {
+                    let out = rng.range(1, 12) as u16;
+                    let n = out as usize * s.elements() as usize;
+                    b.dense(
+                        x,
+                        DenseSpec {
+                            out_features: out,
+                            weights: (0..n).map(|_| rng.range(-127, 127) as i8).collect(),
+                            weight_scales: vec![rng.range(1, 50) as f32 / 1000.0],
+                            bias: (0..out).map(|_| rng.range(-2000, 2000) as i32).collect(),
+                            output: q(rng),
+                            activation: act(rng),
+                        },
+                    )
+                }
+                3 | 4 => {
+                    let k = [rng.range(1, 3) as u8, rng.range(1, 3) as u8];
+                    let spec = PoolSpec {
+                        kernel: k,
+                        stride: [rng.range(1, 2) as u8, rng.range(1, 2) as u8],
+                        padding: [
+                            rng.range(0, k[0] as i64 - 1) as u8,
+                            rng.range(0, k[1] as i64 - 1) as u8,
+                            rng.range(0, k[0] as i64 - 1) as u8,
+                            rng.range(0, k[1] as i64 - 1) as u8,
+                        ],
+                    };
+                    if pick == 3 {
+                        b.max_pool2d(x, spec)
+                    } else {
+                        b.avg_pool2d(x, spec)
+                    }
+                }
+                5 => b.global_avg_pool(x),
+                6 => {
+                    let same: Vec<u16> = (0..=x.0).filter(|&t| b.shape(TensorId(t)) == s).collect();
+                    let other = TensorId(same[rng.range(0, same.len() as i64 - 1) as usize]);
+                    b.add(x, other, q(rng), act(rng))
+                }
+                _ => b.reshape(
+                    x,
+                    Shape {
+                        h: 1,
+                        w: 1,
+                        c: s.elements() as u16,
+                    },
+                ),
+            };
+            // Windows that do not fit the current shape are skipped.
+            if let Ok(y) = y {
+                x = y;
+            }
+        }
+        if x.0 == 0 {
+            b.global_avg_pool(x).unwrap();
+        }
+        b.finish().unwrap()
+    }
+
+    /// Runs the model op by op with one fresh buffer per tensor (no arena, no plan), calling the
+    /// same kernels: any difference from `Model::run` is an arena-wiring bug.
+    fn run_unplanned(desc: &ModelDesc<'_>, input: &[i8]) -> Vec<i8> {
+        let mut values: Vec<Vec<i8>> = vec![input.to_vec()];
+        for (i, op) in desc.ops().enumerate() {
+            let t = |id: u16| desc.tensor(TensorId(id)).unwrap();
+            let yt = t(i as u16 + 1);
+            let mut y = vec![0i8; yt.len as usize];
+            let [a, b] = op.inputs();
+            let at = t(a.unwrap());
+            let x = In {
+                data: &values[a.unwrap() as usize],
+                shape: at.shape,
+                zero_point: at.quant.zero_point,
+            };
+            let out = Out {
+                data: &mut y,
+                shape: yt.shape,
+                zero_point: yt.quant.zero_point,
+            };
+            match op {
+                Op::Conv2d(c) => ops::conv2d::conv2d(&c, x, out),
+                Op::Dense(d) => ops::dense::dense(&d, x, out),
+                Op::MaxPool2d(p) => ops::max_pool2d::max_pool2d(&p, x, out),
+                Op::AvgPool2d(p) => ops::avg_pool2d::avg_pool2d(&p, x, out),
+                Op::GlobalAvgPool { .. } => ops::global_avg_pool::global_avg_pool(x, out),
+                Op::Add(add) => {
+                    let bt = t(b.unwrap());
+                    let xb = In {
+                        data: &values[b.unwrap() as usize],
+                        shape: bt.shape,
+                        zero_point: bt.quant.zero_point,
+                    };
+                    ops::add::add(&add, x, xb, out)
+                }
+                Op::Reshape { .. } => ops::reshape::reshape(x, out),
+            }
+            .unwrap();
+            values.push(y);
+        }
+        values.pop().unwrap()
+    }
+
+    #[test]
+    fn arena_run_matches_unplanned_run_on_random_models() {
+        let mut rng = Rng(0x5EED_1234);
+        let mut reused = 0;
+        let mut seen = [0usize; 7];
+        for _ in 0..300 {
+            let blob = random_model(&mut rng);
+            let model = Model::from_bytes(&blob).unwrap();
+            let desc = model.desc();
+            let total: usize = desc.tensors().map(|t| t.len as usize).sum();
+            for op in desc.ops() {
+                seen[op.kind() as usize] += 1;
+            }
+            if model.arena_size() < total {
+                reused += 1;
+            }
+            for _ in 0..3 {
+                let input = rng.i8s(model.input_len());
+                let want = run_unplanned(desc, &input);
+                // Garbage in the arena and an odd start address must not matter.
+                let mut arena = vec![0u8; model.arena_size() + 1];
+                for v in arena.iter_mut() {
+                    *v = rng.next() as u8;
+                }
+                let got = model.run(&input, &mut arena[1..]).unwrap();
+                assert_eq!(got, &want[..]);
+                assert_eq!(got.len(), model.output_len());
+            }
+        }
+        assert!(
+            reused > 100,
+            "the planner reused memory in only {reused} models"
+        );
+        let kinds: usize = seen.iter().filter(|&&n| n > 50).count();
+        assert_eq!(kinds, 7, "every op kind appears often: {seen:?}");
+    }
+
+    #[test]
+    fn caller_errors() {
+        let mut rng = Rng(9);
+        let blob = random_model(&mut rng);
+        let model = Model::from_bytes(&blob).unwrap();
+        let input = vec![0i8; model.input_len()];
+        let mut arena = vec![0u8; model.arena_size()];
+        assert_eq!(
+            model.run(&input[1..], &mut arena),
+            Err(Error::RunInputLength)
+        );
+        assert_eq!(
+            model.run(&input, &mut arena[..model.arena_size() - 1]),
+            Err(Error::RunArenaTooSmall)
+        );
+        assert!(model.run(&input, &mut arena).is_ok());
+        assert_eq!(model.input_shape(), model.desc().input().shape);
+        assert_eq!(model.output_quant(), model.desc().output().quant);
+        assert_eq!(model.input_quant(), model.desc().input().quant);
+        assert_eq!(model.output_shape().elements() as usize, model.output_len());
+    }
+}

@@ -619,41 +619,82 @@ impl ModelBuilder {
         let inputs: Vec<[Option<u16>; 2]> = self.ops.iter().map(|o| o.inputs).collect();
         let (offsets, arena_size) = plan(&sizes, &inputs);
 
-        let mut table = Vec::with_capacity(self.tensors.len() * crate::TENSOR_RECORD_LEN);
-        for (((shape, quant), offset), len) in self.tensors.iter().zip(&offsets).zip(&sizes) {
-            let record = TensorDesc {
+        let records: Vec<TensorDesc> = self
+            .tensors
+            .iter()
+            .zip(&offsets)
+            .zip(&sizes)
+            .map(|(((shape, quant), offset), len)| TensorDesc {
                 shape: *shape,
                 quant: *quant,
                 offset: *offset,
                 len: *len,
-            }
-            .to_record();
-            table.extend_from_slice(&record);
-        }
-        let head = BodyHead {
-            name: &self.name,
-            arena_size,
-            tensors: &table,
-        };
-        let encode = |v: core::result::Result<Vec<u8>, postcard::Error>| {
-            v.map_err(|e| model_err(BuildFault::Invalid(Error::from(e))))
-        };
-        let mut body = encode(postcard::to_extend(&head, Vec::new()))?;
-        let count = u32::try_from(self.ops.len()).unwrap_or(u32::MAX);
-        body = encode(postcard::to_extend(&count, body))?;
+            })
+            .collect();
+        let mut body = Vec::new();
         for op in &self.ops {
             body.extend_from_slice(&op.bytes);
         }
-        let body_len = u32::try_from(body.len())
-            .map_err(|_| model_err(BuildFault::Invalid(Error::BodyTruncated)))?;
-        let mut blob = Vec::with_capacity(body.len() + crate::HEADER_LEN + crate::CRC_LEN);
-        blob.extend_from_slice(&Header::encode(body_len));
-        blob.extend_from_slice(&body);
-        let crc = crate::crc32(&blob);
-        blob.extend_from_slice(&crc.to_le_bytes());
+        let blob = encode_parts(&self.name, arena_size, &records, self.ops.len(), &body)
+            .map_err(|e| model_err(BuildFault::Invalid(e)))?;
         validate(&blob).map_err(|e| model_err(BuildFault::Invalid(e)))?;
         Ok(blob)
     }
+}
+
+/// Encodes a descriptor exactly as given — no planning, no checks — with a valid header and CRC.
+///
+/// This is the wire layout of SPEC §1–3 in one function; [`ModelBuilder::finish`] uses it after
+/// planning. Tools and tests use it to write blobs on purpose (e.g. a corrupted plan that must be
+/// refused), so its output is *not* guaranteed to pass [`validate`].
+///
+/// ```
+/// use tinykd_format::*;
+/// let q = Quant { scale: 0.5, zero_point: 0 };
+/// let t = |shape: Shape, offset| TensorDesc { shape, quant: q, offset, len: shape.elements() as u32 };
+/// let tensors = [t(Shape { h: 1, w: 1, c: 4 }, 0), t(Shape { h: 2, w: 2, c: 1 }, 0)];
+/// // The reshape's output overlaps its input: well-formed bytes, invalid plan.
+/// let blob = encode_blob("x", 4, &tensors, &[Op::Reshape { input: 0 }]).unwrap();
+/// assert_eq!(validate(&blob).unwrap_err(), Error::PlanOverlap);
+/// ```
+pub fn encode_blob(
+    name: &str,
+    arena_size: u32,
+    tensors: &[TensorDesc],
+    ops: &[Op<'_>],
+) -> crate::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    for op in ops {
+        body = postcard::to_extend(op, body)?;
+    }
+    encode_parts(name, arena_size, tensors, ops.len(), &body)
+}
+
+/// Header, postcard head, op count, pre-encoded ops, CRC.
+fn encode_parts(
+    name: &str,
+    arena_size: u32,
+    tensors: &[TensorDesc],
+    op_count: usize,
+    op_bytes: &[u8],
+) -> crate::Result<Vec<u8>> {
+    let table: Vec<u8> = tensors.iter().flat_map(|t| t.to_record()).collect();
+    let head = BodyHead {
+        name,
+        arena_size,
+        tensors: &table,
+    };
+    let mut body = postcard::to_extend(&head, Vec::new())?;
+    let count = u32::try_from(op_count).map_err(|_| Error::OpBadCount)?;
+    body = postcard::to_extend(&count, body)?;
+    body.extend_from_slice(op_bytes);
+    let body_len = u32::try_from(body.len()).map_err(|_| Error::BodyTruncated)?;
+    let mut blob = Vec::with_capacity(body.len() + crate::HEADER_LEN + crate::CRC_LEN);
+    blob.extend_from_slice(&Header::encode(body_len));
+    blob.extend_from_slice(&body);
+    let crc = crate::crc32(&blob);
+    blob.extend_from_slice(&crc.to_le_bytes());
+    Ok(blob)
 }
 
 /// Greedy memory plan (TFLM's `GreedyMemoryPlanner`, SPEC §5): tensors by decreasing size, each
@@ -713,4 +754,426 @@ fn plan(sizes: &[u32], inputs: &[[Option<u16>; 2]]) -> (Vec<u32>, u32) {
         .max()
         .unwrap_or(0);
     (offsets, u32::try_from(peak).unwrap_or(u32::MAX))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn q(scale: f32, zero_point: i8) -> Quant {
+        Quant { scale, zero_point }
+    }
+
+    fn pool(k: u8, s: u8, padding: [u8; 4]) -> PoolSpec {
+        PoolSpec {
+            kernel: [k, k],
+            stride: [s, s],
+            padding,
+        }
+    }
+
+    /// Every op kind once: conv → depthwise → add (residual) → max pool → avg pool → reshape →
+    /// dense → reshape → global average pool.
+    pub(crate) fn tiny() -> Vec<u8> {
+        let mut b = ModelBuilder::new("tiny", Shape { h: 3, w: 3, c: 1 }, q(0.02, -5));
+        let x = b.input();
+        let t1 = b
+            .conv2d(
+                x,
+                Conv2dSpec {
+                    out_channels: 2,
+                    kernel: [2, 2],
+                    stride: [1, 1],
+                    padding: [0, 0, 1, 1],
+                    groups: 1,
+                    weights: vec![1, -2, 3, -4, 5, -6, 7, -8],
+                    weight_scales: vec![0.01, 0.02],
+                    bias: vec![3, -4],
+                    output: q(0.05, -10),
+                    activation: Activation::Relu,
+                },
+            )
+            .unwrap();
+        let t2 = b
+            .conv2d(
+                t1,
+                Conv2dSpec {
+                    out_channels: 2,
+                    kernel: [1, 1],
+                    stride: [1, 1],
+                    padding: [0; 4],
+                    groups: 2,
+                    weights: vec![100, -100],
+                    weight_scales: vec![0.004],
+                    bias: vec![0, 7],
+                    output: q(0.03, 0),
+                    activation: Activation::Relu6,
+                },
+            )
+            .unwrap();
+        let t3 = b.add(t1, t2, q(0.06, -3), Activation::None).unwrap();
+        let t4 = b.max_pool2d(t3, pool(2, 2, [0, 0, 1, 1])).unwrap();
+        let t5 = b.avg_pool2d(t4, pool(2, 1, [0, 0, 1, 1])).unwrap();
+        let t6 = b.reshape(t5, Shape { h: 1, w: 1, c: 8 }).unwrap();
+        let t7 = b
+            .dense(
+                t6,
+                DenseSpec {
+                    out_features: 8,
+                    weights: (0..64).map(|i| (i * 37 % 255 - 127) as i8).collect(),
+                    weight_scales: vec![0.001; 8],
+                    bias: (0..8).map(|i| i * 100 - 400).collect(),
+                    output: q(0.1, 2),
+                    activation: Activation::None,
+                },
+            )
+            .unwrap();
+        let t8 = b.reshape(t7, Shape { h: 2, w: 2, c: 2 }).unwrap();
+        b.global_avg_pool(t8).unwrap();
+        b.finish().unwrap()
+    }
+
+    /// The tiny model, byte for byte: any change to the wire layout, the planner or the
+    /// multiplier encoding shows up here (and needs a version decision, SPEC §1).
+    #[test]
+    fn tiny_model_is_byte_pinned() {
+        let blob = tiny();
+        assert_eq!(blob, TINY);
+        assert_eq!(&blob[..8], b"TKD\x01\x00\x00\x00\x00");
+    }
+
+    #[rustfmt::skip]
+    const TINY: &[u8] = &[84, 75, 68, 1, 0, 0, 0, 0, 226, 1, 0, 0, 4, 116, 105, 110, 121, 58, 200, 1, 3, 0, 3, 0, 1, 0, 251, 0, 10, 215, 163, 60, 20, 0, 0, 0, 9, 0, 0, 0, 3, 0, 3, 0, 2, 0, 246, 0, 205, 204, 76, 61, 0, 0, 0, 0, 18, 0, 0, 0, 3, 0, 3, 0, 2, 0, 0, 0, 143, 194, 245, 60, 20, 0, 0, 0, 18, 0, 0, 0, 3, 0, 3, 0, 2, 0, 253, 0, 143, 194, 117, 61, 40, 0, 0, 0, 18, 0, 0, 0, 2, 0, 2, 0, 2, 0, 253, 0, 143, 194, 117, 61, 0, 0, 0, 0, 8, 0, 0, 0, 2, 0, 2, 0, 2, 0, 253, 0, 143, 194, 117, 61, 8, 0, 0, 0, 8, 0, 0, 0, 1, 0, 1, 0, 8, 0, 253, 0, 143, 194, 117, 61, 0, 0, 0, 0, 8, 0, 0, 0, 1, 0, 1, 0, 8, 0, 2, 0, 205, 204, 204, 61, 8, 0, 0, 0, 8, 0, 0, 0, 2, 0, 2, 0, 2, 0, 2, 0, 205, 204, 204, 61, 0, 0, 0, 0, 8, 0, 0, 0, 1, 0, 1, 0, 2, 0, 2, 0, 205, 204, 204, 61, 8, 0, 0, 0, 2, 0, 0, 0, 9, 0, 0, 2, 2, 1, 1, 0, 0, 1, 1, 1, 8, 1, 254, 3, 252, 5, 250, 7, 248, 8, 3, 0, 0, 0, 252, 255, 255, 255, 8, 10, 55, 137, 65, 10, 55, 137, 65, 2, 249, 250, 246, 127, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 2, 2, 100, 156, 8, 0, 0, 0, 0, 7, 0, 0, 0, 8, 111, 7, 58, 109, 111, 7, 58, 109, 2, 249, 249, 0, 127, 5, 1, 2, 128, 128, 128, 128, 8, 0, 186, 178, 230, 204, 9, 255, 218, 171, 213, 170, 13, 237, 128, 127, 2, 3, 2, 2, 2, 2, 0, 0, 1, 1, 3, 4, 2, 2, 1, 1, 0, 0, 1, 1, 6, 5, 1, 6, 64, 129, 166, 203, 240, 21, 58, 95, 133, 170, 207, 244, 25, 62, 99, 137, 174, 211, 248, 29, 66, 103, 141, 178, 215, 252, 33, 70, 107, 145, 182, 219, 0, 37, 74, 111, 149, 186, 223, 4, 41, 78, 115, 153, 190, 227, 8, 45, 82, 119, 157, 194, 231, 12, 49, 86, 123, 161, 198, 235, 16, 53, 90, 127, 165, 32, 112, 254, 255, 255, 212, 254, 255, 255, 56, 255, 255, 255, 156, 255, 255, 255, 0, 0, 0, 0, 100, 0, 0, 0, 200, 0, 0, 0, 44, 1, 0, 0, 32, 207, 168, 164, 78, 207, 168, 164, 78, 207, 168, 164, 78, 207, 168, 164, 78, 207, 168, 164, 78, 207, 168, 164, 78, 207, 168, 164, 78, 207, 168, 164, 78, 8, 246, 246, 246, 246, 246, 246, 246, 246, 128, 127, 6, 7, 4, 8, 147, 217, 136, 10];
+
+    #[test]
+    fn round_trip_preserves_every_parameter() {
+        let blob = tiny();
+        let desc = validate(&blob).unwrap();
+        assert_eq!(desc.name(), "tiny");
+        assert_eq!(desc.version(), (1, 0));
+        assert_eq!(desc.tensor_count(), 10);
+        let kinds: Vec<OpKind> = desc.ops().map(|o| o.kind()).collect();
+        use OpKind::*;
+        assert_eq!(
+            kinds,
+            [
+                Conv2d,
+                Conv2d,
+                Add,
+                MaxPool2d,
+                AvgPool2d,
+                Reshape,
+                Dense,
+                Reshape,
+                GlobalAvgPool
+            ]
+        );
+        let ops: Vec<Op> = desc.ops().collect();
+        let Op::Conv2d(c) = ops[0] else { panic!() };
+        assert_eq!(
+            c.weights.iter().collect::<Vec<_>>(),
+            [1, -2, 3, -4, 5, -6, 7, -8]
+        );
+        assert_eq!(c.bias.iter().collect::<Vec<_>>(), [3, -4]);
+        assert_eq!((c.act_min, c.act_max), (-10, 127));
+        for (ch, s_w) in [0.01f32, 0.02].iter().enumerate() {
+            let real = 0.02f32 as f64 * *s_w as f64 / 0.05f32 as f64;
+            let (m, s) = quantize_multiplier(real);
+            assert_eq!(c.requant.multipliers.get(ch), Some(m));
+            assert_eq!(c.requant.shifts.get(ch), Some(s as i8));
+        }
+        let Op::Conv2d(dw) = ops[1] else { panic!() };
+        assert_eq!(dw.groups, 2);
+        // ReLU6 at scale 0.03: 6 / 0.03 = 200 saturates at 127.
+        assert_eq!((dw.act_min, dw.act_max), (0, 127));
+        let Op::Add(a) = ops[2] else { panic!() };
+        assert_eq!((a.a, a.b), (1, 2));
+        assert_eq!(
+            (a.a_multiplier, a.a_shift as i32),
+            quantize_multiplier(0.05f32 as f64 / (2.0 * 0.05f32 as f64))
+        );
+        let out = desc.output();
+        assert_eq!(out.shape, Shape { h: 1, w: 1, c: 2 });
+        assert_eq!(out.quant, q(0.1, 2));
+        // Every tensor's record matches the builder's view.
+        assert_eq!(
+            desc.tensor(TensorId(4)).unwrap().shape,
+            Shape { h: 2, w: 2, c: 2 }
+        );
+        assert_eq!(desc.tensor(TensorId(10)), None);
+        let total_params: usize = desc.ops().map(|o| o.param_bytes()).sum();
+        assert_eq!(
+            total_params,
+            (8 + 8 + 8 + 2) + (2 + 8 + 8 + 2) + (64 + 32 + 32 + 8)
+        );
+    }
+
+    fn err(r: Built<TensorId>) -> (Option<BuildOp>, BuildFault) {
+        let e = r.unwrap_err();
+        (e.op, e.fault)
+    }
+
+    fn conv_spec(out: u16, k: u8, groups: u16, in_per_group: usize) -> Conv2dSpec {
+        Conv2dSpec {
+            out_channels: out,
+            kernel: [k, k],
+            stride: [1, 1],
+            padding: [0; 4],
+            groups,
+            weights: vec![1; out as usize * (k as usize).pow(2) * in_per_group],
+            weight_scales: vec![0.1; out as usize],
+            bias: vec![0; out as usize],
+            output: q(0.1, 0),
+            activation: Activation::None,
+        }
+    }
+
+    #[test]
+    fn errors_name_the_op_and_the_fault() {
+        let mut b = ModelBuilder::new("e", Shape { h: 4, w: 4, c: 4 }, q(0.1, 0));
+        let x = b.input();
+        let at = |index, kind| Some(BuildOp { index, kind });
+        assert_eq!(
+            err(b.conv2d(TensorId(9), conv_spec(2, 1, 1, 4))),
+            (
+                at(0, OpKind::Conv2d),
+                BuildFault::UnknownTensor(TensorId(9))
+            )
+        );
+        let mut s = conv_spec(2, 3, 1, 4);
+        s.weights.pop();
+        assert_eq!(
+            err(b.conv2d(x, s)).1,
+            BuildFault::Length {
+                what: "weights",
+                expected: 72,
+                got: 71
+            }
+        );
+        let mut s = conv_spec(2, 1, 1, 4);
+        s.weights[3] = -128;
+        assert_eq!(err(b.conv2d(x, s)).1, BuildFault::WeightOutOfRange);
+        let mut s = conv_spec(2, 1, 1, 4);
+        s.bias.push(0);
+        assert_eq!(
+            err(b.conv2d(x, s)).1,
+            BuildFault::Length {
+                what: "bias",
+                expected: 2,
+                got: 3
+            }
+        );
+        let mut s = conv_spec(2, 1, 1, 4);
+        s.weight_scales = vec![0.1; 3];
+        assert!(matches!(
+            err(b.conv2d(x, s)).1,
+            BuildFault::Length {
+                what: "weight_scales",
+                ..
+            }
+        ));
+        let mut s = conv_spec(2, 1, 1, 4);
+        s.weight_scales[1] = f32::NAN;
+        assert_eq!(err(b.conv2d(x, s)).1, BuildFault::BadScale);
+        let mut s = conv_spec(2, 1, 1, 4);
+        s.output.scale = 0.0;
+        assert_eq!(err(b.conv2d(x, s)).1, BuildFault::BadScale);
+        assert_eq!(
+            err(b.conv2d(x, conv_spec(2, 5, 1, 4))).1,
+            BuildFault::BadWindow
+        );
+        let mut s = conv_spec(2, 1, 1, 4);
+        s.stride = [0, 1];
+        assert_eq!(err(b.conv2d(x, s)).1, BuildFault::BadWindow);
+        assert_eq!(
+            err(b.conv2d(x, conv_spec(3, 1, 2, 2))).1,
+            BuildFault::BadGroups
+        );
+        assert_eq!(
+            err(b.conv2d(x, conv_spec(2, 1, 0, 2))).1,
+            BuildFault::BadGroups
+        );
+        let mut s = conv_spec(2, 1, 1, 4);
+        s.weight_scales = vec![1e6];
+        s.output.scale = 1e-6;
+        assert_eq!(err(b.conv2d(x, s)).1, BuildFault::MultiplierTooLarge);
+        let mut s = conv_spec(2, 1, 1, 4);
+        s.bias[0] = i32::MAX - 1000;
+        assert_eq!(err(b.conv2d(x, s)).1, BuildFault::AccumulatorOverflow);
+        assert_eq!(
+            err(b.max_pool2d(x, pool(2, 1, [2, 0, 0, 0]))).1,
+            BuildFault::BadWindow
+        );
+        assert_eq!(
+            err(b.avg_pool2d(x, pool(5, 1, [0; 4]))).1,
+            BuildFault::BadWindow
+        );
+        assert_eq!(
+            err(b.reshape(x, Shape { h: 1, w: 1, c: 63 })).1,
+            BuildFault::ShapeMismatch {
+                expected: Shape { h: 4, w: 4, c: 4 },
+                got: Shape { h: 1, w: 1, c: 63 }
+            }
+        );
+        // Nothing was added by the failed calls.
+        let y = b.global_avg_pool(x).unwrap();
+        assert_eq!(y, TensorId(1));
+        assert_eq!(
+            err(b.add(x, y, q(0.1, 0), Activation::None)),
+            (
+                at(1, OpKind::Add),
+                BuildFault::ShapeMismatch {
+                    expected: Shape { h: 4, w: 4, c: 4 },
+                    got: Shape { h: 1, w: 1, c: 4 }
+                }
+            )
+        );
+        assert_eq!(b.shape(TensorId(7)), Shape { h: 0, w: 0, c: 0 });
+        assert_eq!(b.quant(TensorId(7)).scale, 0.0);
+        let e = b
+            .dense(
+                y,
+                DenseSpec {
+                    out_features: 2,
+                    weights: vec![1; 7],
+                    weight_scales: vec![0.1],
+                    bias: vec![0; 2],
+                    output: q(0.1, 0),
+                    activation: Activation::None,
+                },
+            )
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "op 1 (dense): weights has 7 values, expected 8"
+        );
+
+        let empty = ModelBuilder::new("e", Shape { h: 1, w: 1, c: 1 }, q(0.1, 0));
+        assert_eq!(empty.finish().unwrap_err().fault, BuildFault::NoOps);
+        let mut long = ModelBuilder::new(&"n".repeat(65), Shape { h: 1, w: 1, c: 1 }, q(0.1, 0));
+        long.global_avg_pool(TensorId(0)).unwrap();
+        let e = long.finish().unwrap_err();
+        assert_eq!(e.fault, BuildFault::NameTooLong);
+        assert_eq!(e.to_string(), "model: model name too long");
+        let mut bad_in = ModelBuilder::new("e", Shape { h: 1, w: 1, c: 1 }, q(-1.0, 0));
+        bad_in.global_avg_pool(TensorId(0)).unwrap();
+        assert_eq!(bad_in.finish().unwrap_err().fault, BuildFault::BadScale);
+        let mut big = ModelBuilder::new(
+            "e",
+            Shape {
+                h: 4096,
+                w: 4096,
+                c: 1,
+            },
+            q(0.1, 0),
+        );
+        assert_eq!(
+            err(big.reshape(
+                TensorId(0),
+                Shape {
+                    h: 4096,
+                    w: 4096,
+                    c: 1
+                }
+            ))
+            .1,
+            BuildFault::TensorTooLarge
+        );
+    }
+
+    #[test]
+    fn too_many_ops_is_an_error() {
+        let mut b = ModelBuilder::new("deep", Shape { h: 1, w: 1, c: 1 }, q(0.1, 0));
+        let mut x = b.input();
+        for _ in 0..MAX_TENSORS - 1 {
+            x = b.reshape(x, Shape { h: 1, w: 1, c: 1 }).unwrap();
+        }
+        assert_eq!(
+            err(b.reshape(x, Shape { h: 1, w: 1, c: 1 })).1,
+            BuildFault::TooManyOps
+        );
+        // The deepest allowed model still encodes and validates; a chain needs only 2 buffers.
+        let blob = b.finish().unwrap();
+        assert_eq!(validate(&blob).unwrap().arena_size(), 5);
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    /// Random graphs with residual adds and skip connections: the plan always validates (no live
+    /// overlap) and its peak lies between the largest live set and the sum of all tensors.
+    #[test]
+    fn planner_is_valid_and_tight_on_random_graphs() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..300 {
+            let c = 1 + rng.below(8) as u16;
+            let mut b = ModelBuilder::new(
+                "g",
+                Shape {
+                    h: 1 + rng.below(6) as u16,
+                    w: 3,
+                    c,
+                },
+                q(0.1, 0),
+            );
+            let mut same_shape = vec![b.input()];
+            let n_ops = 1 + rng.below(25) as usize;
+            for _ in 0..n_ops {
+                let last = *same_shape.last().unwrap();
+                let y = match rng.below(3) {
+                    0 => {
+                        let other = same_shape[rng.below(same_shape.len() as u64) as usize];
+                        b.add(last, other, q(0.1, 0), Activation::Relu).unwrap()
+                    }
+                    1 => b
+                        .conv2d(last, {
+                            let mut s = conv_spec(c, 3, 1, c as usize);
+                            s.padding = [1; 4];
+                            s
+                        })
+                        .unwrap(),
+                    _ => b.max_pool2d(last, pool(3, 1, [1; 4])).unwrap(),
+                };
+                same_shape.push(y);
+            }
+            let sizes: Vec<u64> = (0..=n_ops)
+                .map(|t| b.shape(TensorId(t as u16)).elements())
+                .collect();
+            let blob = b.finish().unwrap();
+            let desc = validate(&blob).unwrap();
+            // Largest live set: at op i, its inputs, its output, and everything read later.
+            let ops: Vec<Op> = desc.ops().collect();
+            let mut last_use: Vec<usize> = (0..=n_ops).map(|t| t.saturating_sub(1)).collect();
+            for (i, op) in ops.iter().enumerate() {
+                for t in op.inputs().into_iter().flatten() {
+                    last_use[t as usize] = i;
+                }
+            }
+            last_use[n_ops] = n_ops;
+            let live_peak = (0..n_ops)
+                .map(|i| {
+                    (0..=n_ops)
+                        .filter(|&t| t.saturating_sub(1) <= i && i <= last_use[t])
+                        .map(|t| sizes[t])
+                        .sum::<u64>()
+                })
+                .max()
+                .unwrap();
+            let arena = desc.arena_size() as u64;
+            assert!(arena >= live_peak, "{arena} < {live_peak}");
+            assert!(arena <= sizes.iter().map(|s| s.next_multiple_of(4)).sum::<u64>());
+            for t in desc.tensors() {
+                assert_eq!(t.offset % 4, 0);
+            }
+        }
+    }
 }

@@ -151,7 +151,11 @@ impl From<postcard::Error> for Error {
     fn from(e: postcard::Error) -> Self {
         match e {
             postcard::Error::DeserializeUnexpectedEnd => Error::BodyUnexpectedEnd,
-            postcard::Error::DeserializeBadEnum => Error::BodyBadEnum,
+            // An unknown variant index reaches serde's derived visitor, which reports it as a
+            // custom error; in this crate's schema nothing else produces one.
+            postcard::Error::DeserializeBadEnum | postcard::Error::SerdeDeCustom => {
+                Error::BodyBadEnum
+            }
             _ => Error::BodyBadEncoding,
         }
     }

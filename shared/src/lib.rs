@@ -45,7 +45,9 @@ pub mod samples;
 mod validate;
 
 #[cfg(any(test, feature = "alloc"))]
-pub use builder::{BuildError, BuildFault, BuildOp, Conv2dSpec, DenseSpec, ModelBuilder, PoolSpec};
+pub use builder::{
+    encode_blob, BuildError, BuildFault, BuildOp, Conv2dSpec, DenseSpec, ModelBuilder, PoolSpec,
+};
 pub use desc::{
     AddOp, Conv2dOp, DenseOp, I8s, LeI32s, ModelDesc, Op, OpKind, Ops, PoolOp, Requant, Shape,
     TensorDesc, TensorId, ADD_LEFT_SHIFT, TENSOR_RECORD_LEN,

@@ -375,3 +375,413 @@ fn check_plan(tensors: &Tensors<'_>, count: usize, last_use: &[u8; MAX_TENSORS])
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::tests::tiny;
+    use crate::{encode_blob, OpKind, Shape, VERSION_MAJOR};
+    use std::vec;
+    use std::vec::Vec;
+
+    /// A valid blob's descriptor as editable parts.
+    fn parts(blob: &[u8]) -> (&str, u32, Vec<TensorDesc>, Vec<Op<'_>>) {
+        let d = validate(blob).unwrap();
+        (
+            d.name(),
+            d.arena_size() as u32,
+            d.tensors().collect(),
+            d.ops().collect(),
+        )
+    }
+
+    /// Header (with this major/minor) + body + CRC.
+    fn wrap(body: &[u8], major: u8, minor: u8) -> Vec<u8> {
+        let mut blob = crate::Header::encode(body.len() as u32).to_vec();
+        blob[3] = major;
+        blob[4] = minor;
+        blob.extend_from_slice(body);
+        let crc = crate::crc32(&blob);
+        blob.extend_from_slice(&crc.to_le_bytes());
+        blob
+    }
+
+    fn body(blob: &[u8]) -> &[u8] {
+        &blob[HEADER_LEN..blob.len() - CRC_LEN]
+    }
+
+    /// Re-encodes the tiny model after `edit` changed its parts; returns the validation result.
+    fn edited(
+        edit: impl FnOnce(&mut u32, &mut Vec<TensorDesc>, &mut Vec<Op<'static>>),
+    ) -> Result<()> {
+        let blob: &'static [u8] = tiny().leak();
+        let (name, mut arena, mut tensors, mut ops) = parts(blob);
+        edit(&mut arena, &mut tensors, &mut ops);
+        validate(&encode_blob(name, arena, &tensors, &ops).unwrap()).map(|_| ())
+    }
+
+    fn conv<'o>(ops: &'o mut [Op<'static>], i: usize) -> &'o mut crate::Conv2dOp<'static> {
+        match &mut ops[i] {
+            Op::Conv2d(c) => c,
+            _ => panic!("op {i} is not a conv"),
+        }
+    }
+
+    fn add_op<'o>(ops: &'o mut [Op<'static>]) -> &'o mut crate::AddOp {
+        match &mut ops[2] {
+            Op::Add(a) => a,
+            _ => panic!("op 2 is not an add"),
+        }
+    }
+
+    #[test]
+    fn header_faults() {
+        let blob = tiny();
+        assert!(validate(&blob).is_ok());
+        let mut b = blob.clone();
+        b[0] = b'X';
+        assert_eq!(validate(&b).unwrap_err(), Error::HeaderBadMagic);
+        for major in [0u8, 2, 255] {
+            assert_eq!(
+                validate(&wrap(body(&blob), major, 0)).unwrap_err(),
+                Error::HeaderUnsupportedVersion
+            );
+        }
+        for at in 5..8 {
+            let mut b = blob.clone();
+            b[at] = 1;
+            assert_eq!(validate(&b).unwrap_err(), Error::HeaderBadFlags);
+        }
+        let mut b = blob.clone();
+        b[8] = b[8].wrapping_add(1);
+        assert_eq!(validate(&b).unwrap_err(), Error::BodyTruncated);
+        b[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(validate(&b).unwrap_err(), Error::BodyTruncated);
+        let mut b = blob.clone();
+        b.push(0);
+        assert_eq!(validate(&b).unwrap_err(), Error::BodyTrailingBytes);
+        let mut b = blob.clone();
+        let n = b.len();
+        b[n - 1] ^= 0x80;
+        assert_eq!(validate(&b).unwrap_err(), Error::BodyBadCrc);
+        assert_eq!(validate(&blob[..15]).unwrap_err(), Error::HeaderTruncated);
+    }
+
+    #[test]
+    fn newer_minor_may_append_data_same_minor_may_not() {
+        let blob = tiny();
+        let mut extended = body(&blob).to_vec();
+        extended.extend_from_slice(b"future optional data");
+        let newer = wrap(&extended, VERSION_MAJOR, VERSION_MINOR + 1);
+        let desc = validate(&newer).unwrap();
+        assert_eq!(desc.version(), (1, 1));
+        assert_eq!(desc.extension(), b"future optional data");
+        assert_eq!(desc.op_count(), 9);
+        // Same data under the current minor: must be consumed exactly.
+        let same = wrap(&extended, VERSION_MAJOR, VERSION_MINOR);
+        assert_eq!(validate(&same).unwrap_err(), Error::BodyTrailingData);
+        // A newer minor without extra data loads too.
+        assert!(validate(&wrap(body(&blob), VERSION_MAJOR, 7)).is_ok());
+    }
+
+    #[test]
+    fn body_decoding_faults() {
+        // Raw bodies: (name, arena_size, tensor bytes), op count, ops.
+        let t = |s: Shape, off: u32| TensorDesc {
+            shape: s,
+            quant: crate::Quant {
+                scale: 1.0,
+                zero_point: 0,
+            },
+            offset: off,
+            len: s.elements() as u32,
+        };
+        let s = Shape { h: 1, w: 1, c: 4 };
+        let table: Vec<u8> = [t(s, 0), t(s, 4)]
+            .iter()
+            .flat_map(|t| t.to_record())
+            .collect();
+        let raw = |name: &[u8], table: &[u8], tail: &[u8]| {
+            let mut b = vec![name.len() as u8];
+            b.extend_from_slice(name);
+            b.push(8); // arena_size
+            b.push(table.len() as u8);
+            b.extend_from_slice(table);
+            b.extend_from_slice(tail);
+            wrap(&b, 1, 0)
+        };
+        // Op::Reshape { input: 0 } is tag 6, then varint 0.
+        assert!(validate(&raw(b"ok", &table, &[1, 6, 0])).is_ok());
+        assert_eq!(
+            validate(&raw(b"ok", &table, &[1, 7, 0])).unwrap_err(),
+            Error::BodyBadEnum
+        );
+        assert_eq!(
+            validate(&raw(b"ok", &table, &[1, 6])).unwrap_err(),
+            Error::BodyUnexpectedEnd
+        );
+        assert_eq!(
+            validate(&raw(b"ok", &table, &[1])).unwrap_err(),
+            Error::BodyUnexpectedEnd
+        );
+        assert_eq!(
+            validate(&raw(b"ok", &table, &[2, 6, 0])).unwrap_err(),
+            Error::OpBadCount
+        );
+        assert_eq!(
+            validate(&raw(
+                b"ok",
+                &table,
+                &[1, 6, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]
+            ))
+            .unwrap_err(),
+            Error::BodyBadEncoding
+        );
+        assert_eq!(
+            validate(&raw(b"\xff\xfe", &table, &[1, 6, 0])).unwrap_err(),
+            Error::BodyBadEncoding
+        );
+        assert_eq!(
+            validate(&raw(&[b'n'; 65], &table, &[1, 6, 0])).unwrap_err(),
+            Error::BodyNameTooLong
+        );
+        assert_eq!(
+            validate(&raw(b"ok", &table[..39], &[1, 6, 0])).unwrap_err(),
+            Error::TensorTableBadLength
+        );
+        assert_eq!(
+            validate(&raw(b"ok", &table[..20], &[0])).unwrap_err(),
+            Error::TensorBadCount
+        );
+        let mut reserved = table.clone();
+        reserved[27] = 1;
+        assert_eq!(
+            validate(&raw(b"ok", &reserved, &[1, 6, 0])).unwrap_err(),
+            Error::TensorBadReserved
+        );
+    }
+
+    #[test]
+    fn tensor_faults() {
+        let shape = |t: &mut Vec<TensorDesc>, s: Shape| {
+            t[3].shape = s;
+            t[3].len = s.elements() as u32;
+        };
+        assert_eq!(
+            edited(|_, t, _| shape(t, Shape { h: 0, w: 3, c: 2 })),
+            Err(Error::TensorBadShape)
+        );
+        assert_eq!(
+            edited(|_, t, _| shape(
+                t,
+                Shape {
+                    h: 4096,
+                    w: 4096,
+                    c: 1
+                }
+            )),
+            Err(Error::TensorBadShape)
+        );
+        assert_eq!(edited(|_, t, _| t[3].len += 1), Err(Error::TensorBadLength));
+        for bad in [0.0f32, -0.5, f32::NAN, f32::INFINITY, -0.0] {
+            assert_eq!(
+                edited(|_, t, _| t[2].quant.scale = bad),
+                Err(Error::TensorBadScale)
+            );
+        }
+        // Too many tensors (and ops).
+        assert_eq!(
+            edited(|_, t, o| {
+                let (t0, op) = (t[5], o[5]);
+                t.resize(MAX_TENSORS + 1, t0);
+                o.resize(MAX_TENSORS, op);
+            }),
+            Err(Error::TensorBadCount)
+        );
+        assert_eq!(edited(|_, t, _| t.push(t[1])), Err(Error::OpBadCount));
+        assert_eq!(edited(|a, _, _| *a -= 1), Err(Error::PlanArenaTooSmall));
+        assert_eq!(
+            edited(|_, t, _| t[9].offset = u32::MAX),
+            Err(Error::PlanArenaTooSmall)
+        );
+    }
+
+    #[test]
+    fn op_faults() {
+        assert_eq!(
+            edited(|_, _, o| conv(o, 1).input = 2),
+            Err(Error::OpBadInput)
+        );
+        assert_eq!(
+            edited(|_, _, o| o[8] = Op::GlobalAvgPool { input: 9 }),
+            Err(Error::OpBadInput)
+        );
+        assert_eq!(
+            edited(|_, t, _| {
+                t[1].shape.h = 2;
+                t[1].len = 12;
+            }),
+            Err(Error::OpShapeMismatch)
+        );
+        assert_eq!(
+            edited(|_, _, o| conv(o, 0).padding = [0; 4]),
+            Err(Error::OpShapeMismatch)
+        );
+        assert_eq!(
+            edited(|_, _, o| conv(o, 0).kernel = [0, 2]),
+            Err(Error::OpBadWindow)
+        );
+        assert_eq!(
+            edited(|_, _, o| conv(o, 0).stride = [1, 0]),
+            Err(Error::OpBadWindow)
+        );
+        assert_eq!(
+            edited(|_, _, o| conv(o, 0).kernel = [5, 2]),
+            Err(Error::OpBadWindow)
+        );
+        assert_eq!(
+            edited(|_, _, o| {
+                if let Op::MaxPool2d(p) = &mut o[3] {
+                    p.padding = [0, 0, 2, 1];
+                }
+            }),
+            Err(Error::OpBadWindow)
+        );
+        assert_eq!(
+            edited(|_, t, _| t[4].quant.zero_point = 9),
+            Err(Error::OpQuantMismatch)
+        );
+        assert_eq!(
+            edited(|_, t, _| t[6].quant.scale = 0.5),
+            Err(Error::OpQuantMismatch)
+        );
+        assert_eq!(
+            edited(|_, _, o| conv(o, 1).groups = 0),
+            Err(Error::OpBadGroups)
+        );
+        assert_eq!(
+            edited(|_, _, o| conv(o, 1).groups = 3),
+            Err(Error::OpBadGroups)
+        );
+        // groups 1 on the depthwise layer: weights now too short for a dense 1×1.
+        assert_eq!(
+            edited(|_, _, o| conv(o, 1).groups = 1),
+            Err(Error::OpBadWeightsLength)
+        );
+        let short: &'static [u8] = &[1, 2, 3];
+        assert_eq!(
+            edited(|_, _, o| conv(o, 0).weights = crate::I8s(short)),
+            Err(Error::OpBadWeightsLength)
+        );
+        assert_eq!(
+            edited(|_, _, o| conv(o, 0).bias = crate::LeI32s(&short[..0])),
+            Err(Error::OpBadBiasLength)
+        );
+        assert_eq!(
+            edited(|_, _, o| conv(o, 0).requant.shifts = crate::I8s(short)),
+            Err(Error::OpBadRequantLength)
+        );
+        let m: &'static [u8] = &[5, 0, 0, 0, 0, 0, 0, 0x40];
+        assert_eq!(
+            edited(|_, _, o| conv(o, 0).requant.multipliers = crate::LeI32s(m)),
+            Err(Error::OpBadMultiplier)
+        );
+        let neg: &'static [u8] = &[0, 0, 0, 0x80, 0, 0, 0, 0x40];
+        assert_eq!(
+            edited(|_, _, o| conv(o, 0).requant.multipliers = crate::LeI32s(neg)),
+            Err(Error::OpBadMultiplier)
+        );
+        let s: &'static [u8] = &[31, 0];
+        assert_eq!(
+            edited(|_, _, o| conv(o, 0).requant.shifts = crate::I8s(s)),
+            Err(Error::OpBadShift)
+        );
+        let s: &'static [u8] = &[0xe0, 0]; // −32
+        assert_eq!(
+            edited(|_, _, o| conv(o, 0).requant.shifts = crate::I8s(s)),
+            Err(Error::OpBadShift)
+        );
+        assert_eq!(
+            edited(|_, _, o| {
+                let c = conv(o, 0);
+                (c.act_min, c.act_max) = (5, 4);
+            }),
+            Err(Error::OpBadActivationRange)
+        );
+        let huge: &'static [u8] = &[0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0];
+        assert_eq!(
+            edited(|_, _, o| conv(o, 0).bias = crate::LeI32s(huge)),
+            Err(Error::OpAccumulatorOverflow)
+        );
+        assert_eq!(
+            edited(|_, _, o| add_op(o).a_shift = 1),
+            Err(Error::OpBadShift)
+        );
+        assert_eq!(
+            edited(|_, _, o| add_op(o).out_shift = 31),
+            Err(Error::OpBadShift)
+        );
+        assert_eq!(
+            edited(|_, _, o| add_op(o).b_multiplier = 3),
+            Err(Error::OpBadMultiplier)
+        );
+        assert_eq!(edited(|_, _, o| add_op(o).b = 3), Err(Error::OpBadInput));
+        assert_eq!(
+            edited(|_, _, o| add_op(o).b = 0),
+            Err(Error::OpShapeMismatch)
+        );
+        assert_eq!(
+            edited(|_, _, o| {
+                let a = add_op(o);
+                (a.act_min, a.act_max) = (1, 0);
+            }),
+            Err(Error::OpBadActivationRange)
+        );
+        // Dense: output must be [1, 1, n].
+        // Dense output must be [1, 1, n] (t7 feeds a reshape, which accepts any 8-element shape).
+        assert_eq!(
+            edited(|_, t, _| t[7].shape = Shape { h: 1, w: 8, c: 1 }),
+            Err(Error::OpShapeMismatch)
+        );
+        // Global average pool output must be [1, 1, C].
+        assert_eq!(
+            edited(|_, t, _| {
+                t[9].shape = Shape { h: 2, w: 1, c: 1 };
+            }),
+            Err(Error::OpShapeMismatch)
+        );
+        assert_eq!(
+            edited(|_, _, o| o[5] = Op::Reshape { input: 3 }),
+            Err(Error::OpShapeMismatch)
+        );
+        // Pools, reshape and global average pool keep the input quantization.
+        for t in [4usize, 5, 6, 9] {
+            assert_eq!(
+                edited(|_, ts, _| ts[t].quant.zero_point ^= 1),
+                Err(Error::OpQuantMismatch)
+            );
+        }
+        let kinds: Vec<OpKind> = parts(tiny().leak()).3.iter().map(|o| o.kind()).collect();
+        assert_eq!(kinds[8], OpKind::GlobalAvgPool);
+    }
+
+    #[test]
+    fn plan_faults() {
+        // Two tensors alive together (the add's inputs t1, t2) made to share bytes.
+        assert_eq!(
+            edited(|_, t, _| t[2].offset = t[1].offset),
+            Err(Error::PlanOverlap)
+        );
+        // An op's output overlapping its own input.
+        assert_eq!(
+            edited(|_, t, _| t[9].offset = t[8].offset + 1),
+            Err(Error::PlanOverlap)
+        );
+        // The output must survive to the end: nothing born later may reuse it (here: none), and the
+        // input must survive op 0.
+        assert_eq!(
+            edited(|_, t, _| t[1].offset = t[0].offset),
+            Err(Error::PlanOverlap)
+        );
+    }
+}
