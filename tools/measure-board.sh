@@ -30,6 +30,11 @@ echo "== largest static buffers (.bss; sized at build time by TINYKD_{BLOB,ARENA
 "$bin/llvm-nm" --size-sort --print-size --radix=d -C "$elf" | tail -n 4
 
 echo "== instructions per inference (QEMU insn-count plugin)"
-TINYKD_FIRMWARE=$root/$elf TINYKD_INSN_PLUGIN=$root/$plugin \
-    cargo test --release -p tinykd-tests --test qemu_e2e -- --nocapture --test-threads=1 2>&1 |
-    grep -E '^(e2e|test result|error|thread)' || true
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! TINYKD_FIRMWARE=$root/$elf TINYKD_INSN_PLUGIN=$root/$plugin \
+    cargo test --release -p tinykd-tests --test qemu_e2e -- --test-threads=1 >"$log" 2>&1; then
+    cat "$log"
+    exit 1
+fi
+grep -E '^e2e:' "$log"

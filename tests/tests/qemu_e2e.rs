@@ -28,6 +28,13 @@ use tinykd_tests::{random_samples, repo_root, test_model};
 /// Samples compared between the host and the board.
 const SAMPLES: usize = 200;
 
+/// Prints a result line even when libtest captures the test's output (it captures only the
+/// `print!` family), so the figures show up in every `cargo test` log, CI's included.
+fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 fn skip_qemu() -> bool {
     if std::env::var_os("TINYKD_SKIP_QEMU").is_some_and(|v| v == "1") {
         eprintln!("TINYKD_SKIP_QEMU=1: board runs skipped");
@@ -103,7 +110,7 @@ fn host_and_board_agree_on_every_output_byte() {
         );
     }
     assert_eq!(host, board.predictions);
-    println!(
+    report(&format!(
         "e2e: compared {} samples host vs QEMU mps2-an386: identical ({} output bytes, {} distinct classes, {}/{} correct on random labels), QEMU {:.2} s",
         board.predictions.len(),
         board.predictions.outputs.len(),
@@ -111,25 +118,25 @@ fn host_and_board_agree_on_every_output_byte() {
         board.predictions.correct,
         board.predictions.len(),
         board.wall.as_secs_f64()
-    );
+    ));
     let desc = validate(&model.blob).expect("valid");
-    println!(
+    report(&format!(
         "e2e: model: {} ops, {} MACs per inference, blob {} bytes, arena {} bytes",
         desc.op_count(),
         model.macs,
         model.blob.len(),
         desc.arena_size()
-    );
+    ));
     if let Some(count) = insns {
         let per_inference = count.per_inference();
-        println!(
+        report(&format!(
             "e2e: instructions per inference (Cortex-M4, QEMU insn count): {per_inference:.1} \
              ({} with {} samples, {} with none), {:.3} per MAC",
             count.with_samples,
             count.samples,
             count.without_samples,
             per_inference / model.macs as f64
-        );
+        ));
         assert!(count.with_samples > count.without_samples);
     }
 }

@@ -274,34 +274,24 @@ where
 
 /// Reads a whole file into `buf`, failing if it does not fit.
 fn read_whole(path: &CStr, buf: &mut [u8]) -> Result<usize, Failure> {
+    let read_error = |_| Failure::new(Status::Io, "cannot read the blob");
     let mut file =
         File::open(path).map_err(|_| Failure::new(Status::Io, "cannot open the blob"))?;
     let mut len = 0;
-    loop {
-        let Some(rest) = buf.get_mut(len..) else {
-            break;
-        };
-        if rest.is_empty() {
-            // Full: the file fits only if nothing is left to read.
-            let mut probe = [0u8; 1];
-            let more = file
-                .read(&mut probe)
-                .map_err(|_| Failure::new(Status::Io, "cannot read the blob"))?;
-            if more != 0 {
-                return Err(Failure::new(
-                    Status::BadBlob,
-                    "the blob is larger than the firmware's buffer (rebuild with TINYKD_BLOB_CAP)",
-                ));
-            }
-            break;
-        }
-        let got = file
-            .read(rest)
-            .map_err(|_| Failure::new(Status::Io, "cannot read the blob"))?;
+    while let Some(rest) = buf.get_mut(len..).filter(|rest| !rest.is_empty()) {
+        let got = file.read(rest).map_err(read_error)?;
         if got == 0 {
-            break;
+            return Ok(len);
         }
         len += got;
+    }
+    // The buffer is full: the file fits only if nothing is left to read.
+    let mut probe = [0u8; 1];
+    if file.read(&mut probe).map_err(read_error)? != 0 {
+        return Err(Failure::new(
+            Status::BadBlob,
+            "the blob is larger than the firmware's buffer (rebuild with TINYKD_BLOB_CAP)",
+        ));
     }
     Ok(len)
 }

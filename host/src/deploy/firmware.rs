@@ -75,10 +75,10 @@ pub fn build_firmware(board: &Path) -> Result<PathBuf> {
 fn executable_from_messages(messages: &str) -> Option<PathBuf> {
     messages
         .lines()
+        .rev()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|msg| msg["reason"] == "compiler-artifact")
-        .filter_map(|msg| msg["executable"].as_str().map(PathBuf::from))
-        .last()
+        .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
 }
 
 #[cfg(test)]
