@@ -12,6 +12,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod config;
 pub mod data;
 pub mod deploy;
 pub mod distill;

@@ -45,7 +45,7 @@ fn rel_err(got: &[f32], want: &[f64]) -> f64 {
 }
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec::<f32>().expect("f32 data")
+    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 data")
 }
 
 fn golden_dir() -> PathBuf {

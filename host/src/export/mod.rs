@@ -52,7 +52,7 @@ pub struct BlobSummary {
 }
 
 fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default()
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
 }
 
 fn blob_activation(a: Activation) -> BlobActivation {
