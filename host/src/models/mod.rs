@@ -2,6 +2,7 @@
 //! [`Output`], so a distillation method never reaches into a model's internals.
 
 pub mod student;
+pub mod teacher;
 
 use burn::prelude::*;
 

@@ -1,0 +1,350 @@
+//! Whole runs from a [`RunConfig`]: what `tinykd train` and `tinykd distill` do, as library calls.
+//!
+//! A run directory holds
+//! - `config.toml`: the resolved configuration, written before the first step;
+//! - `metrics.jsonl`: see [`super::metrics`];
+//! - `model.bpk`: the trained network alone (rewritten after every epoch), which [`load_model`]
+//!   rebuilds from `config.toml`;
+//! - `checkpoints/epoch-NNNN/`: see [`super::checkpoint`].
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::ModuleDisplay;
+use burn::prelude::*;
+use serde::Serialize;
+
+use super::{
+    fit, materialize, trainable_params, EpochHook, EpochSummary, FitContext, FrozenTeacher,
+    TeacherTaps, TrainError, TrainSettings, Trainee,
+};
+use crate::backend;
+use crate::config::{ConfigError, DataConfig, ModelSpec, RunConfig};
+use crate::data::{derive_seed, DataError, Dataset, Loader, LoaderConfig, Split};
+use crate::distill::Method;
+use crate::eval::{evaluate, EvalReport};
+use crate::models::student::Student;
+use crate::models::teacher::Teacher;
+use crate::models::Classifier;
+
+/// Generator stream of the initial weights (epoch slot 0 of [`derive_seed`]).
+const STREAM_INIT: u64 = 0;
+
+/// Why a run could not be carried out.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The dataset could not be read.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// Training failed.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    /// The requested device is not available in this build.
+    #[error("device: {0}")]
+    Device(String),
+    /// The model could not be built from its configuration.
+    #[error("model: {0}")]
+    Model(String),
+    /// A run directory's files are missing or unreadable.
+    #[error("run {}: {reason}", dir.display())]
+    Run {
+        /// The run directory.
+        dir: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file or directory could not be written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// What a finished (or resumed-and-finished) run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Epochs completed in total.
+    pub epochs_done: usize,
+    /// Trainable parameters of the trained network.
+    pub params: usize,
+    /// Test accuracy after the last epoch.
+    pub test_accuracy: f64,
+    /// Test cross-entropy after the last epoch.
+    pub test_loss: f64,
+    /// Per-epoch summaries of this invocation (empty if nothing was left to train).
+    pub history: Vec<EpochSummary>,
+    /// Wall time of this invocation.
+    pub seconds: f64,
+}
+
+/// A trained network of either family, as [`load_model`] returns it.
+#[derive(Debug, Clone)]
+pub enum RunModel {
+    /// A ResNet-style teacher.
+    Teacher(Teacher),
+    /// A microcontroller student.
+    Student(Student),
+}
+
+impl RunModel {
+    /// Evaluates the network (see [`evaluate`]).
+    pub fn evaluate(&self, loader: &Loader, device: &Device) -> EvalReport {
+        match self {
+            Self::Teacher(m) => evaluate(m, loader, device),
+            Self::Student(m) => evaluate(m, loader, device),
+        }
+    }
+
+    /// A frozen copy to distill from.
+    pub fn frozen(&self) -> Box<dyn TeacherTaps> {
+        match self {
+            Self::Teacher(m) => Box::new(FrozenTeacher::new(m)),
+            Self::Student(m) => Box::new(FrozenTeacher::new(m)),
+        }
+    }
+}
+
+/// The training and test splits `data` describes, with their limits applied.
+///
+/// # Errors
+/// [`RunError::Config`] when the directory has no default, [`RunError::Data`] for unreadable or
+/// malformed files.
+pub fn load_datasets(data: &DataConfig) -> Result<(Dataset, Dataset), RunError> {
+    let dir = data.dir()?;
+    let mut train = Dataset::load(&dir, data.dataset, Split::Train)?;
+    let mut test = Dataset::load(&dir, data.dataset, Split::Test)?;
+    if let Some(n) = data.train_limit {
+        train.truncate(n);
+    }
+    if let Some(n) = data.test_limit {
+        test.truncate(n);
+    }
+    Ok((train, test))
+}
+
+/// The loader of the training split (shuffled, augmented) described by `data`.
+pub fn train_loader<'a>(train: &'a Dataset, data: &DataConfig) -> Loader<'a> {
+    Loader::new(
+        train,
+        LoaderConfig {
+            batch_size: data.batch_size,
+            shuffle: true,
+            drop_last: data.drop_last,
+            augmentation: data.augmentation(),
+            normalization: data.normalization(),
+        },
+    )
+}
+
+/// The loader used for evaluation: file order, no augmentation, every image.
+pub fn eval_loader<'a>(set: &'a Dataset, data: &DataConfig) -> Loader<'a> {
+    Loader::new(
+        set,
+        LoaderConfig {
+            batch_size: data.eval_batch_size,
+            shuffle: false,
+            drop_last: false,
+            augmentation: Default::default(),
+            normalization: data.normalization(),
+        },
+    )
+}
+
+/// The plain device a config names.
+///
+/// # Errors
+/// [`RunError::Device`] when the build lacks the backend.
+pub fn device_of(config: &RunConfig) -> Result<Device, RunError> {
+    backend::device(config.device).map_err(RunError::Device)
+}
+
+fn build(spec: &ModelSpec, classes: usize, device: &Device) -> Result<RunModel, RunError> {
+    Ok(match spec {
+        ModelSpec::Teacher(t) => {
+            let c = t.config(1, classes);
+            c.validate().map_err(RunError::Model)?;
+            RunModel::Teacher(c.init(device))
+        }
+        ModelSpec::Student(s) => {
+            RunModel::Student(s.init(device).map_err(|e| RunError::Model(e.to_string()))?)
+        }
+    })
+}
+
+/// Rebuilds the network of a finished run from its `config.toml` and `model.bpk`, on `device`.
+///
+/// # Errors
+/// [`RunError::Config`] for a bad `config.toml`, [`RunError::Run`] when `model.bpk` is missing or
+/// does not fit the configured network.
+pub fn load_model(run_dir: &Path, device: &Device) -> Result<(RunModel, RunConfig), RunError> {
+    let config = RunConfig::from_run_dir(run_dir)?;
+    let model = build(&config.model, config.data.dataset.classes(), device)?;
+    let path = run_dir.join("model.bpk");
+    if !path.is_file() {
+        return Err(RunError::Run {
+            dir: run_dir.to_path_buf(),
+            reason: "no model.bpk: the run has not finished an epoch".into(),
+        });
+    }
+    let load_err = |e: burn::store::RecordError| RunError::Run {
+        dir: run_dir.to_path_buf(),
+        reason: format!("model.bpk does not load into the configured network: {e}"),
+    };
+    let model = match model {
+        RunModel::Teacher(m) => RunModel::Teacher(m.try_load_file(&path).map_err(load_err)?),
+        RunModel::Student(m) => RunModel::Student(m.try_load_file(&path).map_err(load_err)?),
+    };
+    Ok((model, config))
+}
+
+/// Carries out the run `config` describes in `run_dir`: resolves and saves the configuration,
+/// loads the data, builds the network from the seed (or, with `resume`, continues from the newest
+/// checkpoint), loads and freezes the teacher when distilling, and trains.
+///
+/// `student_hook` runs before every epoch of a student run (for QAT); it is ignored for teachers.
+///
+/// # Errors
+/// Any [`RunError`]; training errors come wrapped in [`RunError::Train`].
+pub fn run(
+    mut config: RunConfig,
+    run_dir: &Path,
+    resume: bool,
+    student_hook: Option<&mut dyn EpochHook<Student>>,
+) -> Result<RunReport, RunError> {
+    let started = Instant::now();
+    config.validate()?;
+    config.resolve()?;
+    std::fs::create_dir_all(run_dir).map_err(|source| RunError::Io {
+        path: run_dir.to_path_buf(),
+        source,
+    })?;
+    if !resume && super::checkpoint::list(run_dir)?.first().is_some() {
+        return Err(TrainError::RunExists {
+            dir: run_dir.to_path_buf(),
+        }
+        .into());
+    }
+    let config_path = run_dir.join("config.toml");
+    std::fs::write(&config_path, config.to_toml()).map_err(|source| RunError::Io {
+        path: config_path,
+        source,
+    })?;
+
+    let plain = device_of(&config)?;
+    let (train_set, test_set) = load_datasets(&config.data)?;
+    let train = train_loader(&train_set, &config.data);
+    let test = eval_loader(&test_set, &config.data);
+
+    let teacher = match &config.distill {
+        Some(d) => {
+            let (t, _) = load_model(&d.teacher, &plain)?;
+            Some(t.frozen())
+        }
+        None => None,
+    };
+    let ce_weight = config
+        .distill
+        .as_ref()
+        .map_or(1.0, |d| d.method.ce_weight());
+
+    // Initial weights (the model's, then the method's auxiliaries) come from the seed alone.
+    let device = plain.clone().autodiff();
+    device.seed(derive_seed(config.seed, 0, STREAM_INIT));
+    let model = build(&config.model, config.data.dataset.classes(), &device)?;
+    let method = config.distill.as_ref().map(|d| d.method.init(&device));
+
+    let settings = TrainSettings {
+        epochs: config.train.epochs,
+        seed: config.seed,
+        optim: config.optim.clone(),
+        schedule: config.schedule.clone(),
+        ce_weight,
+        label_smoothing: config.train.label_smoothing as f32,
+        keep_checkpoints: config.train.keep_checkpoints,
+        log_every: config.train.log_every,
+        progress: config.train.progress.visible(),
+        resume,
+    };
+    let parts = Parts {
+        settings: &settings,
+        train: &train,
+        test: &test,
+        device: &device,
+        run_dir,
+        teacher: teacher.as_deref(),
+    };
+    let (params, history, epochs_done, final_eval) = match model {
+        RunModel::Teacher(m) => parts.go(m, method, None)?,
+        RunModel::Student(m) => match student_hook {
+            // Re-borrow so the hook's object lifetime may be shorter than its owner's.
+            Some(h) => parts.go(m, method, Some(&mut *h))?,
+            None => parts.go(m, method, None)?,
+        },
+    };
+    Ok(RunReport {
+        run_dir: run_dir.to_path_buf(),
+        epochs_done,
+        params,
+        test_accuracy: final_eval.accuracy,
+        test_loss: final_eval.loss,
+        history,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The pieces of a run shared by both model families.
+struct Parts<'a> {
+    settings: &'a TrainSettings,
+    train: &'a Loader<'a>,
+    test: &'a Loader<'a>,
+    device: &'a Device,
+    run_dir: &'a Path,
+    teacher: Option<&'a dyn TeacherTaps>,
+}
+
+impl Parts<'_> {
+    /// Trains `model` (with `method` when distilling) and returns
+    /// `(params, history, epochs_done, final test evaluation)`.
+    fn go<'h, S: Classifier + ModuleDisplay>(
+        &'h self,
+        model: S,
+        method: Option<Method>,
+        hook: Option<&'h mut dyn EpochHook<S>>,
+    ) -> Result<(usize, Vec<EpochSummary>, usize, EvalReport), RunError> {
+        materialize(&model);
+        let params = trainable_params(&model);
+        let ctx = FitContext {
+            train: self.train,
+            test: Some(self.test),
+            device: self.device,
+            run_dir: self.run_dir.to_path_buf(),
+            teacher: self.teacher,
+            hook,
+        };
+        let (model, history, epochs_done) = match method {
+            Some(m) => {
+                materialize(&m);
+                let out = fit(Trainee::distill(model, m), self.settings, ctx)?;
+                (out.trainee.model, out.history, out.epochs_done)
+            }
+            None => {
+                let out = fit(Trainee::plain(model), self.settings, ctx)?;
+                (out.trainee.model, out.history, out.epochs_done)
+            }
+        };
+        let final_eval = match history.last().and_then(|s| s.test.clone()) {
+            Some(r) => r,
+            None => evaluate(&model, self.test, self.device),
+        };
+        Ok((params, history, epochs_done, final_eval))
+    }
+}
