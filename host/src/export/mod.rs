@@ -249,3 +249,12 @@ pub fn summarize(blob: &[u8]) -> Result<BlobSummary, tinykd_device::Error> {
     let model = tinykd_device::Model::from_bytes(blob)?;
     Ok(BlobSummary { blob_bytes: blob.len(), arena_bytes: model.arena_size() })
 }
+
+/// Quantizes a batch of normalized images `[batch, c, h, w]` into the blob's int8 input layout
+/// (HWC per sample, concatenated), with the blob's input quantization (round half to even).
+pub fn quantize_inputs(images: Tensor<4>, quant: Quant) -> Vec<i8> {
+    let [_, c, h, w] = images.dims();
+    let hwc = to_vec(images.permute([0, 2, 3, 1]));
+    debug_assert_eq!(hwc.len() % (c * h * w).max(1), 0);
+    hwc.into_iter().map(|v| quant.quantize(v)).collect()
+}
