@@ -26,7 +26,7 @@ pub fn calibrate(student: &Student, batches: impl IntoIterator<Item = Tensor<4>>
     let float = student.valid().with_quant(None);
     let mut ranges: Vec<(f32, f32)> = Vec::new();
     for x in batches {
-        let outs = float.layer_outputs(x);
+        let outs = float.layer_outputs(x.without_autodiff());
         if ranges.is_empty() {
             ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); outs.len()];
         }

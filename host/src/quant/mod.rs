@@ -10,10 +10,12 @@
 mod calibrate;
 mod fake;
 mod fold;
+mod qat;
 
 pub use calibrate::{calibrate, range_to_quant};
 pub use fake::{fake_quant_activation, fake_quant_weight_per_channel, weight_scales};
 pub use fold::fold_batch_norm;
+pub use qat::{calibrate_on, QatHook};
 
 use serde::{Deserialize, Serialize};
 pub use tinykd_format::Quant;
