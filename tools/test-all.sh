@@ -46,9 +46,8 @@ cargo test --workspace --release
 
 step "firmware build and size"
 (cd "$board" && cargo build --release)
-sysroot=$(rustc --print sysroot)
-llvm_size=$(find "$sysroot/lib/rustlib" -name llvm-size -type f | head -n 1)
-"$llvm_size" -A target/boards/thumbv7em-none-eabihf/release/qemu-mps2-an386 |
+llvm_bin=$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin
+"$llvm_bin/llvm-size" -A target/boards/thumbv7em-none-eabihf/release/qemu-mps2-an386 |
     grep -E '^(section|\.vector_table|\.text|\.rodata|\.data|\.bss|\.uninit|Total)'
 
 step "all checks passed"
