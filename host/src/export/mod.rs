@@ -7,6 +7,10 @@
 //! requantization constants are derived by `tinykd-format`'s builder, the single implementation of
 //! the rounding rule. Anything the device cannot run is refused with an error naming the layer.
 
+mod run;
+
+pub use run::{export_run, quantized_split, ExportReport, ExportRunError};
+
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 use tinykd_format::{
