@@ -17,6 +17,8 @@ pub(crate) fn avg_pool2d(op: &PoolOp, x: In<'_>, y: Out<'_>) -> Result<()> {
     let [kh, kw] = op.kernel.map(usize::from);
     let [sh, sw] = op.stride.map(usize::from);
     let [pt, pl, _, _] = op.padding.map(usize::from);
+    // Zero sizes cannot pass validation; `max(1)` keeps even the impossible case panic-free.
+    let (ow, c) = (ow.max(1), c.max(1));
     for (p, out_px) in y.data.chunks_exact_mut(c).enumerate() {
         let (oy, ox) = (p / ow, p % ow);
         let (iy0, _, ny) = clip(oy, sh, pt, kh, ih);

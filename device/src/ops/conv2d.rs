@@ -22,12 +22,14 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<()> {
     let [pt, pl, _, _] = op.padding.map(usize::from);
     let groups = usize::from(op.groups);
     let icg = need(ic.checked_div(groups))?;
-    let ocg = need(oc.checked_div(groups))?;
+    let ocg = need(oc.checked_div(groups).filter(|&n| n > 0))?;
     let per_out = kh * kw * icg; // weights per output channel
     let zp_in = i32::from(x.zero_point);
     let zp_out = i32::from(y.zero_point);
     let weights = op.weights.bytes();
 
+    // Zero sizes cannot pass validation; `max(1)` keeps even the impossible case panic-free.
+    let (ow, oc) = (ow.max(1), oc.max(1));
     for (p, out_px) in y.data.chunks_exact_mut(oc).enumerate() {
         let (oy, ox) = (p / ow, p % ow);
         let (iy0, ky0, ny) = clip(oy, sh, pt, kh, ih);

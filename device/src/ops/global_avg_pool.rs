@@ -8,7 +8,7 @@ use crate::error::{need, Result};
 
 /// Runs one global average pool.
 pub(crate) fn global_avg_pool(x: In<'_>, y: Out<'_>) -> Result<()> {
-    let c = usize::from(x.shape.c);
+    let c = usize::from(x.shape.c).max(1); // ≥ 1 once validated; keeps `step_by` panic-free
     let cells = usize::from(x.shape.h) * usize::from(x.shape.w);
     // A validated tensor has ≤ 2^22 elements, so |sum| ≤ 2^22 · 128 = 2^29 fits an i32.
     let count = need(i32::try_from(cells).ok())?;

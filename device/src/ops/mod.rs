@@ -43,7 +43,9 @@ pub(crate) fn requantize_out(
 ) -> i8 {
     requantize(acc, multiplier, shift)
         .saturating_add(zp)
-        .clamp(i32::from(min), i32::from(max)) as i8
+        // max/min rather than clamp: no panic path even if min > max (validation forbids it).
+        .max(i32::from(min))
+        .min(i32::from(max)) as i8
 }
 
 /// The input rows (or columns) a window at output position `o` covers, clipped to `[0, size)`,
