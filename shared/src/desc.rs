@@ -77,7 +77,7 @@ impl TensorDesc {
         (desc, reserved)
     }
 
-    /// Encodes the record read by [`TensorDesc::from_record`] (reserved byte 0).
+    /// Encodes the 20-byte record of SPEC §2.1 (reserved byte 0).
     pub fn to_record(&self) -> [u8; TENSOR_RECORD_LEN] {
         let mut r = [0u8; TENSOR_RECORD_LEN];
         let fields = [

@@ -8,8 +8,8 @@
 //!   that borrows weights straight from it (a model in flash stays in flash).
 //! - The integer arithmetic both sides must agree on lives here, once: [`requantize`],
 //!   [`quantize_multiplier`], [`average`], [`Quant`].
-//! - Feature `alloc` adds the host-side [`ModelBuilder`], which plans memory, encodes, and
-//!   validates its own output, and [`samples::to_vec`] for sample sets.
+//! - Feature `alloc` adds the host-side `ModelBuilder`, which plans memory, encodes, and
+//!   validates its own output, and `samples::to_vec` for sample sets.
 //!
 //! ```
 //! use tinykd_format::{validate, Error};
@@ -18,7 +18,7 @@
 //! ```
 //!
 //! ## Features
-//! - `alloc`: the [`ModelBuilder`] and the sample-set writer (host side).
+//! - `alloc`: the `ModelBuilder`, `encode_blob` and the sample-set writer (host side).
 //! - `defmt`: `defmt::Format` for the error and descriptor types.
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
