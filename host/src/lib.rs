@@ -20,4 +20,5 @@ pub mod eval;
 pub mod export;
 pub mod models;
 pub mod quant;
+pub mod quickstart;
 pub mod train;

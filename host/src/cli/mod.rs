@@ -9,6 +9,10 @@
 
 pub mod distill;
 pub mod eval;
+pub mod export;
+pub mod quantize;
+pub mod quickstart;
+pub mod run_blob;
 pub mod train;
 
 use std::path::PathBuf;
@@ -37,6 +41,14 @@ pub enum Command {
     Distill(distill::DistillArgs),
     /// Float accuracy of a trained run's network on the test (or training) split.
     Eval(eval::EvalArgs),
+    /// Quantize a trained student: calibrate activation ranges, then quantization-aware training.
+    Quantize(quantize::QuantizeArgs),
+    /// Export a quantized student as a `.tkd` blob (and its quantized test set as `.tks`).
+    Export(export::ExportArgs),
+    /// Run a blob over a sample set with tinykd-device on this machine (and optionally in QEMU).
+    RunBlob(run_blob::RunBlobArgs),
+    /// Teacher → KD student → QAT → export → host run → QEMU run, and a final table.
+    Quickstart(quickstart::QuickstartArgs),
 }
 
 impl Command {
@@ -49,6 +61,10 @@ impl Command {
             Command::Train(a) => a.run(),
             Command::Distill(a) => a.run(),
             Command::Eval(a) => a.run(),
+            Command::Quantize(a) => a.run(),
+            Command::Export(a) => a.run(),
+            Command::RunBlob(a) => a.run(),
+            Command::Quickstart(a) => a.run(),
         }
     }
 }

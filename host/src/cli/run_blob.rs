@@ -1,0 +1,76 @@
+//! `tinykd run-blob`: run a blob over a `.tks` sample set with `tinykd-device` on this machine
+//! (the reference), and optionally the same blob in the emulated board.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::CliError;
+use crate::deploy::{build_firmware, run_blob_host, run_blob_qemu, Predictions, QemuOptions, SampleSet};
+
+/// Arguments of `tinykd run-blob`.
+#[derive(Debug, Args)]
+pub struct RunBlobArgs {
+    /// The blob (`.tkd`).
+    #[arg(value_name = "BLOB")]
+    pub blob: PathBuf,
+    /// The sample set (`.tks`, e.g. from `tinykd export`).
+    #[arg(short, long, value_name = "FILE")]
+    pub samples: PathBuf,
+    /// Write one predicted class per line here.
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Also run the blob in QEMU on the emulated Cortex-M4 and compare every output byte.
+    #[arg(long)]
+    pub qemu: bool,
+    /// The board firmware ELF (default: build `boards/qemu-mps2-an386`).
+    #[arg(long, value_name = "ELF", requires = "qemu")]
+    pub firmware: Option<PathBuf>,
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|source| CliError::Io { path: path.clone(), source })
+}
+
+fn deploy(e: crate::deploy::DeployError) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+fn print(label: &str, p: &Predictions) {
+    println!("{label}: {}/{} correct ({:.2}%)", p.correct, p.len(), 100.0 * p.accuracy());
+}
+
+impl RunBlobArgs {
+    /// Runs `tinykd run-blob`.
+    ///
+    /// # Errors
+    /// Unreadable files, a rejected blob or sample set, a failed or disagreeing board run.
+    pub fn run(self) -> Result<(), CliError> {
+        let blob = read(&self.blob)?;
+        let samples = SampleSet::from_tks_bytes(&read(&self.samples)?).map_err(deploy)?;
+        let host = run_blob_host(&blob, &samples).map_err(deploy)?;
+        print("host (tinykd-device on x86)", &host);
+        if let Some(path) = &self.out {
+            let mut f = std::fs::File::create(path).map_err(|source| CliError::Io { path: path.clone(), source })?;
+            for c in &host.classes {
+                writeln!(f, "{c}").map_err(|source| CliError::Io { path: path.clone(), source })?;
+            }
+        }
+        if self.qemu {
+            let firmware = match self.firmware {
+                Some(f) => f,
+                None => build_firmware(&crate::quickstart::default_board()).map_err(deploy)?,
+            };
+            let mut options = QemuOptions::new(firmware);
+            options.timeout = std::time::Duration::from_secs(60 + samples.len() as u64 / 5);
+            let board = run_blob_qemu(&blob, &samples, &options).map_err(deploy)?;
+            print("QEMU mps2-an386 (Cortex-M4)", &board.predictions);
+            match host.first_difference(&board.predictions) {
+                None => println!("identical: all {} samples, every output byte", host.len()),
+                Some(i) => return Err(CliError::Usage(format!("host and QEMU differ at sample {i}"))),
+            }
+        }
+        Ok(())
+    }
+}
