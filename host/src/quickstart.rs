@@ -38,6 +38,8 @@ pub struct QuickstartOptions {
     pub seeds: Vec<u64>,
     /// The board crate to build and run in QEMU.
     pub board: PathBuf,
+    /// Distill from this already trained teacher run instead of training one.
+    pub teacher: Option<PathBuf>,
     /// Draw progress bars.
     pub progress: ProgressMode,
 }
@@ -55,6 +57,7 @@ impl QuickstartOptions {
             qemu_samples: Some(1000),
             seeds: vec![0],
             board: default_board(),
+            teacher: None,
             progress: ProgressMode::Auto,
         }
     }
@@ -248,15 +251,36 @@ pub fn run(o: &QuickstartOptions) -> Result<QuickstartReport, QuickstartError> {
     let seed0 = o.seeds.first().copied().unwrap_or(0);
     let mut rows = Vec::new();
 
-    // Teacher.
+    // Teacher: trained here, or an existing run evaluated on this test split.
     let t = Instant::now();
-    let teacher_dir = o.out.join("teacher");
-    let mut config = RunConfig::teacher();
-    apply(&mut config, o, o.teacher_epochs, seed0);
-    println!("== teacher: {} epochs → {}", o.teacher_epochs, teacher_dir.display());
-    let teacher = crate::train::run(config, &teacher_dir, false, None).map_err(stage("teacher"))?;
-    let (correct, n) = test_counts(&teacher);
-    rows.push(Row { what: "teacher (float)".into(), correct, images: n, seconds: secs(t.elapsed()) });
+    let teacher_dir = match &o.teacher {
+        Some(dir) => {
+            let config = RunConfig::from_run_dir(dir).map_err(|e| stage("teacher")(e.into()))?;
+            let device = crate::train::run::device_of(&config).map_err(stage("teacher"))?;
+            let (model, mut config) = crate::train::load_model(dir, &device).map_err(stage("teacher"))?;
+            config.data.test_limit = o.test_limit;
+            let (_, test) = crate::train::run::load_datasets(&config.data).map_err(stage("teacher"))?;
+            let r = model.evaluate(&crate::train::run::eval_loader(&test, &config.data), &device);
+            println!("== teacher: {} (trained earlier)", dir.display());
+            rows.push(Row {
+                what: format!("teacher (float, {})", dir.display()),
+                correct: r.correct,
+                images: r.images,
+                seconds: secs(t.elapsed()),
+            });
+            dir.clone()
+        }
+        None => {
+            let teacher_dir = o.out.join("teacher");
+            let mut config = RunConfig::teacher();
+            apply(&mut config, o, o.teacher_epochs, seed0);
+            println!("== teacher: {} epochs → {}", o.teacher_epochs, teacher_dir.display());
+            let teacher = crate::train::run(config, &teacher_dir, false, None).map_err(stage("teacher"))?;
+            let (correct, n) = test_counts(&teacher);
+            rows.push(Row { what: "teacher (float)".into(), correct, images: n, seconds: secs(t.elapsed()) });
+            teacher_dir
+        }
+    };
 
     let mut seeds = Vec::new();
     let mut first = None;

@@ -34,6 +34,9 @@ pub struct QuickstartArgs {
     /// Test images to run in QEMU (default 1000, all with --full).
     #[arg(long, value_name = "N")]
     pub qemu_samples: Option<usize>,
+    /// Distill from this already trained teacher run (from `tinykd train`) instead of training one.
+    #[arg(long, value_name = "DIR")]
+    pub teacher: Option<PathBuf>,
     /// Seeds of the student comparison, e.g. `--seeds 0,1,2`.
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub seeds: Option<Vec<u64>>,
@@ -60,6 +63,7 @@ impl QuickstartArgs {
         if self.qemu_samples.is_some() {
             o.qemu_samples = self.qemu_samples;
         }
+        o.teacher = self.teacher;
         if let Some(s) = self.seeds {
             o.seeds = s;
         }
