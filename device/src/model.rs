@@ -14,6 +14,19 @@ use crate::ops::{self, In, Out};
 ///
 /// A `Model` is a few words (a [`ModelDesc`]); it holds no mutable state, so one model can serve
 /// several arenas, e.g. one per task.
+///
+/// ```
+/// # let blob = [84u8, 75, 68, 1, 0, 0, 0, 0, 50, 0, 0, 0, 4, 100, 101, 109, 111, 5, 40, 2, 0, 2, 0, 1, 0, 0, 0, 205, 204, 204, 61, 0, 0, 0, 0, 4, 0, 0, 0, 1, 0, 1, 0, 1, 0, 0, 0, 205, 204, 204, 61, 4, 0, 0, 0, 1, 0, 0, 0, 1, 4, 0, 178, 125, 111, 197];
+/// use tinykd_device::{Model, Quant, Shape};
+/// let model = Model::from_bytes(&blob).unwrap(); // 2×2×1 input → global average pool
+/// assert_eq!(model.input_shape(), Shape { h: 2, w: 2, c: 1 });
+/// assert_eq!((model.input_len(), model.output_len()), (4, 1));
+/// assert_eq!(model.output_shape(), Shape { h: 1, w: 1, c: 1 });
+/// assert_eq!(model.input_quant(), Quant { scale: 0.1, zero_point: 0 });
+/// assert_eq!(model.output_quant(), model.input_quant()); // pooling keeps the quantization
+/// assert_eq!(model.arena_size(), 5);
+/// assert_eq!(model.desc().name(), "demo");
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Model<'a> {
     desc: ModelDesc<'a>,

@@ -78,6 +78,17 @@ impl TensorDesc {
     }
 
     /// Encodes the 20-byte record of SPEC §2.1 (reserved byte 0).
+    ///
+    /// ```
+    /// use tinykd_format::{Quant, Shape, TensorDesc};
+    /// let t = TensorDesc {
+    ///     shape: Shape { h: 2, w: 3, c: 4 },
+    ///     quant: Quant { scale: 1.0, zero_point: -1 },
+    ///     offset: 256,
+    ///     len: 24,
+    /// };
+    /// assert_eq!(t.to_record(), [2, 0, 3, 0, 4, 0, 0xff, 0, 0, 0, 0x80, 0x3f, 0, 1, 0, 0, 24, 0, 0, 0]);
+    /// ```
     pub fn to_record(&self) -> [u8; TENSOR_RECORD_LEN] {
         let mut r = [0u8; TENSOR_RECORD_LEN];
         let fields = [
@@ -386,6 +397,18 @@ impl Op<'_> {
     }
 
     /// Bytes of constant data (weights, biases, requantization) this op borrows from the blob.
+    ///
+    /// ```
+    /// use tinykd_format::{DenseOp, I8s, LeI32s, Op, OpKind, Requant};
+    /// let (w, b, m, s) = ([1u8; 6], [0u8; 8], [0u8; 8], [0u8; 2]);
+    /// let op = Op::Dense(DenseOp {
+    ///     input: 0, weights: I8s(&w), bias: LeI32s(&b),
+    ///     requant: Requant { multipliers: LeI32s(&m), shifts: I8s(&s) }, act_min: -128, act_max: 127,
+    /// });
+    /// assert_eq!(op.kind(), OpKind::Dense);
+    /// assert_eq!(op.param_bytes(), 6 + 8 + 8 + 2);
+    /// assert_eq!(Op::GlobalAvgPool { input: 0 }.param_bytes(), 0);
+    /// ```
     pub const fn param_bytes(&self) -> usize {
         match self {
             Op::Conv2d(c) => {
