@@ -37,4 +37,4 @@ if ! TINYKD_FIRMWARE=$root/$elf TINYKD_INSN_PLUGIN=$root/$plugin \
     cat "$log"
     exit 1
 fi
-grep -E '^e2e:' "$log"
+grep -oE 'e2e: .*' "$log"
