@@ -6,7 +6,17 @@
 use burn::prelude::Device;
 
 /// Which compute device to train on, as the user names it on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
     /// burn-flex on the CPU (always available).
@@ -41,7 +51,9 @@ fn gpu_device() -> Result<Device, String> {
 
 #[cfg(not(any(feature = "cuda", feature = "vulkan", feature = "wgpu")))]
 fn gpu_device() -> Result<Device, String> {
-    Err("this tinykd was built without a GPU backend: rebuild with `--features vulkan` \
+    Err(
+        "this tinykd was built without a GPU backend: rebuild with `--features vulkan` \
          (or `wgpu`; `cuda` needs network access beyond the package registries to build)"
-        .to_string())
+            .to_string(),
+    )
 }

@@ -177,11 +177,15 @@ pub fn check_prerequisites(options: &QuickstartOptions) -> Result<(), Quickstart
             fix: "Install it with: apt-get install -y dataset-fashion-mnist".into(),
         });
     }
-    let qemu_ok = Command::new("qemu-system-arm").arg("--version").output().is_ok_and(|o| o.status.success());
+    let qemu_ok = Command::new("qemu-system-arm")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !qemu_ok {
         return Err(QuickstartError::Missing {
             what: "qemu-system-arm".into(),
-            fix: "Install QEMU 10 for Arm (and the Rust targets) with: bash tools/install-tools.sh".into(),
+            fix: "Install QEMU 10 for Arm (and the Rust targets) with: bash tools/install-tools.sh"
+                .into(),
         });
     }
     if !options.board.join("Cargo.toml").is_file() {
@@ -194,7 +198,10 @@ pub fn check_prerequisites(options: &QuickstartOptions) -> Result<(), Quickstart
 }
 
 fn stage(name: &'static str) -> impl FnOnce(RunError) -> QuickstartError {
-    move |source| QuickstartError::Stage { stage: name, source }
+    move |source| QuickstartError::Stage {
+        stage: name,
+        source,
+    }
 }
 
 fn apply(config: &mut RunConfig, o: &QuickstartOptions, epochs: usize, seed: u64) {
@@ -216,7 +223,16 @@ fn student_pipeline(
     name: &str,
     seed: u64,
     teacher: Option<&Path>,
-) -> Result<(crate::train::RunReport, PathBuf, crate::export::ExportReport, f64, f64), QuickstartError> {
+) -> Result<
+    (
+        crate::train::RunReport,
+        PathBuf,
+        crate::export::ExportReport,
+        f64,
+        f64,
+    ),
+    QuickstartError,
+> {
     let t0 = Instant::now();
     let mut config = RunConfig::distill(teacher.unwrap_or(Path::new("")));
     if teacher.is_none() {
@@ -225,14 +241,25 @@ fn student_pipeline(
     config.model = ModelSpec::Student(StudentConfig::mcu_small());
     apply(&mut config, o, o.student_epochs, seed);
     let dir = o.out.join(format!("{name}-seed{seed}"));
-    println!("== {name} (seed {seed}): {} epochs → {}", o.student_epochs, dir.display());
+    println!(
+        "== {name} (seed {seed}): {} epochs → {}",
+        o.student_epochs,
+        dir.display()
+    );
     let float = crate::train::run(config, &dir, false, None).map_err(stage("student"))?;
     let train_s = secs(t0.elapsed());
 
     let t1 = Instant::now();
     let qdir = o.out.join(format!("{name}-qat-seed{seed}"));
-    println!("== QAT of {name} (seed {seed}): {} epochs → {}", o.qat_epochs, qdir.display());
-    let options = QuantizeOptions { qat_epochs: o.qat_epochs, ..QuantizeOptions::default() };
+    println!(
+        "== QAT of {name} (seed {seed}): {} epochs → {}",
+        o.qat_epochs,
+        qdir.display()
+    );
+    let options = QuantizeOptions {
+        qat_epochs: o.qat_epochs,
+        ..QuantizeOptions::default()
+    };
     quantize_run(&dir, &qdir, &options, false).map_err(stage("quantize"))?;
     let blob = qdir.join("student.tkd");
     let tks = qdir.join("test.tks");
@@ -247,7 +274,10 @@ fn student_pipeline(
 pub fn run(o: &QuickstartOptions) -> Result<QuickstartReport, QuickstartError> {
     check_prerequisites(o)?;
     let started = Instant::now();
-    std::fs::create_dir_all(&o.out).map_err(|source| QuickstartError::Io { path: o.out.clone(), source })?;
+    std::fs::create_dir_all(&o.out).map_err(|source| QuickstartError::Io {
+        path: o.out.clone(),
+        source,
+    })?;
     let seed0 = o.seeds.first().copied().unwrap_or(0);
     let mut rows = Vec::new();
 
@@ -257,10 +287,15 @@ pub fn run(o: &QuickstartOptions) -> Result<QuickstartReport, QuickstartError> {
         Some(dir) => {
             let config = RunConfig::from_run_dir(dir).map_err(|e| stage("teacher")(e.into()))?;
             let device = crate::train::run::device_of(&config).map_err(stage("teacher"))?;
-            let (model, mut config) = crate::train::load_model(dir, &device).map_err(stage("teacher"))?;
+            let (model, mut config) =
+                crate::train::load_model(dir, &device).map_err(stage("teacher"))?;
             config.data.test_limit = o.test_limit;
-            let (_, test) = crate::train::run::load_datasets(&config.data).map_err(stage("teacher"))?;
-            let r = model.evaluate(&crate::train::run::eval_loader(&test, &config.data), &device);
+            let (_, test) =
+                crate::train::run::load_datasets(&config.data).map_err(stage("teacher"))?;
+            let r = model.evaluate(
+                &crate::train::run::eval_loader(&test, &config.data),
+                &device,
+            );
             println!("== teacher: {} (trained earlier)", dir.display());
             rows.push(Row {
                 what: format!("teacher (float, {})", dir.display()),
@@ -274,10 +309,20 @@ pub fn run(o: &QuickstartOptions) -> Result<QuickstartReport, QuickstartError> {
             let teacher_dir = o.out.join("teacher");
             let mut config = RunConfig::teacher();
             apply(&mut config, o, o.teacher_epochs, seed0);
-            println!("== teacher: {} epochs → {}", o.teacher_epochs, teacher_dir.display());
-            let teacher = crate::train::run(config, &teacher_dir, false, None).map_err(stage("teacher"))?;
+            println!(
+                "== teacher: {} epochs → {}",
+                o.teacher_epochs,
+                teacher_dir.display()
+            );
+            let teacher =
+                crate::train::run(config, &teacher_dir, false, None).map_err(stage("teacher"))?;
             let (correct, n) = test_counts(&teacher);
-            rows.push(Row { what: "teacher (float)".into(), correct, images: n, seconds: secs(t.elapsed()) });
+            rows.push(Row {
+                what: "teacher (float)".into(),
+                correct,
+                images: n,
+                seconds: secs(t.elapsed()),
+            });
             teacher_dir
         }
     };
@@ -285,8 +330,10 @@ pub fn run(o: &QuickstartOptions) -> Result<QuickstartReport, QuickstartError> {
     let mut seeds = Vec::new();
     let mut first = None;
     for &seed in &o.seeds {
-        let (alone, alone_q, alone_blob, alone_s, alone_qs) = student_pipeline(o, "student-alone", seed, None)?;
-        let (kd, kd_q, kd_blob, kd_s, kd_qs) = student_pipeline(o, "student-kd", seed, Some(&teacher_dir))?;
+        let (alone, alone_q, alone_blob, alone_s, alone_qs) =
+            student_pipeline(o, "student-alone", seed, None)?;
+        let (kd, kd_q, kd_blob, kd_s, kd_qs) =
+            student_pipeline(o, "student-kd", seed, Some(&teacher_dir))?;
         let host_acc = |q: &Path, e: &crate::export::ExportReport| -> Result<_, QuickstartError> {
             let blob = read(&e.blob_path)?;
             let samples = SampleSet::from_tks_bytes(&read(&q.join("test.tks"))?)?;
@@ -305,23 +352,49 @@ pub fn run(o: &QuickstartOptions) -> Result<QuickstartReport, QuickstartError> {
         });
         if first.is_none() {
             let (correct, n) = test_counts(&alone);
-            rows.push(Row { what: "student alone (float)".into(), correct, images: n, seconds: alone_s });
-            rows.push(Row { what: "student alone, QAT int8 blob, host".into(), correct: alone_p.correct, images: alone_p.len(), seconds: alone_qs });
+            rows.push(Row {
+                what: "student alone (float)".into(),
+                correct,
+                images: n,
+                seconds: alone_s,
+            });
+            rows.push(Row {
+                what: "student alone, QAT int8 blob, host".into(),
+                correct: alone_p.correct,
+                images: alone_p.len(),
+                seconds: alone_qs,
+            });
             let (correct, n) = test_counts(&kd);
-            rows.push(Row { what: "student KD (float)".into(), correct, images: n, seconds: kd_s });
-            rows.push(Row { what: "student KD, QAT int8 blob, host".into(), correct: kd_p.correct, images: kd_p.len(), seconds: kd_qs + kd_host_s });
+            rows.push(Row {
+                what: "student KD (float)".into(),
+                correct,
+                images: n,
+                seconds: kd_s,
+            });
+            rows.push(Row {
+                what: "student KD, QAT int8 blob, host".into(),
+                correct: kd_p.correct,
+                images: kd_p.len(),
+                seconds: kd_qs + kd_host_s,
+            });
             first = Some((kd_p, kd_samples, kd_bytes, kd_blob));
         }
     }
     let Some((kd_p, kd_samples, kd_bytes, kd_blob)) = first else {
-        return Err(QuickstartError::Missing { what: "a seed".into(), fix: "Give at least one seed.".into() });
+        return Err(QuickstartError::Missing {
+            what: "a seed".into(),
+            fix: "Give at least one seed.".into(),
+        });
     };
 
     // The same blob in QEMU.
     let t = Instant::now();
     println!("== building the {} firmware", o.board.display());
     let firmware = build_firmware(&o.board)?;
-    let n_qemu = o.qemu_samples.unwrap_or(kd_samples.len()).min(kd_samples.len());
+    let n_qemu = o
+        .qemu_samples
+        .unwrap_or(kd_samples.len())
+        .min(kd_samples.len());
     let subset = subset(&kd_samples, n_qemu)?;
     println!("== QEMU: {n_qemu} test images on the emulated Cortex-M4");
     let mut qemu = QemuOptions::new(firmware);
@@ -364,11 +437,17 @@ pub fn run(o: &QuickstartOptions) -> Result<QuickstartReport, QuickstartError> {
 
 /// (correct, images) of a run's last test evaluation.
 fn test_counts(r: &crate::train::RunReport) -> (usize, usize) {
-    r.history.last().and_then(|h| h.test.as_ref()).map_or((0, 0), |t| (t.correct, t.images))
+    r.history
+        .last()
+        .and_then(|h| h.test.as_ref())
+        .map_or((0, 0), |t| (t.correct, t.images))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, QuickstartError> {
-    std::fs::read(path).map_err(|source| QuickstartError::Io { path: path.to_path_buf(), source })
+    std::fs::read(path).map_err(|source| QuickstartError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn subset(samples: &SampleSet, n: usize) -> Result<SampleSet, QuickstartError> {
@@ -391,17 +470,24 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 
 /// The final table as Markdown.
 pub fn render(r: &QuickstartReport) -> String {
-    let mut s = String::from("| stage | correct | images | accuracy | wall time |\n|---|---:|---:|---:|---:|\n");
+    let mut s = String::from(
+        "| stage | correct | images | accuracy | wall time |\n|---|---:|---:|---:|---:|\n",
+    );
     for row in &r.rows {
         let acc = 100.0 * row.correct as f64 / row.images.max(1) as f64;
-        s += &format!("| {} | {} | {} | {acc:.2} % | {:.0} s |\n", row.what, row.correct, row.images, row.seconds);
+        s += &format!(
+            "| {} | {} | {} | {acc:.2} % | {:.0} s |\n",
+            row.what, row.correct, row.images, row.seconds
+        );
     }
     s += &format!(
         "\nBlob {} bytes, arena {} bytes; host and QEMU identical on all {} samples compared (every output byte).\n",
         r.blob_bytes, r.arena_bytes, r.identical_samples
     );
     if r.seeds.len() > 1 {
-        let pick = |f: fn(&SeedResult) -> f64| mean_std(&r.seeds.iter().map(|s| 100.0 * f(s)).collect::<Vec<_>>());
+        let pick = |f: fn(&SeedResult) -> f64| {
+            mean_std(&r.seeds.iter().map(|s| 100.0 * f(s)).collect::<Vec<_>>())
+        };
         let (a, sa) = pick(|s| s.alone_int8);
         let (k, sk) = pick(|s| s.kd_int8);
         let (af, saf) = pick(|s| s.alone_float);

@@ -39,13 +39,21 @@ impl Array {
 
 fn rel_err(got: &[f32], want: &[f64]) -> f64 {
     assert_eq!(got.len(), want.len(), "length mismatch");
-    let diff: f64 = got.iter().zip(want).map(|(&g, &w)| (g as f64 - w).powi(2)).sum::<f64>().sqrt();
+    let diff: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(&g, &w)| (g as f64 - w).powi(2))
+        .sum::<f64>()
+        .sqrt();
     let norm: f64 = want.iter().map(|w| w * w).sum::<f64>().sqrt();
     diff / norm.max(1e-12)
 }
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 data")
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("f32 data")
 }
 
 fn golden_dir() -> PathBuf {
@@ -69,7 +77,9 @@ fn check(case: &Case) -> (f64, f64) {
             let g = s.grad(&grads).expect("gradient of logits_s");
             (l, rel_err(&values(g), &case.grads["logits_s"].data))
         }
-        other => panic!("golden case for unknown method `{other}`: implement it or remove the case"),
+        other => {
+            panic!("golden case for unknown method `{other}`: implement it or remove the case")
+        }
     }
 }
 
@@ -85,10 +95,22 @@ fn losses_match_golden_vectors() {
     assert!(!files.is_empty(), "no golden cases in {}", dir.display());
     for path in files {
         let text = std::fs::read_to_string(&path).expect("read golden case");
-        let case: Case = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let case: Case =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let (loss_err, grad_err) = check(&case);
-        println!("golden {}: loss rel err {loss_err:.2e}, grad rel err {grad_err:.2e}", case.method);
-        assert!(loss_err <= TOLERANCE, "{}: loss rel err {loss_err:.3e}", path.display());
-        assert!(grad_err <= TOLERANCE, "{}: gradient rel err {grad_err:.3e}", path.display());
+        println!(
+            "golden {}: loss rel err {loss_err:.2e}, grad rel err {grad_err:.2e}",
+            case.method
+        );
+        assert!(
+            loss_err <= TOLERANCE,
+            "{}: loss rel err {loss_err:.3e}",
+            path.display()
+        );
+        assert!(
+            grad_err <= TOLERANCE,
+            "{}: gradient rel err {grad_err:.3e}",
+            path.display()
+        );
     }
 }

@@ -13,16 +13,32 @@ use tinykd::quant::calibrate;
 fn fake_quant_matches_device_kernels() {
     let device = Device::flex();
     device.seed(7);
-    let student = StudentConfig::mcu_small().init(&device).expect("valid preset");
+    let student = StudentConfig::mcu_small()
+        .init(&device)
+        .expect("valid preset");
     let x = Tensor::<4>::random([48, 1, 28, 28], Distribution::Normal(0.0, 1.0), &device);
     let quant = calibrate(&student, [x.clone()]);
     let blob = export_student(&student, &quant, "test").expect("export");
     let summary = summarize(&blob).expect("blob loads");
-    println!("blob {} bytes, arena {} bytes", summary.blob_bytes, summary.arena_bytes);
-    assert!(summary.blob_bytes <= 32 * 1024, "mcu_small blob must fit 32 KB");
+    println!(
+        "blob {} bytes, arena {} bytes",
+        summary.blob_bytes, summary.arena_bytes
+    );
+    assert!(
+        summary.blob_bytes <= 32 * 1024,
+        "mcu_small blob must fit 32 KB"
+    );
 
-    let simulated = student.clone().with_quant(Some(quant.clone())).valid().forward(x.clone());
-    let simulated: Vec<f32> = simulated.into_data().convert::<f32>().try_to_vec().expect("f32");
+    let simulated = student
+        .clone()
+        .with_quant(Some(quant.clone()))
+        .valid()
+        .forward(x.clone());
+    let simulated: Vec<f32> = simulated
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .expect("f32");
 
     let model = tinykd_device::Model::from_bytes(&blob).expect("valid blob");
     let mut arena = vec![0u8; model.arena_size()];
@@ -40,13 +56,19 @@ fn fake_quant_matches_device_kernels() {
             worst = worst.max(lsb);
             total_diff += lsb;
         }
-        let sim_arg = sim.iter().enumerate().fold(0, |b, (j, &v)| if v > sim[b] { j } else { b });
+        let sim_arg = sim
+            .iter()
+            .enumerate()
+            .fold(0, |b, (j, &v)| if v > sim[b] { j } else { b });
         agree += usize::from(tinykd_device::argmax(out) == sim_arg);
     }
     let mean = total_diff / (inputs.len() / model.input_len() * classes) as f32;
     println!("device vs simulation: argmax agreement {agree}/48, mean {mean:.3} LSB, worst {worst:.1} LSB");
     println!("distinct output values: {}", distinct.len());
-    assert!(distinct.len() >= 32, "outputs barely vary: the comparison would be vacuous");
+    assert!(
+        distinct.len() >= 32,
+        "outputs barely vary: the comparison would be vacuous"
+    );
     assert!(mean <= 1.0, "mean logit difference {mean} LSB");
     assert!(worst <= 6.0, "worst logit difference {worst} LSB");
     assert!(agree >= 44, "argmax agreement {agree}/48");

@@ -25,11 +25,20 @@ fn tiny_quickstart_runs_end_to_end_and_board_matches_host() {
     let report = run(&options).unwrap_or_else(|e| panic!("quickstart failed: {e}"));
     println!("{}", tinykd::quickstart::render(&report));
     assert_eq!(report.identical_samples, 100);
-    assert!(report.blob_bytes <= 32 * 1024, "blob of {} bytes", report.blob_bytes);
+    assert!(
+        report.blob_bytes <= 32 * 1024,
+        "blob of {} bytes",
+        report.blob_bytes
+    );
     let qemu = report.rows.last().expect("rows");
     let host = &report.rows[report.rows.len() - 2];
     assert_eq!((qemu.correct, qemu.images), (host.correct, host.images));
-    for file in ["summary.json", "report.md", "student-kd-qat-seed0/student.tkd", "student-kd-qat-seed0/quant.json"] {
+    for file in [
+        "summary.json",
+        "report.md",
+        "student-kd-qat-seed0/student.tkd",
+        "student-kd-qat-seed0/quant.json",
+    ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
     let _ = std::fs::remove_dir_all(&out);
@@ -43,7 +52,10 @@ fn missing_board_is_reported_with_a_fix() {
     };
     match check_prerequisites(&options) {
         Err(QuickstartError::Missing { what, fix }) => {
-            assert!(what.contains("board") || what.contains("qemu") || what.contains("Fashion"), "{what}");
+            assert!(
+                what.contains("board") || what.contains("qemu") || what.contains("Fashion"),
+                "{what}"
+            );
             assert!(!fix.is_empty());
         }
         other => panic!("expected a Missing error, got {other:?}"),

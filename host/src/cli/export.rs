@@ -35,7 +35,8 @@ impl ExportArgs {
     /// [`crate::export::ExportRunError`], naming the layer the device cannot run.
     pub fn run(self) -> Result<(), CliError> {
         let blob = self.out.unwrap_or_else(|| self.run.join("student.tkd"));
-        let tks = (!self.no_test_set).then(|| self.test_set.unwrap_or_else(|| self.run.join("test.tks")));
+        let tks =
+            (!self.no_test_set).then(|| self.test_set.unwrap_or_else(|| self.run.join("test.tks")));
         let report = export_run(&self.run, &blob, tks.as_deref().map(|p| (p, self.limit)))
             .map_err(|e| CliError::Usage(e.to_string()))?;
         println!(

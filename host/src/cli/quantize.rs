@@ -48,7 +48,11 @@ impl QuantizeArgs {
         let report = match (self.resume, self.student, self.out) {
             (Some(dir), _, _) => quantize_run(&dir.clone(), &dir, &options, true)?,
             (None, Some(student), Some(out)) => quantize_run(&student, &out, &options, false)?,
-            _ => return Err(CliError::Usage("give --student DIR and --out DIR, or --resume DIR".into())),
+            _ => {
+                return Err(CliError::Usage(
+                    "give --student DIR and --out DIR, or --resume DIR".into(),
+                ))
+            }
         };
         println!(
             "quantized student in {}: int8-simulated test accuracy {:.2}%",

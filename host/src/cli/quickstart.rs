@@ -48,7 +48,11 @@ impl QuickstartArgs {
     /// # Errors
     /// A missing prerequisite (with the command that installs it), or a failed stage.
     pub fn run(self) -> Result<(), CliError> {
-        let mut o = if self.full { QuickstartOptions::full(self.out) } else { QuickstartOptions::quick(self.out) };
+        let mut o = if self.full {
+            QuickstartOptions::full(self.out)
+        } else {
+            QuickstartOptions::quick(self.out)
+        };
         if let Some(n) = self.teacher_epochs {
             o.teacher_epochs = n;
         }

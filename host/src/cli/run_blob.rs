@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::CliError;
-use crate::deploy::{build_firmware, run_blob_host, run_blob_qemu, Predictions, QemuOptions, SampleSet};
+use crate::deploy::{
+    build_firmware, run_blob_host, run_blob_qemu, Predictions, QemuOptions, SampleSet,
+};
 
 /// Arguments of `tinykd run-blob`.
 #[derive(Debug, Args)]
@@ -30,7 +32,10 @@ pub struct RunBlobArgs {
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, CliError> {
-    std::fs::read(path).map_err(|source| CliError::Io { path: path.clone(), source })
+    std::fs::read(path).map_err(|source| CliError::Io {
+        path: path.clone(),
+        source,
+    })
 }
 
 fn deploy(e: crate::deploy::DeployError) -> CliError {
@@ -38,7 +43,12 @@ fn deploy(e: crate::deploy::DeployError) -> CliError {
 }
 
 fn print(label: &str, p: &Predictions) {
-    println!("{label}: {}/{} correct ({:.2}%)", p.correct, p.len(), 100.0 * p.accuracy());
+    println!(
+        "{label}: {}/{} correct ({:.2}%)",
+        p.correct,
+        p.len(),
+        100.0 * p.accuracy()
+    );
 }
 
 impl RunBlobArgs {
@@ -52,9 +62,15 @@ impl RunBlobArgs {
         let host = run_blob_host(&blob, &samples).map_err(deploy)?;
         print("host (tinykd-device on x86)", &host);
         if let Some(path) = &self.out {
-            let mut f = std::fs::File::create(path).map_err(|source| CliError::Io { path: path.clone(), source })?;
+            let mut f = std::fs::File::create(path).map_err(|source| CliError::Io {
+                path: path.clone(),
+                source,
+            })?;
             for c in &host.classes {
-                writeln!(f, "{c}").map_err(|source| CliError::Io { path: path.clone(), source })?;
+                writeln!(f, "{c}").map_err(|source| CliError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
             }
         }
         if self.qemu {
@@ -68,7 +84,11 @@ impl RunBlobArgs {
             print("QEMU mps2-an386 (Cortex-M4)", &board.predictions);
             match host.first_difference(&board.predictions) {
                 None => println!("identical: all {} samples, every output byte", host.len()),
-                Some(i) => return Err(CliError::Usage(format!("host and QEMU differ at sample {i}"))),
+                Some(i) => {
+                    return Err(CliError::Usage(format!(
+                        "host and QEMU differ at sample {i}"
+                    )))
+                }
             }
         }
         Ok(())

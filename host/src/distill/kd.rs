@@ -55,14 +55,21 @@ fn default_gamma() -> f32 {
 
 impl Default for KdConfig {
     fn default() -> Self {
-        Self { temperature: default_temperature(), alpha: default_alpha(), gamma: default_gamma() }
+        Self {
+            temperature: default_temperature(),
+            alpha: default_alpha(),
+            gamma: default_gamma(),
+        }
     }
 }
 
 impl KdConfig {
     /// Builds the (parameter-free) method.
     pub fn init(&self) -> Kd {
-        Kd { temperature: self.temperature, alpha: self.alpha }
+        Kd {
+            temperature: self.temperature,
+            alpha: self.alpha,
+        }
     }
 }
 
@@ -79,7 +86,11 @@ pub struct Kd {
 
 impl Distiller for Kd {
     fn loss(&self, student: &Output, teacher: &Output, _ctx: &StepContext) -> Vec<LossTerm> {
-        let value = kd_loss(student.logits.clone(), teacher.logits.clone(), self.temperature) * self.alpha;
+        let value = kd_loss(
+            student.logits.clone(),
+            teacher.logits.clone(),
+            self.temperature,
+        ) * self.alpha;
         vec![LossTerm { name: "kd", value }]
     }
 }

@@ -14,7 +14,8 @@ pub use run::{export_run, quantized_split, ExportReport, ExportRunError};
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 use tinykd_format::{
-    Activation as BlobActivation, Conv2dSpec, DenseSpec, ModelBuilder, PoolSpec, Quant, Shape, TensorId,
+    Activation as BlobActivation, Conv2dSpec, DenseSpec, ModelBuilder, PoolSpec, Quant, Shape,
+    TensorId,
 };
 
 use crate::models::student::{Activation, LayerSpec, Student, StudentLayer};
@@ -56,7 +57,10 @@ pub struct BlobSummary {
 }
 
 fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default()
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default()
 }
 
 fn blob_activation(a: Activation) -> BlobActivation {
@@ -67,7 +71,12 @@ fn blob_activation(a: Activation) -> BlobActivation {
     }
 }
 
-fn narrow<T: TryFrom<usize>>(v: usize, index: usize, kind: &'static str, what: &str) -> Result<T, ExportError> {
+fn narrow<T: TryFrom<usize>>(
+    v: usize,
+    index: usize,
+    kind: &'static str,
+    what: &str,
+) -> Result<T, ExportError> {
     T::try_from(v).map_err(|_| ExportError::Unsupported {
         index,
         kind,
@@ -88,7 +97,10 @@ fn quantize_rows(
     let per_row = w.len() / scales.len().max(1);
     let mut q = Vec::with_capacity(w.len());
     for (row, &s) in w.chunks(per_row.max(1)).zip(scales) {
-        q.extend(row.iter().map(|&v| (v / s).round_ties_even().clamp(-127.0, 127.0) as i8));
+        q.extend(
+            row.iter()
+                .map(|&v| (v / s).round_ties_even().clamp(-127.0, 127.0) as i8),
+        );
     }
     let mut b = Vec::with_capacity(bias.len());
     for (&v, &s) in bias.iter().zip(scales) {
@@ -106,10 +118,17 @@ fn quantize_rows(
 }
 
 /// Lowers `student` with activation quantization `quant` to a blob.
-pub fn export_student(student: &Student, quant: &StudentQuant, name: &str) -> Result<Vec<u8>, ExportError> {
+pub fn export_student(
+    student: &Student,
+    quant: &StudentQuant,
+    name: &str,
+) -> Result<Vec<u8>, ExportError> {
     let student = student.valid();
     if quant.layers.len() != student.layers.len() {
-        return Err(ExportError::QuantMismatch { got: quant.layers.len(), want: student.layers.len() });
+        return Err(ExportError::QuantMismatch {
+            got: quant.layers.len(),
+            want: student.layers.len(),
+        });
     }
     let cfg = &student.config;
     let [h, w] = cfg.input_size;
@@ -133,13 +152,21 @@ pub fn export_student(student: &Student, quant: &StudentQuant, name: &str) -> Re
                 let kind = "conv";
                 let conv = &block.conv;
                 if conv.dilation != [1, 1] {
-                    return Err(ExportError::Unsupported { index, kind, reason: "dilation must be 1".into() });
+                    return Err(ExportError::Unsupported {
+                        index,
+                        kind,
+                        reason: "dilation must be 1".into(),
+                    });
                 }
                 let (t, l, bo, r) = match conv.padding {
                     PaddingConfig2d::Explicit(t, l, bo, r) => (t, l, bo, r),
                     PaddingConfig2d::Valid => (0, 0, 0, 0),
                     PaddingConfig2d::Same => {
-                        return Err(ExportError::Unsupported { index, kind, reason: "`same` padding".into() })
+                        return Err(ExportError::Unsupported {
+                            index,
+                            kind,
+                            reason: "`same` padding".into(),
+                        })
                     }
                 };
                 let (wf, bf) = fold_batch_norm(conv, block.bn.as_ref());
@@ -147,12 +174,19 @@ pub fn export_student(student: &Student, quant: &StudentQuant, name: &str) -> Re
                 let scales = to_vec(weight_scales(wf.clone()).reshape([out]));
                 // burn: [out, in/g, kh, kw] → blob: OHWI [out, kh, kw, in/g]
                 let ohwi = to_vec(wf.permute([0, 2, 3, 1]));
-                let (weights, bias) = quantize_rows(&ohwi, &scales, &to_vec(bf), s_in, index, kind)?;
+                let (weights, bias) =
+                    quantize_rows(&ohwi, &scales, &to_vec(bf), s_in, index, kind)?;
                 let _ = in_g;
                 let spec = Conv2dSpec {
                     out_channels: narrow(out, index, kind, "out channels")?,
-                    kernel: [narrow(kh, index, kind, "kernel")?, narrow(kw, index, kind, "kernel")?],
-                    stride: [narrow(conv.stride[0], index, kind, "stride")?, narrow(conv.stride[1], index, kind, "stride")?],
+                    kernel: [
+                        narrow(kh, index, kind, "kernel")?,
+                        narrow(kw, index, kind, "kernel")?,
+                    ],
+                    stride: [
+                        narrow(conv.stride[0], index, kind, "stride")?,
+                        narrow(conv.stride[1], index, kind, "stride")?,
+                    ],
                     padding: [
                         narrow(t, index, kind, "padding")?,
                         narrow(l, index, kind, "padding")?,
@@ -171,11 +205,16 @@ pub fn export_student(student: &Student, quant: &StudentQuant, name: &str) -> Re
                 chw = [o.c as usize, o.h as usize, o.w as usize];
                 y
             }
-            (StudentLayer::MaxPool(_), LayerSpec::MaxPool(p)) | (StudentLayer::AvgPool(_), LayerSpec::AvgPool(p)) => {
+            (StudentLayer::MaxPool(_), LayerSpec::MaxPool(p))
+            | (StudentLayer::AvgPool(_), LayerSpec::AvgPool(p)) => {
                 let kind = "pool";
                 let k: u8 = narrow(p.kernel, index, kind, "kernel")?;
                 let st: u8 = narrow(p.stride.unwrap_or(p.kernel), index, kind, "stride")?;
-                let ps = PoolSpec { kernel: [k, k], stride: [st, st], padding: [0; 4] };
+                let ps = PoolSpec {
+                    kernel: [k, k],
+                    stride: [st, st],
+                    padding: [0; 4],
+                };
                 let y = if matches!(spec, LayerSpec::MaxPool(_)) {
                     b.max_pool2d(x, ps).map_err(build)?
                 } else {
@@ -199,7 +238,10 @@ pub fn export_student(student: &Student, quant: &StudentQuant, name: &str) -> Re
                     return Err(ExportError::Unsupported {
                         index,
                         kind,
-                        reason: format!("expects {inp} inputs, the previous layer gives {}", c * hh * ww),
+                        reason: format!(
+                            "expects {inp} inputs, the previous layer gives {}",
+                            c * hh * ww
+                        ),
                     });
                 }
                 // Rows per output; columns reordered from burn's CHW flattening to the device's HWC.
@@ -251,7 +293,10 @@ pub fn export_student(student: &Student, quant: &StudentQuant, name: &str) -> Re
 /// Blob and arena sizes of a blob, read back through the device runtime (which validates it).
 pub fn summarize(blob: &[u8]) -> Result<BlobSummary, tinykd_device::Error> {
     let model = tinykd_device::Model::from_bytes(blob)?;
-    Ok(BlobSummary { blob_bytes: blob.len(), arena_bytes: model.arena_size() })
+    Ok(BlobSummary {
+        blob_bytes: blob.len(),
+        arena_bytes: model.arena_size(),
+    })
 }
 
 /// Quantizes a batch of normalized images `[batch, c, h, w]` into the blob's int8 input layout

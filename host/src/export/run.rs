@@ -67,24 +67,40 @@ pub fn export_run(
     let device = device_of(&config)?;
     let (model, config) = load_model(run_dir, &device)?;
     let RunModel::Student(student) = model else {
-        return Err(RunError::Run { dir: run_dir.to_path_buf(), reason: "only students can be exported".into() }.into());
+        return Err(RunError::Run {
+            dir: run_dir.to_path_buf(),
+            reason: "only students can be exported".into(),
+        }
+        .into());
     };
     let quant = read_quant(run_dir)?;
-    let name = run_dir.file_name().and_then(|n| n.to_str()).unwrap_or("student");
-    let blob = export_student(&student, &quant, name)
-        .map_err(|source| ExportRunError::Export { run: run_dir.to_path_buf(), source })?;
+    let name = run_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("student");
+    let blob = export_student(&student, &quant, name).map_err(|source| ExportRunError::Export {
+        run: run_dir.to_path_buf(),
+        source,
+    })?;
     let summary = summarize(&blob).map_err(ExportRunError::Invalid)?;
-    std::fs::write(blob_path, &blob)
-        .map_err(|source| ExportRunError::Io { path: blob_path.to_path_buf(), source })?;
+    std::fs::write(blob_path, &blob).map_err(|source| ExportRunError::Io {
+        path: blob_path.to_path_buf(),
+        source,
+    })?;
     let test_set = match test_set {
         Some((path, limit)) => {
-            let samples = quantized_split(&config, Split::Test, limit, quant.input.into(), &device)?;
+            let samples =
+                quantized_split(&config, Split::Test, limit, quant.input.into(), &device)?;
             samples.write_tks(path)?;
             Some(path.to_path_buf())
         }
         None => None,
     };
-    Ok(ExportReport { blob_path: blob_path.to_path_buf(), summary, test_set })
+    Ok(ExportReport {
+        blob_path: blob_path.to_path_buf(),
+        summary,
+        test_set,
+    })
 }
 
 /// A split of the run's dataset, normalized as in training and quantized with `input` (the blob's
@@ -99,8 +115,12 @@ pub fn quantized_split(
     input: Quant,
     device: &burn::prelude::Device,
 ) -> Result<SampleSet, ExportRunError> {
-    let mut set = Dataset::load(&config.data.dir().map_err(RunError::from)?, config.data.dataset, split)
-        .map_err(RunError::from)?;
+    let mut set = Dataset::load(
+        &config.data.dir().map_err(RunError::from)?,
+        config.data.dataset,
+        split,
+    )
+    .map_err(RunError::from)?;
     if let Some(n) = limit {
         set.truncate(n);
     }
@@ -112,7 +132,12 @@ pub fn quantized_split(
         let [_, c, h, w] = batch.images.dims();
         let sample_len = c * h * w;
         inputs.extend(quantize_inputs(batch.images, input));
-        let targets = batch.targets.into_data().convert::<i64>().try_to_vec::<i64>().unwrap_or_default();
+        let targets = batch
+            .targets
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .unwrap_or_default();
         labels.extend(targets.into_iter().map(|t| t as u8));
         debug_assert_eq!(inputs.len(), labels.len() * sample_len);
     }

@@ -18,7 +18,9 @@ use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use super::{Classifier, Output};
-use crate::quant::{fake_quant_activation, fake_quant_weight_per_channel, fold_batch_norm, StudentQuant};
+use crate::quant::{
+    fake_quant_activation, fake_quant_weight_per_channel, fold_batch_norm, StudentQuant,
+};
 
 /// The activation fused after a convolution or dense layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -174,7 +176,12 @@ impl StudentConfig {
                 activation: Activation::Relu,
             })
         };
-        let pool = || LayerSpec::MaxPool(PoolSpec { kernel: 2, stride: None });
+        let pool = || {
+            LayerSpec::MaxPool(PoolSpec {
+                kernel: 2,
+                stride: None,
+            })
+        };
         Self {
             in_channels: 1,
             input_size: [28, 28],
@@ -185,7 +192,10 @@ impl StudentConfig {
                 pool(),
                 conv(64),
                 LayerSpec::GlobalAvgPool,
-                LayerSpec::Dense(DenseSpec { out: 10, activation: Activation::None }),
+                LayerSpec::Dense(DenseSpec {
+                    out: 10,
+                    activation: Activation::None,
+                }),
             ],
         }
     }
@@ -200,12 +210,19 @@ impl StudentConfig {
         let mut shape = [self.in_channels, h, w];
         let mut out = Vec::with_capacity(self.layers.len());
         for (index, layer) in self.layers.iter().enumerate() {
-            let err = |kind, reason: String| StudentConfigError::Layer { index, kind, reason };
+            let err = |kind, reason: String| StudentConfigError::Layer {
+                index,
+                kind,
+                reason,
+            };
             let [c, h, w] = shape;
             shape = match layer {
                 LayerSpec::Conv(s) => {
                     if s.out == 0 || s.kernel == 0 || s.stride == 0 || s.groups == 0 {
-                        return Err(err("conv", "out, kernel, stride and groups must be > 0".into()));
+                        return Err(err(
+                            "conv",
+                            "out, kernel, stride and groups must be > 0".into(),
+                        ));
                     }
                     if c % s.groups != 0 || s.out % s.groups != 0 {
                         return Err(err(
@@ -213,16 +230,28 @@ impl StudentConfig {
                             format!("groups {} must divide in {c} and out {}", s.groups, s.out),
                         ));
                     }
-                    let size = |n: usize| (n + 2 * s.padding).checked_sub(s.kernel).map(|v| v / s.stride + 1);
+                    let size = |n: usize| {
+                        (n + 2 * s.padding)
+                            .checked_sub(s.kernel)
+                            .map(|v| v / s.stride + 1)
+                    };
                     match (size(h), size(w)) {
                         (Some(oh), Some(ow)) => [s.out, oh, ow],
-                        _ => return Err(err("conv", format!("kernel {} larger than padded input {h}x{w}", s.kernel))),
+                        _ => {
+                            return Err(err(
+                                "conv",
+                                format!("kernel {} larger than padded input {h}x{w}", s.kernel),
+                            ))
+                        }
                     }
                 }
                 LayerSpec::MaxPool(p) | LayerSpec::AvgPool(p) => {
                     let stride = p.stride.unwrap_or(p.kernel);
                     if p.kernel == 0 || stride == 0 || p.kernel > h || p.kernel > w {
-                        return Err(err("pool", format!("window {} does not fit input {h}x{w}", p.kernel)));
+                        return Err(err(
+                            "pool",
+                            format!("window {} does not fit input {h}x{w}", p.kernel),
+                        ));
                     }
                     [c, (h - p.kernel) / stride + 1, (w - p.kernel) / stride + 1]
                 }
@@ -257,11 +286,15 @@ impl StudentConfig {
                 LayerSpec::Conv(s) => StudentLayer::Conv(ConvBlock {
                     conv: Conv2dConfig::new([prev[0], s.out], [s.kernel, s.kernel])
                         .with_stride([s.stride, s.stride])
-                        .with_padding(PaddingConfig2d::Explicit(s.padding, s.padding, s.padding, s.padding))
+                        .with_padding(PaddingConfig2d::Explicit(
+                            s.padding, s.padding, s.padding, s.padding,
+                        ))
                         .with_groups(s.groups)
                         .with_bias(!s.batch_norm)
                         .init(device),
-                    bn: s.batch_norm.then(|| BatchNormConfig::new(s.out).init(device)),
+                    bn: s
+                        .batch_norm
+                        .then(|| BatchNormConfig::new(s.out).init(device)),
                     activation: s.activation,
                 }),
                 LayerSpec::MaxPool(p) => {
@@ -282,7 +315,11 @@ impl StudentConfig {
             });
             prev = *shape;
         }
-        Ok(Student { layers, config: self.clone(), quant: None })
+        Ok(Student {
+            layers,
+            config: self.clone(),
+            quant: None,
+        })
     }
 }
 
@@ -381,7 +418,11 @@ impl Student {
 
     /// Runs the layers, calling `tap` with the (post-activation, post-fake-quant) input and each
     /// layer's output as a 4-D map, and returns (embedding, logits, conv feature maps).
-    fn run(&self, x: Tensor<4>, mut tap: impl FnMut(&Tensor<4>)) -> (Tensor<2>, Tensor<2>, Vec<Tensor<4>>) {
+    fn run(
+        &self,
+        x: Tensor<4>,
+        mut tap: impl FnMut(&Tensor<4>),
+    ) -> (Tensor<2>, Tensor<2>, Vec<Tensor<4>>) {
         let q = self.quant.as_ref();
         let mut act = Act::Map(match q {
             Some(q) => fake_quant_activation(x, q.input),
@@ -402,7 +443,12 @@ impl Student {
                         (Some(oq), _) => {
                             let (w, bias) = fold_batch_norm(&b.conv, b.bn.as_ref());
                             let w = fake_quant_weight_per_channel(w);
-                            let y = burn::tensor::module::conv2d(x, w, Some(bias), conv_options(&b.conv));
+                            let y = burn::tensor::module::conv2d(
+                                x,
+                                w,
+                                Some(bias),
+                                conv_options(&b.conv),
+                            );
                             fake_quant_activation(b.activation.apply(y), oq)
                         }
                         (None, Some(bn)) => b.activation.apply(bn.forward(b.conv.forward(x))),
@@ -436,7 +482,13 @@ impl Student {
                     let y = match out_q {
                         Some(oq) => {
                             // burn stores [in, out]; quantize per output channel = per column.
-                            let w = fake_quant_weight_per_channel(d.linear.weight.val().transpose().unsqueeze_dims::<4>(&[2, 3]));
+                            let w = fake_quant_weight_per_channel(
+                                d.linear
+                                    .weight
+                                    .val()
+                                    .transpose()
+                                    .unsqueeze_dims::<4>(&[2, 3]),
+                            );
                             let w = w.squeeze_dims::<2>(&[2, 3]).transpose();
                             let mut y = x.matmul(w);
                             if let Some(bias) = &d.linear.bias {
@@ -466,12 +518,21 @@ pub(crate) fn conv_options(conv: &Conv2d) -> burn::tensor::ops::ConvOptions<2> {
         PaddingConfig2d::Explicit(t, l, b, r) => (t, l, b, r),
         _ => (0, 0, 0, 0),
     };
-    burn::tensor::ops::ConvOptions::new_with_padding(conv.stride, [(t, b), (l, r)], conv.dilation, conv.groups)
+    burn::tensor::ops::ConvOptions::new_with_padding(
+        conv.stride,
+        [(t, b), (l, r)],
+        conv.dilation,
+        conv.groups,
+    )
 }
 
 impl Classifier for Student {
     fn forward_taps(&self, x: Tensor<4>) -> Output {
         let (embedding, logits, feature_maps) = self.run(x, |_| {});
-        Output { logits, embedding, feature_maps }
+        Output {
+            logits,
+            embedding,
+            feature_maps,
+        }
     }
 }

@@ -37,7 +37,13 @@ pub fn calibrate(student: &Student, batches: impl IntoIterator<Item = Tensor<4>>
             r.1 = r.1.max(hi);
         }
     }
-    let finite = |(lo, hi): (f32, f32)| if lo.is_finite() && hi.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+    let finite = |(lo, hi): (f32, f32)| {
+        if lo.is_finite() && hi.is_finite() {
+            (lo, hi)
+        } else {
+            (0.0, 1.0)
+        }
+    };
     let input = {
         let (lo, hi) = finite(ranges.first().copied().unwrap_or((0.0, 1.0)));
         range_to_quant(lo, hi)
@@ -46,7 +52,9 @@ pub fn calibrate(student: &Student, batches: impl IntoIterator<Item = Tensor<4>>
     let mut prev = input;
     for (i, layer) in student.layers.iter().enumerate() {
         let q = match layer {
-            StudentLayer::MaxPool(_) | StudentLayer::AvgPool(_) | StudentLayer::GlobalAvgPool(_) => prev,
+            StudentLayer::MaxPool(_)
+            | StudentLayer::AvgPool(_)
+            | StudentLayer::GlobalAvgPool(_) => prev,
             StudentLayer::Conv(_) | StudentLayer::Dense(_) => {
                 let (lo, hi) = finite(ranges.get(i + 1).copied().unwrap_or((0.0, 1.0)));
                 range_to_quant(lo, hi)

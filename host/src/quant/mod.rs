@@ -45,6 +45,9 @@ pub struct QuantParams {
 
 impl From<QuantParams> for Quant {
     fn from(q: QuantParams) -> Self {
-        Quant { scale: q.scale, zero_point: q.zero_point }
+        Quant {
+            scale: q.scale,
+            zero_point: q.zero_point,
+        }
     }
 }

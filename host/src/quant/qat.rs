@@ -30,21 +30,42 @@ pub struct QatHook {
 impl QatHook {
     /// A hook that starts from `init_from` (if given) and calibrates on `calibration_batches`.
     pub fn new(init_from: Option<PathBuf>, calibration_batches: usize) -> Self {
-        Self { init_from, calibration_batches: calibration_batches.max(1), quant: None }
+        Self {
+            init_from,
+            calibration_batches: calibration_batches.max(1),
+            quant: None,
+        }
     }
 }
 
 /// Calibrates `student` on the first `batches` batches of `train` in file order, without
 /// augmentation, on `device` without autodiff.
-pub fn calibrate_on(student: &Student, train: &Loader, batches: usize, device: &Device) -> StudentQuant {
-    let config = LoaderConfig { shuffle: false, augmentation: Augmentation::default(), ..*train.config() };
+pub fn calibrate_on(
+    student: &Student,
+    train: &Loader,
+    batches: usize,
+    device: &Device,
+) -> StudentQuant {
+    let config = LoaderConfig {
+        shuffle: false,
+        augmentation: Augmentation::default(),
+        ..*train.config()
+    };
     let loader = Loader::new(train.dataset(), config);
     let plain = device.clone().without_autodiff();
-    calibrate(student, loader.epoch(0, 0, &plain).take(batches).map(|b| b.images))
+    calibrate(
+        student,
+        loader.epoch(0, 0, &plain).take(batches).map(|b| b.images),
+    )
 }
 
 impl EpochHook<Student> for QatHook {
-    fn before_epoch(&mut self, epoch: usize, model: Student, ctx: &HookContext) -> Result<Student, String> {
+    fn before_epoch(
+        &mut self,
+        epoch: usize,
+        model: Student,
+        ctx: &HookContext,
+    ) -> Result<Student, String> {
         let mut model = model;
         if epoch == 0 {
             if let Some(path) = &self.init_from {
@@ -69,7 +90,8 @@ impl EpochHook<Student> for QatHook {
     }
 
     fn restore(&mut self, state: serde_json::Value) -> Result<(), String> {
-        self.quant = serde_json::from_value(state).map_err(|e| format!("bad QAT state in checkpoint: {e}"))?;
+        self.quant = serde_json::from_value(state)
+            .map_err(|e| format!("bad QAT state in checkpoint: {e}"))?;
         Ok(())
     }
 }

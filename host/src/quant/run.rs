@@ -25,7 +25,12 @@ pub struct QuantizeOptions {
 
 impl Default for QuantizeOptions {
     fn default() -> Self {
-        Self { qat_epochs: 2, calibration_batches: 16, lr_scale: 0.1, overrides: Vec::new() }
+        Self {
+            qat_epochs: 2,
+            calibration_batches: 16,
+            lr_scale: 0.1,
+            overrides: Vec::new(),
+        }
     }
 }
 
@@ -43,7 +48,10 @@ pub struct QuantizeReport {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
-    move |source| RunError::Io { path: path.to_path_buf(), source }
+    move |source| RunError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Quantizes the student trained in `student_run` into the new run `out`.
@@ -61,7 +69,11 @@ pub fn quantize_run(
     options: &QuantizeOptions,
     resume: bool,
 ) -> Result<QuantizeReport, RunError> {
-    let mut config = if resume { RunConfig::from_run_dir(out)? } else { RunConfig::from_run_dir(student_run)? };
+    let mut config = if resume {
+        RunConfig::from_run_dir(out)?
+    } else {
+        RunConfig::from_run_dir(student_run)?
+    };
     if !matches!(config.model, ModelSpec::Student(_)) {
         return Err(RunError::Run {
             dir: student_run.to_path_buf(),
@@ -70,7 +82,10 @@ pub fn quantize_run(
     }
     let weights = student_run.join("model.bpk");
     if !resume && !weights.is_file() {
-        return Err(RunError::Run { dir: student_run.to_path_buf(), reason: "no model.bpk: train it first".into() });
+        return Err(RunError::Run {
+            dir: student_run.to_path_buf(),
+            reason: "no model.bpk: train it first".into(),
+        });
     }
     std::fs::create_dir_all(out).map_err(io(out))?;
     let quant_path = out.join(QUANT_FILE);
@@ -79,13 +94,16 @@ pub fn quantize_run(
         let device = device_of(&config)?;
         let (model, config) = load_model(student_run, &device)?;
         let RunModel::Student(student) = model else {
-            return Err(RunError::Model("the run's model.bpk holds a teacher, not a student".into()));
+            return Err(RunError::Model(
+                "the run's model.bpk holds a teacher, not a student".into(),
+            ));
         };
         let (train_set, test_set) = load_datasets(&config.data)?;
         let train = train_loader(&train_set, &config.data);
         let quant = calibrate_on(&student, &train, options.calibration_batches, &device);
         let simulated = student.clone().with_quant(Some(quant.clone()));
-        let report = RunModel::Student(simulated).evaluate(&eval_loader(&test_set, &config.data), &device);
+        let report =
+            RunModel::Student(simulated).evaluate(&eval_loader(&test_set, &config.data), &device);
         std::fs::write(out.join("config.toml"), config.to_toml()).map_err(io(out))?;
         std::fs::copy(&weights, out.join("model.bpk")).map_err(io(&weights))?;
         write_quant(&quant_path, &quant)?;
@@ -130,8 +148,12 @@ pub fn read_quant(run_dir: &Path) -> Result<StudentQuant, RunError> {
     let path = run_dir.join(QUANT_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| RunError::Run {
         dir: run_dir.to_path_buf(),
-        reason: format!("cannot read {QUANT_FILE} ({e}): quantize the student first (`tinykd quantize`)"),
+        reason: format!(
+            "cannot read {QUANT_FILE} ({e}): quantize the student first (`tinykd quantize`)"
+        ),
     })?;
-    serde_json::from_str(&text)
-        .map_err(|e| RunError::Run { dir: run_dir.to_path_buf(), reason: format!("malformed {QUANT_FILE}: {e}") })
+    serde_json::from_str(&text).map_err(|e| RunError::Run {
+        dir: run_dir.to_path_buf(),
+        reason: format!("malformed {QUANT_FILE}: {e}"),
+    })
 }
