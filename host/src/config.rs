@@ -179,6 +179,12 @@ pub struct TeacherSpec {
     /// Residual blocks per stage, overriding the preset's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocks_per_stage: Option<usize>,
+    /// Stride of each stage's first block (default `[1, 2, 2, …]`, one per stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strides: Option<Vec<usize>>,
+    /// Stride of the stem convolution (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stem_stride: Option<usize>,
 }
 
 fn default_preset() -> TeacherPreset {
@@ -191,9 +197,17 @@ impl TeacherSpec {
         let mut c = TeacherConfig::preset(self.preset, in_channels, classes);
         if let Some(w) = &self.widths {
             c.widths = w.clone();
+            // The preset's strides fit its own stage count; follow the new one.
+            c.strides = (0..w.len()).map(|s| if s == 0 { 1 } else { 2 }).collect();
         }
         if let Some(b) = self.blocks_per_stage {
             c.blocks_per_stage = b;
+        }
+        if let Some(s) = &self.strides {
+            c.strides = s.clone();
+        }
+        if let Some(s) = self.stem_stride {
+            c.stem_stride = s;
         }
         c
     }
@@ -310,6 +324,8 @@ impl RunConfig {
                 preset: TeacherPreset::Base,
                 widths: None,
                 blocks_per_stage: None,
+                strides: None,
+                stem_stride: None,
             }),
             optim: OptimConfig::default(),
             schedule: ScheduleConfig::default(),
@@ -516,6 +532,8 @@ impl RunConfig {
             let c = t.config(1, self.data.dataset.classes());
             t.widths = Some(c.widths);
             t.blocks_per_stage = Some(c.blocks_per_stage);
+            t.strides = Some(c.strides);
+            t.stem_stride = Some(c.stem_stride);
         }
         Ok(())
     }

@@ -421,8 +421,13 @@ fn the_frozen_teacher_gives_constants_in_eval_mode() {
     let out = tinykd::train::TeacherTaps::taps(&frozen, x.clone());
     assert!(!out.logits.is_autodiff());
     // Eval mode: a batch's output does not depend on the other images in it.
-    let one = tinykd::train::TeacherTaps::taps(&frozen, x.clone().slice([0..1]));
-    let a: Vec<f32> = out.logits.slice([0..1]).into_data().iter::<f32>().collect();
+    let one = tinykd::train::TeacherTaps::taps(&frozen, x.clone().narrow(0, 0, 1));
+    let a: Vec<f32> = out
+        .logits
+        .narrow(0, 0, 1)
+        .into_data()
+        .iter::<f32>()
+        .collect();
     let b: Vec<f32> = one.logits.into_data().iter::<f32>().collect();
     assert!(
         a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-5),

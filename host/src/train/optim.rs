@@ -120,7 +120,7 @@ impl OptimConfig {
             (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
         match self.kind {
             OptimizerKind::Sgd => SgdConfig::new()
-                .with_momentum((self.momentum > 0.0).then(|| MomentumConfig {
+                .with_momentum((self.momentum > 0.0).then_some(MomentumConfig {
                     momentum: self.momentum,
                     dampening: 0.0,
                     nesterov: self.nesterov,

@@ -89,8 +89,8 @@ pub struct RunReport {
 /// A trained network of either family, as [`load_model`] returns it.
 #[derive(Debug, Clone)]
 pub enum RunModel {
-    /// A ResNet-style teacher.
-    Teacher(Teacher),
+    /// A ResNet-style teacher (boxed: it is much larger than a student's handle).
+    Teacher(Box<Teacher>),
     /// A microcontroller student.
     Student(Student),
 }
@@ -99,7 +99,7 @@ impl RunModel {
     /// Evaluates the network (see [`evaluate`]).
     pub fn evaluate(&self, loader: &Loader, device: &Device) -> EvalReport {
         match self {
-            Self::Teacher(m) => evaluate(m, loader, device),
+            Self::Teacher(m) => evaluate(m.as_ref(), loader, device),
             Self::Student(m) => evaluate(m, loader, device),
         }
     }
@@ -107,7 +107,7 @@ impl RunModel {
     /// A frozen copy to distill from.
     pub fn frozen(&self) -> Box<dyn TeacherTaps> {
         match self {
-            Self::Teacher(m) => Box::new(FrozenTeacher::new(m)),
+            Self::Teacher(m) => Box::new(FrozenTeacher::new(m.as_ref())),
             Self::Student(m) => Box::new(FrozenTeacher::new(m)),
         }
     }
@@ -172,7 +172,7 @@ fn build(spec: &ModelSpec, classes: usize, device: &Device) -> Result<RunModel, 
         ModelSpec::Teacher(t) => {
             let c = t.config(1, classes);
             c.validate().map_err(RunError::Model)?;
-            RunModel::Teacher(c.init(device))
+            RunModel::Teacher(Box::new(c.init(device)))
         }
         ModelSpec::Student(s) => {
             RunModel::Student(s.init(device).map_err(|e| RunError::Model(e.to_string()))?)
@@ -200,7 +200,9 @@ pub fn load_model(run_dir: &Path, device: &Device) -> Result<(RunModel, RunConfi
         reason: format!("model.bpk does not load into the configured network: {e}"),
     };
     let model = match model {
-        RunModel::Teacher(m) => RunModel::Teacher(m.try_load_file(&path).map_err(load_err)?),
+        RunModel::Teacher(m) => {
+            RunModel::Teacher(Box::new((*m).try_load_file(&path).map_err(load_err)?))
+        }
         RunModel::Student(m) => RunModel::Student(m.try_load_file(&path).map_err(load_err)?),
     };
     Ok((model, config))
@@ -227,7 +229,7 @@ pub fn run(
         path: run_dir.to_path_buf(),
         source,
     })?;
-    if !resume && super::checkpoint::list(run_dir)?.first().is_some() {
+    if !resume && !super::checkpoint::list(run_dir)?.is_empty() {
         return Err(TrainError::RunExists {
             dir: run_dir.to_path_buf(),
         }
@@ -283,7 +285,7 @@ pub fn run(
         teacher: teacher.as_deref(),
     };
     let (params, history, epochs_done, final_eval) = match model {
-        RunModel::Teacher(m) => parts.go(m, method, None)?,
+        RunModel::Teacher(m) => parts.go(*m, method, None)?,
         RunModel::Student(m) => match student_hook {
             // Re-borrow so the hook's object lifetime may be shorter than its owner's.
             Some(h) => parts.go(m, method, Some(&mut *h))?,

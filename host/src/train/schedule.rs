@@ -5,12 +5,17 @@
 //!
 //! ```
 //! use tinykd::train::{Granularity, ScheduleConfig, ScheduleKind};
-//! let cosine = ScheduleConfig { kind: ScheduleKind::Cosine, per: Granularity::Epoch, ..Default::default() };
+//! let cosine = ScheduleConfig {
+//!     kind: ScheduleKind::Cosine, per: Granularity::Epoch, ..Default::default()
+//! };
 //! // 10 epochs: full rate at epoch 0, half way down at epoch 5.
 //! assert_eq!(cosine.lr(0.1, 0, 0, 100, 10), 0.1);
 //! assert!((cosine.lr(0.1, 5, 37, 100, 10) - 0.05).abs() < 1e-12);
-//! let step = ScheduleConfig { kind: ScheduleKind::Step, step_size: 3, gamma: 0.1, ..Default::default() };
-//! assert!((step.lr(1.0, 6, 0, 100, 10) - 0.01).abs() < 1e-12);
+//! // Decay by 10 every 3 epochs: epoch 6 runs at 1/100 of the base rate.
+//! let step = ScheduleConfig {
+//!     kind: ScheduleKind::Step, per: Granularity::Epoch, step_size: 3, gamma: 0.1, ..Default::default()
+//! };
+//! assert!((step.lr(1.0, 6, 99, 100, 10) - 0.01).abs() < 1e-12);
 //! ```
 
 use serde::{Deserialize, Serialize};
