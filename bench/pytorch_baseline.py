@@ -3,15 +3,17 @@
 
     bench/.venv/bin/python bench/pytorch_baseline.py <teacher|student|kd|teacher-fwd> \
         [--warmup N] [--steps N] [--batch N] [--teacher-widths 32,64,128] \
-        [--teacher-strides 1,2,2] [--teacher-blocks 1] [--data DIR] [--threads 2]
+        [--teacher-strides 1,2,2] [--teacher-stem-stride 2] [--teacher-blocks 1] [--data DIR] \
+        [--threads 2]
 
 The same models as tinykd, layer by layer:
 
-* teacher (host/src/models/teacher.rs): 3x3 stem conv (no bias) + BN + ReLU, then per stage
+* teacher (host/src/models/teacher.rs): 3x3 stem conv/stem_stride (no bias) + BN + ReLU, then per stage
   `blocks` basic residual blocks (conv3x3/stride + BN + ReLU, conv3x3 + BN, shortcut = identity or
   1x1 conv/stride (no bias) + BN, add, ReLU), global average pooling, linear head. The widths,
-  strides and block count come from the command line so that bench/run.sh can pass exactly what
-  the Rust side reports in its `ARCH` line.
+  strides, stem stride and block count come from the command line so that bench/run.sh can pass
+  exactly what the Rust side reports in its `ARCH` line; run.sh then checks that both sides print
+  the same `PARAMS` (trainable parameters) and `SHAPES` (c x h x w of each feature map).
 * student (`StudentConfig::mcu_small()`, host/src/models/student.rs): conv3x3 pad 1 (no bias) +
   BN + ReLU to 16, maxpool 2, the same to 32, maxpool 2, the same to 64, global average pooling,
   linear 64 -> 10.
@@ -23,7 +25,7 @@ eval mode under `torch.no_grad()`. `teacher-fwd`: the eval-mode teacher forward 
 logits, under `torch.no_grad()`.
 
 Printed lines parsed by bench/run.sh: `ARCH ...`, `PARAMS teacher=... student=...` (trainable
-parameters), `RESULT mode=... img_per_s=... ms_per_step=...`.
+parameters), `SHAPES teacher=... student=...`, `RESULT mode=... img_per_s=... ms_per_step=...`.
 """
 
 import argparse
@@ -102,23 +104,32 @@ class BasicBlock(nn.Module):
 
 
 class Teacher(nn.Module):
-    def __init__(self, widths, strides, blocks, in_channels=1, classes=10):
+    def __init__(self, widths, strides, stem_stride, blocks, in_channels=1, classes=10):
         super().__init__()
-        self.stem = conv3x3(in_channels, widths[0], 1)
+        self.stem = conv3x3(in_channels, widths[0], stem_stride)
         self.stem_bn = nn.BatchNorm2d(widths[0])
-        layers = []
+        stages = []
         c = widths[0]
         for width, stride in zip(widths, strides):
+            stage = []
             for b in range(blocks):
-                layers.append(BasicBlock(c, width, stride if b == 0 else 1))
+                stage.append(BasicBlock(c, width, stride if b == 0 else 1))
                 c = width
-        self.blocks = nn.Sequential(*layers)
+            stages.append(nn.Sequential(*stage))
+        self.stages = nn.ModuleList(stages)
         self.head = nn.Linear(c, classes)
 
-    def forward(self, x):
+    def feature_maps(self, x):
+        """The output of each stage (what tinykd's Teacher returns as feature maps), and the last."""
         x = F.relu(self.stem_bn(self.stem(x)))
-        x = self.blocks(x)
-        return self.head(x.mean(dim=(2, 3)))
+        maps = []
+        for stage in self.stages:
+            x = stage(x)
+            maps.append(x)
+        return maps
+
+    def forward(self, x):
+        return self.head(self.feature_maps(x)[-1].mean(dim=(2, 3)))
 
 
 class Student(nn.Module):
@@ -138,6 +149,15 @@ class Student(nn.Module):
             *block(32, 64),
         )
         self.head = nn.Linear(64, classes)
+
+    def feature_maps(self, x):
+        """The output of each conv block (what tinykd's Student returns as feature maps)."""
+        maps = []
+        for layer in self.features:
+            x = layer(x)
+            if isinstance(layer, nn.ReLU):
+                maps.append(x)
+        return maps
 
     def forward(self, x):
         return self.head(self.features(x).mean(dim=(2, 3)))
@@ -171,6 +191,7 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--teacher-widths", type=ints, default=[32, 64, 128])
     ap.add_argument("--teacher-strides", type=ints, default=[1, 2, 2])
+    ap.add_argument("--teacher-stem-stride", type=int, default=2)
     ap.add_argument("--teacher-blocks", type=int, default=1)
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--threads", type=int, default=2)
@@ -192,14 +213,23 @@ def main():
     if per_epoch == 0:
         sys.exit(f"the training split has {n} images, fewer than one batch of {args.batch}")
 
-    teacher = Teacher(args.teacher_widths, args.teacher_strides, args.teacher_blocks)
+    teacher = Teacher(
+        args.teacher_widths, args.teacher_strides, args.teacher_stem_stride, args.teacher_blocks
+    )
     student = Student()
     join = lambda v: ",".join(str(i) for i in v)  # noqa: E731
     print(
         f"ARCH teacher widths={join(args.teacher_widths)} strides={join(args.teacher_strides)} "
-        f"blocks={args.teacher_blocks} in=1 classes=10"
+        f"stem_stride={args.teacher_stem_stride} blocks={args.teacher_blocks} in=1 classes=10"
     )
     print(f"PARAMS teacher={trainable(teacher)} student={trainable(student)}")
+    with torch.no_grad():
+        probe = torch.zeros(1, 1, x_all.shape[2], x_all.shape[3])
+        shapes = {
+            name: ",".join("x".join(str(d) for d in m.shape[1:]) for m in model.eval().feature_maps(probe))
+            for name, model in (("teacher", teacher), ("student", student))
+        }
+    print(f"SHAPES teacher={shapes['teacher']} student={shapes['student']}")
     print(
         f"INFO backend=pytorch-{torch.__version__} threads={torch.get_num_threads()} "
         f"mkldnn={torch.backends.mkldnn.is_available()} batch={args.batch} data={n} images "

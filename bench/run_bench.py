@@ -173,6 +173,7 @@ def main():
     torch_arch = [
         "--teacher-widths", arch["widths"],
         "--teacher-strides", arch["strides"],
+        "--teacher-stem-stride", arch["stem_stride"],
         "--teacher-blocks", arch["blocks"],
     ]  # fmt: skip
     script = os.path.join(HERE, "pytorch_baseline.py")
@@ -183,9 +184,12 @@ def main():
     torch_params = find_line(out_t, "PARAMS")
     if burn_params != torch_params:
         sys.exit(f"parameter counts differ: burn '{burn_params}' vs torch '{torch_params}'")
+    burn_shapes, torch_shapes = find_line(out, "SHAPES"), find_line(out_t, "SHAPES")
+    if burn_shapes != torch_shapes:
+        sys.exit(f"feature map shapes differ: burn '{burn_shapes}' vs torch '{torch_shapes}'")
     torch_info = parse_kv(find_line(out_t, "INFO"))
     burn_info = parse_kv(find_line(out, "INFO"))
-    print(f"architectures agree: {burn_params}", flush=True)
+    print(f"architectures agree: {burn_params}; {burn_shapes}", flush=True)
 
     started = datetime.datetime.now().astimezone()
     rows = []  # (mode, side, rep, img/s, ms/step, load1 before, own cpu %, others cores, waited, quiet)
@@ -240,7 +244,7 @@ def main():
                 data = os.path.join(LOGS, f"perf-{mode}.data")
                 wait_quiet(args.max_load, args.max_busy, args.max_wait)
                 run_measured(
-                    ["perf", "record", "-F", "499", "-e", "cpu-clock", "-o", data, "--",
+                    ["perf", "record", "-F", "499", "-e", "cpu-clock", "-D", "3000", "-o", data, "--",
                      args.burn, mode, "--warmup", str(w), "--steps", str(s)],
                     os.path.join(LOGS, f"perf-record-{mode}.txt"),
                 )  # fmt: skip
@@ -249,10 +253,18 @@ def main():
                      "--percent-limit", "1"],
                     os.path.join(LOGS, f"perf-report-{mode}.txt"),
                 )  # fmt: skip
-                lines = [ln for ln in report.splitlines() if ln.strip() and not ln.startswith("#")]
+                # perf pads each row with empty "-" columns; drop them.
+                lines = [
+                    re.sub(r"(\s+-)+\s*$", "", ln).rstrip()
+                    for ln in report.splitlines()
+                    if ln.strip() and not ln.startswith("#")
+                ]
                 perf[mode] = "\n".join(lines[:25])
 
-    write_results(args, modes, steps, rows, burn_info, torch_info, burn_params, arch, started, finished, profiles, perf)
+    write_results(
+        args, modes, steps, rows, burn_info, torch_info, f"{burn_params}; {burn_shapes}", arch,
+        started, finished, profiles, perf,
+    )  # fmt: skip
     print(f"wrote {RESULTS} and {RAW}")
 
 
@@ -308,8 +320,9 @@ rayon threads), PyTorch `{torch_info.get("backend", "?").removeprefix("pytorch-"
 {torch_info.get("threads", "?")} threads, mkldnn {torch_info.get("mkldnn", "?")}), Python `{platform.python_version()}`
 for the driver.
 
-Models: teacher widths {arch["widths"]}, strides {arch["strides"]}, {arch["blocks"]} block(s) per stage;
-student `StudentConfig::mcu_small()`. Trainable parameters, identical on both sides: `{params}`.
+Models: teacher widths {arch["widths"]}, stage strides {arch["strides"]}, stem stride {arch["stem_stride"]},
+{arch["blocks"]} block(s) per stage; student `StudentConfig::mcu_small()`. Trainable parameters and
+feature-map shapes (c x h x w), checked identical on both sides: `{params}`.
 Warm-up + timed steps per run: {step_text}.
 
 Commands:
@@ -320,7 +333,8 @@ bench/run.sh {" ".join(sys.argv[5:]) if len(sys.argv) > 5 else ""}
 # which runs, per mode, rep and side:
 target/release/examples/throughput <mode> --warmup W --steps N
 bench/.venv/bin/python bench/pytorch_baseline.py <mode> --warmup W --steps N \\
-    --teacher-widths {arch["widths"]} --teacher-strides {arch["strides"]} --teacher-blocks {arch["blocks"]}
+    --teacher-widths {arch["widths"]} --teacher-strides {arch["strides"]} \\
+    --teacher-stem-stride {arch["stem_stride"]} --teacher-blocks {arch["blocks"]}
 ```
 
 Raw runs: `bench/raw.tsv`; full logs: `bench/logs/` (not committed).
@@ -329,7 +343,8 @@ Raw runs: `bench/raw.tsv`; full logs: `bench/logs/` (not committed).
         gen += f"\n### burn-side profile, `throughput {mode} --profile`\n\n```\n{text.strip()}\n```\n"
     for mode, text in perf.items():
         gen += (
-            f"\n### perf, burn `{mode}` (cpu-clock samples, `perf report --sort dso,symbol`, ≥ 1 %)\n\n"
+            f"\n### perf, burn `{mode}` (cpu-clock samples from 3 s after start, so data loading is left\n"
+            f"out; `perf report --sort dso,symbol`, rows ≥ 1 %)\n\n"
             f"```\n{text}\n```\n"
         )
     gen += f"\n{END}"

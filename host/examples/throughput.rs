@@ -18,9 +18,11 @@
 //! - `teacher-fwd`: the frozen teacher's forward pass alone, plus the CE of its logits.
 //!
 //! The script parses these lines of the output (keep them stable):
-//! `ARCH teacher widths=… strides=… blocks=… in=… classes=…`, `PARAMS teacher=… student=…`
-//! (trainable parameters only: burn's `num_params()` also counts BatchNorm running statistics,
-//! which PyTorch keeps as buffers) and `RESULT mode=… img_per_s=… ms_per_step=… …`.
+//! `ARCH teacher widths=… strides=… stem_stride=… blocks=… in=… classes=…`,
+//! `PARAMS teacher=… student=…` (trainable parameters only: burn's `num_params()` also counts
+//! BatchNorm running statistics, which PyTorch keeps as buffers), `SHAPES teacher=… student=…`
+//! (`c×h×w` of each feature map the models return, for one 28×28 image) and
+//! `RESULT mode=… img_per_s=… ms_per_step=… …`.
 //!
 //! `--profile` adds, after the timed steps, (1) the wall time of each phase of a step and (2) the
 //! forward and backward time of every layer of the trained model, run one layer at a time on
@@ -410,12 +412,21 @@ fn main() -> Result<()> {
 
     let join = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
     println!(
-        "ARCH teacher widths={} strides={} blocks={} in={} classes={}",
+        "ARCH teacher widths={} strides={} stem_stride={} blocks={} in={} classes={}",
         join(&teacher_cfg.widths),
         join(&teacher_cfg.strides),
+        teacher_cfg.stem_stride,
         teacher_cfg.blocks_per_stage,
         teacher_cfg.in_channels,
         teacher_cfg.classes
+    );
+    // The shapes of the real models' feature maps (one image, so it costs nothing): together
+    // with the parameter counts, what the PyTorch side must reproduce.
+    let probe = Tensor::<4>::zeros([1, 1, images.rows, images.cols], &plain);
+    println!(
+        "SHAPES teacher={} student={}",
+        map_shapes(&teacher.valid().forward_taps(probe.clone()).feature_maps),
+        map_shapes(&student.valid().forward_taps(probe).feature_maps)
     );
     println!(
         "PARAMS teacher={} student={}",
@@ -495,6 +506,17 @@ fn main() -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// `c×h×w` of each map, comma-separated (the batch dimension left out).
+fn map_shapes(maps: &[Tensor<4>]) -> String {
+    maps.iter()
+        .map(|m| {
+            let [_, c, h, w] = m.dims();
+            format!("{c}x{h}x{w}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The number of threads burn-flex's rayon pool uses (rayon's own rule: `RAYON_NUM_THREADS`, else
@@ -621,7 +643,13 @@ impl Op {
 
 /// The teacher's layers, one op each, built from its configuration with the same shapes and
 /// options as `TeacherConfig::init` (checked by comparing trainable parameter counts).
-fn teacher_ops(cfg: &TeacherConfig, batch: usize, device: &Device) -> Vec<LayerOp> {
+/// Also returns the `[c, h, w]` after each stage, to compare with the real teacher's feature maps.
+fn teacher_ops(
+    cfg: &TeacherConfig,
+    batch: usize,
+    input: [usize; 2],
+    device: &Device,
+) -> (Vec<LayerOp>, Vec<[usize; 3]>) {
     let conv3 = |cin, cout, s| {
         Conv2dConfig::new([cin, cout], [3, 3])
             .with_stride([s, s])
@@ -630,7 +658,8 @@ fn teacher_ops(cfg: &TeacherConfig, batch: usize, device: &Device) -> Vec<LayerO
             .init(device)
     };
     let mut ops = Vec::new();
-    let (mut c, mut h, mut w) = (cfg.in_channels, 28usize, 28usize);
+    let (mut c, mut h, mut w) = (cfg.in_channels, input[0], input[1]);
+    let mut stage_shapes = Vec::with_capacity(cfg.widths.len());
     let w0 = cfg.widths[0];
     let mut push = |name: String, op, input, input_grad| {
         ops.push(LayerOp {
@@ -640,13 +669,14 @@ fn teacher_ops(cfg: &TeacherConfig, batch: usize, device: &Device) -> Vec<LayerO
             input_grad,
         })
     };
+    let ss = cfg.stem_stride;
     push(
-        format!("stem conv3x3 {c}->{w0} @{h}x{w}"),
-        Op::Conv(conv3(c, w0, 1)),
+        format!("stem conv3x3/{ss} {c}->{w0} @{h}x{w}"),
+        Op::Conv(conv3(c, w0, ss)),
         [batch, c, h, w],
         false,
     );
-    c = w0;
+    (c, h, w) = (w0, (h + 2 - 3) / ss + 1, (w + 2 - 3) / ss + 1);
     push(
         format!("stem bn {c} @{h}x{w}"),
         Op::Bn(BatchNormConfig::new(c).init(device)),
@@ -726,6 +756,7 @@ fn teacher_ops(cfg: &TeacherConfig, batch: usize, device: &Device) -> Vec<LayerO
             );
             (c, h, w) = (cout, oh, ow);
         }
+        stage_shapes.push([c, h, w]);
     }
     push(format!("gap {c} @{h}x{w}"), Op::Gap, [batch, c, h, w], true);
     push(
@@ -734,7 +765,7 @@ fn teacher_ops(cfg: &TeacherConfig, batch: usize, device: &Device) -> Vec<LayerO
         [batch, c, 1, 1],
         true,
     );
-    ops
+    (ops, stage_shapes)
 }
 
 /// The student's own layers (cloned), split into conv / BN / activation.
@@ -925,20 +956,17 @@ fn print_rows(title: &str, rows: &[(String, f64, f64)], train: bool) {
     } else {
         println!("| **sum** | {sf:.2} | |");
     }
-    // Totals per kind of layer (the word after the tag in each name).
+    // Totals per kind of layer: the first word of the name that names a kind ("bn1" and "bn"
+    // are both BatchNorm, "conv1x1" and "conv3x3" both convolutions).
+    const KINDS: [&str; 10] = [
+        "conv", "bn", "relu", "add", "gap", "linear", "dense", "maxpool", "avgpool", "act",
+    ];
     let mut kinds: Vec<(String, f64, f64)> = Vec::new();
     for (name, f, b) in rows {
         let kind = name
             .split_whitespace()
-            .find(|w| {
-                [
-                    "conv", "bn", "relu", "add", "gap", "linear", "dense", "maxpool", "avgpool",
-                    "act",
-                ]
-                .iter()
-                .any(|k| w.starts_with(k))
-            })
-            .map(|w| if w.starts_with("conv") { "conv" } else { w })
+            .find_map(|w| KINDS.iter().find(|k| w.starts_with(*k)))
+            .copied()
             .unwrap_or("other")
             .to_string();
         match kinds.iter_mut().find(|k| k.0 == kind) {
@@ -968,12 +996,26 @@ fn profile_layers(
     plain: &Device,
 ) -> Result<()> {
     let t_ops = || {
-        let ops = teacher_ops(teacher_cfg, batch, train_dev);
+        let input = [28, 28];
+        let (ops, stages) = teacher_ops(teacher_cfg, batch, input, train_dev);
         let sum: usize = ops.iter().map(|o| o.op.trainable()).sum();
         let real = trainable(teacher);
         ensure!(
             sum == real,
             "profile's teacher layer list has {sum} trainable parameters, the real teacher {real}"
+        );
+        let probe = Tensor::<4>::zeros([1, teacher_cfg.in_channels, input[0], input[1]], plain);
+        let maps = teacher.valid().forward_taps(probe).feature_maps;
+        let real: Vec<[usize; 3]> = maps
+            .iter()
+            .map(|m| {
+                let [_, c, h, w] = m.dims();
+                [c, h, w]
+            })
+            .collect();
+        ensure!(
+            stages == real,
+            "profile's teacher layer list gives stage shapes {stages:?}, the real teacher {real:?}"
         );
         Ok(ops)
     };
