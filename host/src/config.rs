@@ -226,6 +226,7 @@ pub struct TrainConfig {
     /// A `"step"` line in `metrics.jsonl` every this many steps, 0 for none (default 50).
     pub log_every: usize,
     /// Progress bars: `auto` (when stderr is a terminal), `always` or `never` (default `auto`).
+    /// Unless `never`, a summary line per epoch is printed on stderr too.
     pub progress: ProgressMode,
 }
 

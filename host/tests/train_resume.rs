@@ -60,6 +60,7 @@ fn settings(optim: OptimConfig, resume: bool) -> TrainSettings {
         keep_checkpoints: 2,
         log_every: 2,
         progress: false,
+        report_epochs: false,
         resume,
     }
 }

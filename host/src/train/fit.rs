@@ -273,7 +273,7 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
             rec["test_loss"] = json!(r.loss);
         }
         metrics.write(&rec)?;
-        if settings.progress {
+        if settings.report_epochs {
             eprintln!("{}", summary_line(&summary, settings.epochs));
         }
 

@@ -204,8 +204,10 @@ pub struct TrainSettings {
     pub keep_checkpoints: usize,
     /// Write a `"step"` metrics line every this many steps (0 = only per epoch).
     pub log_every: usize,
-    /// Draw progress bars.
+    /// Draw progress bars (loss, accuracy, images/s) on stderr.
     pub progress: bool,
+    /// Print one summary line per epoch on stderr (useful in logs, where bars are not drawn).
+    pub report_epochs: bool,
     /// Continue from the newest checkpoint in the run directory instead of starting fresh.
     pub resume: bool,
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::{
     fit, materialize, trainable_params, EpochHook, EpochSummary, FitContext, FrozenTeacher,
-    TeacherTaps, TrainError, TrainSettings, Trainee,
+    ProgressMode, TeacherTaps, TrainError, TrainSettings, Trainee,
 };
 use crate::backend;
 use crate::config::{ConfigError, DataConfig, ModelSpec, RunConfig};
@@ -274,6 +274,7 @@ pub fn run(
         keep_checkpoints: config.train.keep_checkpoints,
         log_every: config.train.log_every,
         progress: config.train.progress.visible(),
+        report_epochs: config.train.progress != ProgressMode::Never,
         resume,
     };
     let parts = Parts {
