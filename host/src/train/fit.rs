@@ -111,7 +111,7 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
     let mut optim = settings.optim.init();
     let mut start_epoch = 0;
     let mut global_step = 0;
-    let mut metrics = MetricsLog::open(&run_dir)?;
+    let mut resumed_from = None;
     if settings.resume {
         let (t, o, state) = checkpoint::load_latest(&run_dir, trainee, optim)?;
         if state.seed != settings.seed {
@@ -132,10 +132,13 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
                 message,
             })?;
         }
-        metrics
-            .write(&json!({"kind": "resume", "from_epoch": start_epoch, "step": global_step}))?;
+        resumed_from = Some(start_epoch);
     } else if !checkpoint::list(&run_dir)?.is_empty() {
         return Err(TrainError::RunExists { dir: run_dir });
+    }
+    let mut metrics = MetricsLog::open(&run_dir)?;
+    if let Some(epoch) = resumed_from {
+        metrics.write(&json!({"kind": "resume", "from_epoch": epoch, "step": global_step}))?;
     }
 
     let mut ce_config = CrossEntropyLossConfig::new();

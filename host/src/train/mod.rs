@@ -124,7 +124,8 @@ impl<T: Classifier> TeacherTaps for FrozenTeacher<T> {
 /// What an [`EpochHook`] can see besides the model.
 #[derive(Debug)]
 pub struct HookContext<'a> {
-    /// The training data (unshuffled order via [`Loader::order`] is up to the hook).
+    /// The training data (for calibration, say; `train.epoch(seed, epoch, device)` replays an
+    /// epoch's batches).
     pub train: &'a Loader<'a>,
     /// The training (autodiff) device.
     pub device: &'a Device,
