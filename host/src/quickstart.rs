@@ -62,12 +62,12 @@ impl QuickstartOptions {
         }
     }
 
-    /// The full recipe: a teacher above 92 %, 15-epoch students over 3 seeds, every test image
-    /// in QEMU.
+    /// The full recipe: a 12-epoch teacher (92.8 % measured), 10-epoch students over 3 seeds,
+    /// every test image in QEMU.
     pub fn full(out: PathBuf) -> Self {
         Self {
-            teacher_epochs: 15,
-            student_epochs: 15,
+            teacher_epochs: 12,
+            student_epochs: 10,
             qat_epochs: 2,
             qemu_samples: None,
             seeds: vec![0, 1, 2],
