@@ -3,8 +3,12 @@
 
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = tinykd::cli::Cli::parse();
-    cli.command.run()?;
-    Ok(())
+    if let Err(e) = cli.command.run().map_err(anyhow::Error::from) {
+        // `{:#}` prints the whole chain on one line, without a backtrace: these are the user's
+        // errors (bad files, bad flags), not tinykd's.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }

@@ -1,4 +1,5 @@
-//! `tinykd eval`: float accuracy of a trained run's network.
+//! `tinykd eval`: accuracy of a trained run's network: in float, with its int8 simulation
+//! (fake quantization, for a quantized student), or as an exported blob run by `tinykd-device`.
 
 use std::path::PathBuf;
 
@@ -17,6 +18,17 @@ pub enum SplitChoice {
     Train,
 }
 
+/// How to run the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EvalMode {
+    /// The float network.
+    Float,
+    /// The int8 simulation of a quantized student (`tinykd quantize`'s `quant.json`).
+    FakeQuant,
+    /// The exported blob (`--blob`, default `<RUN>/student.tkd`) through `tinykd-device`.
+    Blob,
+}
+
 /// Arguments of `tinykd eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -29,6 +41,12 @@ pub struct EvalArgs {
     /// Evaluate only the first N images.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// Float network, int8 simulation, or the exported blob.
+    #[arg(long, value_enum, default_value_t = EvalMode::Float)]
+    pub mode: EvalMode,
+    /// The blob for `--mode blob` (default `<RUN>/student.tkd`).
+    #[arg(long, value_name = "FILE")]
+    pub blob: Option<PathBuf>,
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -47,6 +65,21 @@ impl EvalArgs {
             SplitChoice::Test => Split::Test,
             SplitChoice::Train => Split::Train,
         };
+        if self.mode == EvalMode::Blob {
+            return self.eval_blob(&config, split, &device);
+        }
+        let model = match (self.mode, model) {
+            (EvalMode::FakeQuant, crate::train::RunModel::Student(s)) => {
+                let quant = crate::quant::read_quant(&self.run)?;
+                crate::train::RunModel::Student(s.with_quant(Some(quant)))
+            }
+            (EvalMode::FakeQuant, _) => {
+                return Err(CliError::Usage(
+                    "only a quantized student has an int8 simulation".into(),
+                ))
+            }
+            (_, m) => m,
+        };
         let mut set = Dataset::load(&config.data.dir()?, config.data.dataset, split)?;
         if let Some(n) = self.limit {
             set.truncate(n);
@@ -64,6 +97,48 @@ impl EvalArgs {
                 report.images,
                 100.0 * report.accuracy,
                 report.loss
+            );
+        }
+        Ok(())
+    }
+}
+
+impl EvalArgs {
+    fn eval_blob(
+        &self,
+        config: &crate::config::RunConfig,
+        split: Split,
+        device: &burn::prelude::Device,
+    ) -> Result<(), CliError> {
+        let path = self
+            .blob
+            .clone()
+            .unwrap_or_else(|| self.run.join("student.tkd"));
+        let blob = std::fs::read(&path).map_err(|source| CliError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let input = tinykd_device::Model::from_bytes(&blob)
+            .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?
+            .input_quant();
+        let samples = crate::export::quantized_split(config, split, self.limit, input, device)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        let p = crate::deploy::run_blob_host(&blob, &samples)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        if self.json {
+            println!(
+                "{{\"images\":{},\"correct\":{},\"accuracy\":{}}}",
+                p.len(),
+                p.correct,
+                p.accuracy()
+            );
+        } else {
+            println!(
+                "{} on tinykd-device: {}/{} correct, accuracy {:.2}%",
+                path.display(),
+                p.correct,
+                p.len(),
+                100.0 * p.accuracy()
             );
         }
         Ok(())
