@@ -13,7 +13,7 @@ pub struct QuickstartArgs {
     /// Output folder (one run directory per stage).
     #[arg(short, long, value_name = "DIR", default_value = "runs/quickstart")]
     pub out: PathBuf,
-    /// The full recipe: 12-epoch teacher, 10-epoch students, 3 seeds, every test image in QEMU.
+    /// The full recipe: 12-epoch teacher, 5-epoch students + 1 QAT epoch, 3 seeds, every test image in QEMU.
     #[arg(long)]
     pub full: bool,
     /// Override the teacher's epochs.
