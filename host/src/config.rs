@@ -217,7 +217,7 @@ impl TeacherSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
-    /// Epochs (default 15 for the teacher recipe).
+    /// Epochs (default 12: the teacher recipe, measured at 92.79 % Fashion-MNIST test accuracy).
     pub epochs: usize,
     /// Label smoothing of the cross-entropy term (default 0).
     pub label_smoothing: f64,
@@ -233,7 +233,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            epochs: 15,
+            epochs: 12,
             label_smoothing: 0.0,
             keep_checkpoints: 2,
             log_every: 50,
@@ -315,7 +315,10 @@ const TAG_KEYS: [&str; 2] = ["kind", "method"];
 
 impl RunConfig {
     /// Defaults for training a teacher: the `base` ResNet, SGD (lr 0.1, Nesterov momentum 0.9,
-    /// weight decay 5e-4), per-step cosine decay, batch 128, crop+flip augmentation, 15 epochs.
+    /// weight decay 5e-4), per-step cosine decay, batch 128, crop+flip augmentation, 12 epochs.
+    ///
+    /// Measured (seed 0, full Fashion-MNIST, burn-flex on 2 shared CPU cores): 92.79 % test
+    /// accuracy, 40 min 46 s wall for the 12 epochs.
     pub fn teacher() -> Self {
         Self {
             seed: 0,
@@ -337,7 +340,7 @@ impl RunConfig {
 
     /// Defaults for distilling `teacher_run` into the default MCU student
     /// ([`StudentConfig::mcu_small`]) with KD: Adam (lr 1e-3, ε 1e-8, no weight decay), per-step
-    /// cosine decay, 15 epochs, same data pipeline as the teacher.
+    /// cosine decay, 12 epochs, same data pipeline as the teacher.
     pub fn distill(teacher_run: &Path) -> Self {
         Self {
             model: ModelSpec::Student(StudentConfig::mcu_small()),

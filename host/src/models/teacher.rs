@@ -20,6 +20,11 @@
 //! | `small` | 16, 32, 64 | 1 | 78 k |
 //! | `base` | 32, 64, 128 | 1 | 308 k |
 //! | `large` | 32, 64, 128 | 2 | 696 k |
+//!
+//! Measured: `base` with the default recipe of [`crate::config::RunConfig::teacher`] (SGD 0.1,
+//! Nesterov, weight decay 5e-4, per-step cosine, crop+flip, batch 128) reaches 92.79 % on the
+//! Fashion-MNIST test set after 12 epochs (seed 0; 40 min 46 s on 2 CPU cores shared with other
+//! jobs, 186–474 images/s depending on the load).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
