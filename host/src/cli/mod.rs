@@ -1,6 +1,6 @@
 //! The `tinykd` command line: one file per subcommand, each a clap `Args` struct with a `run`
 //! method. The subcommands are thin: the work happens in library functions
-//! ([`crate::train::run`], [`crate::train::load_model`], [`crate::eval::evaluate`]) that programs
+//! ([`crate::train::run()`], [`crate::train::load_model`], [`crate::eval::evaluate`]) that programs
 //! and tests call directly.
 //!
 //! Adding a subcommand: a new file with `pub struct FooArgs` (clap `Args`) and
