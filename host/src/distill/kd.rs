@@ -34,22 +34,22 @@ pub fn kd_loss(student: Tensor<2>, teacher: Tensor<2>, temperature: f32) -> Tens
 pub struct KdConfig {
     /// Softmax temperature (default 4, RepDistiller `--kd_T`).
     #[serde(default = "default_temperature")]
-    pub temperature: f32,
+    pub temperature: f64,
     /// Weight of the KD term (α, default 0.9, RepDistiller `-a`).
     #[serde(default = "default_alpha")]
-    pub alpha: f32,
+    pub alpha: f64,
     /// Weight of the student's cross-entropy (γ, default 0.1, RepDistiller `-r`).
     #[serde(default = "default_gamma")]
-    pub gamma: f32,
+    pub gamma: f64,
 }
 
-fn default_temperature() -> f32 {
+fn default_temperature() -> f64 {
     4.0
 }
-fn default_alpha() -> f32 {
+fn default_alpha() -> f64 {
     0.9
 }
-fn default_gamma() -> f32 {
+fn default_gamma() -> f64 {
     0.1
 }
 
@@ -67,8 +67,8 @@ impl KdConfig {
     /// Builds the (parameter-free) method.
     pub fn init(&self) -> Kd {
         Kd {
-            temperature: self.temperature,
-            alpha: self.alpha,
+            temperature: self.temperature as f32,
+            alpha: self.alpha as f32,
         }
     }
 }

@@ -65,10 +65,11 @@ impl MethodConfig {
         }
     }
 
-    /// The weight of the student's cross-entropy term (γ).
+    /// The weight of the student's cross-entropy term (γ). Config values are f64 so that they
+    /// print in `config.toml` as written.
     pub fn ce_weight(&self) -> f32 {
         match self {
-            MethodConfig::Kd(c) => c.gamma,
+            MethodConfig::Kd(c) => c.gamma as f32,
         }
     }
 }
