@@ -381,10 +381,10 @@ pub fn run(o: &QuickstartOptions) -> Result<QuickstartReport, QuickstartError> {
                 images: kd_p.len(),
                 seconds: kd_qs + kd_host_s,
             });
-            first = Some((kd_p, kd_samples, kd_bytes, kd_blob));
+            first = Some((kd_samples, kd_bytes, kd_blob));
         }
     }
-    let Some((kd_p, kd_samples, kd_bytes, kd_blob)) = first else {
+    let Some((kd_samples, kd_bytes, kd_blob)) = first else {
         return Err(QuickstartError::Missing {
             what: "a seed".into(),
             fix: "Give at least one seed.".into(),
@@ -420,7 +420,6 @@ pub fn run(o: &QuickstartOptions) -> Result<QuickstartReport, QuickstartError> {
         images: board.predictions.len(),
         seconds: secs(t.elapsed()),
     });
-    let _ = kd_p;
 
     let report = QuickstartReport {
         rows,

@@ -17,6 +17,9 @@ pub use kd::{kd_loss, Kd, KdConfig};
 pub struct StepContext<'a> {
     /// Class labels of the batch, `[batch]`.
     pub targets: &'a Tensor<1, Int>,
+    /// The dataset index of each sample of the batch (what instance-level methods such as CRD
+    /// key their memory banks on).
+    pub indices: &'a [usize],
     /// Zero-based epoch.
     pub epoch: usize,
     /// Global optimizer step.

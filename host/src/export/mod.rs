@@ -170,13 +170,12 @@ pub fn export_student(
                     }
                 };
                 let (wf, bf) = fold_batch_norm(conv, block.bn.as_ref());
-                let [out, in_g, kh, kw] = wf.dims();
+                let [out, _, kh, kw] = wf.dims();
                 let scales = to_vec(weight_scales(wf.clone()).reshape([out]));
                 // burn: [out, in/g, kh, kw] → blob: OHWI [out, kh, kw, in/g]
                 let ohwi = to_vec(wf.permute([0, 2, 3, 1]));
                 let (weights, bias) =
                     quantize_rows(&ohwi, &scales, &to_vec(bf), s_in, index, kind)?;
-                let _ = in_g;
                 let spec = Conv2dSpec {
                     out_channels: narrow(out, index, kind, "out channels")?,
                     kernel: [

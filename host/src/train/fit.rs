@@ -189,6 +189,7 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
                 let t_out = teacher.taps(batch.images);
                 let sctx = StepContext {
                     targets: &batch.targets,
+                    indices: &batch.indices,
                     epoch,
                     step: global_step,
                 };
