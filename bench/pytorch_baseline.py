@@ -196,6 +196,11 @@ def main():
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the timed steps, time up to 20 more under torch.profiler and print the ops",
+    )
     args = ap.parse_args()
     if len(args.teacher_widths) != len(args.teacher_strides):
         sys.exit("--teacher-widths and --teacher-strides need one entry per stage")
@@ -310,6 +315,55 @@ def main():
         f"ms_per_step={1e3 * elapsed / args.steps:.2f} steps={args.steps} warmup={args.warmup} "
         f"batch={args.batch} loss_first={first:.4f} loss_last={last:.4f}"
     )
+    if args.profile:
+        profile(step, i, min(args.steps, 20))
+
+
+# Op-name fragments of each kind of layer, to compare with the burn side's "by kind" line.
+KINDS = [
+    ("conv", ("conv",)),
+    ("bn", ("batch_norm",)),
+    ("maxpool", ("max_pool",)),
+    ("relu", ("relu", "threshold", "clamp_min")),
+    ("gap", ("aten::mean",)),
+    ("linear", ("addmm", "aten::mm", "linear")),
+    ("loss", ("softmax", "nll", "kl_div", "cross_entropy")),
+    ("optimizer", ("_foreach", "adam", "lerp", "addcdiv")),
+]
+
+
+def profile(step, first_step, n):
+    """Runs `n` steps under the PyTorch profiler and prints the ops by self CPU time per step.
+
+    Self time is wall time on the calling thread (intra-op worker threads are not added on top),
+    so it compares with the burn side's per-layer wall times. The profiler adds some overhead.
+    """
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        # Timed inside the profiler's scope: its start and stop are not part of a step.
+        t0 = time.perf_counter()
+        for k in range(n):
+            step(first_step + k)
+        total = 1e3 * (time.perf_counter() - t0) / n
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    print(f"\nPROFILE torch ops by self CPU time (mean of {n} profiled steps, {total:.2f} ms/step):")
+    print("| op | calls/step | ms/step | share |")
+    print("|---|---:|---:|---:|")
+    for e in events[:15]:
+        ms = e.self_cpu_time_total / 1e3 / n
+        print(f"| {e.key} | {e.count / n:.0f} | {ms:.2f} | {100 * ms / total:.0f} % |")
+    kinds = {}
+    for e in events:
+        name = e.key.lower()
+        kind = next((k for k, frags in KINDS if any(f in name for f in frags)), "other")
+        kinds[kind] = kinds.get(kind, 0.0) + e.self_cpu_time_total / 1e3 / n
+    summary = ", ".join(
+        f"{k} {v:.1f} ms ({100 * v / total:.0f} %)"
+        for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])
+    )
+    print(f"PROFILE by kind (torch, self CPU time per step): {summary}")
 
 
 if __name__ == "__main__":

@@ -100,6 +100,13 @@ def run_measured(cmd, log_path):
     return proc.stdout, wall, own, max(0.0, (busy - own) / wall)
 
 
+def report_lines(out):
+    """The RESULT line and the PROFILE tables of a run's output, without library log noise (the
+    PyTorch profiler writes status lines to stderr)."""
+    keep = [ln for ln in out.splitlines() if ln.startswith(("RESULT", "PROFILE", "|")) or not ln.strip()]
+    return "\n".join(keep).strip()
+
+
 def parse_kv(line):
     return dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
 
@@ -157,7 +164,9 @@ def main():
         help="a run during which other processes used more CPU (cores) than this is run again",
     )
     ap.add_argument("--attempts", type=int, default=3, help="runs per measurement at most")
-    ap.add_argument("--profile", action="store_true", help="add the burn-side --profile output")
+    ap.add_argument(
+        "--profile", action="store_true", help="add both sides' --profile output (per layer / per op)"
+    )
     ap.add_argument("--perf", action="store_true", help="add a perf profile of burn teacher/student")
     args = ap.parse_args()
 
@@ -240,7 +249,7 @@ def main():
         for r in rows:
             f.write("\t".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r) + "\n")
 
-    profiles = {}
+    profiles, torch_profiles = {}, {}
     if args.profile:
         for mode in modes:
             w, s = steps[mode]
@@ -249,7 +258,13 @@ def main():
                 [args.burn, mode, "--warmup", str(w), "--steps", str(min(s, 20)), "--profile"],
                 os.path.join(LOGS, f"profile-{mode}.txt"),
             )
-            profiles[mode] = (out[out.find("RESULT") :], others)
+            profiles[mode] = (report_lines(out), others)
+            wait_quiet(args.max_load, args.max_busy, args.max_wait)
+            out, _, _, others = run_measured(
+                [args.python, script, mode, "--warmup", str(w), "--steps", str(min(s, 20)), "--profile", *torch_arch],
+                os.path.join(LOGS, f"profile-{mode}-torch.txt"),
+            )
+            torch_profiles[mode] = (report_lines(out), others)
     perf = {}
     if args.perf:
         if shutil.which("perf") is None:
@@ -279,7 +294,7 @@ def main():
 
     write_results(
         args, modes, steps, rows, burn_info, torch_info, f"{burn_params}; {burn_shapes}", arch,
-        started, finished, profiles, perf,
+        started, finished, profiles, torch_profiles, perf,
     )  # fmt: skip
     print(f"wrote {RESULTS} and {RAW}")
 
@@ -290,7 +305,10 @@ def md_table(header, body):
     return "\n".join(out)
 
 
-def write_results(args, modes, steps, all_rows, burn_info, torch_info, params, arch, started, finished, profiles, perf):
+def write_results(
+    args, modes, steps, all_rows, burn_info, torch_info, params, arch, started, finished, profiles,
+    torch_profiles, perf,
+):  # fmt: skip
     rows = [r for r in all_rows if r[10]]
     dropped = len(all_rows) - len(rows)
     med = {}
@@ -362,6 +380,11 @@ Raw runs: `bench/raw.tsv`; full logs: `bench/logs/` (not committed).
         gen += (
             f"\n### burn-side profile, `throughput {mode} --profile` (other processes: {others:.2f} cores)\n\n"
             f"```\n{text.strip()}\n```\n"
+        )
+    for mode, (text, others) in torch_profiles.items():
+        gen += (
+            f"\n### PyTorch profile, `pytorch_baseline.py {mode} --profile` (torch.profiler, self CPU time;"
+            f" other processes: {others:.2f} cores)\n\n```\n{text.strip()}\n```\n"
         )
     for mode, (text, others) in perf.items():
         gen += (
