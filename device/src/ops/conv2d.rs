@@ -6,7 +6,7 @@
 
 use tinykd_format::Conv2dOp;
 
-use super::{clip, requantize_out, In, Out};
+use super::{clip, mac, requantize_out, In, Out};
 use crate::error::{need, Result};
 
 /// Runs one convolution. Weights are OHWI `[out][kh][kw][in / groups]`.
@@ -46,9 +46,7 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<()> {
                     let ws = (w_row + kx0 + dx) * icg;
                     let xs = need(x.data.get(xs..xs + icg))?;
                     let ws = need(w_o.get(ws..ws + icg))?;
-                    for (&xv, &wv) in xs.iter().zip(ws) {
-                        acc = acc.wrapping_add((i32::from(xv) - zp_in) * i32::from(wv as i8));
-                    }
+                    acc = mac(acc, xs, ws, zp_in);
                 }
             }
             let m = need(op.requant.multipliers.get(o))?;

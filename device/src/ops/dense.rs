@@ -3,7 +3,7 @@
 
 use tinykd_format::DenseOp;
 
-use super::{requantize_out, In, Out};
+use super::{mac, requantize_out, In, Out};
 use crate::error::{need, Result};
 
 /// Runs one dense layer. Weights are `[out][in]`.
@@ -14,10 +14,7 @@ pub(crate) fn dense(op: &DenseOp<'_>, x: In<'_>, y: Out<'_>) -> Result<()> {
     let weights = op.weights.bytes();
     for (o, out) in y.data.iter_mut().enumerate() {
         let row = need(weights.get(o * n_in..(o + 1) * n_in))?;
-        let mut acc = need(op.bias.get(o))?;
-        for (&xv, &wv) in x.data.iter().zip(row) {
-            acc = acc.wrapping_add((i32::from(xv) - zp_in) * i32::from(wv as i8));
-        }
+        let acc = mac(need(op.bias.get(o))?, x.data, row, zp_in);
         let m = need(op.requant.multipliers.get(o))?;
         let s = need(op.requant.shifts.get(o))?;
         *out = requantize_out(acc, m, i32::from(s), zp_out, op.act_min, op.act_max);

@@ -31,6 +31,18 @@ pub(crate) struct Out<'a> {
     pub(crate) zero_point: i8,
 }
 
+/// `acc + Σ (x − zp_in) · w` over two equal-length runs: the multiply-accumulate at the heart of
+/// conv2d and dense, kept in one place so an architecture fast path (SMLAD on Cortex-M) replaces
+/// exactly this and nothing else. `w` holds int8 weights as raw bytes (as the blob stores them).
+/// Wrapping arithmetic: validation has already proven that no sum overflows i32.
+#[inline(always)]
+pub(crate) fn mac(mut acc: i32, x: &[i8], w: &[u8], zp_in: i32) -> i32 {
+    for (&xv, &wv) in x.iter().zip(w) {
+        acc = acc.wrapping_add((i32::from(xv) - zp_in) * i32::from(wv as i8));
+    }
+    acc
+}
+
 /// Conv2d / Dense / Add epilogue: requantize, add the output zero point, clamp (SPEC §3).
 #[inline(always)]
 pub(crate) fn requantize_out(
