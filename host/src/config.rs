@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::DeviceKind;
 use crate::data::{Augmentation, DatasetKind, Normalization};
-use crate::distill::{KdConfig, MethodConfig};
+pub use crate::distill::DistillSpec;
 use crate::models::student::StudentConfig;
 use crate::models::teacher::{TeacherConfig, TeacherPreset};
 use crate::train::{OptimConfig, OptimizerKind, ProgressMode, ScheduleConfig};
@@ -242,21 +242,6 @@ impl Default for TrainConfig {
     }
 }
 
-/// `[distill]`: the teacher to learn from and the method.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DistillSpec {
-    /// The teacher's run directory (its `config.toml` and `model.bpk`).
-    pub teacher: PathBuf,
-    /// The method and its hyper-parameters (default: KD with its reference defaults).
-    #[serde(default = "default_method")]
-    pub method: MethodConfig,
-}
-
-fn default_method() -> MethodConfig {
-    MethodConfig::Kd(KdConfig::default())
-}
-
 /// Why a configuration was rejected. Every variant names the file, argument or key at fault.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -350,10 +335,7 @@ impl RunConfig {
                 weight_decay: 0.0,
                 ..OptimConfig::default()
             },
-            distill: Some(DistillSpec {
-                teacher: teacher_run.to_path_buf(),
-                method: default_method(),
-            }),
+            distill: Some(DistillSpec::kd(teacher_run.to_path_buf())),
             ..Self::teacher()
         }
     }
@@ -514,6 +496,8 @@ impl RunConfig {
                     "must name the teacher's run directory",
                 ));
             }
+            ds.validate()
+                .map_err(|(key, reason)| invalid(key, &reason))?;
         }
         Ok(())
     }

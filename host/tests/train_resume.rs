@@ -6,7 +6,7 @@ use std::path::Path;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use tinykd::data::{Augmentation, Dataset, DatasetKind, Loader, LoaderConfig, Split};
-use tinykd::distill::{Kd, KdConfig};
+use tinykd::distill::Kd;
 use tinykd::models::student::{Student, StudentConfig};
 use tinykd::models::teacher::{Teacher, TeacherConfig, TeacherPreset};
 use tinykd::models::Classifier;
@@ -247,7 +247,7 @@ fn distillation_resumes_exactly_and_leaves_the_teacher_untouched() {
     let t = teacher(&dev, 5);
     let frozen = FrozenTeacher::new(&t);
     let before = values(frozen.model());
-    let kd = || -> Kd { KdConfig::default().init() };
+    let kd = || -> Kd { Kd::new(4.0, 0.9) };
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
 
     let full = fit(
@@ -384,7 +384,7 @@ fn run_directories_and_teacher_method_pairs_are_checked() {
     assert!(matches!(e, TrainError::NoCheckpoint { .. }), "{e}");
     // A method without a teacher.
     let e = fit(
-        Trainee::distill(teacher(&dev, 1), KdConfig::default().init()),
+        Trainee::distill(teacher(&dev, 1), Kd::new(4.0, 0.9)),
         &one_epoch(false),
         ctx(),
     )

@@ -1,16 +1,49 @@
 //! Distillation methods: one file per method, all listed in [`MethodConfig`].
 //!
 //! A method is a loss over the taps ([`Output`]) of a student and a frozen teacher, plus the
-//! method's own trainable auxiliary modules (none for KD). The trainer sums the cross-entropy term
-//! and the named, already-weighted terms a method returns, and logs each one.
+//! method's own trainable auxiliary modules and state (memory banks), optimised with the student,
+//! saved in its checkpoints and dropped at export. A recipe ([`DistillSpec`]) combines terms as
+//! RepDistiller and torchdistill do:
+//!
+//! ```text
+//! loss = γ · CE(student, y) + α · KD(student, teacher) + β · method(student taps, teacher taps)
+//! ```
+//!
+//! `γ` and `α` live in `[distill]`, `β` and the method's own settings in `[distill.method]`:
+//!
+//! ```toml
+//! [distill]
+//! teacher = "runs/teacher"
+//! alpha = 1.0               # CRD+KD
+//! [distill.method]
+//! method = "crd"
+//! beta = 0.8
+//! ```
 
+pub mod at;
+pub mod cc;
+pub mod crd;
+pub mod dkd;
+pub mod fitnet;
+pub mod fsp;
+pub mod functional;
 pub mod kd;
+pub mod mcl;
+pub mod nst;
+pub mod pkt;
+pub mod rkd;
+pub mod sp;
+pub mod taps;
+pub mod vid;
+
+use std::path::PathBuf;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::models::Output;
-pub use kd::{kd_loss, Kd, KdConfig};
+pub use kd::{kd_loss, Kd};
+pub use taps::{MapPairs, TapShapes};
 
 /// Everything a method may need from the training step besides the taps.
 #[derive(Debug, Clone)]
@@ -44,43 +77,304 @@ pub trait Distiller: Module {
     fn loss(&self, student: &Output, teacher: &Output, ctx: &StepContext) -> Vec<LossTerm>;
 }
 
-/// Every distillation method tinykd knows, as written in a config file (`method = "kd"` plus the
-/// method's own fields).
+/// Sums per-layer losses into one term named `name`, weighted by `weight` (no term when empty).
+pub(crate) fn sum_terms(
+    name: &'static str,
+    weight: f32,
+    losses: impl Iterator<Item = Tensor<1>>,
+) -> Vec<LossTerm> {
+    losses
+        .reduce(|a, b| a + b)
+        .map(|v| LossTerm {
+            name,
+            value: v * weight,
+        })
+        .into_iter()
+        .collect()
+}
+
+/// `[distill]`: the teacher, the recipe weights and the method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillSpec {
+    /// The teacher's run directory (its `config.toml` and `model.bpk`).
+    pub teacher: PathBuf,
+    /// Weight of the student's cross-entropy, γ (default: 0.1 with `method = "kd"`, as
+    /// RepDistiller's KD recipe; 1 otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gamma: Option<f64>,
+    /// Weight of the KD term, α (default: 0.9 with `method = "kd"`; 0 otherwise — set 1 for
+    /// RepDistiller's "+KD" recipes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// Temperature of the KD term (default 4).
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    /// The method and its hyper-parameters (default: KD alone).
+    #[serde(default)]
+    pub method: MethodConfig,
+}
+
+fn default_temperature() -> f64 {
+    4.0
+}
+
+impl DistillSpec {
+    /// KD from `teacher` with the reference defaults.
+    pub fn kd(teacher: PathBuf) -> Self {
+        Self {
+            teacher,
+            gamma: None,
+            alpha: None,
+            temperature: default_temperature(),
+            method: MethodConfig::default(),
+        }
+    }
+
+    /// γ, resolved.
+    pub fn ce_weight(&self) -> f64 {
+        self.gamma.unwrap_or(match self.method {
+            MethodConfig::Kd(_) => 0.1,
+            _ => 1.0,
+        })
+    }
+
+    /// α, resolved.
+    pub fn kd_weight(&self) -> f64 {
+        self.alpha.unwrap_or(match self.method {
+            MethodConfig::Kd(_) => 0.9,
+            _ => 0.0,
+        })
+    }
+
+    /// Checks the weights; `Err((key, reason))`.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let finite_nonneg = |v: f64| v.is_finite() && v >= 0.0;
+        if !finite_nonneg(self.ce_weight()) {
+            return Err((
+                "distill.gamma",
+                format!("must be >= 0, got {}", self.ce_weight()),
+            ));
+        }
+        if !finite_nonneg(self.kd_weight()) {
+            return Err((
+                "distill.alpha",
+                format!("must be >= 0, got {}", self.kd_weight()),
+            ));
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err((
+                "distill.temperature",
+                format!("must be > 0, got {}", self.temperature),
+            ));
+        }
+        if let Some(beta) = self.method.beta() {
+            if !beta.is_finite() {
+                return Err(("distill.method.beta", format!("must be finite, got {beta}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the recipe's terms (KD if `α > 0`, then the method) for a student and a teacher
+    /// with the given taps.
+    ///
+    /// # Errors
+    /// The method does not fit the models (a missing tap, incompatible shapes, too few samples
+    /// for the negatives); the message names what exists.
+    pub fn init(&self, ctx: &MethodContext, device: &Device) -> Result<Distillation, String> {
+        let alpha = self.kd_weight();
+        Ok(Distillation {
+            kd: (alpha > 0.0).then(|| Kd::new(self.temperature as f32, alpha as f32)),
+            method: self.method.init(ctx, device)?,
+        })
+    }
+}
+
+/// What building a method may need to know about the models and the data.
+#[derive(Debug, Clone, Copy)]
+pub struct MethodContext<'a> {
+    /// The student's taps.
+    pub student: &'a TapShapes,
+    /// The teacher's taps.
+    pub teacher: &'a TapShapes,
+    /// Training labels in dataset order (CRD's banks and negatives).
+    pub train_labels: &'a [u8],
+    /// Run seed.
+    pub seed: u64,
+}
+
+/// Every distillation method tinykd knows, as written in a config file (`method = "at"` plus the
+/// method's own fields; every field has its reference default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
 pub enum MethodConfig {
-    /// Hinton et al., "Distilling the Knowledge in a Neural Network" (2015).
-    Kd(KdConfig),
+    /// KD alone (the `α · KD` term of [`DistillSpec`]): Hinton et al. 2015.
+    Kd(KdOnly),
+    /// FitNets, Romero et al., ICLR 2015.
+    Fitnet(fitnet::FitnetConfig),
+    /// Attention transfer, Zagoruyko and Komodakis, ICLR 2017.
+    At(at::AtConfig),
+    /// Similarity-preserving KD, Tung and Mori, ICCV 2019.
+    Sp(sp::SpConfig),
+    /// Correlation congruence, Peng et al., ICCV 2019.
+    Cc(cc::CcConfig),
+    /// Variational information distillation, Ahn et al., CVPR 2019.
+    Vid(vid::VidConfig),
+    /// Relational KD, Park et al., CVPR 2019.
+    Rkd(rkd::RkdConfig),
+    /// Probabilistic knowledge transfer, Passalis and Tefas, ECCV 2018.
+    Pkt(pkt::PktConfig),
+    /// Neuron selectivity transfer, Huang and Wang, 2017.
+    Nst(nst::NstConfig),
+    /// Flow of solution procedure, Yim et al., CVPR 2017.
+    Fsp(fsp::FspConfig),
+    /// Contrastive representation distillation, Tian et al., ICLR 2020.
+    Crd(crd::CrdConfig),
+    /// Decoupled KD, Zhao et al., CVPR 2022.
+    Dkd(dkd::DkdConfig),
+}
+
+/// `method = "kd"`: no term besides the recipe's KD.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KdOnly {}
+
+impl Default for MethodConfig {
+    fn default() -> Self {
+        Self::Kd(KdOnly {})
+    }
+}
+
+impl MethodConfig {
+    /// Every method name a config may use.
+    pub const NAMES: [&'static str; 12] = [
+        "kd", "fitnet", "at", "sp", "cc", "vid", "rkd", "pkt", "nst", "fsp", "crd", "dkd",
+    ];
+
+    /// The method's config name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Kd(_) => "kd",
+            Self::Fitnet(_) => "fitnet",
+            Self::At(_) => "at",
+            Self::Sp(_) => "sp",
+            Self::Cc(_) => "cc",
+            Self::Vid(_) => "vid",
+            Self::Rkd(_) => "rkd",
+            Self::Pkt(_) => "pkt",
+            Self::Nst(_) => "nst",
+            Self::Fsp(_) => "fsp",
+            Self::Crd(_) => "crd",
+            Self::Dkd(_) => "dkd",
+        }
+    }
+
+    /// The method's β, for methods that have one.
+    pub fn beta(&self) -> Option<f64> {
+        match self {
+            Self::Kd(_) | Self::Dkd(_) => None,
+            Self::Fitnet(c) => Some(c.beta),
+            Self::At(c) => Some(c.beta),
+            Self::Sp(c) => Some(c.beta),
+            Self::Cc(c) => Some(c.beta),
+            Self::Vid(c) => Some(c.beta),
+            Self::Rkd(c) => Some(c.beta),
+            Self::Pkt(c) => Some(c.beta),
+            Self::Nst(c) => Some(c.beta),
+            Self::Fsp(c) => Some(c.beta),
+            Self::Crd(c) => Some(c.beta),
+        }
+    }
+
+    /// Builds the method (and its auxiliary modules) on `device`; `None` for KD alone.
+    ///
+    /// # Errors
+    /// See [`DistillSpec::init`].
+    pub fn init(&self, ctx: &MethodContext, device: &Device) -> Result<Option<Method>, String> {
+        let (s, t) = (ctx.student, ctx.teacher);
+        let method = match self {
+            Self::Kd(_) => return Ok(None),
+            Self::Fitnet(c) => Method::Fitnet(c.init(s, t, device)?),
+            Self::At(c) => Method::At(c.init(s, t)?),
+            Self::Sp(c) => Method::Sp(c.init(s, t)?),
+            Self::Cc(c) => Method::Cc(c.init(s, t, device)?),
+            Self::Vid(c) => Method::Vid(c.init(s, t, device)?),
+            Self::Rkd(c) => Method::Rkd(c.init(s, t)?),
+            Self::Pkt(c) => Method::Pkt(c.init(s, t)?),
+            Self::Nst(c) => Method::Nst(c.init(s, t)?),
+            Self::Fsp(c) => Method::Fsp(c.init(s, t)?),
+            Self::Crd(c) => Method::Crd(c.init(s, t, ctx.train_labels, ctx.seed, device)?),
+            Self::Dkd(c) => Method::Dkd(c.init(s, t)?),
+        };
+        Ok(Some(method))
+    }
 }
 
 /// A built method, ready to train.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Method {
-    /// See [`Kd`].
-    Kd(Kd),
-}
-
-impl MethodConfig {
-    /// Builds the method (and its auxiliary modules, if any) on `device`.
-    pub fn init(&self, _device: &Device) -> Method {
-        match self {
-            MethodConfig::Kd(c) => Method::Kd(c.init()),
-        }
-    }
-
-    /// The weight of the student's cross-entropy term (γ). Config values are f64 so that they
-    /// print in `config.toml` as written.
-    pub fn ce_weight(&self) -> f32 {
-        match self {
-            MethodConfig::Kd(c) => c.gamma as f32,
-        }
-    }
+    /// See [`fitnet::Fitnet`].
+    Fitnet(fitnet::Fitnet),
+    /// See [`at::At`].
+    At(at::At),
+    /// See [`sp::Sp`].
+    Sp(sp::Sp),
+    /// See [`cc::Cc`].
+    Cc(cc::Cc),
+    /// See [`vid::Vid`].
+    Vid(vid::Vid),
+    /// See [`rkd::Rkd`].
+    Rkd(rkd::Rkd),
+    /// See [`pkt::Pkt`].
+    Pkt(pkt::Pkt),
+    /// See [`nst::Nst`].
+    Nst(nst::Nst),
+    /// See [`fsp::Fsp`].
+    Fsp(fsp::Fsp),
+    /// See [`crd::Crd`].
+    Crd(crd::Crd),
+    /// See [`dkd::Dkd`].
+    Dkd(dkd::Dkd),
 }
 
 impl Distiller for Method {
     fn loss(&self, student: &Output, teacher: &Output, ctx: &StepContext) -> Vec<LossTerm> {
         match self {
-            Method::Kd(m) => m.loss(student, teacher, ctx),
+            Method::Fitnet(m) => m.loss(student, teacher, ctx),
+            Method::At(m) => m.loss(student, teacher, ctx),
+            Method::Sp(m) => m.loss(student, teacher, ctx),
+            Method::Cc(m) => m.loss(student, teacher, ctx),
+            Method::Vid(m) => m.loss(student, teacher, ctx),
+            Method::Rkd(m) => m.loss(student, teacher, ctx),
+            Method::Pkt(m) => m.loss(student, teacher, ctx),
+            Method::Nst(m) => m.loss(student, teacher, ctx),
+            Method::Fsp(m) => m.loss(student, teacher, ctx),
+            Method::Crd(m) => m.loss(student, teacher, ctx),
+            Method::Dkd(m) => m.loss(student, teacher, ctx),
         }
+    }
+}
+
+/// A built recipe: the optional KD term and the optional method, trained with the student.
+#[derive(Module, Debug)]
+pub struct Distillation {
+    /// `α · KD`, when `α > 0`.
+    pub kd: Option<Kd>,
+    /// The method, unless it is KD alone.
+    pub method: Option<Method>,
+}
+
+impl Distiller for Distillation {
+    fn loss(&self, student: &Output, teacher: &Output, ctx: &StepContext) -> Vec<LossTerm> {
+        let mut terms = Vec::new();
+        if let Some(kd) = &self.kd {
+            terms.extend(kd.loss(student, teacher, ctx));
+        }
+        if let Some(m) = &self.method {
+            terms.extend(m.loss(student, teacher, ctx));
+        }
+        terms
     }
 }

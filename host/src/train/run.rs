@@ -21,7 +21,7 @@ use super::{
 use crate::backend;
 use crate::config::{ConfigError, DataConfig, ModelSpec, RunConfig};
 use crate::data::{derive_seed, DataError, Dataset, Loader, LoaderConfig, Split};
-use crate::distill::Method;
+use crate::distill::{Distillation, MethodContext, TapShapes};
 use crate::eval::{evaluate, EvalReport};
 use crate::models::student::Student;
 use crate::models::teacher::Teacher;
@@ -93,6 +93,16 @@ pub enum RunModel {
     Teacher(Box<Teacher>),
     /// A microcontroller student.
     Student(Student),
+}
+
+impl RunModel {
+    /// The model's taps for `x`.
+    pub fn taps(&self, x: Tensor<4>) -> crate::models::Output {
+        match self {
+            Self::Teacher(m) => m.forward_taps(x),
+            Self::Student(m) => m.forward_taps(x),
+        }
+    }
 }
 
 impl RunModel {
@@ -256,13 +266,34 @@ pub fn run(
     let ce_weight = config
         .distill
         .as_ref()
-        .map_or(1.0, |d| d.method.ce_weight());
+        .map_or(1.0, |d| d.ce_weight() as f32);
 
     // Initial weights (the model's, then the method's auxiliaries) come from the seed alone.
     let device = plain.clone().autodiff();
     device.seed(derive_seed(config.seed, 0, STREAM_INIT));
     let model = build(&config.model, config.data.dataset.classes(), &device)?;
-    let method = config.distill.as_ref().map(|d| d.method.init(&device));
+    let method = match (&config.distill, &teacher) {
+        (Some(spec), Some(t)) => {
+            // The taps' shapes, from a two-image forward pass of each network.
+            let probe = || Tensor::<4>::zeros([2, 1, train_set.rows(), train_set.cols()], &device);
+            let student = TapShapes::of(&model.taps(probe()));
+            let teacher = TapShapes::of(&t.taps(probe()));
+            let ctx = MethodContext {
+                student: &student,
+                teacher: &teacher,
+                train_labels: train_set.labels(),
+                seed: config.seed,
+            };
+            let method = spec
+                .init(&ctx, &device)
+                .map_err(|reason| ConfigError::Invalid {
+                    key: format!("distill.method ({})", spec.method.name()),
+                    reason,
+                })?;
+            Some(method)
+        }
+        _ => None,
+    };
 
     let settings = TrainSettings {
         epochs: config.train.epochs,
@@ -320,7 +351,7 @@ impl Parts<'_> {
     fn go<'h, S: Classifier + ModuleDisplay>(
         &'h self,
         model: S,
-        method: Option<Method>,
+        method: Option<Distillation>,
         hook: Option<&'h mut dyn EpochHook<S>>,
     ) -> Result<(usize, Vec<EpochSummary>, usize, EvalReport), RunError> {
         materialize(&model);
