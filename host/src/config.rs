@@ -516,6 +516,10 @@ impl RunConfig {
         self.data.mean = Some(f32_to_f64_decimal(n.mean));
         self.data.std = Some(f32_to_f64_decimal(n.std));
         self.data.hflip = Some(aug.hflip);
+        if let Some(d) = &mut self.distill {
+            d.gamma = Some(d.ce_weight());
+            d.alpha = Some(d.kd_weight());
+        }
         if let ModelSpec::Teacher(t) = &mut self.model {
             let c = t.config(1, self.data.dataset.classes());
             t.widths = Some(c.widths);

@@ -1,0 +1,226 @@
+//! Every distillation method trains a student end to end through the `tinykd` binary (a tiny
+//! teacher, a few hundred images, one epoch), from config keys alone; the student of the
+//! stateful method (CRD) exports as a normal blob; wrong names and taps are clear errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn tinykd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tinykd"))
+        .args(args)
+        .output()
+        .expect("run tinykd")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = tinykd(args);
+    assert!(
+        out.status.success(),
+        "tinykd {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = tinykd(args);
+    assert!(!out.status.success(), "tinykd {args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn first_epoch(run: &Path) -> serde_json::Value {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["kind"] == "epoch")
+        .expect("an epoch record")
+}
+
+const SMALL: [&str; 6] = [
+    "--limit",
+    "256",
+    "--test-limit",
+    "100",
+    "--set",
+    "data.batch_size=32",
+];
+
+/// `(method, extra --set overrides)`: small CRD banks and negatives for 256 images; FSP on the
+/// maps whose channel counts match between the `tiny` teacher (8/16/32) and the student
+/// (16/32/64).
+const METHODS: [(&str, &[&str]); 12] = [
+    ("kd", &[]),
+    ("fitnet", &[]),
+    ("at", &[]),
+    ("sp", &[]),
+    ("cc", &[]),
+    ("vid", &[]),
+    ("rkd", &[]),
+    ("pkt", &[]),
+    ("nst", &[]),
+    (
+        "fsp",
+        &[
+            "distill.method.student_maps=[0, 1]",
+            "distill.method.teacher_maps=[1, 2]",
+        ],
+    ),
+    (
+        "crd",
+        &[
+            "distill.method.nce_k=64",
+            "distill.method.feat_dim=16",
+            "distill.alpha=1.0",
+        ],
+    ),
+    ("dkd", &["distill.method.warmup_epochs=1"]),
+];
+
+#[test]
+fn every_method_trains_a_student() {
+    let d = tempfile::tempdir().unwrap();
+    let teacher = d.path().join("teacher");
+    let t = teacher.to_str().unwrap();
+    let mut args = vec![
+        "train",
+        "--out",
+        t,
+        "--epochs",
+        "1",
+        "--set",
+        "model.preset=tiny",
+    ];
+    args.extend(SMALL);
+    ok(&args);
+
+    for (method, extra) in METHODS {
+        let out = d.path().join(method);
+        let o = out.to_str().unwrap();
+        let set = format!("distill.method.method={method}");
+        let mut args = vec!["distill", "--teacher", t, "--out", o, "--epochs", "1"];
+        args.extend(SMALL);
+        args.extend(["--set", &set]);
+        for e in extra {
+            args.extend(["--set", e]);
+        }
+        ok(&args);
+        let epoch = first_epoch(&out);
+        let term = epoch[method].as_f64();
+        assert!(
+            term.is_some_and(f64::is_finite),
+            "{method}: no finite `{method}` term in {epoch}"
+        );
+        assert!(
+            epoch["loss"].as_f64().is_some_and(f64::is_finite),
+            "{epoch}"
+        );
+        let cfg = std::fs::read_to_string(out.join("config.toml")).unwrap();
+        assert!(cfg.contains(&format!("method = \"{method}\"")), "{cfg}");
+        println!("{method}: {epoch}");
+    }
+
+    // CRD+KD logs both terms; its student (banks and heads dropped) quantizes and exports.
+    let crd = d.path().join("crd");
+    let epoch = first_epoch(&crd);
+    assert!(epoch["kd"].as_f64().is_some_and(|v| v > 0.0), "{epoch}");
+    let q = d.path().join("crd-q");
+    let qs = q.to_str().unwrap();
+    ok(&[
+        "quantize",
+        "--student",
+        crd.to_str().unwrap(),
+        "--out",
+        qs,
+        "--qat-epochs",
+        "0",
+        "--calibration-batches",
+        "2",
+        "--set",
+        "data.train_limit=256",
+        "--set",
+        "data.test_limit=100",
+    ]);
+    ok(&["export", qs, "--limit", "50"]);
+    let out = ok(&[
+        "run-blob",
+        q.join("student.tkd").to_str().unwrap(),
+        "--samples",
+        q.join("test.tks").to_str().unwrap(),
+]);
+    assert!(out.contains("50"), "{out}");
+}
+
+#[test]
+fn wrong_methods_and_taps_are_clear_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let teacher = d.path().join("teacher");
+    let t = teacher.to_str().unwrap();
+    let mut args = vec![
+        "train",
+        "--out",
+        t,
+        "--epochs",
+        "1",
+        "--set",
+        "model.preset=tiny",
+    ];
+    args.extend([
+        "--limit",
+        "64",
+        "--test-limit",
+        "32",
+        "--set",
+        "data.batch_size=16",
+    ]);
+    ok(&args);
+    let o = d.path().join("s");
+    let o = o.to_str().unwrap();
+    let base = [
+        "distill",
+        "--teacher",
+        t,
+        "--out",
+        o,
+        "--epochs",
+        "1",
+        "--limit",
+        "64",
+    ];
+
+    let mut a = base.to_vec();
+    a.extend(["--set", "distill.method.method=fitnets"]);
+    let e = fails(&a);
+    assert!(
+        e.contains("fitnets") && e.contains("fitnet") && e.contains("crd"),
+        "{e}"
+    );
+
+    let mut a = base.to_vec();
+    a.extend([
+        "--set",
+        "distill.method.method=at",
+        "--set",
+        "distill.method.pairs=[[0, 5]]",
+    ]);
+    let e = fails(&a);
+    assert!(
+        e.contains("no feature map 5") && e.contains("8×14×14"),
+        "{e}"
+    );
+
+    let mut a = base.to_vec();
+    a.extend(["--set", "distill.method.method=fsp"]);
+    let e = fails(&a);
+    assert!(e.contains("equal channel counts"), "{e}");
+
+    let mut a = base.to_vec();
+    a.extend([
+        "--set",
+        "distill.method.method=crd",
+        "--set",
+        "distill.method.nce_k=100000",
+    ]);
+    let e = fails(&a);
+    assert!(e.contains("nce_k"), "{e}");
+}
