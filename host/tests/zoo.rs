@@ -147,7 +147,7 @@ fn every_method_trains_a_student() {
         q.join("student.tkd").to_str().unwrap(),
         "--samples",
         q.join("test.tks").to_str().unwrap(),
-]);
+    ]);
     assert!(out.contains("50"), "{out}");
 }
 

@@ -7,6 +7,7 @@
 //! `impl FooArgs { pub fn run(self) -> Result<(), CliError> }`, a `mod foo;` line, and one variant
 //! plus one match arm in [`Command`].
 
+pub mod bench;
 pub mod distill;
 pub mod eval;
 pub mod export;
@@ -49,6 +50,8 @@ pub enum Command {
     RunBlob(run_blob::RunBlobArgs),
     /// Teacher → KD student → QAT → export → host run → QEMU run, and a final table.
     Quickstart(quickstart::QuickstartArgs),
+    /// Benchmarks that train many runs and write a Markdown table (`bench methods`).
+    Bench(bench::BenchArgs),
 }
 
 impl Command {
@@ -65,6 +68,7 @@ impl Command {
             Command::Export(a) => a.run(),
             Command::RunBlob(a) => a.run(),
             Command::Quickstart(a) => a.run(),
+            Command::Bench(a) => a.run(),
         }
     }
 }
@@ -88,6 +92,9 @@ pub enum CliError {
     /// The arguments contradict each other.
     #[error("{0}")]
     Usage(String),
+    /// A multi-stage command (a benchmark) failed; the chain says at which stage.
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
     /// Output could not be written.
     #[error("{}: {source}", path.display())]
     Io {

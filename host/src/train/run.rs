@@ -76,6 +76,8 @@ pub struct RunReport {
     pub epochs_done: usize,
     /// Trainable parameters of the trained network.
     pub params: usize,
+    /// Trainable parameters of the distillation method's auxiliary modules (dropped at export).
+    pub method_params: usize,
     /// Test accuracy after the last epoch.
     pub test_accuracy: f64,
     /// Test cross-entropy after the last epoch.
@@ -295,6 +297,8 @@ pub fn run(
         _ => None,
     };
 
+    let method_params = method.as_ref().map_or(0, trainable_params);
+
     let settings = TrainSettings {
         epochs: config.train.epochs,
         seed: config.seed,
@@ -328,6 +332,7 @@ pub fn run(
         run_dir: run_dir.to_path_buf(),
         epochs_done,
         params,
+        method_params,
         test_accuracy: final_eval.accuracy,
         test_loss: final_eval.loss,
         history,

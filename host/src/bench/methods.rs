@@ -1,0 +1,280 @@
+//! `tinykd bench methods`: the same student trained with every distillation method from the same
+//! teacher, over several seeds, then quantized (post-training, calibrated) and exported, the blob
+//! run on this machine with `tinykd-device` for the int8 accuracy.
+//!
+//! Every run lives in `<out>/<row>/seed<N>/` with a `result.json`; a rerun skips finished runs, so
+//! an interrupted benchmark resumes where it stopped. The table goes to `<out>/methods.md`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::config::RunConfig;
+use crate::deploy::{run_blob_host, SampleSet};
+use crate::export::export_run;
+use crate::quant::{quantize_run, QuantizeOptions};
+
+/// One row of the table: a label and the `--set` overrides that select its recipe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchRow {
+    /// Short key (`crd+kd`) used in directory names and `--methods`.
+    pub key: String,
+    /// Overrides applied on top of the distillation defaults; `None` trains the student alone.
+    pub overrides: Option<Vec<String>>,
+}
+
+impl BenchRow {
+    fn distill(key: &str, method: &str, extra: &[&str]) -> Self {
+        let mut sets = vec![format!("distill.method.method={method}")];
+        sets.extend(extra.iter().map(|s| s.to_string()));
+        Self {
+            key: key.into(),
+            overrides: Some(sets),
+        }
+    }
+
+    /// The rows of the zoo table, in its order. `fsp` uses the two student maps whose channel
+    /// counts (32, 64) match teacher maps (the `base` teacher's first two stages); `fitnet-auto`
+    /// lets `tinykd hints` pick the teacher layers.
+    pub fn defaults() -> Vec<Self> {
+        let mut rows = vec![Self {
+            key: "vanilla".into(),
+            overrides: None,
+        }];
+        rows.push(Self::distill("kd", "kd", &[]));
+        rows.push(Self::distill("fitnet", "fitnet", &[]));
+        rows.push(Self::distill(
+            "fitnet-auto",
+            "fitnet",
+            &["distill.hints=\"auto\""],
+        ));
+        for name in ["at", "sp", "cc", "vid", "rkd", "pkt", "nst"] {
+            rows.push(Self::distill(name, name, &[]));
+        }
+        rows.push(Self::distill(
+            "fsp",
+            "fsp",
+            &[
+                "distill.method.student_maps=[1, 2]",
+                "distill.method.teacher_maps=[0, 1]",
+            ],
+        ));
+        rows.push(Self::distill("crd", "crd", &[]));
+        rows.push(Self::distill("crd+kd", "crd", &["distill.alpha=1.0"]));
+        rows.push(Self::distill("dkd", "dkd", &[]));
+        rows
+    }
+}
+
+/// What `tinykd bench methods` runs.
+#[derive(Debug, Clone)]
+pub struct MethodsBenchOptions {
+    /// The teacher's run directory.
+    pub teacher: PathBuf,
+    /// Output directory (runs, `methods.md`, `results.jsonl`).
+    pub out: PathBuf,
+    /// The rows to run.
+    pub rows: Vec<BenchRow>,
+    /// Seeds per row.
+    pub seeds: Vec<u64>,
+    /// Epochs per student.
+    pub epochs: usize,
+    /// `--set` overrides applied to every run (schedule, data limits, …); one written
+    /// `ROW:KEY=VALUE` applies to that row only (`crd:distill.method.nce_k=4096`).
+    pub overrides: Vec<String>,
+    /// Training batches to calibrate the int8 export.
+    pub calibration_batches: usize,
+}
+
+/// One finished run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Row key.
+    pub row: String,
+    /// Seed.
+    pub seed: u64,
+    /// Float test accuracy after the last epoch.
+    pub float_accuracy: f64,
+    /// Accuracy of the exported int8 blob run by `tinykd-device` on the same test images.
+    pub int8_accuracy: f64,
+    /// Trainable parameters of the method's auxiliary modules.
+    pub method_params: usize,
+    /// Mean wall time of a training epoch (steps only), seconds.
+    pub epoch_seconds: f64,
+    /// Peak resident memory of the process during the run (Linux `VmHWM`), bytes.
+    pub peak_rss: Option<u64>,
+    /// Blob size, bytes.
+    pub blob_bytes: usize,
+}
+
+/// Resets the kernel's peak-RSS mark of this process (Linux only; a no-op elsewhere).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The peak RSS since the last reset, from `/proc/self/status` (Linux only).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn one_run(o: &MethodsBenchOptions, row: &BenchRow, seed: u64) -> Result<RunResult> {
+    let dir = o
+        .out
+        .join(row.key.replace('+', "-"))
+        .join(format!("seed{seed}"));
+    let result_path = dir.join("result.json");
+    if let Ok(text) = std::fs::read_to_string(&result_path) {
+        if let Ok(r) = serde_json::from_str::<RunResult>(&text) {
+            println!(
+                "== {} seed {seed}: done before ({})",
+                row.key,
+                result_path.display()
+            );
+            return Ok(r);
+        }
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    let mut sets: Vec<String> = o
+        .overrides
+        .iter()
+        .filter_map(|s| match s.split_once(':') {
+            Some((rows, set)) if !rows.contains('=') => rows
+                .split('|')
+                .any(|r| r == row.key)
+                .then(|| set.to_string()),
+            _ => Some(s.clone()),
+        })
+        .collect();
+    sets.push(format!("seed={seed}"));
+    sets.push(format!("train.epochs={}", o.epochs));
+    let base = RunConfig::distill(&o.teacher);
+    let config = match &row.overrides {
+        Some(extra) => {
+            // The row's recipe first, so that row-scoped overrides refine it.
+            let mut all = extra.clone();
+            all.extend(sets);
+            RunConfig::load(&base, None, &all)?
+        }
+        None => {
+            let mut c = RunConfig::load(&base, None, &sets)?;
+            c.distill = None;
+            c
+        }
+    };
+    println!("== {} seed {seed} → {}", row.key, dir.display());
+    reset_peak_rss();
+    let float_dir = dir.join("float");
+    let report = crate::train::run(config, &float_dir, false, None)?;
+    let peak = peak_rss();
+    let epoch_seconds =
+        report.history.iter().map(|h| h.seconds).sum::<f64>() / report.history.len().max(1) as f64;
+
+    let qdir = dir.join("int8");
+    let options = QuantizeOptions {
+        qat_epochs: 0,
+        calibration_batches: o.calibration_batches,
+        ..QuantizeOptions::default()
+    };
+    quantize_run(&float_dir, &qdir, &options, false)?;
+    let blob_path = qdir.join("student.tkd");
+    let tks = qdir.join("test.tks");
+    export_run(&qdir, &blob_path, Some((&tks, None)))?;
+    let blob = std::fs::read(&blob_path).with_context(|| blob_path.display().to_string())?;
+    let samples = SampleSet::from_tks_bytes(
+        &std::fs::read(&tks).with_context(|| tks.display().to_string())?,
+    )?;
+    let predictions = run_blob_host(&blob, &samples)?;
+    let result = RunResult {
+        row: row.key.clone(),
+        seed,
+        float_accuracy: report.test_accuracy,
+        int8_accuracy: predictions.accuracy(),
+        method_params: report.method_params,
+        epoch_seconds,
+        peak_rss: peak,
+        blob_bytes: blob.len(),
+    };
+    std::fs::write(&result_path, serde_json::to_string_pretty(&result)?)
+        .with_context(|| result_path.display().to_string())?;
+    println!(
+        "   float {:.2} %  int8 {:.2} %  {:.0} s/epoch",
+        100.0 * result.float_accuracy,
+        100.0 * result.int8_accuracy,
+        result.epoch_seconds
+    );
+    Ok(result)
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, var.sqrt())
+}
+
+/// Renders the table: one line per row, mean ± sample standard deviation over seeds.
+pub fn render(results: &[RunResult], rows: &[BenchRow]) -> String {
+    let mut s = String::from(
+        "| method | float acc. % (mean ± std) | int8 blob acc. % | extra trainable params | s / epoch | peak RSS MiB | seeds |\n|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for row in rows {
+        let rs: Vec<&RunResult> = results.iter().filter(|r| r.row == row.key).collect();
+        if rs.is_empty() {
+            continue;
+        }
+        let pct =
+            |f: fn(&RunResult) -> f64| -> Vec<f64> { rs.iter().map(|r| 100.0 * f(r)).collect() };
+        let (fm, fs) = mean_std(&pct(|r| r.float_accuracy));
+        let (im, is) = mean_std(&pct(|r| r.int8_accuracy));
+        let (em, _) = mean_std(&rs.iter().map(|r| r.epoch_seconds).collect::<Vec<_>>());
+        let peak = rs.iter().filter_map(|r| r.peak_rss).max();
+        s.push_str(&format!(
+            "| {} | {fm:.2} ± {fs:.2} | {im:.2} ± {is:.2} | {} | {em:.0} | {} | {} |\n",
+            row.key,
+            rs[0].method_params,
+            peak.map_or("n/a".into(), |p| format!(
+                "{:.0}",
+                p as f64 / (1 << 20) as f64
+            )),
+            rs.len()
+        ));
+    }
+    s
+}
+
+/// Runs every (row, seed) not finished yet, then writes `<out>/methods.md` and
+/// `<out>/results.jsonl`.
+///
+/// # Errors
+/// A run, export or file operation failed; finished runs stay on disk.
+pub fn run_methods_bench(o: &MethodsBenchOptions) -> Result<String> {
+    std::fs::create_dir_all(&o.out).with_context(|| o.out.display().to_string())?;
+    let started = Instant::now();
+    let mut results = Vec::new();
+    for row in &o.rows {
+        for &seed in &o.seeds {
+            let r = one_run(o, row, seed).with_context(|| format!("{} seed {seed}", row.key))?;
+            results.push(r);
+            let table = render(&results, &o.rows);
+            write(&o.out.join("methods.md"), &table)?;
+        }
+    }
+    let jsonl: String = results
+        .iter()
+        .map(|r| serde_json::to_string(r).map(|l| l + "\n"))
+        .collect::<Result<_, _>>()?;
+    write(&o.out.join("results.jsonl"), &jsonl)?;
+    println!("bench finished in {:.0} s", started.elapsed().as_secs_f64());
+    Ok(render(&results, &o.rows))
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| path.display().to_string())
+}

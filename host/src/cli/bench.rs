@@ -1,0 +1,94 @@
+//! `tinykd bench …`: benchmarks that train many runs and write a Markdown table.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::CliError;
+use crate::bench::{run_methods_bench, BenchRow, MethodsBenchOptions};
+
+/// Arguments of `tinykd bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Which benchmark.
+    #[command(subcommand)]
+    pub which: Bench,
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum Bench {
+    /// The same student with every distillation method from the same teacher, several seeds:
+    /// float and int8-blob accuracy, extra trainable parameters, time per epoch, peak memory.
+    Methods(MethodsArgs),
+}
+
+/// Arguments of `tinykd bench methods`.
+#[derive(Debug, Args)]
+pub struct MethodsArgs {
+    /// The teacher's run directory (from `tinykd train`).
+    #[arg(long, value_name = "DIR")]
+    pub teacher: PathBuf,
+    /// Output folder (one run per method and seed, `methods.md`, `results.jsonl`); finished runs
+    /// in it are reused.
+    #[arg(short, long, value_name = "DIR", default_value = "runs/bench-methods")]
+    pub out: PathBuf,
+    /// Seeds, e.g. `--seeds 0,1,2`.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    pub seeds: Vec<u64>,
+    /// Student epochs.
+    #[arg(long, default_value_t = 2)]
+    pub epochs: usize,
+    /// Rows to run (default: all), e.g. `--methods vanilla,kd,crd+kd`.
+    #[arg(long, value_delimiter = ',')]
+    pub methods: Option<Vec<String>>,
+    /// Override a key of every run's configuration (repeatable), e.g. `--set data.train_limit=20000`;
+    /// `ROW:KEY=VALUE` (rows joined by `|`) applies to those rows only, e.g.
+    /// `--set "crd|crd+kd:distill.method.nce_k=4096"`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Training batches to calibrate the int8 export.
+    #[arg(long, default_value_t = 16)]
+    pub calibration_batches: usize,
+}
+
+impl BenchArgs {
+    /// Runs `tinykd bench`.
+    ///
+    /// # Errors
+    /// An unknown row name, or a failed run.
+    pub fn run(self) -> Result<(), CliError> {
+        match self.which {
+            Bench::Methods(a) => {
+                let all = BenchRow::defaults();
+                let rows = match &a.methods {
+                    None => all,
+                    Some(names) => names
+                        .iter()
+                        .map(|n| {
+                            all.iter().find(|r| &r.key == n).cloned().ok_or_else(|| {
+                                let keys: Vec<&str> = all.iter().map(|r| r.key.as_str()).collect();
+                                CliError::Usage(format!(
+                                    "unknown benchmark row `{n}`; rows: {}",
+                                    keys.join(", ")
+                                ))
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                };
+                let o = MethodsBenchOptions {
+                    teacher: a.teacher,
+                    out: a.out,
+                    rows,
+                    seeds: a.seeds,
+                    epochs: a.epochs,
+                    overrides: a.overrides,
+                    calibration_batches: a.calibration_batches,
+                };
+                let table = run_methods_bench(&o)?;
+                println!("\n{table}\n(also in {}/methods.md)", o.out.display());
+                Ok(())
+            }
+        }
+    }
+}
