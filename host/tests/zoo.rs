@@ -120,6 +120,62 @@ fn every_method_trains_a_student() {
         println!("{method}: {epoch}");
     }
 
+    // Hint layers by layer clustering: `tinykd hints` and `hints = "auto"` agree.
+    let png = d.path().join("hints.png");
+    let out = ok(&[
+        "hints",
+        t,
+        "-k",
+        "2",
+        "--samples",
+        "64",
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    assert!(png.is_file(), "{out}");
+    let listed = out
+        .lines()
+        .find_map(|l| l.strip_prefix("hint layers: "))
+        .expect("hint layers line")
+        .to_string();
+    let auto = d.path().join("fitnet-auto");
+    let mut args = vec![
+        "distill",
+        "--teacher",
+        t,
+        "--out",
+        auto.to_str().unwrap(),
+        "--epochs",
+        "1",
+    ];
+    args.extend(SMALL);
+    args.extend([
+        "--set",
+        "distill.method.method=fitnet",
+        "--set",
+        "distill.hints=\"auto\"",
+        "--set",
+        "distill.hint_count=2",
+        "--set",
+        "data.train_limit=64",
+    ]);
+    ok(&args);
+    let cfg = std::fs::read_to_string(auto.join("config.toml")).unwrap();
+    let table: toml::Table = toml::from_str(&cfg).unwrap();
+    let chosen = format!(
+        "{:?}",
+        table["distill"]["hints"]
+            .as_array()
+            .expect("resolved hints")
+            .iter()
+            .map(|v| v.as_integer().unwrap())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(chosen, listed, "{cfg}");
+    assert!(first_epoch(&auto)["fitnet"]
+        .as_f64()
+        .is_some_and(f64::is_finite));
+
     // CRD+KD logs both terms; its student (banks and heads dropped) quantizes and exports.
     let crd = d.path().join("crd");
     let epoch = first_epoch(&crd);

@@ -11,6 +11,7 @@ pub mod bench;
 pub mod distill;
 pub mod eval;
 pub mod export;
+pub mod hints;
 pub mod quantize;
 pub mod quickstart;
 pub mod run_blob;
@@ -50,6 +51,8 @@ pub enum Command {
     RunBlob(run_blob::RunBlobArgs),
     /// Teacher → KD student → QAT → export → host run → QEMU run, and a final table.
     Quickstart(quickstart::QuickstartArgs),
+    /// Pick a teacher's hint layers by layer clustering (linear CKA + k-medoids, PURSUhInT).
+    Hints(hints::HintsArgs),
     /// Benchmarks that train many runs and write a Markdown table (`bench methods`).
     Bench(bench::BenchArgs),
 }
@@ -68,6 +71,7 @@ impl Command {
             Command::Export(a) => a.run(),
             Command::RunBlob(a) => a.run(),
             Command::Quickstart(a) => a.run(),
+            Command::Hints(a) => a.run(),
             Command::Bench(a) => a.run(),
         }
     }

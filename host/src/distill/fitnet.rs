@@ -31,8 +31,8 @@ pub fn hint_loss(student: Tensor<4>, teacher: Tensor<4>) -> Tensor<1> {
 pub struct FitnetConfig {
     /// Weight of the hint term (β, default 100).
     pub beta: f64,
-    /// The `[student, teacher]` feature maps to match (default: the middle map of each, or the
-    /// layers `tinykd hints` picked when `hints = "auto"` is set in `[distill]`).
+    /// The `[student, teacher]` feature maps to match (default: the middle map of each; with
+    /// `hints` set in `[distill]`, every hint layer, paired with the deepest student maps).
     pub pairs: Option<MapPairs>,
 }
 
@@ -55,17 +55,19 @@ impl FitnetConfig {
         &self,
         student: &TapShapes,
         teacher: &TapShapes,
+        hints: bool,
         device: &Device,
     ) -> Result<Fitnet, String> {
         let default_pair = MapPairs::single(
             (student.maps.len() / 2) as i64,
             (teacher.maps.len() / 2) as i64,
         );
-        let pairs = MapPairs::resolve(
-            Some(self.pairs.as_ref().unwrap_or(&default_pair)),
-            student,
-            teacher,
-        )?;
+        // With hint layers, every hint is a pair (deepest student maps to deepest hints).
+        let pairs = match (&self.pairs, hints) {
+            (Some(p), _) => MapPairs::resolve(Some(p), student, teacher)?,
+            (None, true) => MapPairs::resolve(None, student, teacher)?,
+            (None, false) => MapPairs::resolve(Some(&default_pair), student, teacher)?,
+        };
         let connectors = pairs
             .iter()
             .map(|&(s, t)| ConvReg::new(student.maps[s], teacher.maps[t], device))

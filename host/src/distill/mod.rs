@@ -27,6 +27,7 @@ pub mod dkd;
 pub mod fitnet;
 pub mod fsp;
 pub mod functional;
+pub mod hints;
 pub mod kd;
 pub mod mcl;
 pub mod nst;
@@ -110,9 +111,40 @@ pub struct DistillSpec {
     /// Temperature of the KD term (default 4).
     #[serde(default = "default_temperature")]
     pub temperature: f64,
+    /// Teacher layers the feature methods distil at, as indices into the teacher's candidate
+    /// layers (`tinykd hints` lists them), or `"auto"` to pick `hint_count` of them by layer
+    /// clustering before training (the choice is written back into the run's `config.toml`).
+    /// When set, the teacher's feature maps the method sees are these layers, shallow to deep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hints: Option<Hints>,
+    /// Hints to pick with `hints = "auto"` (default 3).
+    #[serde(default = "default_hint_count")]
+    pub hint_count: usize,
     /// The method and its hyper-parameters (default: KD alone).
     #[serde(default)]
     pub method: MethodConfig,
+}
+
+/// `hints` in `[distill]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Hints {
+    /// `"auto"`: layer clustering ([`hints::choose_hints`]).
+    Auto(AutoHints),
+    /// Explicit candidate-layer indices.
+    Layers(Vec<usize>),
+}
+
+/// The word `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoHints {
+    /// Pick the hints by layer clustering.
+    Auto,
+}
+
+fn default_hint_count() -> usize {
+    3
 }
 
 fn default_temperature() -> f64 {
@@ -127,7 +159,17 @@ impl DistillSpec {
             gamma: None,
             alpha: None,
             temperature: default_temperature(),
+            hints: None,
+            hint_count: default_hint_count(),
             method: MethodConfig::default(),
+        }
+    }
+
+    /// The explicit hint layers, once resolved.
+    pub fn hint_layers(&self) -> Option<&[usize]> {
+        match &self.hints {
+            Some(Hints::Layers(l)) => Some(l),
+            _ => None,
         }
     }
 
@@ -168,6 +210,17 @@ impl DistillSpec {
                 format!("must be > 0, got {}", self.temperature),
             ));
         }
+        if self.hint_count == 0 {
+            return Err(("distill.hint_count", "must be at least 1".into()));
+        }
+        if let Some(Hints::Layers(l)) = &self.hints {
+            if l.is_empty() {
+                return Err((
+                    "distill.hints",
+                    "must list at least one layer, or be \"auto\"".into(),
+                ));
+            }
+        }
         if let Some(beta) = self.method.beta() {
             if !beta.is_finite() {
                 return Err(("distill.method.beta", format!("must be finite, got {beta}")));
@@ -187,8 +240,35 @@ impl DistillSpec {
         Ok(Distillation {
             kd: (alpha > 0.0).then(|| Kd::new(self.temperature as f32, alpha as f32)),
             method: self.method.init(ctx, device)?,
+            hint_layers: self.hint_layers().map(<[usize]>::to_vec),
         })
     }
+
+    /// The teacher's taps as the method sees them: with hint layers, its feature maps are
+    /// those candidate layers.
+    ///
+    /// # Errors
+    /// A hint layer the teacher does not have.
+    pub fn teacher_view(&self, out: Output) -> Result<Output, String> {
+        teacher_view(self.hint_layers(), out)
+    }
+}
+
+fn teacher_view(hints: Option<&[usize]>, mut out: Output) -> Result<Output, String> {
+    if let Some(layers) = hints {
+        let n = out.candidate_maps.len();
+        out.feature_maps = layers
+            .iter()
+            .map(|&i| {
+                out.candidate_maps.get(i).cloned().ok_or_else(|| {
+                    format!(
+                        "the teacher has no candidate layer {i} for a hint; it has {n} (0..{n})"
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(out)
 }
 
 /// What building a method may need to know about the models and the data.
@@ -202,6 +282,8 @@ pub struct MethodContext<'a> {
     pub train_labels: &'a [u8],
     /// Run seed.
     pub seed: u64,
+    /// Whether the teacher's maps are hint layers (FitNets then distils at all of them).
+    pub hints: bool,
 }
 
 /// Every distillation method tinykd knows, as written in a config file (`method = "at"` plus the
@@ -295,7 +377,7 @@ impl MethodConfig {
         let (s, t) = (ctx.student, ctx.teacher);
         let method = match self {
             Self::Kd(_) => return Ok(None),
-            Self::Fitnet(c) => Method::Fitnet(c.init(s, t, device)?),
+            Self::Fitnet(c) => Method::Fitnet(c.init(s, t, ctx.hints, device)?),
             Self::At(c) => Method::At(c.init(s, t)?),
             Self::Sp(c) => Method::Sp(c.init(s, t)?),
             Self::Cc(c) => Method::Cc(c.init(s, t, device)?),
@@ -364,6 +446,9 @@ pub struct Distillation {
     pub kd: Option<Kd>,
     /// The method, unless it is KD alone.
     pub method: Option<Method>,
+    /// Candidate layers that replace the teacher's feature maps (hints), if any.
+    #[module(skip)]
+    pub hint_layers: Option<Vec<usize>>,
 }
 
 impl Distiller for Distillation {
@@ -373,7 +458,15 @@ impl Distiller for Distillation {
             terms.extend(kd.loss(student, teacher, ctx));
         }
         if let Some(m) = &self.method {
-            terms.extend(m.loss(student, teacher, ctx));
+            match &self.hint_layers {
+                Some(_) => {
+                    // Checked against the teacher at init; a failure here cannot happen.
+                    if let Ok(view) = teacher_view(self.hint_layers.as_deref(), teacher.clone()) {
+                        terms.extend(m.loss(student, &view, ctx));
+                    }
+                }
+                None => terms.extend(m.loss(student, teacher, ctx)),
+            }
         }
         terms
     }

@@ -15,6 +15,10 @@ pub struct Output {
     pub embedding: Tensor<2>,
     /// The output of each stage, shallow to deep, `[batch, channels, height, width]` each.
     pub feature_maps: Vec<Tensor<4>>,
+    /// Every activation a hint may be taken from, shallow to deep: for teachers the stem and
+    /// each residual block's inner activation and output, for students their feature maps. The
+    /// candidates of layer-clustering hint selection (`tinykd hints`).
+    pub candidate_maps: Vec<Tensor<4>>,
 }
 
 /// A classifier that exposes its taps. Teachers and students both implement it, so the trainer and

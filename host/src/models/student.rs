@@ -532,6 +532,7 @@ impl Classifier for Student {
         Output {
             logits,
             embedding,
+            candidate_maps: feature_maps.clone(),
             feature_maps,
         }
     }

@@ -204,14 +204,15 @@ impl BasicBlock {
     /// # Shapes
     /// - input: `[batch, c_in, h, w]`
     /// - output: `[batch, c_out, h / stride, w / stride]` (rounded up)
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    /// Returns `(inner activation after conv1, block output)`.
+    fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let identity = match &self.shortcut {
             Some(p) => p.bn.forward(p.conv.forward(x.clone())),
             None => x.clone(),
         };
-        let y = relu(self.bn1.forward(self.conv1.forward(x)));
-        let y = self.bn2.forward(self.conv2.forward(y));
-        relu(y + identity)
+        let inner = relu(self.bn1.forward(self.conv1.forward(x)));
+        let y = self.bn2.forward(self.conv2.forward(inner.clone()));
+        (inner, relu(y + identity))
     }
 }
 
@@ -235,13 +236,18 @@ impl Classifier for Teacher {
     /// - input: `[batch, in_channels, h, w]`
     /// - `logits`: `[batch, classes]`; `embedding`: `[batch, widths.last()]` (global average pool);
     ///   `feature_maps[s]`: `[batch, widths[s], h_s, w_s]` after each stage, the input size divided
-    ///   by the stem stride and the strides so far, rounded up (14, 7, 4 for the presets on 28×28).
+    ///   by the stem stride and the strides so far, rounded up (14, 7, 4 for the presets on 28×28);
+    ///   `candidate_maps`: the stem output, then each residual block's inner activation and output.
     fn forward_taps(&self, x: Tensor<4>) -> Output {
         let mut x = relu(self.stem_bn.forward(self.stem.forward(x)));
         let mut feature_maps = Vec::with_capacity(self.stages.len());
+        let mut candidate_maps = vec![x.clone()];
         for stage in &self.stages {
             for block in &stage.blocks {
-                x = block.forward(x);
+                let (inner, out) = block.forward(x);
+                candidate_maps.push(inner);
+                candidate_maps.push(out.clone());
+                x = out;
             }
             feature_maps.push(x.clone());
         }
@@ -252,6 +258,7 @@ impl Classifier for Teacher {
             logits,
             embedding,
             feature_maps,
+            candidate_maps,
         }
     }
 }

@@ -21,11 +21,15 @@ use super::{
 use crate::backend;
 use crate::config::{ConfigError, DataConfig, ModelSpec, RunConfig};
 use crate::data::{derive_seed, DataError, Dataset, Loader, LoaderConfig, Split};
-use crate::distill::{Distillation, MethodContext, TapShapes};
+use crate::distill::hints::choose_hints;
+use crate::distill::{Distillation, Hints, MethodContext, TapShapes};
 use crate::eval::{evaluate, EvalReport};
 use crate::models::student::Student;
 use crate::models::teacher::Teacher;
 use crate::models::Classifier;
+
+/// Training images the automatic hint selection describes each teacher layer on.
+const HINT_SAMPLES: usize = 2000;
 
 /// Generator stream of the initial weights (epoch slot 0 of [`derive_seed`]).
 const STREAM_INIT: u64 = 0;
@@ -274,25 +278,48 @@ pub fn run(
     let device = plain.clone().autodiff();
     device.seed(derive_seed(config.seed, 0, STREAM_INIT));
     let model = build(&config.model, config.data.dataset.classes(), &device)?;
+    // `hints = "auto"`: pick the teacher's hint layers now and record them in config.toml.
+    if let (Some(spec), Some(t)) = (&mut config.distill, &teacher) {
+        if matches!(spec.hints, Some(Hints::Auto(_))) {
+            let sample = eval_loader(&train_set, &config.data);
+            let choice = choose_hints(t.as_ref(), &sample, HINT_SAMPLES, spec.hint_count, &plain);
+            println!(
+                "hints: teacher layers {:?} of {} candidates (linear CKA on {} training images)",
+                choice.layers, choice.candidates, choice.samples
+            );
+            spec.hints = Some(Hints::Layers(choice.layers));
+        }
+    }
+    if config
+        .distill
+        .as_ref()
+        .is_some_and(|d| d.hint_layers().is_some())
+    {
+        std::fs::write(run_dir.join("config.toml"), config.to_toml()).map_err(|source| {
+            RunError::Io {
+                path: run_dir.join("config.toml"),
+                source,
+            }
+        })?;
+    }
     let method = match (&config.distill, &teacher) {
         (Some(spec), Some(t)) => {
             // The taps' shapes, from a two-image forward pass of each network.
             let probe = || Tensor::<4>::zeros([2, 1, train_set.rows(), train_set.cols()], &device);
+            let invalid = |reason| ConfigError::Invalid {
+                key: format!("distill.method ({})", spec.method.name()),
+                reason,
+            };
             let student = TapShapes::of(&model.taps(probe()));
-            let teacher = TapShapes::of(&t.taps(probe()));
+            let teacher = TapShapes::of(&spec.teacher_view(t.taps(probe())).map_err(invalid)?);
             let ctx = MethodContext {
                 student: &student,
                 teacher: &teacher,
                 train_labels: train_set.labels(),
                 seed: config.seed,
+                hints: spec.hint_layers().is_some(),
             };
-            let method = spec
-                .init(&ctx, &device)
-                .map_err(|reason| ConfigError::Invalid {
-                    key: format!("distill.method ({})", spec.method.name()),
-                    reason,
-                })?;
-            Some(method)
+            Some(spec.init(&ctx, &device).map_err(invalid)?)
         }
         _ => None,
     };
