@@ -201,10 +201,11 @@ impl BasicBlock {
         }
     }
 
+    /// Returns `(inner activation after conv1, block output)`.
+    ///
     /// # Shapes
     /// - input: `[batch, c_in, h, w]`
-    /// - output: `[batch, c_out, h / stride, w / stride]` (rounded up)
-    /// Returns `(inner activation after conv1, block output)`.
+    /// - both outputs: `[batch, c_out, h / stride, w / stride]` (rounded up)
     fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let identity = match &self.shortcut {
             Some(p) => p.bn.forward(p.conv.forward(x.clone())),
