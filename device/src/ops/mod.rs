@@ -58,7 +58,7 @@ pub(crate) enum Flavor {
 /// for the reference everywhere. Other targets (x86, RISC-V) run the reference.
 pub(crate) const NATIVE: Flavor = if cfg!(feature = "portable") {
     Flavor::Portable
-} else if cfg!(all(target_arch = "arm", target_feature = "dsp")) {
+} else if cfg!(tinykd_dsp) {
     Flavor::Dsp
 } else if cfg!(target_arch = "arm") {
     Flavor::Scalar

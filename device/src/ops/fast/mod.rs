@@ -1,7 +1,7 @@
 //! Fast kernels (issue 10): the same results as the portable reference kernels in `ops/*.rs`,
 //! byte for byte, in far fewer instructions.
 //!
-//! - [`dsp`]: Cortex-M4/M7/M33 with the DSP extension (`thumbv7em`, `target_feature = "dsp"`):
+//! - [`dsp`]: Cortex-M4/M7/M33 with the DSP extension (`thumbv7em`; `cfg(tinykd_dsp)` from build.rs):
 //!   convolutions as an int16 im2col (input offset folded in) times the int8 weights in a tile of
 //!   one output channel × four output pixels, two MACs per `SMLAD`; dense as a matrix-vector
 //!   product over the widened input; depthwise convolutions on channel pairs (`SXTAB16` +

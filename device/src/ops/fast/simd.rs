@@ -1,6 +1,6 @@
 //! The Cortex-M DSP-extension instructions the fast kernels use, one function each.
 //!
-//! On `thumbv7em` with the `dsp` target feature they are single instructions in inline `asm!`
+//! On targets with the DSP extension (`cfg(tinykd_dsp)`, set by build.rs) they are single instructions in inline `asm!`
 //! (`core::arch::arm`'s intrinsics are not stable). Everywhere else they are plain Rust with the
 //! same results, so the kernels' logic is tested on the host by `cargo test`; the QEMU tests
 //! (`device/kernel-tests`) then check the instructions themselves.
@@ -8,7 +8,7 @@
 //! Lanes: a `u32` holds two 16-bit halfwords, "bottom" (bits 0–15) and "top" (bits 16–31).
 //! All accumulations wrap (as the instructions do); validation bounds every true sum to i32.
 
-#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+#[cfg(tinykd_dsp)]
 mod imp {
     use core::arch::asm;
 
@@ -16,7 +16,7 @@ mod imp {
     #[inline(always)]
     pub(crate) fn sxtb16(x: u32) -> u32 {
         let r: u32;
-        // SAFETY: register-only instruction of the DSP extension (present: target_feature dsp);
+        // SAFETY: register-only instruction of the DSP extension (present: `cfg(tinykd_dsp)`, see build.rs);
         // reads `x`, writes `r`, touches no memory, stack or flags.
         unsafe {
             asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
@@ -99,7 +99,7 @@ mod imp {
     }
 }
 
-#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[cfg(not(tinykd_dsp))]
 mod imp {
     fn lo(x: u32) -> i32 {
         i32::from(x as u16 as i16)
