@@ -250,7 +250,7 @@ fn main() {
     // run time (`-global nrf51-soc.sram-size=0x10000`, see tools/qemu-runner.sh) so the student
     // fits. mps2-an386: 4 MiB + 4 MiB.
     let (memory, arena_cap) = if target.starts_with("thumbv6m") {
-        ("MEMORY { FLASH : ORIGIN = 0x00000000, LENGTH = 256K\n RAM : ORIGIN = 0x20000000, LENGTH = 64K }\n", 48 * 1024)
+        ("MEMORY { FLASH : ORIGIN = 0x00000000, LENGTH = 256K\n RAM : ORIGIN = 0x20000000, LENGTH = 64K }\n", 40 * 1024)
     } else {
         ("MEMORY { FLASH : ORIGIN = 0x00000000, LENGTH = 4M\n RAM : ORIGIN = 0x20000000, LENGTH = 4M }\n", 256 * 1024)
     };

@@ -39,7 +39,7 @@ const IO_CAP: usize = 4096;
 #[entry]
 fn main() -> ! {
     static mut ARENA: Aligned<{ models::ARENA_CAP }> = Aligned([0; models::ARENA_CAP]);
-    static mut INPUT: [i8; 1568] = [0; 1568];
+    static mut INPUT: [i8; 8192] = [0; 8192];
     let arena: &mut [u8] = &mut ARENA.0;
     let input: &mut [i8] = INPUT;
     let Ok(args) = semihosting::experimental::env::args::<256>() else {

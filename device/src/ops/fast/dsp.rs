@@ -8,7 +8,9 @@
 
 use tinykd_format::{Conv2dOp, DenseOp};
 
-use super::simd::{pack16, smlabb, smlad, smlatt, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8};
+use super::simd::{
+    pack16, rows_2x1, smlabb, smlad, smlatt, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8, tile_1x4,
+};
 use super::{as_bytes, load_u32, offset_pair, words, Rq};
 use crate::error::{need, Result};
 use crate::ops::{clip, In, Out};
@@ -143,8 +145,11 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
             let b = need(op.bias.get(o))?;
             let mut a = [b; COLS];
             let (wq, wt) = row.as_chunks::<4>();
-            for (w, xs) in wq.iter().zip(tile) {
-                tile_step(u32::from_le_bytes(*w), xs, &mut a);
+            let steps = wq.len().min(tile.len());
+            if steps > 0 {
+                // SAFETY: `steps` groups of 4 weights lie in `row` and `steps` tiles of 8 words
+                // in `cols`, which `words()` returned 4-aligned.
+                unsafe { tile_1x4(row.as_ptr(), cols.as_ptr(), steps, &mut a) };
             }
             if !wt.is_empty() {
                 tile_step(tail_word(wt), need(tile.get(wq.len()))?, &mut a);
@@ -329,11 +334,13 @@ pub(crate) fn dense(op: &DenseOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8])
         let (r0, r1) = (need(row(o))?, need(row(o + 1))?);
         let (mut a0, mut a1) = (need(op.bias.get(o))?, need(op.bias.get(o + 1))?);
         let (q0, t0) = r0.as_chunks::<4>();
-        let (q1, t1) = r1.as_chunks::<4>();
-        for ((w0, w1), &[xe, xo]) in q0.iter().zip(q1).zip(xp) {
-            let (w0, w1) = (u32::from_le_bytes(*w0), u32::from_le_bytes(*w1));
-            a0 = smlad(sxtb16_ror8(w0), xo, smlad(sxtb16(w0), xe, a0));
-            a1 = smlad(sxtb16_ror8(w1), xo, smlad(sxtb16(w1), xe, a1));
+        let (_, t1) = r1.as_chunks::<4>();
+        let steps = q0.len().min(xp.len());
+        if steps > 0 {
+            let mut a = [a0, a1];
+            // SAFETY: both rows hold n ≥ 4·steps bytes, `xw` holds 2·steps aligned words.
+            unsafe { rows_2x1(r0.as_ptr(), r1.as_ptr(), xw.as_ptr(), steps, &mut a) };
+            [a0, a1] = a;
         }
         if !t0.is_empty() {
             let &[xe, xo] = need(xp.get(q0.len()))?;

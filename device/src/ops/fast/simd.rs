@@ -97,6 +97,106 @@ mod imp {
         }
         r
     }
+
+    /// The im2col micro-kernel: `groups` steps of four weights (`w`, int8) against four
+    /// columns of int16 pairs (`x`, 8 words per step), accumulating into `a`.
+    ///
+    /// # Safety
+    /// `w` is readable for `4·groups` bytes, `x` is 4-aligned and readable for `8·groups` words,
+    /// and `groups ≥ 1`.
+    #[inline(always)]
+    pub(crate) unsafe fn tile_1x4(w: *const u8, x: *const u32, groups: usize, a: &mut [i32; 4]) {
+        debug_assert!(groups >= 1 && (x as usize) % 4 == 0);
+        let [mut a0, mut a1, mut a2, mut a3] = *a;
+        // SAFETY: the loop reads 4·groups bytes from `w` (LDR: unaligned allowed on ARMv7-M)
+        // and 8·groups words from the 4-aligned `x` (LDRD needs word alignment), which the
+        // caller guarantees; `groups ≥ 1` because the loop runs at least once. Only the declared
+        // registers are written; no stack use. SMLAD may set the Q flag.
+        unsafe {
+            asm!(
+                "2:",
+                "ldr {w}, [{wp}], #4",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a0}, {w}, {xe}, {a0}",
+                "smlad {a0}, {wo}, {xo}, {a0}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "smlad {a1}, {w}, {xe}, {a1}",
+                "smlad {a1}, {wo}, {xo}, {a1}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "smlad {a2}, {w}, {xe}, {a2}",
+                "smlad {a2}, {wo}, {xo}, {a2}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "smlad {a3}, {w}, {xe}, {a3}",
+                "smlad {a3}, {wo}, {xo}, {a3}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                wp = inout(reg) w => _,
+                xp = inout(reg) x => _,
+                n = inout(reg) groups => _,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                a3 = inout(reg) a3,
+                w = out(reg) _,
+                wo = out(reg) _,
+                xe = out(reg) _,
+                xo = out(reg) _,
+                options(nostack, readonly),
+            );
+        }
+        *a = [a0, a1, a2, a3];
+    }
+
+    /// The dense micro-kernel: two weight rows (`w0`, `w1`, int8) against one widened input
+    /// (`x`, 2 words per step of four), `groups` steps.
+    ///
+    /// # Safety
+    /// `w0` and `w1` are readable for `4·groups` bytes, `x` is 4-aligned and readable for
+    /// `2·groups` words, and `groups ≥ 1`.
+    #[inline(always)]
+    pub(crate) unsafe fn rows_2x1(
+        w0: *const u8,
+        w1: *const u8,
+        x: *const u32,
+        groups: usize,
+        a: &mut [i32; 2],
+    ) {
+        debug_assert!(groups >= 1 && (x as usize) % 4 == 0);
+        let [mut a0, mut a1] = *a;
+        // SAFETY: as `tile_1x4`: 4·groups bytes from each row, 2·groups aligned words from `x`.
+        unsafe {
+            asm!(
+                "2:",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "ldr {w}, [{p0}], #4",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a0}, {w}, {xe}, {a0}",
+                "smlad {a0}, {wo}, {xo}, {a0}",
+                "ldr {w}, [{p1}], #4",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a1}, {w}, {xe}, {a1}",
+                "smlad {a1}, {wo}, {xo}, {a1}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                p0 = inout(reg) w0 => _,
+                p1 = inout(reg) w1 => _,
+                xp = inout(reg) x => _,
+                n = inout(reg) groups => _,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                w = out(reg) _,
+                wo = out(reg) _,
+                xe = out(reg) _,
+                xo = out(reg) _,
+                options(nostack, readonly),
+            );
+        }
+        *a = [a0, a1];
+    }
 }
 
 #[cfg(not(tinykd_dsp))]
@@ -134,6 +234,56 @@ mod imp {
     }
     pub(crate) fn smlatt(a: u32, b: u32, acc: i32) -> i32 {
         acc.wrapping_add(hi(a) * hi(b))
+    }
+
+    /// Stand-in for the Arm micro-kernel (same contract).
+    ///
+    /// # Safety
+    /// As the Arm version: `w` readable for `4·groups` bytes, `x` for `8·groups` words.
+    pub(crate) unsafe fn tile_1x4(w: *const u8, x: *const u32, groups: usize, a: &mut [i32; 4]) {
+        for g in 0..groups {
+            // SAFETY: within the ranges the caller guarantees.
+            let (wv, xs) = unsafe {
+                (
+                    u32::from_le_bytes(core::ptr::read_unaligned(w.add(4 * g).cast::<[u8; 4]>())),
+                    core::ptr::read(x.add(8 * g).cast::<[u32; 8]>()),
+                )
+            };
+            let (we, wo) = (sxtb16(wv), sxtb16_ror8(wv));
+            for (j, acc) in a.iter_mut().enumerate() {
+                let (xe, xo) = (
+                    xs.get(2 * j).copied().unwrap_or(0),
+                    xs.get(2 * j + 1).copied().unwrap_or(0),
+                );
+                *acc = smlad(wo, xo, smlad(we, xe, *acc));
+            }
+        }
+    }
+
+    /// Stand-in for the Arm micro-kernel (same contract).
+    ///
+    /// # Safety
+    /// As the Arm version.
+    pub(crate) unsafe fn rows_2x1(
+        w0: *const u8,
+        w1: *const u8,
+        x: *const u32,
+        groups: usize,
+        a: &mut [i32; 2],
+    ) {
+        for g in 0..groups {
+            // SAFETY: within the ranges the caller guarantees.
+            let (v0, v1, [xe, xo]) = unsafe {
+                (
+                    u32::from_le_bytes(core::ptr::read_unaligned(w0.add(4 * g).cast::<[u8; 4]>())),
+                    u32::from_le_bytes(core::ptr::read_unaligned(w1.add(4 * g).cast::<[u8; 4]>())),
+                    core::ptr::read(x.add(2 * g).cast::<[u32; 2]>()),
+                )
+            };
+            let [a0, a1] = a;
+            *a0 = smlad(sxtb16_ror8(v0), xo, smlad(sxtb16(v0), xe, *a0));
+            *a1 = smlad(sxtb16_ror8(v1), xo, smlad(sxtb16(v1), xe, *a1));
+        }
     }
 }
 
