@@ -143,7 +143,7 @@ fn check_model(rng: &mut Rng, i: usize) -> Vec<u8> {
 }
 
 /// Benchmark layers: (name, description, blob, MACs).
-fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64)> {
+fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
     let mut rng = Rng(0xBE4C_0010);
     let qi = q(1.0 / 32.0, -128);
     let qo = q(1.0 / 24.0, -128);
@@ -157,7 +157,9 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64)> {
         let mut b = ModelBuilder::new(name, shape, qi);
         let x = b.input();
         f(&mut b, &mut rng, x);
-        v.push((name, what, b.finish().expect("valid"), macs));
+        let without = b.clone().finish_without_scratch().expect("valid");
+        let arena_without = tinykd_format::validate(&without).unwrap().arena_size();
+        v.push((name, what, b.finish().expect("valid"), macs, arena_without));
     };
     single(
         "L1",
@@ -232,13 +234,12 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64)> {
     let without = b.clone().finish_without_scratch().expect("valid");
     let arena_without = tinykd_format::validate(&without).unwrap().arena_size();
     let blob = b.finish().expect("valid");
-    let arena = tinykd_format::validate(&blob).unwrap().arena_size();
-    println!("cargo:warning=student arena: {arena} B with scratch, {arena_without} B without");
     v.push((
         "student",
         "F-MNIST student (3 conv, 2 maxpool, GAP, dense)",
         blob,
         macs,
+        arena_without,
     ));
     v
 }
@@ -274,11 +275,11 @@ fn main() {
         .unwrap();
     }
     code.push_str("];\n");
-    code.push_str("pub static BENCH: &[(&str, &str, &[u8], u64)] = &[\n");
-    for (name, what, blob, macs) in bench_models() {
+    code.push_str("pub static BENCH: &[(&str, &str, &[u8], u64, usize)] = &[\n");
+    for (name, what, blob, macs, arena_without) in bench_models() {
         let file = format!("bench-{name}.tkd");
         fs::write(out.join(&file), &blob).unwrap();
-        writeln!(code, "    ({name:?}, {what:?}, include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{file}\")), {macs}),").unwrap();
+        writeln!(code, "    ({name:?}, {what:?}, include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{file}\")), {macs}, {arena_without}),").unwrap();
     }
     code.push_str("];\n");
     fs::write(out.join("models.rs"), code).unwrap();

@@ -130,7 +130,9 @@ fn check(arena: &mut [u8], input: &mut [i8]) -> ! {
 }
 
 fn bench_one(layer: &str, mode: &str, arena: &mut [u8], input: &mut [i8]) -> ! {
-    let Some(&(name, what, blob, macs)) = models::BENCH.iter().find(|b| b.0 == layer) else {
+    let Some(&(name, what, blob, macs, arena_without)) =
+        models::BENCH.iter().find(|b| b.0 == layer)
+    else {
         fail("unknown layer")
     };
     let Ok(model) = Model::from_bytes(blob) else {
@@ -161,11 +163,12 @@ fn bench_one(layer: &str, mode: &str, arena: &mut [u8], input: &mut [i8]) -> ! {
         _ => fail("mode must be load, fast or port"),
     };
     println!(
-        "bench {} ({}): macs {} arena {} kernels {} mode {}",
+        "bench {} ({}): macs {} arena {} arena_without_scratch {} kernels {} mode {}",
         name,
         what,
         macs,
         model.arena_size(),
+        arena_without,
         bench::native_kernels(),
         mode
     );
