@@ -156,7 +156,10 @@ fn bench_one(layer: &str, mode: &str, arena: &mut [u8], input: &mut [i8]) -> ! {
         "fast" | "port" => {
             bench::use_portable(mode == "port");
             match model.run(&input[..n], arena) {
-                Ok(out) => i32::from(out.first().copied().unwrap_or(0)) & 0,
+                Ok(out) => {
+                    core::hint::black_box(out);
+                    0
+                }
                 Err(_) => 4,
             }
         }

@@ -106,7 +106,7 @@ mod imp {
     /// and `groups ≥ 1`.
     #[inline(always)]
     pub(crate) unsafe fn tile_1x4(w: *const u8, x: *const u32, groups: usize, a: &mut [i32; 4]) {
-        debug_assert!(groups >= 1 && (x as usize) % 4 == 0);
+        debug_assert!(groups >= 1 && (x as usize).is_multiple_of(4));
         let [mut a0, mut a1, mut a2, mut a3] = *a;
         // SAFETY: the loop reads 4·groups bytes from `w` (LDR: unaligned allowed on ARMv7-M)
         // and 8·groups words from the 4-aligned `x` (LDRD needs word alignment), which the
@@ -163,7 +163,7 @@ mod imp {
         groups: usize,
         a: &mut [i32; 2],
     ) {
-        debug_assert!(groups >= 1 && (x as usize) % 4 == 0);
+        debug_assert!(groups >= 1 && (x as usize).is_multiple_of(4));
         let [mut a0, mut a1] = *a;
         // SAFETY: as `tile_1x4`: 4·groups bytes from each row, 2·groups aligned words from `x`.
         unsafe {
