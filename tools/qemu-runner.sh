@@ -14,6 +14,8 @@
 #   QEMU_TIMEOUT   seconds before the run is killed (default: 120)
 #   INSN_PLUGIN    path to libinsncount.so: count executed instructions; the count is
 #                  printed on stderr as "insns: N" (see tools/insn-plugin/insncount.c)
+#   QEMU_MACHINE   mps2-an386 (default, Cortex-M4) or microbit (Cortex-M0; its SRAM is
+#                  enlarged from 16 KiB to 64 KiB so that benchmark models fit)
 set -euo pipefail
 
 if [[ $# -lt 1 ]]; then
@@ -44,8 +46,17 @@ if [[ -n ${INSN_PLUGIN:-} ]]; then
     plugin=(-plugin "$INSN_PLUGIN" -d plugin)
 fi
 
+case ${QEMU_MACHINE:-mps2-an386} in
+mps2-an386) machine=(-machine mps2-an386 -cpu cortex-m4) ;;
+microbit) machine=(-machine microbit -global nrf51-soc.sram-size=0x10000) ;;
+*)
+    echo "error: unknown QEMU_MACHINE '$QEMU_MACHINE'" >&2
+    exit 2
+    ;;
+esac
+
 exec timeout --kill-after=5 "${QEMU_TIMEOUT:-120}" "$qemu" \
-    -machine mps2-an386 -cpu cortex-m4 \
+    "${machine[@]}" \
     -nographic -monitor none -serial none \
     -semihosting-config "$semihosting" \
     "${plugin[@]}" \

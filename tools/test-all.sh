@@ -19,6 +19,7 @@ step() {
 step "format"
 cargo fmt --all --check
 cargo fmt --manifest-path "$board/Cargo.toml" --check
+cargo fmt --manifest-path device/kernel-tests/Cargo.toml --check
 
 # --release: clippy's build scripts and proc macros are then the very ones the release test
 # build below reuses, instead of a second, debug set.
@@ -26,6 +27,10 @@ step "clippy (workspace)"
 cargo clippy --workspace --all-targets --release -- -D warnings
 step "clippy (firmware, thumbv7em-none-eabihf)"
 (cd "$board" && cargo clippy --release -- -D warnings)
+step "clippy (kernel-tests firmware, thumbv7em-none-eabihf and thumbv6m-none-eabi)"
+for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
+    (cd device/kernel-tests && cargo clippy -q --release --target "$target" -- -D warnings)
+done
 
 # Proof that the device-side crates are no_std without an allocator: these targets have no std
 # at all (thumbv6m has no atomic CAS either), so any std or alloc in the graph fails to build.
@@ -36,6 +41,14 @@ for target in thumbv6m-none-eabi thumbv7em-none-eabihf riscv32imc-unknown-none-e
         cargo build -q -p tinykd-device --target "$target" --no-default-features \
             ${features:+--features "$features"}
     done
+done
+
+# The fast kernels against the portable reference on 48 random models (odd channel counts,
+# padding, strides, zero points), on the real instructions: the DSP kernels on the Cortex-M4
+# (mps2-an386) and the scalar ones on the Cortex-M0 (microbit). About 20 s with the builds.
+step "fast kernels vs reference in QEMU (Cortex-M4 DSP, Cortex-M0 scalar)"
+for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
+    (cd device/kernel-tests && cargo run -q --release --target "$target" -- check)
 done
 
 step "rustdoc (tinykd-format, tinykd-device), warnings denied"

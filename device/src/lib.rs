@@ -19,6 +19,41 @@ mod model;
 mod ops;
 
 pub use error::{Error, Result};
+
+/// The kernels `Model::run` uses now: this build's native ones ([`ops::NATIVE`]), or with the
+/// `_bench` feature whatever [`bench::use_portable`] last chose.
+#[inline(always)]
+pub(crate) fn kernels() -> ops::Flavor {
+    #[cfg(feature = "_bench")]
+    if bench::PORTABLE.load(core::sync::atomic::Ordering::Relaxed) {
+        return ops::Flavor::Portable;
+    }
+    ops::NATIVE
+}
+
+/// Benchmark and test hooks (feature `_bench`, not a stable API): switch `Model::run` between the
+/// fast kernels and the portable reference at run time, so one firmware can time and compare both.
+#[cfg(feature = "_bench")]
+#[doc(hidden)]
+pub mod bench {
+    use core::sync::atomic::{AtomicBool, Ordering};
+
+    pub(crate) static PORTABLE: AtomicBool = AtomicBool::new(false);
+
+    /// `true`: run the portable reference kernels; `false`: this target's fast kernels.
+    pub fn use_portable(on: bool) {
+        PORTABLE.store(on, Ordering::Relaxed);
+    }
+
+    /// The name of the kernels this build runs when `use_portable(false)`.
+    pub fn native_kernels() -> &'static str {
+        match crate::ops::NATIVE {
+            crate::ops::Flavor::Portable => "portable",
+            crate::ops::Flavor::Dsp => "dsp",
+            crate::ops::Flavor::Scalar => "scalar",
+        }
+    }
+}
 pub use model::Model;
 pub use tinykd_format::{ModelDesc, Quant, Shape};
 

@@ -3,11 +3,12 @@
 use core::ops::Range;
 
 use tinykd_format::{
-    bytes_as_i8, bytes_as_i8_mut, validate, ModelDesc, Op, Quant, Shape, TensorDesc, TensorId,
+    bytes_as_i8, bytes_as_i8_mut, scratch_len, validate, ModelDesc, Op, Quant, Shape, TensorDesc,
+    TensorId,
 };
 
 use crate::error::{need, Error, Result};
-use crate::ops::{self, In, Out};
+use crate::ops::{self, Flavor, In, Out};
 
 /// A validated model, borrowing its blob (zero-copy: weights are read where they lie, e.g. in
 /// flash). Only [`Model::from_bytes`] makes one, so every `Model` passed SPEC §6 validation.
@@ -119,6 +120,16 @@ impl<'a> Model<'a> {
     /// assert_eq!(argmax(out), 0);
     /// ```
     pub fn run<'b>(&self, input: &[i8], arena: &'b mut [u8]) -> Result<&'b [i8]> {
+        self.run_with(crate::kernels(), input, arena)
+    }
+
+    /// [`Model::run`] with a given kernel family.
+    pub(crate) fn run_with<'b>(
+        &self,
+        flavor: Flavor,
+        input: &[i8],
+        arena: &'b mut [u8],
+    ) -> Result<&'b [i8]> {
         if input.len() != self.input_len() {
             return Err(Error::RunInputLength);
         }
@@ -130,7 +141,7 @@ impl<'a> Model<'a> {
 
         let mut done = 0usize;
         for (i, op) in self.desc.ops().enumerate() {
-            self.run_op(i, &op, arena)?;
+            self.run_op(flavor, i, &op, arena)?;
             done += 1;
         }
         if done != self.desc.op_count() {
@@ -145,7 +156,7 @@ impl<'a> Model<'a> {
         need(self.desc.tensor(TensorId(id)))
     }
 
-    fn run_op(&self, i: usize, op: &Op<'_>, arena: &mut [u8]) -> Result<()> {
+    fn run_op(&self, flavor: Flavor, i: usize, op: &Op<'_>, arena: &mut [u8]) -> Result<()> {
         let out_id = need(u16::try_from(i + 1).ok())?;
         let yt = self.tensor(out_id)?;
         let [a, b] = op.inputs();
@@ -154,7 +165,17 @@ impl<'a> Model<'a> {
             Some(b) => Some(self.tensor(b)?),
             None => None,
         };
-        let (y, xa, xb) = split(arena, &yt, &at, bt.as_ref())?;
+        // The op's scratch (format 1.1), if it has one and a fast kernel may use it.
+        let scratch = match self.desc.scratch_offset(i) {
+            Some(offset) if flavor != Flavor::Portable => {
+                let len = scratch_len(op, at.shape, yt.shape);
+                let start = need(usize::try_from(offset).ok())?;
+                let len = need(usize::try_from(len).ok())?;
+                (len > 0).then_some(start..need(start.checked_add(len))?)
+            }
+            _ => None,
+        };
+        let (y, scratch, xa, xb) = split(arena, &yt, scratch, &at, bt.as_ref())?;
         let y = Out {
             data: y,
             shape: yt.shape,
@@ -166,8 +187,8 @@ impl<'a> Model<'a> {
             zero_point: at.quant.zero_point,
         };
         match op {
-            Op::Conv2d(c) => ops::conv2d::conv2d(c, x, y),
-            Op::Dense(d) => ops::dense::dense(d, x, y),
+            Op::Conv2d(c) => ops::conv2d_with(flavor, c, x, y, scratch),
+            Op::Dense(d) => ops::dense_with(flavor, d, x, y, scratch),
             Op::MaxPool2d(p) => ops::max_pool2d::max_pool2d(p, x, y),
             Op::AvgPool2d(p) => ops::avg_pool2d::avg_pool2d(p, x, y),
             Op::GlobalAvgPool { .. } => ops::global_avg_pool::global_avg_pool(x, y),
@@ -191,28 +212,44 @@ fn range(t: &TensorDesc) -> Result<Range<usize>> {
     Ok(start..need(start.checked_add(len))?)
 }
 
-/// Splits the arena into the output (mutable) and one or two inputs (shared). Validation
-/// guarantees the inputs do not overlap the output; if they did, this returns an error.
+/// Splits the arena into the output and the op's scratch (mutable) and one or two inputs
+/// (shared). Validation guarantees that the inputs, the output and the scratch do not overlap;
+/// if they did, this returns an error.
 #[allow(clippy::type_complexity)]
 fn split<'s>(
     arena: &'s mut [u8],
     out: &TensorDesc,
+    scratch: Option<Range<usize>>,
     a: &TensorDesc,
     b: Option<&TensorDesc>,
-) -> Result<(&'s mut [i8], &'s [i8], Option<&'s [i8]>)> {
+) -> Result<(
+    &'s mut [i8],
+    Option<&'s mut [u8]>,
+    &'s [i8],
+    Option<&'s [i8]>,
+)> {
     let o = range(out)?;
-    let (before, rest) = need(arena.split_at_mut_checked(o.start))?;
-    let (y, after) = need(rest.split_at_mut_checked(o.len()))?;
-    let (before, after): (&'s [u8], &'s [u8]) = (before, after);
+    // The two mutable ranges in address order (an empty one after the output if no scratch).
+    let s = scratch.clone().unwrap_or(o.end..o.end);
+    let scratch_first = s.end <= o.start && scratch.is_some();
+    let (lo, hi) = if scratch_first {
+        (s.clone(), o.clone())
+    } else if s.start >= o.end {
+        (o.clone(), s.clone())
+    } else {
+        return Err(Error::RunInconsistent);
+    };
+    let (before, rest) = need(arena.split_at_mut_checked(lo.start))?;
+    let (m_lo, rest) = need(rest.split_at_mut_checked(lo.len()))?;
+    let (mid, rest) = need(rest.split_at_mut_checked(hi.start - lo.end))?;
+    let (m_hi, after) = need(rest.split_at_mut_checked(hi.len()))?;
+    let pieces: [(usize, &'s [u8]); 3] = [(0, before), (lo.end, mid), (hi.end, after)];
     let pick = |t: &TensorDesc| -> Result<&'s [i8]> {
         let r = range(t)?;
-        let bytes = if r.end <= o.start {
-            before.get(r)
-        } else if r.start >= o.end {
-            after.get(r.start - o.end..r.end - o.end)
-        } else {
-            None
-        };
+        let bytes = pieces.iter().find_map(|&(start, piece)| {
+            let from = r.start.checked_sub(start)?;
+            piece.get(from..from + r.len())
+        });
         Ok(bytes_as_i8(need(bytes)?))
     };
     let xa = pick(a)?;
@@ -220,7 +257,12 @@ fn split<'s>(
         Some(b) => Some(pick(b)?),
         None => None,
     };
-    Ok((bytes_as_i8_mut(y), xa, xb))
+    let (y, scratch) = if scratch_first {
+        (m_hi, Some(m_lo))
+    } else {
+        (m_lo, scratch.is_some().then_some(m_hi))
+    };
+    Ok((bytes_as_i8_mut(y), scratch, xa, xb))
 }
 
 #[cfg(test)]
@@ -422,6 +464,34 @@ mod tests {
         );
         let kinds: usize = seen.iter().filter(|&&n| n > 50).count();
         assert_eq!(kinds, 7, "every op kind appears often: {seen:?}");
+    }
+
+    /// Whole models: the fast kernel families give the reference's bytes, with the scratch plan
+    /// (4-aligned arena), with a misaligned arena (fast kernels fall back), and on 1.0 blobs.
+    #[test]
+    fn fast_kernels_match_reference_on_random_models() {
+        let mut rng = Rng(0xFA57_0001);
+        for _ in 0..200 {
+            let blob = random_model(&mut rng);
+            let model = Model::from_bytes(&blob).unwrap();
+            assert!(model.desc().has_scratch_plan());
+            let input = rng.i8s(model.input_len());
+            let mut words = vec![0u32; model.arena_size() / 4 + 2];
+            // SAFETY (test): any bytes are valid u32s and vice versa.
+            let arena: &mut [u8] = unsafe {
+                core::slice::from_raw_parts_mut(words.as_mut_ptr().cast(), words.len() * 4)
+            };
+            let want = model
+                .run_with(Flavor::Portable, &input, arena)
+                .unwrap()
+                .to_vec();
+            for flavor in [Flavor::Dsp, Flavor::Scalar] {
+                for skew in [0, 1] {
+                    let got = model.run_with(flavor, &input, &mut arena[skew..]).unwrap();
+                    assert_eq!(got, &want[..], "{flavor:?} skew {skew}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -115,7 +115,7 @@ fn wrong_magic_and_versions() {
     );
     // Newer minor with appended optional data: loads and runs.
     let mut b = blob[..blob.len() - 4].to_vec();
-    b[4] = 1;
+    b[4] = tinykd_format::VERSION_MINOR + 1;
     b.extend_from_slice(&[0xAA; 13]);
     let body_len = (b.len() - HEADER_LEN) as u32;
     b[8..12].copy_from_slice(&body_len.to_le_bytes());
@@ -123,7 +123,7 @@ fn wrong_magic_and_versions() {
     let mut rng = Rng(3);
     load_and_run(&b, &mut rng).unwrap();
     // The same bytes claiming the current minor: refused.
-    b[4] = 0;
+    b[4] = tinykd_format::VERSION_MINOR;
     reseal(&mut b);
     assert_eq!(
         Model::from_bytes(&b).unwrap_err(),

@@ -35,9 +35,9 @@ use core::fmt;
 use crate::desc::BodyHead;
 use crate::validate::window_out;
 use crate::{
-    quantize_multiplier, validate, Activation, AddOp, Conv2dOp, DenseOp, Error, Header, I8s,
-    LeI32s, Op, OpKind, PoolOp, Quant, Requant, Shape, TensorDesc, TensorId, MAX_NAME_LEN,
-    MAX_TENSORS, MAX_TENSOR_LEN,
+    quantize_multiplier, scratch_len, validate, Activation, AddOp, Conv2dOp, DenseOp, Error,
+    Header, I8s, LeI32s, Op, OpKind, PoolOp, Quant, Requant, Shape, TensorDesc, TensorId,
+    MAX_NAME_LEN, MAX_TENSORS, MAX_TENSOR_LEN,
 };
 
 /// A 2-D convolution to add (dense, grouped, depthwise or 1×1).
@@ -200,12 +200,14 @@ impl core::error::Error for BuildError {}
 
 /// One op as the builder keeps it: its postcard encoding (ops hold no arena offsets, so they can
 /// be encoded as soon as they are added) and the tensors it reads, for the memory plan.
+#[derive(Clone)]
 struct Encoded {
     bytes: Vec<u8>,
     inputs: [Option<u16>; 2],
 }
 
 /// Builds a model op by op and encodes it as a blob (see the module docs).
+#[derive(Clone)]
 pub struct ModelBuilder {
     name: String,
     tensors: Vec<(Shape, Quant)>,
@@ -598,9 +600,21 @@ impl ModelBuilder {
         self.push(kind, &Op::Reshape { input: x.0 }, shape, xq)
     }
 
-    /// Plans the arena, encodes the blob (header, postcard body, CRC) and validates it. The last
-    /// op's tensor is the model output.
+    /// Plans the arena (tensors and the fast kernels' scratch, SPEC §5), encodes the blob
+    /// (header, postcard body, scratch table, CRC) and validates it. The last op's tensor is the
+    /// model output.
     pub fn finish(self) -> Built<Vec<u8>> {
+        self.finish_impl(true)
+    }
+
+    /// As [`ModelBuilder::finish`], but writes a format 1.0 blob: no scratch table, so the arena
+    /// holds the tensors only and every op runs on the portable kernels, which need no scratch.
+    /// For the smallest arena, or for readers older than 1.1.
+    pub fn finish_without_scratch(self) -> Built<Vec<u8>> {
+        self.finish_impl(false)
+    }
+
+    fn finish_impl(self, with_scratch: bool) -> Built<Vec<u8>> {
         let model_err = |fault| BuildError { op: None, fault };
         if self.ops.is_empty() {
             return Err(model_err(BuildFault::NoOps));
@@ -617,7 +631,23 @@ impl ModelBuilder {
             .map(|(s, _)| u32::try_from(s.elements()).unwrap_or(u32::MAX))
             .collect();
         let inputs: Vec<[Option<u16>; 2]> = self.ops.iter().map(|o| o.inputs).collect();
-        let (offsets, arena_size) = plan(&sizes, &inputs);
+        let mut scratch = Vec::with_capacity(self.ops.len());
+        for (i, enc) in self.ops.iter().enumerate() {
+            let len = match (with_scratch, postcard::from_bytes::<Op<'_>>(&enc.bytes)) {
+                (false, _) => 0,
+                (true, Ok(op)) => {
+                    let shape = |t: Option<u16>| {
+                        t.and_then(|t| self.tensors.get(usize::from(t)))
+                            .map_or(Shape { h: 0, w: 0, c: 0 }, |t| t.0)
+                    };
+                    let out = self.tensors.get(i + 1).map_or(shape(None), |t| t.0);
+                    scratch_len(&op, shape(op.inputs()[0]), out)
+                }
+                (true, Err(e)) => return Err(model_err(BuildFault::Invalid(Error::from(e)))),
+            };
+            scratch.push(len);
+        }
+        let (offsets, scratch_offsets, arena_size) = plan(&sizes, &inputs, &scratch);
 
         let records: Vec<TensorDesc> = self
             .tensors
@@ -635,14 +665,23 @@ impl ModelBuilder {
         for op in &self.ops {
             body.extend_from_slice(&op.bytes);
         }
-        let blob = encode_parts(&self.name, arena_size, &records, self.ops.len(), &body)
-            .map_err(|e| model_err(BuildFault::Invalid(e)))?;
+        let table = with_scratch.then_some(&scratch_offsets[..]);
+        let blob = encode_parts(
+            &self.name,
+            arena_size,
+            &records,
+            self.ops.len(),
+            &body,
+            table,
+        )
+        .map_err(|e| model_err(BuildFault::Invalid(e)))?;
         validate(&blob).map_err(|e| model_err(BuildFault::Invalid(e)))?;
         Ok(blob)
     }
 }
 
-/// Encodes a descriptor exactly as given — no planning, no checks — with a valid header and CRC.
+/// Encodes a descriptor exactly as given — no planning, no checks — with a valid header and CRC,
+/// as a format **1.0** blob (no scratch table; see [`encode_blob_with_scratch`] for 1.1).
 ///
 /// This is the wire layout of SPEC §1–3 in one function; [`ModelBuilder::finish`] uses it after
 /// planning. Tools and tests use it to write blobs on purpose (e.g. a corrupted plan that must be
@@ -667,16 +706,45 @@ pub fn encode_blob(
     for op in ops {
         body = postcard::to_extend(op, body)?;
     }
-    encode_parts(name, arena_size, tensors, ops.len(), &body)
+    encode_parts(name, arena_size, tensors, ops.len(), &body, None)
 }
 
-/// Header, postcard head, op count, pre-encoded ops, CRC.
+/// As [`encode_blob`], as a format 1.1 blob with the scratch table `scratch` (one arena offset per
+/// op, SPEC §5.1), exactly as given: no checks.
+///
+/// ```
+/// use tinykd_format::*;
+/// let q = Quant { scale: 0.5, zero_point: 0 };
+/// let t = |shape: Shape, offset| TensorDesc { shape, quant: q, offset, len: shape.elements() as u32 };
+/// let tensors = [t(Shape { h: 1, w: 1, c: 4 }, 0), t(Shape { h: 2, w: 2, c: 1 }, 4)];
+/// let blob = encode_blob_with_scratch("x", 8, &tensors, &[Op::Reshape { input: 0 }], &[0]).unwrap();
+/// assert_eq!(validate(&blob).unwrap().scratch_offset(0), Some(0));
+/// // A reshape needs no scratch, so its offset must be 0.
+/// let blob = encode_blob_with_scratch("x", 8, &tensors, &[Op::Reshape { input: 0 }], &[4]).unwrap();
+/// assert_eq!(validate(&blob).unwrap_err(), Error::PlanBadScratch);
+/// ```
+pub fn encode_blob_with_scratch(
+    name: &str,
+    arena_size: u32,
+    tensors: &[TensorDesc],
+    ops: &[Op<'_>],
+    scratch: &[u32],
+) -> crate::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    for op in ops {
+        body = postcard::to_extend(op, body)?;
+    }
+    encode_parts(name, arena_size, tensors, ops.len(), &body, Some(scratch))
+}
+
+/// Header, postcard head, op count, pre-encoded ops, the scratch table (1.1) if given, CRC.
 fn encode_parts(
     name: &str,
     arena_size: u32,
     tensors: &[TensorDesc],
     op_count: usize,
     op_bytes: &[u8],
+    scratch: Option<&[u32]>,
 ) -> crate::Result<Vec<u8>> {
     let table: Vec<u8> = tensors.iter().flat_map(|t| t.to_record()).collect();
     let head = BodyHead {
@@ -688,19 +756,29 @@ fn encode_parts(
     let count = u32::try_from(op_count).map_err(|_| Error::OpBadCount)?;
     body = postcard::to_extend(&count, body)?;
     body.extend_from_slice(op_bytes);
+    let minor = match scratch {
+        Some(offsets) => {
+            let table: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
+            body = postcard::to_extend(&table[..], body)?;
+            1
+        }
+        None => 0,
+    };
     let body_len = u32::try_from(body.len()).map_err(|_| Error::BodyTruncated)?;
     let mut blob = Vec::with_capacity(body.len() + crate::HEADER_LEN + crate::CRC_LEN);
-    blob.extend_from_slice(&Header::encode(body_len));
+    blob.extend_from_slice(&Header::encode_minor(minor, body_len));
     blob.extend_from_slice(&body);
     let crc = crate::crc32(&blob);
     blob.extend_from_slice(&crc.to_le_bytes());
     Ok(blob)
 }
 
-/// Greedy memory plan (TFLM's `GreedyMemoryPlanner`, SPEC §5): tensors by decreasing size, each
-/// at the lowest 4-aligned offset that does not overlap a placed tensor alive at the same time.
-/// Returns the offsets and the arena size (the peak end). `inputs[i]` are the tensors op `i` reads.
-fn plan(sizes: &[u32], inputs: &[[Option<u16>; 2]]) -> (Vec<u32>, u32) {
+/// Greedy memory plan (TFLM's `GreedyMemoryPlanner`, SPEC §5): buffers by decreasing size, each
+/// at the lowest 4-aligned offset that does not overlap a placed buffer alive at the same time.
+/// The buffers are the tensors and each op's scratch (`scratch[i]` bytes, alive during op `i`
+/// only). Returns the tensor offsets, the scratch offsets (0 where no scratch) and the arena size
+/// (the peak end). `inputs[i]` are the tensors op `i` reads.
+fn plan(sizes: &[u32], inputs: &[[Option<u16>; 2]], scratch: &[u32]) -> (Vec<u32>, Vec<u32>, u32) {
     let n = sizes.len();
     let birth = |t: usize| t.saturating_sub(1);
     let mut last: Vec<usize> = (0..n).map(birth).collect();
@@ -714,24 +792,36 @@ fn plan(sizes: &[u32], inputs: &[[Option<u16>; 2]]) -> (Vec<u32>, u32) {
     if let Some(l) = last.last_mut() {
         *l = inputs.len();
     }
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&t| (core::cmp::Reverse(sizes.get(t).copied().unwrap_or(0)), t));
+    // (size, birth, last use) of every buffer: tensors first, then one scratch per op.
+    let mut items: Vec<(u64, usize, usize)> = (0..n)
+        .map(|t| {
+            let size = u64::from(sizes.get(t).copied().unwrap_or(0));
+            (size, birth(t), last.get(t).copied().unwrap_or(0))
+        })
+        .collect();
+    items.extend(
+        scratch
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (u64::from(s), i, i)),
+    );
+    let item = |b: usize| items.get(b).copied().unwrap_or((0, 0, 0));
+    let mut order: Vec<usize> = (0..items.len()).filter(|&b| item(b).0 > 0).collect();
+    order.sort_by_key(|&b| (core::cmp::Reverse(item(b).0), b));
 
-    let mut offsets = alloc::vec![0u32; n];
-    let mut placed: Vec<usize> = Vec::with_capacity(n);
-    let life = |t: usize| (birth(t), last.get(t).copied().unwrap_or(0));
-    for &t in &order {
-        let (tb, tl) = life(t);
-        let len = u64::from(sizes.get(t).copied().unwrap_or(0));
+    let mut offsets = alloc::vec![0u64; items.len()];
+    let mut placed: Vec<usize> = Vec::with_capacity(items.len());
+    for &b in &order {
+        let (len, tb, tl) = item(b);
         let mut live: Vec<(u64, u64)> = placed
             .iter()
             .filter(|&&p| {
-                let (pb, pl) = life(p);
+                let (_, pb, pl) = item(p);
                 pb <= tl && tb <= pl
             })
             .map(|&p| {
-                let off = u64::from(offsets.get(p).copied().unwrap_or(0));
-                (off, off + u64::from(sizes.get(p).copied().unwrap_or(0)))
+                let off = offsets.get(p).copied().unwrap_or(0);
+                (off, off + item(p).0)
             })
             .collect();
         live.sort_unstable();
@@ -742,18 +832,24 @@ fn plan(sizes: &[u32], inputs: &[[Option<u16>; 2]]) -> (Vec<u32>, u32) {
             }
             candidate = candidate.max(end.next_multiple_of(4));
         }
-        if let Some(o) = offsets.get_mut(t) {
-            *o = u32::try_from(candidate).unwrap_or(u32::MAX);
+        if let Some(o) = offsets.get_mut(b) {
+            *o = candidate;
         }
-        placed.push(t);
+        placed.push(b);
     }
     let peak = offsets
         .iter()
-        .zip(sizes)
-        .map(|(&o, &s)| u64::from(o) + u64::from(s))
+        .zip(&items)
+        .map(|(&o, &(s, _, _))| o + s)
         .max()
         .unwrap_or(0);
-    (offsets, u32::try_from(peak).unwrap_or(u32::MAX))
+    let to_u32 = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+    let (tensor_offsets, scratch_offsets) = offsets.split_at(n.min(offsets.len()));
+    (
+        tensor_offsets.iter().map(|&o| to_u32(o)).collect(),
+        scratch_offsets.iter().map(|&o| to_u32(o)).collect(),
+        to_u32(peak),
+    )
 }
 
 #[cfg(test)]
@@ -777,6 +873,10 @@ pub(crate) mod tests {
     /// Every op kind once: conv → depthwise → add (residual) → max pool → avg pool → reshape →
     /// dense → reshape → global average pool.
     pub(crate) fn tiny() -> Vec<u8> {
+        tiny_builder().finish().unwrap()
+    }
+
+    pub(crate) fn tiny_builder() -> ModelBuilder {
         let mut b = ModelBuilder::new("tiny", Shape { h: 3, w: 3, c: 1 }, q(0.02, -5));
         let x = b.input();
         let t1 = b
@@ -832,27 +932,36 @@ pub(crate) mod tests {
             .unwrap();
         let t8 = b.reshape(t7, Shape { h: 2, w: 2, c: 2 }).unwrap();
         b.global_avg_pool(t8).unwrap();
-        b.finish().unwrap()
+        b
     }
 
     /// The tiny model, byte for byte: any change to the wire layout, the planner or the
     /// multiplier encoding shows up here (and needs a version decision, SPEC §1).
     #[test]
     fn tiny_model_is_byte_pinned() {
-        let blob = tiny();
+        // Format 1.0 (no scratch table): the bytes v1.0 of this crate wrote, unchanged.
+        let blob = tiny_builder().finish_without_scratch().unwrap();
         assert_eq!(blob, TINY);
         assert_eq!(&blob[..8], b"TKD\x01\x00\x00\x00\x00");
+        // Format 1.1: the same tensors and ops, plus the scratch table (the conv's im2col and
+        // the dense layer's widened input), which the planner fits into the arena.
+        let blob = tiny();
+        assert_eq!(blob, TINY_1_1);
+        assert_eq!(&blob[..8], b"TKD\x01\x01\x00\x00\x00");
     }
 
     #[rustfmt::skip]
     const TINY: &[u8] = &[84, 75, 68, 1, 0, 0, 0, 0, 226, 1, 0, 0, 4, 116, 105, 110, 121, 58, 200, 1, 3, 0, 3, 0, 1, 0, 251, 0, 10, 215, 163, 60, 20, 0, 0, 0, 9, 0, 0, 0, 3, 0, 3, 0, 2, 0, 246, 0, 205, 204, 76, 61, 0, 0, 0, 0, 18, 0, 0, 0, 3, 0, 3, 0, 2, 0, 0, 0, 143, 194, 245, 60, 20, 0, 0, 0, 18, 0, 0, 0, 3, 0, 3, 0, 2, 0, 253, 0, 143, 194, 117, 61, 40, 0, 0, 0, 18, 0, 0, 0, 2, 0, 2, 0, 2, 0, 253, 0, 143, 194, 117, 61, 0, 0, 0, 0, 8, 0, 0, 0, 2, 0, 2, 0, 2, 0, 253, 0, 143, 194, 117, 61, 8, 0, 0, 0, 8, 0, 0, 0, 1, 0, 1, 0, 8, 0, 253, 0, 143, 194, 117, 61, 0, 0, 0, 0, 8, 0, 0, 0, 1, 0, 1, 0, 8, 0, 2, 0, 205, 204, 204, 61, 8, 0, 0, 0, 8, 0, 0, 0, 2, 0, 2, 0, 2, 0, 2, 0, 205, 204, 204, 61, 0, 0, 0, 0, 8, 0, 0, 0, 1, 0, 1, 0, 2, 0, 2, 0, 205, 204, 204, 61, 8, 0, 0, 0, 2, 0, 0, 0, 9, 0, 0, 2, 2, 1, 1, 0, 0, 1, 1, 1, 8, 1, 254, 3, 252, 5, 250, 7, 248, 8, 3, 0, 0, 0, 252, 255, 255, 255, 8, 10, 55, 137, 65, 10, 55, 137, 65, 2, 249, 250, 246, 127, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 2, 2, 100, 156, 8, 0, 0, 0, 0, 7, 0, 0, 0, 8, 111, 7, 58, 109, 111, 7, 58, 109, 2, 249, 249, 0, 127, 5, 1, 2, 128, 128, 128, 128, 8, 0, 186, 178, 230, 204, 9, 255, 218, 171, 213, 170, 13, 237, 128, 127, 2, 3, 2, 2, 2, 2, 0, 0, 1, 1, 3, 4, 2, 2, 1, 1, 0, 0, 1, 1, 6, 5, 1, 6, 64, 129, 166, 203, 240, 21, 58, 95, 133, 170, 207, 244, 25, 62, 99, 137, 174, 211, 248, 29, 66, 103, 141, 178, 215, 252, 33, 70, 107, 145, 182, 219, 0, 37, 74, 111, 149, 186, 223, 4, 41, 78, 115, 153, 190, 227, 8, 45, 82, 119, 157, 194, 231, 12, 49, 86, 123, 161, 198, 235, 16, 53, 90, 127, 165, 32, 112, 254, 255, 255, 212, 254, 255, 255, 56, 255, 255, 255, 156, 255, 255, 255, 0, 0, 0, 0, 100, 0, 0, 0, 200, 0, 0, 0, 44, 1, 0, 0, 32, 207, 168, 164, 78, 207, 168, 164, 78, 207, 168, 164, 78, 207, 168, 164, 78, 207, 168, 164, 78, 207, 168, 164, 78, 207, 168, 164, 78, 207, 168, 164, 78, 8, 246, 246, 246, 246, 246, 246, 246, 246, 128, 127, 6, 7, 4, 8, 147, 217, 136, 10];
+
+    #[rustfmt::skip]
+    const TINY_1_1: &[u8] = &[84, 75, 68, 1, 1, 0, 0, 0, 7, 2, 0, 0, 4, 116, 105, 110, 121, 70, 200, 1, 3, 0, 3, 0, 1, 0, 251, 0, 10, 215, 163, 60, 52, 0, 0, 0, 9, 0, 0, 0, 3, 0, 3, 0, 2, 0, 246, 0, 205, 204, 76, 61, 32, 0, 0, 0, 18, 0, 0, 0, 3, 0, 3, 0, 2, 0, 0, 0, 143, 194, 245, 60, 0, 0, 0, 0, 18, 0, 0, 0, 3, 0, 3, 0, 2, 0, 253, 0, 143, 194, 117, 61, 52, 0, 0, 0, 18, 0, 0, 0, 2, 0, 2, 0, 2, 0, 253, 0, 143, 194, 117, 61, 0, 0, 0, 0, 8, 0, 0, 0, 2, 0, 2, 0, 2, 0, 253, 0, 143, 194, 117, 61, 8, 0, 0, 0, 8, 0, 0, 0, 1, 0, 1, 0, 8, 0, 253, 0, 143, 194, 117, 61, 16, 0, 0, 0, 8, 0, 0, 0, 1, 0, 1, 0, 8, 0, 2, 0, 205, 204, 204, 61, 24, 0, 0, 0, 8, 0, 0, 0, 2, 0, 2, 0, 2, 0, 2, 0, 205, 204, 204, 61, 0, 0, 0, 0, 8, 0, 0, 0, 1, 0, 1, 0, 2, 0, 2, 0, 205, 204, 204, 61, 8, 0, 0, 0, 2, 0, 0, 0, 9, 0, 0, 2, 2, 1, 1, 0, 0, 1, 1, 1, 8, 1, 254, 3, 252, 5, 250, 7, 248, 8, 3, 0, 0, 0, 252, 255, 255, 255, 8, 10, 55, 137, 65, 10, 55, 137, 65, 2, 249, 250, 246, 127, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 2, 2, 100, 156, 8, 0, 0, 0, 0, 7, 0, 0, 0, 8, 111, 7, 58, 109, 111, 7, 58, 109, 2, 249, 249, 0, 127, 5, 1, 2, 128, 128, 128, 128, 8, 0, 186, 178, 230, 204, 9, 255, 218, 171, 213, 170, 13, 237, 128, 127, 2, 3, 2, 2, 2, 2, 0, 0, 1, 1, 3, 4, 2, 2, 1, 1, 0, 0, 1, 1, 6, 5, 1, 6, 64, 129, 166, 203, 240, 21, 58, 95, 133, 170, 207, 244, 25, 62, 99, 137, 174, 211, 248, 29, 66, 103, 141, 178, 215, 252, 33, 70, 107, 145, 182, 219, 0, 37, 74, 111, 149, 186, 223, 4, 41, 78, 115, 153, 190, 227, 8, 45, 82, 119, 157, 194, 231, 12, 49, 86, 123, 161, 198, 235, 16, 53, 90, 127, 165, 32, 112, 254, 255, 255, 212, 254, 255, 255, 56, 255, 255, 255, 156, 255, 255, 255, 0, 0, 0, 0, 100, 0, 0, 0, 200, 0, 0, 0, 44, 1, 0, 0, 32, 207, 168, 164, 78, 207, 168, 164, 78, 207, 168, 164, 78, 207, 168, 164, 78, 207, 168, 164, 78, 207, 168, 164, 78, 207, 168, 164, 78, 207, 168, 164, 78, 8, 246, 246, 246, 246, 246, 246, 246, 246, 128, 127, 6, 7, 4, 8, 36, 0, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 129, 58, 195, 237];
 
     #[test]
     fn round_trip_preserves_every_parameter() {
         let blob = tiny();
         let desc = validate(&blob).unwrap();
         assert_eq!(desc.name(), "tiny");
-        assert_eq!(desc.version(), (1, 0));
+        assert_eq!(desc.version(), (1, 1));
         assert_eq!(desc.tensor_count(), 10);
         let kinds: Vec<OpKind> = desc.ops().map(|o| o.kind()).collect();
         use OpKind::*;
@@ -1109,6 +1218,10 @@ pub(crate) mod tests {
         }
     }
 
+    fn b_shape(desc: &crate::ModelDesc<'_>, t: u16) -> Shape {
+        desc.tensor(TensorId(t)).unwrap().shape
+    }
+
     /// Random graphs with residual adds and skip connections: the plan always validates (no live
     /// overlap) and its peak lies between the largest live set and the sum of all tensors.
     #[test]
@@ -1148,8 +1261,12 @@ pub(crate) mod tests {
             let sizes: Vec<u64> = (0..=n_ops)
                 .map(|t| b.shape(TensorId(t as u16)).elements())
                 .collect();
-            let blob = b.finish().unwrap();
+            // With the scratch plan: valid, and at least as large as the tensors-only plan
+            // plus the scratch of any one op beside what is alive then.
+            let with = validate(&b.clone().finish().unwrap()).unwrap().arena_size() as u64;
+            let blob = b.finish_without_scratch().unwrap();
             let desc = validate(&blob).unwrap();
+            assert!(!desc.has_scratch_plan());
             // Largest live set: at op i, its inputs, its output, and everything read later.
             let ops: Vec<Op> = desc.ops().collect();
             let mut last_use: Vec<usize> = (0..=n_ops).map(|t| t.saturating_sub(1)).collect();
@@ -1170,6 +1287,19 @@ pub(crate) mod tests {
                 .unwrap();
             let arena = desc.arena_size() as u64;
             assert!(arena >= live_peak, "{arena} < {live_peak}");
+            let scratch_max = ops
+                .iter()
+                .enumerate()
+                .map(|(i, op)| {
+                    let x = b_shape(&desc, op.inputs()[0].unwrap());
+                    scratch_len(op, x, b_shape(&desc, i as u16 + 1)) as u64
+                })
+                .max()
+                .unwrap();
+            assert!(
+                with >= arena && with >= scratch_max,
+                "{with} {arena} {scratch_max}"
+            );
             assert!(arena <= sizes.iter().map(|s| s.next_multiple_of(4)).sum::<u64>());
             for t in desc.tensors() {
                 assert_eq!(t.offset % 4, 0);

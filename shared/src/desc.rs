@@ -513,6 +513,8 @@ pub struct ModelDesc<'a> {
     pub(crate) tensors: &'a [u8],
     pub(crate) ops: &'a [u8],
     pub(crate) op_count: u16,
+    /// The scratch table (SPEC §5.1): one u32 LE arena offset per op; empty in a v1.0 blob.
+    pub(crate) scratch: &'a [u8],
     pub(crate) extension: &'a [u8],
     pub(crate) input: TensorDesc,
     pub(crate) output: TensorDesc,
@@ -570,6 +572,20 @@ impl<'a> ModelDesc<'a> {
     /// The ops in execution order.
     pub const fn ops(&self) -> Ops<'a> {
         Ops::new(self.ops, self.op_count)
+    }
+    /// Arena offset of op `op`'s scratch buffer (SPEC §5.1), whose length is
+    /// [`scratch_len`](crate::scratch_len) of the op. `None` for a v1.0 blob, which has no scratch
+    /// plan (its ops then run on kernels that need no scratch), or for an op index out of range.
+    /// For an op that needs no scratch the offset is 0.
+    pub fn scratch_offset(&self, op: usize) -> Option<u32> {
+        let start = op.checked_mul(4)?;
+        let b = self.scratch.get(start..start.checked_add(4)?)?;
+        let b: [u8; 4] = b.try_into().ok()?;
+        Some(u32::from_le_bytes(b))
+    }
+    /// True if the blob carries a scratch plan (format 1.1 and later).
+    pub const fn has_scratch_plan(&self) -> bool {
+        !self.scratch.is_empty()
     }
     /// Optional data a newer minor version appended after the op list (empty for this version's
     /// blobs); this reader does not interpret it.

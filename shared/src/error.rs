@@ -86,6 +86,9 @@ pub enum Error {
     SamplesBadMagic = 33,
     /// The sample set's length differs from what its header announces.
     SamplesBadLength = 34,
+    /// The scratch table (format 1.1) is not one 4-aligned offset per op, or gives an offset to
+    /// an op that needs no scratch.
+    PlanBadScratch = 35,
 }
 
 /// `Result` with this crate's [`Error`].
@@ -135,6 +138,7 @@ impl Error {
             Error::PlanOverlap => "memory plan: live tensors share bytes",
             Error::SamplesBadMagic => "sample set: bad magic (expected TKS1)",
             Error::SamplesBadLength => "sample set: length differs from its header",
+            Error::PlanBadScratch => "memory plan: malformed scratch table",
         }
     }
 }
@@ -204,6 +208,7 @@ mod tests {
             (Error::PlanOverlap, 32),
             (Error::SamplesBadMagic, 33),
             (Error::SamplesBadLength, 34),
+            (Error::PlanBadScratch, 35),
         ];
         for (i, (e, n)) in all.iter().enumerate() {
             assert_eq!(*e as u8, *n);

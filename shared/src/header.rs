@@ -7,7 +7,8 @@ pub const MAGIC: [u8; 3] = *b"TKD";
 /// The major format version this crate reads and writes. A blob with another major is refused.
 pub const VERSION_MAJOR: u8 = 1;
 /// The minor format version this crate writes. Newer minors load (their appended data is skipped).
-pub const VERSION_MINOR: u8 = 0;
+/// 1.1 appended the scratch table (SPEC §5.1); 1.0 blobs, which lack it, still load.
+pub const VERSION_MINOR: u8 = 1;
 /// Length of the fixed header: magic, major, minor, flags, reserved, `body_len`.
 pub const HEADER_LEN: usize = 12;
 /// Length of the trailing CRC-32.
@@ -76,16 +77,25 @@ impl Header {
     /// The 12 header bytes for this version and a body of `body_len` bytes.
     ///
     /// ```
-    /// assert_eq!(tinykd_format::Header::encode(0x0102), *b"TKD\x01\x00\x00\x00\x00\x02\x01\x00\x00");
+    /// assert_eq!(tinykd_format::Header::encode(0x0102), *b"TKD\x01\x01\x00\x00\x00\x02\x01\x00\x00");
     /// ```
     pub fn encode(body_len: u32) -> [u8; HEADER_LEN] {
+        Self::encode_minor(VERSION_MINOR, body_len)
+    }
+
+    /// The 12 header bytes for minor version `minor` (e.g. 0 for a blob without a scratch table).
+    ///
+    /// ```
+    /// assert_eq!(tinykd_format::Header::encode_minor(0, 5), *b"TKD\x01\x00\x00\x00\x00\x05\x00\x00\x00");
+    /// ```
+    pub fn encode_minor(minor: u8, body_len: u32) -> [u8; HEADER_LEN] {
         let l = body_len.to_le_bytes();
         [
             MAGIC[0],
             MAGIC[1],
             MAGIC[2],
             VERSION_MAJOR,
-            VERSION_MINOR,
+            minor,
             0,
             0,
             0,

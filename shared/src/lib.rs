@@ -42,11 +42,13 @@ mod error;
 mod header;
 mod quant;
 pub mod samples;
+mod scratch;
 mod validate;
 
 #[cfg(any(test, feature = "alloc"))]
 pub use builder::{
-    encode_blob, BuildError, BuildFault, BuildOp, Conv2dSpec, DenseSpec, ModelBuilder, PoolSpec,
+    encode_blob, encode_blob_with_scratch, BuildError, BuildFault, BuildOp, Conv2dSpec, DenseSpec,
+    ModelBuilder, PoolSpec,
 };
 pub use desc::{
     AddOp, Conv2dOp, DenseOp, I8s, LeI32s, ModelDesc, Op, OpKind, Ops, PoolOp, Requant, Shape,
@@ -55,6 +57,7 @@ pub use desc::{
 pub use error::{Error, Result};
 pub use header::{crc32, Header, CRC_LEN, HEADER_LEN, MAGIC, VERSION_MAJOR, VERSION_MINOR};
 pub use quant::{average, quantize_multiplier, requantize, Activation, Quant};
+pub use scratch::{scratch_len, IM2COL_COLUMNS};
 pub use validate::validate;
 
 /// Most tensors (input included) a model may have; ops are one fewer.

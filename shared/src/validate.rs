@@ -7,8 +7,9 @@
 use crate::desc::{BodyHead, TENSOR_RECORD_LEN};
 use crate::header::{CRC_LEN, HEADER_LEN};
 use crate::{
-    AddOp, Conv2dOp, DenseOp, Error, Header, I8s, LeI32s, ModelDesc, Op, PoolOp, Quant, Requant,
-    Result, Shape, TensorDesc, MAX_NAME_LEN, MAX_TENSORS, MAX_TENSOR_LEN, VERSION_MINOR,
+    scratch_len, AddOp, Conv2dOp, DenseOp, Error, Header, I8s, LeI32s, ModelDesc, Op, PoolOp,
+    Quant, Requant, Result, Shape, TensorDesc, MAX_NAME_LEN, MAX_TENSORS, MAX_TENSOR_LEN,
+    VERSION_MINOR,
 };
 
 /// Checks a blob completely and returns its descriptor (SPEC §6).
@@ -81,6 +82,16 @@ pub fn validate(blob: &[u8]) -> Result<ModelDesc<'_>> {
             }
         }
     }
+    // Format 1.1 appends the scratch table: one u32 LE offset per op (SPEC §5.1).
+    let (scratch, rest) = if header.minor >= 1 {
+        let (table, tail) = postcard::take_from_bytes::<&[u8]>(rest)?;
+        if Some(table.len()) != usize::from(op_count).checked_mul(4) {
+            return Err(Error::PlanBadScratch);
+        }
+        (table, tail)
+    } else {
+        (&[][..], rest)
+    };
     // A newer minor may append optional data, which this reader skips (SPEC §1).
     let newer_minor = header.minor > VERSION_MINOR;
     if !rest.is_empty() && !newer_minor {
@@ -91,6 +102,17 @@ pub fn validate(blob: &[u8]) -> Result<ModelDesc<'_>> {
         *slot = u8::try_from(op_count).map_err(|_| Error::OpBadCount)?;
     }
     check_plan(&tensors, tensor_count, &last_use)?;
+    if !scratch.is_empty() {
+        check_scratch(
+            ops_bytes,
+            op_count,
+            &tensors,
+            tensor_count,
+            &last_use,
+            scratch,
+            head.arena_size,
+        )?;
+    }
 
     Ok(ModelDesc {
         blob_len: blob.len(),
@@ -100,6 +122,7 @@ pub fn validate(blob: &[u8]) -> Result<ModelDesc<'_>> {
         tensors: head.tensors,
         ops: ops_bytes,
         op_count,
+        scratch,
         extension: rest,
         input: tensors.get(0)?,
         output: tensors.get(tensor_count - 1)?,
@@ -376,11 +399,67 @@ fn check_plan(tensors: &Tensors<'_>, count: usize, last_use: &[u8; MAX_TENSORS])
     Ok(())
 }
 
+/// SPEC §5.1: op `i`'s scratch (length [`scratch_len`]) lies in the arena at a 4-aligned offset
+/// and shares no byte with any tensor alive during op `i`; an op without scratch has offset 0.
+fn check_scratch(
+    ops: &[u8],
+    op_count: u16,
+    tensors: &Tensors<'_>,
+    count: usize,
+    last_use: &[u8; MAX_TENSORS],
+    table: &[u8],
+    arena_size: u32,
+) -> Result<()> {
+    let mut rest = ops;
+    for (i, offset) in table
+        .chunks_exact(4)
+        .enumerate()
+        .take(usize::from(op_count))
+    {
+        let (op, tail) = postcard::take_from_bytes::<Op<'_>>(rest)?;
+        rest = tail;
+        let offset = u32::from_le_bytes(offset.try_into().map_err(|_| Error::PlanBadScratch)?);
+        let [a, _] = op.inputs();
+        let input = tensors.get(usize::from(a.ok_or(Error::OpBadInput)?))?;
+        let output = tensors.get(i + 1)?;
+        let len = scratch_len(&op, input.shape, output.shape);
+        if len == 0 {
+            if offset != 0 {
+                return Err(Error::PlanBadScratch);
+            }
+            continue;
+        }
+        if offset % 4 != 0 {
+            return Err(Error::PlanBadScratch);
+        }
+        let (start, end) = (u64::from(offset), u64::from(offset) + u64::from(len));
+        if end > u64::from(arena_size) {
+            return Err(Error::PlanArenaTooSmall);
+        }
+        let step = u8::try_from(i).map_err(|_| Error::OpBadCount)?;
+        for t in 0..count {
+            let alive = birth(t) <= step && step <= last_use.get(t).copied().unwrap_or(u8::MAX);
+            if !alive {
+                continue;
+            }
+            let td = tensors.get(t)?;
+            let (t_start, t_end) = (
+                u64::from(td.offset),
+                u64::from(td.offset) + u64::from(td.len),
+            );
+            if start < t_end && t_start < end {
+                return Err(Error::PlanOverlap);
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::builder::tests::tiny;
-    use crate::{encode_blob, OpKind, Shape, VERSION_MAJOR};
+    use crate::{encode_blob, scratch_len, OpKind, Shape, VERSION_MAJOR};
     use std::vec;
     use std::vec::Vec;
 
@@ -474,7 +553,7 @@ mod tests {
         extended.extend_from_slice(b"future optional data");
         let newer = wrap(&extended, VERSION_MAJOR, VERSION_MINOR + 1);
         let desc = validate(&newer).unwrap();
-        assert_eq!(desc.version(), (1, 1));
+        assert_eq!(desc.version(), (1, VERSION_MINOR + 1));
         assert_eq!(desc.extension(), b"future optional data");
         assert_eq!(desc.op_count(), 9);
         // Same data under the current minor: must be consumed exactly.
@@ -763,6 +842,60 @@ mod tests {
         }
         let kinds: Vec<OpKind> = parts(tiny().leak()).3.iter().map(|o| o.kind()).collect();
         assert_eq!(kinds[8], OpKind::GlobalAvgPool);
+    }
+
+    /// Format 1.1's scratch table: one 4-aligned offset per op, inside the arena, clear of every
+    /// tensor alive during its op; 1.0 blobs (no table) still load.
+    #[test]
+    fn scratch_table_faults() {
+        let blob = tiny();
+        let desc = validate(&blob).unwrap();
+        assert!(desc.has_scratch_plan());
+        let (name, arena, tensors, ops) = parts(&blob);
+        let offsets: Vec<u32> = (0..ops.len())
+            .map(|i| desc.scratch_offset(i).unwrap())
+            .collect();
+        assert_eq!(desc.scratch_offset(ops.len()), None);
+        let check = |arena: u32, offsets: &[u32]| {
+            validate(
+                &crate::encode_blob_with_scratch(name, arena, &tensors, &ops, offsets).unwrap(),
+            )
+            .map(|_| ())
+        };
+        assert_eq!(check(arena, &offsets), Ok(()));
+        // The conv (op 0) has an im2col buffer; the add (op 2) has none.
+        let conv = offsets[0];
+        assert!(scratch_len(&ops[0], tensors[0].shape, tensors[1].shape) > 0);
+        assert_eq!(offsets[2], 0);
+        let with = |i: usize, v: u32| {
+            let mut o = offsets.clone();
+            o[i] = v;
+            o
+        };
+        assert_eq!(check(arena, &with(2, 4)), Err(Error::PlanBadScratch));
+        assert_eq!(check(arena, &with(0, conv + 2)), Err(Error::PlanBadScratch));
+        assert_eq!(check(arena, &offsets[1..]), Err(Error::PlanBadScratch));
+        // Over op 0's input or output (in a large enough arena).
+        let big = arena + 256;
+        assert_eq!(
+            check(big, &with(0, tensors[1].offset)),
+            Err(Error::PlanOverlap)
+        );
+        assert_eq!(
+            check(big, &with(0, tensors[0].offset)),
+            Err(Error::PlanOverlap)
+        );
+        assert_eq!(check(big, &with(0, arena.next_multiple_of(4))), Ok(()));
+        assert_eq!(
+            check(arena, &with(0, arena.next_multiple_of(4))),
+            Err(Error::PlanArenaTooSmall)
+        );
+        // The same model without a table is a valid 1.0 blob.
+        assert!(
+            !validate(&encode_blob(name, arena, &tensors, &ops).unwrap())
+                .unwrap()
+                .has_scratch_plan()
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub(crate) mod add;
 pub(crate) mod avg_pool2d;
 pub(crate) mod conv2d;
 pub(crate) mod dense;
+pub(crate) mod fast;
 pub(crate) mod global_avg_pool;
 pub(crate) mod max_pool2d;
 pub(crate) mod reshape;
@@ -29,6 +30,84 @@ pub(crate) struct Out<'a> {
     pub(crate) data: &'a mut [i8],
     pub(crate) shape: Shape,
     pub(crate) zero_point: i8,
+}
+
+impl Out<'_> {
+    /// The same output, borrowed for a shorter time (to try a fast kernel, then the reference).
+    pub(crate) fn reborrow(&mut self) -> Out<'_> {
+        Out {
+            data: &mut *self.data,
+            shape: self.shape,
+            zero_point: self.zero_point,
+        }
+    }
+}
+
+/// A family of kernels (see [`fast`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    /// The portable reference kernels (`ops/*.rs`).
+    Portable,
+    /// Cortex-M DSP extension (`fast::dsp`).
+    Dsp,
+    /// Cores without DSP, e.g. Cortex-M0 (`fast::scalar`).
+    Scalar,
+}
+
+/// The kernels this build runs: the fast ones for the target, unless the `portable` feature asks
+/// for the reference everywhere. Other targets (x86, RISC-V) run the reference.
+pub(crate) const NATIVE: Flavor = if cfg!(feature = "portable") {
+    Flavor::Portable
+} else if cfg!(tinykd_dsp) {
+    Flavor::Dsp
+} else if cfg!(target_arch = "arm") {
+    Flavor::Scalar
+} else {
+    Flavor::Portable
+};
+
+/// Conv2d with the given kernels; falls back to the reference where a fast kernel does not
+/// apply or has no scratch (a format 1.0 blob).
+pub(crate) fn conv2d_with(
+    flavor: Flavor,
+    op: &tinykd_format::Conv2dOp<'_>,
+    x: In<'_>,
+    mut y: Out<'_>,
+    scratch: Option<&mut [u8]>,
+) -> crate::Result<()> {
+    if let Some(s) = scratch {
+        let done = match flavor {
+            Flavor::Dsp if op.groups == 1 => fast::dsp::conv2d(op, x, y.reborrow(), s)?,
+            Flavor::Dsp => fast::dsp::depthwise(op, x, y.reborrow(), s)?,
+            Flavor::Scalar if op.groups == 1 => fast::scalar::conv2d(op, x, y.reborrow(), s)?,
+            _ => false,
+        };
+        if done {
+            return Ok(());
+        }
+    }
+    conv2d::conv2d(op, x, y)
+}
+
+/// Dense with the given kernels (as [`conv2d_with`]).
+pub(crate) fn dense_with(
+    flavor: Flavor,
+    op: &tinykd_format::DenseOp<'_>,
+    x: In<'_>,
+    mut y: Out<'_>,
+    scratch: Option<&mut [u8]>,
+) -> crate::Result<()> {
+    if let Some(s) = scratch {
+        let done = match flavor {
+            Flavor::Dsp => fast::dsp::dense(op, x, y.reborrow(), s)?,
+            Flavor::Scalar => fast::scalar::dense(op, x, y.reborrow(), s)?,
+            Flavor::Portable => false,
+        };
+        if done {
+            return Ok(());
+        }
+    }
+    dense::dense(op, x, y)
 }
 
 /// `acc + Σ (x − zp_in) · w` over two equal-length runs: the multiply-accumulate at the heart of

@@ -1,0 +1,371 @@
+//! Cortex-M DSP-extension kernels (see the module docs of `fast`).
+//!
+//! Lane order: `SXTB16` splits a word of four int8 values `[v0 v1 v2 v3]` into the pairs
+//! `(v0, v2)` and (with `ROR #8`) `(v1, v3)`. The weights are split that way as they are loaded,
+//! so the int16 activations are stored in the same order: each group of four values along the
+//! reduction axis is two words, `(x0, x2)` then `(x1, x3)`. `SMLAD` then pairs every weight with
+//! its activation, and no repacking is ever needed.
+
+use tinykd_format::{Conv2dOp, DenseOp};
+
+use super::simd::{
+    pack16, rows_2x1, smlabb, smlad, smlatt, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8, tile_1x4,
+};
+use super::{as_bytes, load_u32, offset_pair, words, Rq};
+use crate::error::{need, Result};
+use crate::ops::{clip, In, Out};
+
+/// Columns of the im2col tile (output pixels computed together per weight row).
+const COLS: usize = 4;
+
+/// One group of four weights against the four columns' pairs: 8 `SMLAD`, 16 MACs.
+#[inline(always)]
+fn tile_step(w: u32, x: &[u32; 8], a: &mut [i32; COLS]) {
+    let (we, wo) = (sxtb16(w), sxtb16_ror8(w));
+    let [x0e, x0o, x1e, x1o, x2e, x2o, x3e, x3o] = *x;
+    a[0] = smlad(wo, x0o, smlad(we, x0e, a[0]));
+    a[1] = smlad(wo, x1o, smlad(we, x1e, a[1]));
+    a[2] = smlad(wo, x2o, smlad(we, x2e, a[2]));
+    a[3] = smlad(wo, x3o, smlad(we, x3e, a[3]));
+}
+
+/// The last `k mod 4` weights of a row as a zero-padded word.
+#[inline(always)]
+fn tail_word(tail: &[u8]) -> u32 {
+    let mut b = [0u8; 4];
+    for (d, s) in b.iter_mut().zip(tail) {
+        *d = *s;
+    }
+    u32::from_le_bytes(b)
+}
+
+/// Conv2d with `groups = 1` (any kernel, stride, padding; 1×1 included) via im2col.
+/// `Ok(false)`: not handled here (the caller runs the reference kernel).
+pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8]) -> Result<bool> {
+    let (ih, iw, ic) = (
+        usize::from(x.shape.h),
+        usize::from(x.shape.w),
+        usize::from(x.shape.c),
+    );
+    let (ow, oc) = (usize::from(y.shape.w), usize::from(y.shape.c));
+    let [kh, kw] = op.kernel.map(usize::from);
+    let [sh, sw] = op.stride.map(usize::from);
+    let [pt, pl, _, _] = op.padding.map(usize::from);
+    if op.groups != 1 || ow == 0 || oc == 0 || ic == 0 {
+        return Ok(false);
+    }
+    let k = kh * kw * ic;
+    let groups = k.div_ceil(4);
+    let Some(cols) = words(scratch, groups * 2 * COLS) else {
+        return Ok(false);
+    };
+    let weights = op.weights.bytes();
+    let xb = as_bytes(x.data);
+    let off = offset_pair(x.zero_point);
+    let zp_in = i32::from(x.zero_point);
+    let zp_out = i32::from(y.zero_point);
+    let pixels = y.data.len() / oc;
+
+    let mut p0 = 0;
+    while p0 < pixels {
+        let n = COLS.min(pixels - p0);
+        // 1. im2col: column j ← the receptive field of output pixel p0 + j, minus the zero point.
+        for j in 0..COLS {
+            let p = p0 + j;
+            if j >= n {
+                for g in cols.chunks_exact_mut(2 * COLS) {
+                    if let Some(c) = g.get_mut(2 * j..2 * j + 2) {
+                        c.fill(0);
+                    }
+                }
+                continue;
+            }
+            let (oy, ox) = (p / ow, p % ow);
+            let (iy0, ky0, ny) = clip(oy, sh, pt, kh, ih);
+            let (ix0, kx0, nx) = clip(ox, sw, pl, kw, iw);
+            if ic % 4 == 0 {
+                // Whole words: each tap is ic/4 groups; padded taps are zeros.
+                let per_tap = ic / 4;
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let g0 = (ky * kw + kx) * per_tap;
+                        let inside = ky >= ky0 && ky < ky0 + ny && kx >= kx0 && kx < kx0 + nx;
+                        let dst = need(cols.get_mut(g0 * 2 * COLS..(g0 + per_tap) * 2 * COLS))?;
+                        if inside {
+                            let (iy, ix) = (iy0 + ky - ky0, ix0 + kx - kx0);
+                            let s = (iy * iw + ix) * ic;
+                            let src = need(xb.get(s..s + ic))?;
+                            let (src, _) = src.as_chunks::<4>();
+                            for (d, s) in dst.chunks_exact_mut(2 * COLS).zip(src) {
+                                let v = u32::from_le_bytes(*s);
+                                if let Some(d) = d.get_mut(2 * j..2 * j + 2) {
+                                    d.copy_from_slice(&[sxtab16(off, v), sxtab16_ror8(off, v)]);
+                                }
+                            }
+                        } else {
+                            for d in dst.chunks_exact_mut(2 * COLS) {
+                                if let Some(d) = d.get_mut(2 * j..2 * j + 2) {
+                                    d.fill(0);
+                                }
+                            }
+                        }
+                    }
+                }
+            } else {
+                // Value by value (e.g. one input channel): k = (ky·kw + kx)·ic + c.
+                let value = |kk: usize| -> i32 {
+                    if kk >= k {
+                        return 0;
+                    }
+                    let (tap, c) = (kk / ic, kk % ic);
+                    let (ky, kx) = (tap / kw, tap % kw);
+                    if ky < ky0 || ky >= ky0 + ny || kx < kx0 || kx >= kx0 + nx {
+                        return 0;
+                    }
+                    let (iy, ix) = (iy0 + ky - ky0, ix0 + kx - kx0);
+                    x.data
+                        .get((iy * iw + ix) * ic + c)
+                        .map_or(0, |&v| i32::from(v) - zp_in)
+                };
+                for (g, d) in cols.chunks_exact_mut(2 * COLS).enumerate() {
+                    let b = 4 * g;
+                    if let Some(d) = d.get_mut(2 * j..2 * j + 2) {
+                        d.copy_from_slice(&[
+                            pack16(value(b), value(b + 2)),
+                            pack16(value(b + 1), value(b + 3)),
+                        ]);
+                    }
+                }
+            }
+        }
+        // 2. Every output channel against the four columns.
+        let (tile, _) = cols.as_chunks::<{ 2 * COLS }>();
+        for o in 0..oc {
+            let row = need(weights.get(o * k..(o + 1) * k))?;
+            let b = need(op.bias.get(o))?;
+            let mut a = [b; COLS];
+            let (wq, wt) = row.as_chunks::<4>();
+            let steps = wq.len().min(tile.len());
+            if steps > 0 {
+                // SAFETY: `steps` groups of 4 weights lie in `row` and `steps` tiles of 8 words
+                // in `cols`, which `words()` returned 4-aligned.
+                unsafe { tile_1x4(row.as_ptr(), cols.as_ptr(), steps, &mut a) };
+            }
+            if !wt.is_empty() {
+                tile_step(tail_word(wt), need(tile.get(wq.len()))?, &mut a);
+            }
+            let rq = Rq::new(
+                need(op.requant.multipliers.get(o))?,
+                i32::from(need(op.requant.shifts.get(o))?),
+                zp_out,
+                op.act_min,
+                op.act_max,
+            );
+            for (j, &acc) in a.iter().enumerate().take(n) {
+                *need(y.data.get_mut((p0 + j) * oc + o))? = rq.out(acc);
+            }
+        }
+        p0 += n;
+    }
+    Ok(true)
+}
+
+/// Depthwise conv2d (`groups = in = out`): four channels at a time as the pairs (0, 2) and
+/// (1, 3), one `SXTAB16` per pair of inputs and `SMLABB`/`SMLATT` per MAC, against the weights
+/// repacked once per call into `scratch` as int16 pairs `[tap][group][(w0,w2), (w1,w3)]`.
+/// Channels past the last multiple of 4 run the plain way.
+pub(crate) fn depthwise(
+    op: &Conv2dOp<'_>,
+    x: In<'_>,
+    y: Out<'_>,
+    scratch: &mut [u8],
+) -> Result<bool> {
+    let (ih, iw, c) = (
+        usize::from(x.shape.h),
+        usize::from(x.shape.w),
+        usize::from(x.shape.c),
+    );
+    let ow = usize::from(y.shape.w);
+    let [kh, kw] = op.kernel.map(usize::from);
+    let [sh, sw] = op.stride.map(usize::from);
+    let [pt, pl, _, _] = op.padding.map(usize::from);
+    if usize::from(op.groups) != c || usize::from(y.shape.c) != c || ow == 0 || c == 0 {
+        return Ok(false);
+    }
+    let taps = kh * kw;
+    let g_all = c.div_ceil(4);
+    let g_full = c / 4;
+    let Some(packed) = words(scratch, taps * g_all * 2) else {
+        return Ok(false);
+    };
+    let weights = op.weights.bytes();
+    if weights.len() != c * taps {
+        return Ok(false);
+    }
+    let w = |ch: usize, t: usize| -> i32 {
+        weights
+            .get(ch * taps + t)
+            .map_or(0, |&v| i32::from(v as i8))
+    };
+    for (i, pair) in packed.chunks_exact_mut(2).enumerate() {
+        let (t, g) = (i / g_all, i % g_all);
+        let ch = 4 * g;
+        pair.copy_from_slice(&[
+            pack16(w(ch, t), if ch + 2 < c { w(ch + 2, t) } else { 0 }),
+            pack16(
+                if ch + 1 < c { w(ch + 1, t) } else { 0 },
+                if ch + 3 < c { w(ch + 3, t) } else { 0 },
+            ),
+        ]);
+    }
+    let packed: &[u32] = packed;
+    let xb = as_bytes(x.data);
+    let off = offset_pair(x.zero_point);
+    let zp_in = i32::from(x.zero_point);
+    let zp_out = i32::from(y.zero_point);
+    let rq = |ch: usize| -> Result<Rq> {
+        Ok(Rq::new(
+            need(op.requant.multipliers.get(ch))?,
+            i32::from(need(op.requant.shifts.get(ch))?),
+            zp_out,
+            op.act_min,
+            op.act_max,
+        ))
+    };
+
+    for (p, out_px) in y.data.chunks_exact_mut(c).enumerate() {
+        let (oy, ox) = (p / ow, p % ow);
+        let (iy0, ky0, ny) = clip(oy, sh, pt, kh, ih);
+        let (ix0, kx0, nx) = clip(ox, sw, pl, kw, iw);
+        // Every input byte this pixel reads lies below `end` (the last tap's pixel, all channels).
+        let end = if ny > 0 && nx > 0 {
+            ((iy0 + ny - 1) * iw + ix0 + nx) * c
+        } else {
+            0
+        };
+        if end > xb.len() {
+            return Ok(false);
+        }
+        for g in 0..g_full {
+            let ch = 4 * g;
+            let mut a = [0i32; 4];
+            for (i, a) in a.iter_mut().enumerate() {
+                *a = need(op.bias.get(ch + i))?;
+            }
+            for dy in 0..ny {
+                let row = (iy0 + dy) * iw + ix0;
+                let t_row = (ky0 + dy) * kw + kx0;
+                for dx in 0..nx {
+                    let at = (row + dx) * c + ch;
+                    // SAFETY: at + 4 ≤ (last tap pixel + 1)·c = end ≤ xb.len(), checked above
+                    // (ch + 4 ≤ c for a full group).
+                    let v = unsafe { load_u32(xb, at) };
+                    let t = (t_row + dx) * g_all + g;
+                    let (Some(&we), Some(&wo)) = (packed.get(2 * t), packed.get(2 * t + 1)) else {
+                        return Ok(false);
+                    };
+                    let (xe, xo) = (sxtab16(off, v), sxtab16_ror8(off, v));
+                    a[0] = smlabb(xe, we, a[0]);
+                    a[2] = smlatt(xe, we, a[2]);
+                    a[1] = smlabb(xo, wo, a[1]);
+                    a[3] = smlatt(xo, wo, a[3]);
+                }
+            }
+            let dst = need(out_px.get_mut(ch..ch + 4))?;
+            for (i, (d, acc)) in dst.iter_mut().zip(a).enumerate() {
+                *d = rq(ch + i)?.out(acc);
+            }
+        }
+        for ch in 4 * g_full..c {
+            let mut acc = need(op.bias.get(ch))?;
+            for dy in 0..ny {
+                for dx in 0..nx {
+                    let at = ((iy0 + dy) * iw + ix0 + dx) * c + ch;
+                    let xv = i32::from(need(x.data.get(at).copied())?) - zp_in;
+                    let t = (ky0 + dy) * kw + kx0 + dx;
+                    acc = acc.wrapping_add(xv * w(ch, t));
+                }
+            }
+            *need(out_px.get_mut(ch))? = rq(ch)?.out(acc);
+        }
+    }
+    Ok(true)
+}
+
+/// Dense: the input widened once into `scratch` (offset folded in, pair order), then two output
+/// rows at a time, each weight word split by `SXTB16` and two `SMLAD` per four MACs.
+pub(crate) fn dense(op: &DenseOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8]) -> Result<bool> {
+    let n = x.data.len();
+    let groups = n.div_ceil(4);
+    let Some(xw) = words(scratch, groups * 2) else {
+        return Ok(false);
+    };
+    let off = offset_pair(x.zero_point);
+    let xb = as_bytes(x.data);
+    let (xq, xt) = xb.as_chunks::<4>();
+    for (d, s) in xw.chunks_exact_mut(2).zip(xq) {
+        let v = u32::from_le_bytes(*s);
+        d.copy_from_slice(&[sxtab16(off, v), sxtab16_ror8(off, v)]);
+    }
+    if !xt.is_empty() {
+        // The zero-padded tail: padded lanes must be 0 after the offset, so add it per lane.
+        let zp = i32::from(x.zero_point);
+        let v = |i: usize| xt.get(i).map_or(0, |&b| i32::from(b as i8) - zp);
+        let d = need(xw.get_mut(2 * xq.len()..2 * xq.len() + 2))?;
+        d.copy_from_slice(&[pack16(v(0), v(2)), pack16(v(1), v(3))]);
+    }
+    let xw: &[u32] = xw;
+    let (xp, _) = xw.as_chunks::<2>();
+    let weights = op.weights.bytes();
+    let zp_out = i32::from(y.zero_point);
+    let rq = |o: usize| -> Result<Rq> {
+        Ok(Rq::new(
+            need(op.requant.multipliers.get(o))?,
+            i32::from(need(op.requant.shifts.get(o))?),
+            zp_out,
+            op.act_min,
+            op.act_max,
+        ))
+    };
+    let row = |o: usize| weights.get(o * n..(o + 1) * n);
+    let out_n = y.data.len();
+    let mut o = 0;
+    while o + 2 <= out_n {
+        let (r0, r1) = (need(row(o))?, need(row(o + 1))?);
+        let (mut a0, mut a1) = (need(op.bias.get(o))?, need(op.bias.get(o + 1))?);
+        let (q0, t0) = r0.as_chunks::<4>();
+        let (_, t1) = r1.as_chunks::<4>();
+        let steps = q0.len().min(xp.len());
+        if steps > 0 {
+            let mut a = [a0, a1];
+            // SAFETY: both rows hold n ≥ 4·steps bytes, `xw` holds 2·steps aligned words.
+            unsafe { rows_2x1(r0.as_ptr(), r1.as_ptr(), xw.as_ptr(), steps, &mut a) };
+            [a0, a1] = a;
+        }
+        if !t0.is_empty() {
+            let &[xe, xo] = need(xp.get(q0.len()))?;
+            let (w0, w1) = (tail_word(t0), tail_word(t1));
+            a0 = smlad(sxtb16_ror8(w0), xo, smlad(sxtb16(w0), xe, a0));
+            a1 = smlad(sxtb16_ror8(w1), xo, smlad(sxtb16(w1), xe, a1));
+        }
+        *need(y.data.get_mut(o))? = rq(o)?.out(a0);
+        *need(y.data.get_mut(o + 1))? = rq(o + 1)?.out(a1);
+        o += 2;
+    }
+    if o < out_n {
+        let r0 = need(row(o))?;
+        let mut a0 = need(op.bias.get(o))?;
+        let (q0, t0) = r0.as_chunks::<4>();
+        for (w0, &[xe, xo]) in q0.iter().zip(xp) {
+            let w0 = u32::from_le_bytes(*w0);
+            a0 = smlad(sxtb16_ror8(w0), xo, smlad(sxtb16(w0), xe, a0));
+        }
+        if !t0.is_empty() {
+            let &[xe, xo] = need(xp.get(q0.len()))?;
+            let w0 = tail_word(t0);
+            a0 = smlad(sxtb16_ror8(w0), xo, smlad(sxtb16(w0), xe, a0));
+        }
+        *need(y.data.get_mut(o))? = rq(o)?.out(a0);
+    }
+    Ok(true)
+}

@@ -1,0 +1,325 @@
+//! Fast kernels (issue 10): the same results as the portable reference kernels in `ops/*.rs`,
+//! byte for byte, in far fewer instructions.
+//!
+//! - [`dsp`]: Cortex-M4/M7/M33 with the DSP extension (`thumbv7em`; `cfg(tinykd_dsp)` from build.rs):
+//!   convolutions as an int16 im2col (input offset folded in) times the int8 weights in a tile of
+//!   one output channel × four output pixels, two MACs per `SMLAD`; dense as a matrix-vector
+//!   product over the widened input; depthwise convolutions on channel pairs (`SXTAB16` +
+//!   `SMLABB`/`SMLATT`) against weights repacked as int16 pairs.
+//! - [`scalar`]: cores without DSP (Cortex-M0/M0+/M3): the same im2col and tiles with 32-bit
+//!   multiplies, unrolled, instead of the reference's per-tap bounds-checked loops.
+//!
+//! Which one `Model::run` uses is decided at compile time (see `ops::kernels`); both compile
+//! everywhere (the DSP instructions have a portable stand-in, `simd`), so `cargo test` on the host
+//! checks both against the reference on random shapes, and `device/kernel-tests` does it again in
+//! QEMU on the real instructions. The scratch buffers come from the memory plan
+//! (`tinykd_format::scratch_len`); when a kernel cannot run (no scratch plan in a 1.0 blob, an
+//! arena that is not 4-aligned, an op shape it does not handle) it says so and the caller runs
+//! the reference kernel instead.
+
+pub(crate) mod dsp;
+pub(crate) mod scalar;
+pub(crate) mod simd;
+
+use tinykd_format::requantize;
+
+/// Per-channel requantization, set up once per output channel: the same result as
+/// `tinykd_format::requantize` (SPEC §4) for every accumulator. For the usual total shift of 33
+/// or more (real multipliers below 0.5) it is the high word of the 64-bit product, a rounding
+/// add and an arithmetic shift, exact because the rounding bit lies in the high word.
+#[derive(Clone, Copy)]
+pub(crate) struct Rq {
+    multiplier: i32,
+    shift: i32,
+    /// `total − 32` when `total = 31 − shift ≥ 33`, else 0 (general path).
+    high_shift: u32,
+    round: i32,
+    zp: i32,
+    min: i32,
+    max: i32,
+}
+
+impl Rq {
+    #[inline(always)]
+    pub(crate) fn new(multiplier: i32, shift: i32, zp: i32, min: i8, max: i8) -> Rq {
+        let total = 31 - shift;
+        let (high_shift, round) = if (33..=62).contains(&total) {
+            let t = (total - 32) as u32;
+            (t, 1i32 << (t - 1))
+        } else {
+            (0, 0)
+        };
+        Rq {
+            multiplier,
+            shift,
+            high_shift,
+            round,
+            zp,
+            min: i32::from(min),
+            max: i32::from(max),
+        }
+    }
+
+    /// `clamp(requantize(acc) + zp, min, max)`, as the reference's `requantize_out`.
+    #[inline(always)]
+    pub(crate) fn out(&self, acc: i32) -> i8 {
+        let r = if self.high_shift != 0 {
+            let high = ((i64::from(acc) * i64::from(self.multiplier)) >> 32) as i32;
+            high.wrapping_add(self.round) >> self.high_shift
+        } else {
+            requantize(acc, self.multiplier, self.shift)
+        };
+        r.saturating_add(self.zp).max(self.min).min(self.max) as i8
+    }
+}
+
+/// The input offset `−zp` in both halfwords, for `SXTAB16`.
+#[inline(always)]
+pub(crate) fn offset_pair(zp: i8) -> u32 {
+    simd::pack16(-i32::from(zp), -i32::from(zp))
+}
+
+/// `scratch` as `n` words, or `None` if it is not 4-aligned or too short.
+pub(crate) fn words(scratch: &mut [u8], n: usize) -> Option<&mut [u32]> {
+    // SAFETY: every bit pattern is a valid `u32`; `align_to_mut` only hands out the properly
+    // aligned middle part, which borrows `scratch` exclusively.
+    let (head, middle, _) = unsafe { scratch.align_to_mut::<u32>() };
+    if !head.is_empty() {
+        return None;
+    }
+    middle.get_mut(..n)
+}
+
+/// `scratch` as `n` halfwords, or `None` if it is not 2-aligned or too short.
+pub(crate) fn halves(scratch: &mut [u8], n: usize) -> Option<&mut [i16]> {
+    // SAFETY: as `words`, for `i16`.
+    let (head, middle, _) = unsafe { scratch.align_to_mut::<i16>() };
+    if !head.is_empty() {
+        return None;
+    }
+    middle.get_mut(..n)
+}
+
+/// The int8 values as their raw bytes.
+#[inline(always)]
+pub(crate) fn as_bytes(x: &[i8]) -> &[u8] {
+    // SAFETY: `i8` and `u8` have the same size, alignment and validity.
+    unsafe { core::slice::from_raw_parts(x.as_ptr().cast::<u8>(), x.len()) }
+}
+
+/// Little-endian word at `bytes[at..at + 4]` (an unaligned `LDR` on Cortex-M4).
+///
+/// # Safety
+/// `at + 4 <= bytes.len()`.
+#[inline(always)]
+pub(crate) unsafe fn load_u32(bytes: &[u8], at: usize) -> u32 {
+    debug_assert!(at + 4 <= bytes.len());
+    // SAFETY: the caller guarantees the four bytes lie inside `bytes`.
+    let b = unsafe { core::ptr::read_unaligned(bytes.as_ptr().add(at).cast::<[u8; 4]>()) };
+    u32::from_le_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testutil::Rng;
+
+    #[test]
+    fn rq_matches_requantize() {
+        let mut rng = Rng(77);
+        for i in 0..200_000 {
+            let m = if i % 50 == 0 {
+                0
+            } else {
+                rng.range(1 << 30, i32::MAX as i64) as i32
+            };
+            let shift = rng.range(-31, 30) as i32;
+            let acc = match i % 3 {
+                0 => rng.range(i32::MIN as i64, i32::MAX as i64) as i32,
+                1 => rng.range(-100_000, 100_000) as i32,
+                _ => rng.range(-300, 300) as i32,
+            };
+            let zp = rng.range(-128, 127) as i32;
+            let rq = Rq::new(m, shift, zp, -128, 127);
+            let want = crate::ops::requantize_out(acc, m, shift, zp, -128, 127);
+            assert_eq!(rq.out(acc), want, "acc {acc} m {m} shift {shift}");
+        }
+    }
+}
+
+/// Fast vs reference on random shapes: every flavor, odd channel counts, padding, strides, zero
+/// points, tails of the reduction length, and a misaligned scratch (which must fall back).
+#[cfg(test)]
+mod equivalence {
+    use crate::ops::testutil::*;
+    use crate::ops::{conv2d_with, dense_with, Flavor, In, Out};
+    use std::vec::Vec;
+    use tinykd_format::{scratch_len, Conv2dOp, DenseOp, I8s, LeI32s, Op, Requant, Shape};
+
+    fn out_dim(i: u16, k: u8, s: u8, a: u8, b: u8) -> Option<u16> {
+        let padded = i as i64 + a as i64 + b as i64 - k as i64;
+        (padded >= 0).then(|| (padded / s as i64 + 1) as u16)
+    }
+
+    /// A scratch buffer of `len` bytes at a 4-aligned address (plus `skew` bytes).
+    fn scratch(len: usize, skew: usize) -> Vec<u32> {
+        std::vec![0xA5A5_A5A5; (len + skew).div_ceil(4) + 1]
+    }
+
+    fn bytes(v: &mut [u32]) -> &mut [u8] {
+        unsafe { core::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), v.len() * 4) }
+    }
+
+    #[test]
+    fn conv2d_fast_matches_reference() {
+        let mut rng = Rng(0xFA57);
+        let mut ran = 0;
+        for i in 0..600 {
+            let depthwise = i % 3 == 2;
+            let kernel = [rng.range(1, 4) as u8, rng.range(1, 4) as u8];
+            let padding = [0; 4].map(|_| rng.range(0, 2) as u8);
+            let stride = [rng.range(1, 2) as u8, rng.range(1, 2) as u8];
+            let (h, w) = (rng.range(1, 9) as u16, rng.range(1, 9) as u16);
+            let ic = if i % 5 == 0 {
+                4 * rng.range(1, 5) as u16
+            } else {
+                rng.range(1, 11) as u16
+            };
+            let (oc, groups) = if depthwise {
+                (ic, ic)
+            } else {
+                (rng.range(1, 13) as u16, 1)
+            };
+            let (Some(oh), Some(ow)) = (
+                out_dim(h, kernel[0], stride[0], padding[0], padding[2]),
+                out_dim(w, kernel[1], stride[1], padding[1], padding[3]),
+            ) else {
+                continue;
+            };
+            let ins = Shape { h, w, c: ic };
+            let outs = Shape {
+                h: oh,
+                w: ow,
+                c: oc,
+            };
+            let per_out = kernel[0] as usize * kernel[1] as usize * (ic / groups) as usize;
+            let x = rng.i8s(ins.elements() as usize);
+            let wts = rng.weights(oc as usize * per_out);
+            let bias: Vec<i32> = (0..oc).map(|_| rng.range(-40_000, 40_000) as i32).collect();
+            let bias_b = le_i32(&bias);
+            let (m, s) = requant(&mut rng, oc as usize, (-14, -4));
+            let (zp_in, zp_out) = (rng.range(-128, 127) as i8, rng.range(-128, 127) as i8);
+            let act = act_range(&mut rng);
+            let op = Conv2dOp {
+                input: 0,
+                kernel,
+                stride,
+                padding,
+                groups,
+                weights: I8s(&wts),
+                bias: LeI32s(&bias_b),
+                requant: Requant {
+                    multipliers: LeI32s(&m),
+                    shifts: I8s(&s),
+                },
+                act_min: act.0,
+                act_max: act.1,
+            };
+            let len = scratch_len(&Op::Conv2d(op), ins, outs) as usize;
+            assert!(len > 0);
+            let run = |flavor: Flavor, skew: usize| {
+                let mut y = std::vec![0i8; outs.elements() as usize];
+                let mut sc = scratch(len, skew);
+                let sb = &mut bytes(&mut sc)[skew..skew + len];
+                conv2d_with(
+                    flavor,
+                    &op,
+                    In {
+                        data: &x,
+                        shape: ins,
+                        zero_point: zp_in,
+                    },
+                    Out {
+                        data: &mut y,
+                        shape: outs,
+                        zero_point: zp_out,
+                    },
+                    Some(sb),
+                )
+                .unwrap();
+                y
+            };
+            let want = run(Flavor::Portable, 0);
+            for flavor in [Flavor::Dsp, Flavor::Scalar] {
+                assert_eq!(run(flavor, 0), want, "{flavor:?} {ins:?} {outs:?} {op:?}");
+            }
+            assert_eq!(run(Flavor::Dsp, 1), want, "misaligned scratch");
+            ran += 1;
+        }
+        assert!(ran > 400, "{ran}");
+    }
+
+    #[test]
+    fn dense_fast_matches_reference() {
+        let mut rng = Rng(0xDE45);
+        for _ in 0..300 {
+            let n_in = rng.range(1, 70) as usize;
+            let n_out = rng.range(1, 20) as usize;
+            let x = rng.i8s(n_in);
+            let wts = rng.weights(n_in * n_out);
+            let bias: Vec<i32> = (0..n_out)
+                .map(|_| rng.range(-1 << 20, 1 << 20) as i32)
+                .collect();
+            let bias_b = le_i32(&bias);
+            let (m, s) = requant(&mut rng, n_out, (-20, -6));
+            let (zp_in, zp_out) = (rng.range(-128, 127) as i8, rng.range(-128, 127) as i8);
+            let act = act_range(&mut rng);
+            let op = DenseOp {
+                input: 0,
+                weights: I8s(&wts),
+                bias: LeI32s(&bias_b),
+                requant: Requant {
+                    multipliers: LeI32s(&m),
+                    shifts: I8s(&s),
+                },
+                act_min: act.0,
+                act_max: act.1,
+            };
+            let ins = Shape {
+                h: 1,
+                w: 1,
+                c: n_in as u16,
+            };
+            let outs = Shape {
+                h: 1,
+                w: 1,
+                c: n_out as u16,
+            };
+            let len = scratch_len(&Op::Dense(op), ins, outs) as usize;
+            let run = |flavor: Flavor| {
+                let mut y = std::vec![0i8; n_out];
+                let mut sc = scratch(len, 0);
+                dense_with(
+                    flavor,
+                    &op,
+                    In {
+                        data: &x,
+                        shape: ins,
+                        zero_point: zp_in,
+                    },
+                    Out {
+                        data: &mut y,
+                        shape: outs,
+                        zero_point: zp_out,
+                    },
+                    Some(&mut bytes(&mut sc)[..len]),
+                )
+                .unwrap();
+                y
+            };
+            let want = run(Flavor::Portable);
+            assert_eq!(run(Flavor::Dsp), want);
+            assert_eq!(run(Flavor::Scalar), want);
+        }
+    }
+}

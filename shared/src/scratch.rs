@@ -1,0 +1,49 @@
+//! Per-op scratch memory (SPEC §5.1): the working buffers the fast kernels need, planned into the
+//! arena at export like any tensor, so the arena stays an export-time fact.
+//!
+//! The length is a function of the op and its shapes alone, computed here once for the exporter's
+//! planner, for `validate()` and for the runtime, so all three agree by construction. It does not
+//! depend on the target: a blob is the same for every core, and a kernel that needs less (or none,
+//! like the portable reference kernels) leaves the rest unused.
+
+use crate::{Op, Shape};
+
+/// Columns the im2col buffer of a convolution holds: the fast kernels compute a tile of one output
+/// channel by four output pixels, reading four int16 columns side by side.
+pub const IM2COL_COLUMNS: u32 = 4;
+
+/// Bytes of scratch op `op` gets while it runs, given its input and output shapes; 0 = none.
+///
+/// - `Conv2d` with `groups = 1` (including 1×1): an int16 im2col buffer of
+///   [`IM2COL_COLUMNS`] columns, each `kh·kw·in` values rounded up to a multiple of 4:
+///   `4 · align4(kh·kw·in) · 2` bytes.
+/// - Depthwise `Conv2d` (`groups = in = out`): the weights repacked as int16 channel pairs,
+///   `kh·kw · align4(channels) · 2` bytes.
+/// - `Dense`: the input widened to int16, `align4(in) · 2` bytes.
+/// - every other op (grouped convolutions, pooling, add, reshape): 0.
+///
+/// Saturates at `u32::MAX` (such a blob then fails the arena checks).
+///
+/// ```
+/// use tinykd_format::{scratch_len, Op, Shape};
+/// let s = |h, w, c| Shape { h, w, c };
+/// assert_eq!(scratch_len(&Op::GlobalAvgPool { input: 0 }, s(4, 4, 8), s(1, 1, 8)), 0);
+/// ```
+pub fn scratch_len(op: &Op<'_>, input: Shape, output: Shape) -> u32 {
+    let align4 = |n: u64| n.next_multiple_of(4);
+    let bytes: u64 = match op {
+        Op::Conv2d(c) => {
+            let taps = u64::from(c.kernel[0]) * u64::from(c.kernel[1]);
+            if c.groups == 1 {
+                u64::from(IM2COL_COLUMNS) * align4(taps * u64::from(input.c)) * 2
+            } else if c.groups == input.c && output.c == input.c {
+                taps * align4(u64::from(input.c)) * 2
+            } else {
+                0
+            }
+        }
+        Op::Dense(_) => align4(input.elements()) * 2,
+        _ => 0,
+    };
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}

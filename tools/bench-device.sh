@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Instruction counts of the fast int8 kernels vs the portable reference kernels, in QEMU with the
+# insn-count plugin (issue 10), printed as Markdown:
+#
+#   tools/bench-device.sh            # Cortex-M4 (mps2-an386) and Cortex-M0 (microbit)
+#
+# Per layer: MACs, executed instructions of one inference with the fast kernels and with the
+# portable ones, instructions per MAC, speed-up, and the arena with and without the scratch plan.
+# Each count is `insns(run) − insns(load)`: the same firmware (device/kernel-tests), the same
+# model in flash, once loading it and running it, once only loading it (validation cancels).
+# Then the flash the fast kernels add: llvm-size of device/size-probe built with and without the
+# `portable` feature. Needs what tools/install-tools.sh installs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+plugin=tools/insn-plugin/libinsncount.so
+if [[ ! -f $plugin || tools/insn-plugin/insncount.c -nt $plugin ]]; then
+    gcc -shared -fPIC -O2 -Wall -Wextra -DPLUGIN_API=2 -o "$plugin" tools/insn-plugin/insncount.c
+fi
+llvm_bin=$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin
+
+layers=(L1 L2 L3 L4 L5a L5b student)
+
+count() { # elf machine layer mode -> "insns line" / "bench line"
+    INSN_PLUGIN=$root/$plugin QEMU_MACHINE=$2 tools/qemu-runner.sh "$1" bench "$3" "$4" 2>&1
+}
+
+table() { # target machine core
+    local target=$1 machine=$2 core=$3
+    (cd device/kernel-tests && cargo build -q --release --target "$target")
+    local elf=target/kernel-tests/$target/release/tinykd-kernel-tests
+    echo
+    echo "### $core (\`$machine\`, $target, kernels: $(count "$elf" "$machine" L5b load | sed -n 's/.* kernels \([a-z]*\) .*/\1/p'))"
+    echo
+    echo "| layer | MACs | fast: insns | insns/MAC | portable: insns | insns/MAC | speed-up | arena (scratch plan) | arena (no scratch) |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    local fast_total=0 port_total=0 macs_total=0
+    for layer in "${layers[@]}"; do
+        local out load fast port macs arena arena0
+        out=$(count "$elf" "$machine" "$layer" load)
+        if grep -q 'does not fit' <<<"$out"; then
+            echo "| $layer | | (arena does not fit this machine's RAM) | | | | | | |"
+            continue
+        fi
+        load=$(sed -n 's/^insns: //p' <<<"$out")
+        macs=$(sed -n 's/.* macs \([0-9]*\) .*/\1/p' <<<"$out")
+        arena=$(sed -n 's/.* arena \([0-9]*\) .*/\1/p' <<<"$out")
+        arena0=$(sed -n 's/.* arena_without_scratch \([0-9]*\) .*/\1/p' <<<"$out")
+        fast=$(( $(count "$elf" "$machine" "$layer" fast | sed -n 's/^insns: //p') - load ))
+        port=$(( $(count "$elf" "$machine" "$layer" port | sed -n 's/^insns: //p') - load ))
+        awk -v l="$layer" -v m="$macs" -v f="$fast" -v p="$port" -v a="$arena" -v a0="$arena0" \
+            'BEGIN { printf "| %s | %d | %d | **%.2f** | %d | %.2f | %.1f× | %d B | %d B |\n", l, m, f, f / m, p, p / m, p / f, a, a0 }'
+    done
+}
+
+echo "## Instructions per inference (QEMU 10 TCG insn-count plugin), $(date -u +%Y-%m-%d)"
+echo
+echo "Command: \`tools/bench-device.sh\` (rustc $(rustc -vV | sed -n 's/^release: //p'), $(qemu-system-arm --version | head -n 1))."
+table thumbv7em-none-eabihf mps2-an386 "Cortex-M4"
+table thumbv6m-none-eabi microbit "Cortex-M0"
+
+echo
+echo "## Flash: device/size-probe (load + validate + run + argmax), llvm-size"
+echo
+echo "| target | kernels | .text | .rodata |"
+echo "|---|---|---:|---:|"
+for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
+    for variant in fast portable; do
+        features=()
+        [[ $variant == portable ]] && features=(--features tinykd-device/portable)
+        (cd device/size-probe && cargo build -q --release --target "$target" "${features[@]}")
+        elf=target/$target/release/tinykd-size-probe
+        text=$("$llvm_bin/llvm-size" -A "$elf" | awk '$1 == ".text" { print $2 }')
+        rodata=$("$llvm_bin/llvm-size" -A "$elf" | awk '$1 == ".rodata" { print $2 }')
+        echo "| $target | $variant | $text B | $rodata B |"
+    done
+done
