@@ -176,6 +176,56 @@ fn every_method_trains_a_student() {
         .as_f64()
         .is_some_and(f64::is_finite));
 
+    // Ensemble distillation: two teachers of different seeds, averaged predictions for KD and
+    // concatenated embeddings for CRD.
+    let teacher2 = d.path().join("teacher2");
+    let t2 = teacher2.to_str().unwrap();
+    let mut args = vec![
+        "train",
+        "--out",
+        t2,
+        "--epochs",
+        "1",
+        "--set",
+        "model.preset=tiny",
+        "--set",
+        "seed=1",
+    ];
+    args.extend(SMALL);
+    ok(&args);
+    let ens = d.path().join("crd-ensemble");
+    let ensemble = format!("distill.ensemble=[\"{t2}\"]");
+    let mut args = vec![
+        "distill",
+        "--teacher",
+        t,
+        "--out",
+        ens.to_str().unwrap(),
+        "--epochs",
+        "1",
+    ];
+    args.extend(SMALL);
+    args.extend([
+        "--set",
+        "distill.method.method=crd",
+        "--set",
+        "distill.method.nce_k=64",
+        "--set",
+        "distill.alpha=1.0",
+        "--set",
+        &ensemble,
+        "--set",
+        "distill.ensemble_features=\"concat\"",
+    ]);
+    ok(&args);
+    let epoch = first_epoch(&ens);
+    assert!(
+        epoch["crd"].as_f64().is_some_and(f64::is_finite) && epoch["kd"].as_f64().is_some(),
+        "{epoch}"
+    );
+    let cfg = std::fs::read_to_string(ens.join("config.toml")).unwrap();
+    assert!(cfg.contains("ensemble_features = \"concat\""), "{cfg}");
+
     // CRD+KD logs both terms; its student (banks and heads dropped) quantizes and exports.
     let crd = d.path().join("crd");
     let epoch = first_epoch(&crd);

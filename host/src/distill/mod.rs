@@ -111,6 +111,15 @@ pub struct DistillSpec {
     /// Temperature of the KD term (default 4).
     #[serde(default = "default_temperature")]
     pub temperature: f64,
+    /// More trained networks that, with `teacher`, form an ensemble: KD targets are the members'
+    /// averaged softened predictions (at `temperature`), feature methods see the taps
+    /// `ensemble_features` names (default empty: `teacher` alone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ensemble: Vec<PathBuf>,
+    /// With an ensemble: `0` (the `teacher`), `1..` (an `ensemble` member) or `"concat"` (all
+    /// members' taps concatenated). Default 0.
+    #[serde(default)]
+    pub ensemble_features: crate::train::ensemble::EnsembleFeatures,
     /// Teacher layers the feature methods distil at, as indices into the teacher's candidate
     /// layers (`tinykd hints` lists them), or `"auto"` to pick `hint_count` of them by layer
     /// clustering before training (the choice is written back into the run's `config.toml`).
@@ -159,6 +168,8 @@ impl DistillSpec {
             gamma: None,
             alpha: None,
             temperature: default_temperature(),
+            ensemble: Vec::new(),
+            ensemble_features: Default::default(),
             hints: None,
             hint_count: default_hint_count(),
             method: MethodConfig::default(),

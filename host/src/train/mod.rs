@@ -24,6 +24,7 @@
 //! switched to quantization-aware training for the last epochs.
 
 pub mod checkpoint;
+pub mod ensemble;
 mod fit;
 pub mod metrics;
 mod optim;

@@ -14,6 +14,7 @@ use burn::module::ModuleDisplay;
 use burn::prelude::*;
 use serde::Serialize;
 
+use super::ensemble::EnsembleTeacher;
 use super::{
     fit, materialize, trainable_params, EpochHook, EpochSummary, FitContext, FrozenTeacher,
     ProgressMode, TeacherTaps, TrainError, TrainSettings, Trainee,
@@ -263,9 +264,20 @@ pub fn run(
     let test = eval_loader(&test_set, &config.data);
 
     let teacher = match &config.distill {
+        Some(d) if d.ensemble.is_empty() => Some(load_model(&d.teacher, &plain)?.0.frozen()),
         Some(d) => {
-            let (t, _) = load_model(&d.teacher, &plain)?;
-            Some(t.frozen())
+            let mut members = vec![load_model(&d.teacher, &plain)?.0.frozen()];
+            for dir in &d.ensemble {
+                members.push(load_model(dir, &plain)?.0.frozen());
+            }
+            let probe = Tensor::<4>::zeros([2, 1, train_set.rows(), train_set.cols()], &plain);
+            let ensemble =
+                EnsembleTeacher::new(members, d.temperature as f32, d.ensemble_features, probe)
+                    .map_err(|reason| ConfigError::Invalid {
+                        key: "distill.ensemble_features".into(),
+                        reason,
+                    })?;
+            Some(Box::new(ensemble) as Box<dyn TeacherTaps>)
         }
         None => None,
     };
