@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::DeviceKind;
 use crate::data::{Augmentation, DatasetKind, Normalization};
+pub use crate::distill::online::OnlineConfig;
 pub use crate::distill::DistillSpec;
 use crate::models::student::StudentConfig;
 use crate::models::teacher::{TeacherConfig, TeacherPreset};
@@ -58,6 +59,9 @@ pub struct RunConfig {
     /// Present for distillation runs: the teacher and the method.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distill: Option<DistillSpec>,
+    /// Present for online runs (a cohort of students trained together, no teacher).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<OnlineConfig>,
 }
 
 impl Default for RunConfig {
@@ -320,6 +324,7 @@ impl RunConfig {
             schedule: ScheduleConfig::default(),
             train: TrainConfig::default(),
             distill: None,
+            online: None,
         }
     }
 
@@ -499,6 +504,22 @@ impl RunConfig {
             ds.validate()
                 .map_err(|(key, reason)| invalid(key, &reason))?;
         }
+        if let Some(on) = &self.online {
+            if self.distill.is_some() {
+                return Err(invalid(
+                    "online",
+                    "an online run trains its cohort without a teacher: remove [distill]",
+                ));
+            }
+            if !matches!(self.model, ModelSpec::Student(_)) {
+                return Err(invalid(
+                    "online",
+                    "online methods train students (model.kind = \"student\")",
+                ));
+            }
+            on.validate()
+                .map_err(|(key, reason)| invalid(key, &reason))?;
+        }
         Ok(())
     }
 
@@ -606,6 +627,11 @@ fn apply_override(table: &mut toml::Table, arg: &str) -> Result<(), ConfigError>
             _ => return Err(err(&format!("`{p}` is a value, not a table"))),
         };
     }
+    // Setting a table's tag to a new value (`model.kind=student`, `distill.method.method=crd`)
+    // starts that table afresh, as a file's retagged table does.
+    if TAG_KEYS.contains(last) && cur.get(*last).is_some_and(|old| *old != value) {
+        cur.clear();
+    }
     cur.insert(last.to_string(), value);
     Ok(())
 }
@@ -630,7 +656,14 @@ fn key_at(text: &str, span: Option<std::ops::Range<usize>>) -> String {
         .find('\n')
         .map_or(text.len(), |i| line_start + i);
     let line = text[line_start..line_end].trim();
-    let table = before[..line_start]
+    // A span that starts on a `[table]` header (an error about the table as a whole, such as
+    // an unknown field in it) belongs to that table, not to the one before.
+    let header_end = if line.starts_with('[') {
+        line_end
+    } else {
+        line_start
+    };
+    let table = text[..header_end]
         .lines()
         .rev()
         .map(str::trim)

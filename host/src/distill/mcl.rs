@@ -3,12 +3,20 @@
 //! (within one network) and interactive (across networks), each with its soft (KL-mimicry) twin.
 //!
 //! Golden vectors: `tests/golden/losses/mcl.json`, winycg/MCL `losses/cifar_sup_mcl_loss.py`
-//! (`SupMCL`). The loss is what online training of several peers optimises; it is not a
-//! teacher→student [`Distiller`](super::Distiller).
+//! (`SupMCL`). [`Mcl`] trains a cohort with them (`[online] method = "mcl"`): the run's model is
+//! peer 0, the other peers and every network's projection head are the method's modules. The
+//! layer-wise L-MCL extension (auxiliary branches, meta-learned weights) is not implemented.
 
+use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
+use burn::tensor::activation::relu;
+use serde::{Deserialize, Serialize};
 
+use super::dml::peers_ce;
 use super::functional::{l2_normalize_unguarded, softened_kl};
+use super::{Distiller, LossTerm, StepContext};
+use crate::models::student::Student;
+use crate::models::{Classifier, Output};
 
 /// The four MCL terms (unweighted), each `[1]`.
 #[derive(Debug, Clone)]
@@ -25,6 +33,9 @@ pub struct MclTerms {
 
 /// SupCon-style loss of one logit matrix: mean over anchors of the mean, over same-class other
 /// samples, of `−log softmax` (the diagonal excluded from the denominator).
+///
+/// An anchor with no positive in the batch (the reference divides by zero there) is left out of
+/// the mean; with MCL's sampler every anchor has one, and the result is the reference's.
 fn supervised_contrast(
     logits: Tensor<2>,
     positives: Tensor<2>,
@@ -32,8 +43,10 @@ fn supervised_contrast(
 ) -> Tensor<1> {
     let denom = (logits.clone().exp() * off_diagonal).sum_dim(1).log();
     let log_prob = logits - denom;
-    let per_anchor = (positives.clone() * log_prob).sum_dim(1) / positives.sum_dim(1);
-    per_anchor.mean().neg()
+    let count = positives.clone().sum_dim(1);
+    let has = count.clone().greater_elem(0.0).float();
+    let per_anchor = (positives * log_prob).sum_dim(1) / count.clamp_min(1.0);
+    ((per_anchor * has.clone()).sum() / has.sum().clamp_min(1.0)).neg()
 }
 
 /// The MCL terms for the raw projection-head outputs of every network (L2-normalised here, as the
@@ -96,5 +109,173 @@ pub fn mcl_losses(
         soft_vcl,
         icl,
         soft_icl,
+    }
+}
+
+/// Hyper-parameters of MCL (`[online] method = "mcl"`). Defaults: winycg/MCL's CIFAR scripts
+/// (τ = 0.1, T = 3, 128-d heads, VCL 0.1, soft VCL 1, ICL 0.1, soft ICL 1, no logit KD).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MclConfig {
+    /// Networks in the cohort, the run's model included (≥ 2).
+    pub peers: usize,
+    /// Contrastive temperature τ.
+    pub tau: f64,
+    /// Temperature of the soft (KL) terms.
+    pub kd_temperature: f64,
+    /// Width of the projection heads.
+    pub feat_dim: usize,
+    /// Weight of the vanilla contrastive loss (α).
+    pub vcl: f64,
+    /// Weight of the soft vanilla contrastive loss (γ).
+    pub soft_vcl: f64,
+    /// Weight of the interactive contrastive loss (β).
+    pub icl: f64,
+    /// Weight of the soft interactive contrastive loss (λ).
+    pub soft_icl: f64,
+    /// Also distil every peer towards the cohort's mean logits (MCL's `--logit-distill`, T = 3).
+    pub logit_distill: bool,
+}
+
+impl Default for MclConfig {
+    fn default() -> Self {
+        Self {
+            peers: 2,
+            tau: 0.1,
+            kd_temperature: 3.0,
+            feat_dim: 128,
+            vcl: 0.1,
+            soft_vcl: 1.0,
+            icl: 0.1,
+            soft_icl: 1.0,
+            logit_distill: false,
+        }
+    }
+}
+
+/// A projection head `Linear(d → f) → ReLU → Linear(f → f)` (MCL's `Embed`; the L2
+/// normalisation is inside [`mcl_losses`]).
+#[derive(Module, Debug)]
+pub struct ProjectionHead {
+    first: Linear,
+    second: Linear,
+}
+
+impl ProjectionHead {
+    /// A fresh head from `d`-wide embeddings to `f` dimensions.
+    pub fn new(d: usize, f: usize, device: &Device) -> Self {
+        Self {
+            first: LinearConfig::new(d, f).init(device),
+            second: LinearConfig::new(f, f).init(device),
+        }
+    }
+
+    /// `[batch, d]` → `[batch, f]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.second.forward(relu(self.first.forward(x)))
+    }
+}
+
+/// MCL with the cohort's other peers and one head per network.
+#[derive(Module, Debug)]
+pub struct Mcl {
+    /// Peers 1.. (peer 0 is the run's model).
+    pub peers: Vec<Student>,
+    /// Head `k` projects network `k`'s embedding (0 = the run's model).
+    pub heads: Vec<ProjectionHead>,
+    #[module(skip)]
+    settings: MclSettings,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct MclSettings {
+    tau: f32,
+    kd_temperature: f32,
+    weights: [f32; 4],
+    logit_distill: bool,
+}
+
+impl Mcl {
+    /// A cohort around the run's model (embedding width `d`) with these other `peers`.
+    pub fn new(peers: Vec<Student>, d: usize, c: &MclConfig, device: &Device) -> Self {
+        let heads = (0..=peers.len())
+            .map(|_| ProjectionHead::new(d, c.feat_dim, device))
+            .collect();
+        Self {
+            peers,
+            heads,
+            settings: MclSettings {
+                tau: c.tau as f32,
+                kd_temperature: c.kd_temperature as f32,
+                weights: [c.vcl, c.soft_vcl, c.icl, c.soft_icl].map(|w| w as f32),
+                logit_distill: c.logit_distill,
+            },
+        }
+    }
+}
+
+impl Distiller for Mcl {
+    fn needs_teacher(&self) -> bool {
+        false
+    }
+
+    fn loss(&self, student: &Output, _teacher: &Output, ctx: &StepContext) -> Vec<LossTerm> {
+        let outs: Vec<Output> = self
+            .peers
+            .iter()
+            .map(|p| p.forward_taps(ctx.images.clone()))
+            .collect();
+        let all: Vec<&Output> = std::iter::once(student).chain(&outs).collect();
+        let embeddings: Vec<Tensor<2>> = all
+            .iter()
+            .zip(&self.heads)
+            .map(|(o, h)| h.forward(o.embedding.clone()))
+            .collect();
+        let c = self.settings;
+        let t = mcl_losses(&embeddings, ctx.targets.clone(), c.tau, c.kd_temperature);
+        let [wv, wsv, wi, wsi] = c.weights;
+        let mut terms = vec![
+            LossTerm {
+                name: "vcl",
+                value: t.vcl * wv,
+            },
+            LossTerm {
+                name: "soft_vcl",
+                value: t.soft_vcl * wsv,
+            },
+            LossTerm {
+                name: "icl",
+                value: t.icl * wi,
+            },
+            LossTerm {
+                name: "soft_icl",
+                value: t.soft_icl * wsi,
+            },
+        ];
+        if c.logit_distill {
+            let n = all.len() as f32;
+            let mean = all
+                .iter()
+                .map(|o| o.logits.clone())
+                .reduce(|a, b| a + b)
+                .map(|s| (s / n).detach());
+            if let Some(mean) = mean {
+                let kd = all
+                    .iter()
+                    .map(|o| softened_kl(o.logits.clone(), mean.clone(), c.kd_temperature))
+                    .reduce(|a, b| a + b);
+                terms.extend(kd.map(|value| LossTerm {
+                    name: "logit_kd",
+                    value,
+                }));
+            }
+        }
+        if let Some(ce) = peers_ce(&outs, ctx.targets) {
+            terms.push(LossTerm {
+                name: "peer_ce",
+                value: ce,
+            });
+        }
+        terms
     }
 }

@@ -24,6 +24,7 @@ pub mod at;
 pub mod cc;
 pub mod crd;
 pub mod dkd;
+pub mod dml;
 pub mod fitnet;
 pub mod fsp;
 pub mod functional;
@@ -31,6 +32,7 @@ pub mod hints;
 pub mod kd;
 pub mod mcl;
 pub mod nst;
+pub mod online;
 pub mod pkt;
 pub mod rkd;
 pub mod sp;
@@ -58,6 +60,8 @@ pub struct StepContext<'a> {
     pub epoch: usize,
     /// Global optimizer step.
     pub step: usize,
+    /// The batch's input images (what online methods run their other peers on).
+    pub images: &'a Tensor<4>,
 }
 
 /// One named, already-weighted term of a distillation loss.
@@ -74,8 +78,15 @@ pub struct LossTerm {
 pub trait Distiller: Module {
     /// The method's weighted loss terms for one batch.
     ///
-    /// `teacher` comes from a frozen teacher (eval-mode BatchNorm, no gradients).
+    /// `teacher` comes from a frozen teacher (eval-mode BatchNorm, no gradients). Methods that
+    /// need no teacher ([`Distiller::needs_teacher`] false: online methods) get the student's own
+    /// taps there and must not read them.
     fn loss(&self, student: &Output, teacher: &Output, ctx: &StepContext) -> Vec<LossTerm>;
+
+    /// Whether the method distils from a teacher (every method but the online ones).
+    fn needs_teacher(&self) -> bool {
+        true
+    }
 }
 
 /// Sums per-layer losses into one term named `name`, weighted by `weight` (no term when empty).
@@ -430,6 +441,21 @@ pub enum Method {
     Crd(crd::Crd),
     /// See [`dkd::Dkd`].
     Dkd(dkd::Dkd),
+    /// See [`dml::Dml`] (online).
+    Dml(dml::Dml),
+    /// See [`mcl::Mcl`] (online).
+    Mcl(mcl::Mcl),
+}
+
+impl Method {
+    /// The cohort's other peers, for online methods.
+    pub fn peers(&self) -> &[crate::models::student::Student] {
+        match self {
+            Method::Dml(m) => &m.peers,
+            Method::Mcl(m) => &m.peers,
+            _ => &[],
+        }
+    }
 }
 
 impl Distiller for Method {
@@ -446,7 +472,13 @@ impl Distiller for Method {
             Method::Fsp(m) => m.loss(student, teacher, ctx),
             Method::Crd(m) => m.loss(student, teacher, ctx),
             Method::Dkd(m) => m.loss(student, teacher, ctx),
+            Method::Dml(m) => m.loss(student, teacher, ctx),
+            Method::Mcl(m) => m.loss(student, teacher, ctx),
         }
+    }
+
+    fn needs_teacher(&self) -> bool {
+        !matches!(self, Method::Dml(_) | Method::Mcl(_))
     }
 }
 
@@ -480,5 +512,20 @@ impl Distiller for Distillation {
             }
         }
         terms
+    }
+
+    fn needs_teacher(&self) -> bool {
+        self.kd.is_some() || self.method.as_ref().is_some_and(Distiller::needs_teacher)
+    }
+}
+
+impl Distillation {
+    /// An online method alone (no KD term, no hints).
+    pub fn online(method: Method) -> Self {
+        Self {
+            kd: None,
+            method: Some(method),
+            hint_layers: None,
+        }
     }
 }

@@ -131,9 +131,10 @@ fn relu_default() -> Activation {
     Activation::Relu
 }
 
-/// Shape of a student's input and its layers.
+/// Shape of a student's input and its layers. A config that names no field gets the default MCU
+/// student ([`StudentConfig::mcu_small`]), so `--set model.kind=student` is enough.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct StudentConfig {
     /// Input channels (1 for Fashion-MNIST).
     pub in_channels: usize,
@@ -159,6 +160,12 @@ pub enum StudentConfigError {
         /// What is wrong.
         reason: String,
     },
+}
+
+impl Default for StudentConfig {
+    fn default() -> Self {
+        Self::mcu_small()
+    }
 }
 
 impl StudentConfig {

@@ -77,8 +77,12 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
         teacher,
         mut hook,
     } = ctx;
+    let needs_teacher = trainee
+        .method
+        .as_ref()
+        .is_some_and(Distiller::needs_teacher);
     match (trainee.method.is_some(), teacher.is_some()) {
-        (true, false) => {
+        (true, false) if needs_teacher => {
             return Err(setting(
                 "distill.teacher",
                 "a distillation method needs a teacher",
@@ -185,13 +189,18 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
             }
             let mut total = ce * settings.ce_weight;
             let mut step_terms: Vec<(&'static str, f32)> = Vec::new();
-            if let (Some(method), Some(teacher)) = (&trainee.method, teacher) {
-                let t_out = teacher.taps(batch.images);
+            if let Some(method) = &trainee.method {
+                // Online methods have no teacher; they get the student's taps (and ignore them).
+                let t_out = match teacher {
+                    Some(t) => t.taps(batch.images.clone()),
+                    None => out.clone(),
+                };
                 let sctx = StepContext {
                     targets: &batch.targets,
                     indices: &batch.indices,
                     epoch,
                     step: global_step,
+                    images: &batch.images,
                 };
                 for term in method.loss(&out, &t_out, &sctx) {
                     let v: f32 = term.value.clone().into_scalar();
@@ -301,6 +310,11 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
                 .map(|h| h.state())
                 .unwrap_or(serde_json::Value::Null),
         };
+        // Fold every pending BatchNorm running-statistics update into the saved values: a
+        // `RunningState` keeps the last update aside until it is read again, and the record
+        // writer reads the committed value (the model was synced by its evaluation; an online
+        // method's peers were not).
+        let _ = burn::module::Module::valid(&trainee);
         checkpoint::save(
             &run_dir,
             &trainee,

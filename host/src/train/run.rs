@@ -103,11 +103,14 @@ pub enum RunModel {
 }
 
 impl RunModel {
-    /// The model's taps for `x`.
+    /// The taps of an inference-mode copy of the model for `x` (on the plain device). The model
+    /// itself is untouched: a training-mode forward pass would queue a BatchNorm statistics
+    /// update that would later overwrite statistics loaded from a checkpoint.
     pub fn taps(&self, x: Tensor<4>) -> crate::models::Output {
+        let x = x.without_autodiff();
         match self {
-            Self::Teacher(m) => m.forward_taps(x),
-            Self::Student(m) => m.forward_taps(x),
+            Self::Teacher(m) => m.valid().forward_taps(x),
+            Self::Student(m) => m.valid().forward_taps(x),
         }
     }
 }
@@ -314,10 +317,26 @@ pub fn run(
             }
         })?;
     }
-    let method = match (&config.distill, &teacher) {
-        (Some(spec), Some(t)) => {
-            // The taps' shapes, from a two-image forward pass of each network.
-            let probe = || Tensor::<4>::zeros([2, 1, train_set.rows(), train_set.cols()], &device);
+    // The taps' shapes come from a two-image forward pass of each network.
+    let probe = || Tensor::<4>::zeros([2, 1, train_set.rows(), train_set.cols()], &device);
+    let method = match (&config.distill, &teacher, &config.online) {
+        (None, None, Some(online)) => {
+            let embedding = TapShapes::of(&model.taps(probe())).embedding;
+            let classes = config.data.dataset.classes();
+            let mut build_peer = || match build(&config.model, classes, &device) {
+                Ok(RunModel::Student(s)) => Ok(s),
+                Ok(RunModel::Teacher(_)) => Err("online methods train students".to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let method = online
+                .init(embedding, &mut build_peer, &device)
+                .map_err(|reason| ConfigError::Invalid {
+                    key: format!("online ({})", online.name()),
+                    reason,
+                })?;
+            Some(Distillation::online(method))
+        }
+        (Some(spec), Some(t), _) => {
             let invalid = |reason| ConfigError::Invalid {
                 key: format!("distill.method ({})", spec.method.name()),
                 reason,
@@ -335,6 +354,12 @@ pub fn run(
         }
         _ => None,
     };
+    // Each peer of an online run is written out as a plain student run.
+    let peer_config = config.online.as_ref().map(|_| {
+        let mut c = config.clone();
+        c.online = None;
+        c.to_toml()
+    });
 
     let method_params = method.as_ref().map_or(0, trainable_params);
 
@@ -358,6 +383,7 @@ pub fn run(
         device: &device,
         run_dir,
         teacher: teacher.as_deref(),
+        peer_config,
     };
     let (params, history, epochs_done, final_eval) = match model {
         RunModel::Teacher(m) => parts.go(*m, method, None)?,
@@ -387,6 +413,8 @@ struct Parts<'a> {
     device: &'a Device,
     run_dir: &'a Path,
     teacher: Option<&'a dyn TeacherTaps>,
+    /// `config.toml` of the peers of an online run.
+    peer_config: Option<String>,
 }
 
 impl Parts<'_> {
@@ -412,6 +440,9 @@ impl Parts<'_> {
             Some(m) => {
                 materialize(&m);
                 let out = fit(Trainee::distill(model, m), self.settings, ctx)?;
+                if let (Some(method), Some(toml)) = (&out.trainee.method, &self.peer_config) {
+                    self.save_peers(method, toml)?;
+                }
                 (out.trainee.model, out.history, out.epochs_done)
             }
             None => {
@@ -424,5 +455,33 @@ impl Parts<'_> {
             None => evaluate(&model, self.test, self.device),
         };
         Ok((params, history, epochs_done, final_eval))
+    }
+
+    /// Writes peer `k` of an online cohort as the run `<run>/peer<k>` and reports its accuracy.
+    fn save_peers(&self, method: &Distillation, toml: &str) -> Result<(), RunError> {
+        let peers = method.method.as_ref().map_or(&[][..], |m| m.peers());
+        for (i, peer) in peers.iter().enumerate() {
+            let dir = self.run_dir.join(format!("peer{}", i + 1));
+            let io = |source| RunError::Io {
+                path: dir.clone(),
+                source,
+            };
+            std::fs::create_dir_all(&dir).map_err(io)?;
+            std::fs::write(dir.join("config.toml"), toml).map_err(io)?;
+            peer.clone()
+                .save_file(dir.join("model.bpk"))
+                .map_err(|e| RunError::Run {
+                    dir: dir.clone(),
+                    reason: format!("cannot save the peer: {e}"),
+                })?;
+            let r = evaluate(peer, self.test, self.device);
+            println!(
+                "peer {}: test accuracy {:.2} % → {}",
+                i + 1,
+                100.0 * r.accuracy,
+                dir.display()
+            );
+        }
+        Ok(())
     }
 }
