@@ -22,4 +22,5 @@ pub mod export;
 pub mod models;
 pub mod quant;
 pub mod quickstart;
+pub mod takd;
 pub mod train;

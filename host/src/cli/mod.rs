@@ -15,6 +15,7 @@ pub mod hints;
 pub mod quantize;
 pub mod quickstart;
 pub mod run_blob;
+pub mod takd;
 pub mod train;
 
 use std::path::PathBuf;
@@ -51,6 +52,8 @@ pub enum Command {
     RunBlob(run_blob::RunBlobArgs),
     /// Teacher → KD student → QAT → export → host run → QEMU run, and a final table.
     Quickstart(quickstart::QuickstartArgs),
+    /// Teacher → assistant(s) → student, one KD run per stage (TAKD), resumable per stage.
+    Takd(takd::TakdArgs),
     /// Pick a teacher's hint layers by layer clustering (linear CKA + k-medoids, PURSUhInT).
     Hints(hints::HintsArgs),
     /// Benchmarks that train many runs and write a Markdown table (`bench methods`).
@@ -71,6 +74,7 @@ impl Command {
             Command::Export(a) => a.run(),
             Command::RunBlob(a) => a.run(),
             Command::Quickstart(a) => a.run(),
+            Command::Takd(a) => a.run(),
             Command::Hints(a) => a.run(),
             Command::Bench(a) => a.run(),
         }
