@@ -86,6 +86,10 @@ pub struct DataConfig {
     /// Use only the first N test images (default: all).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_limit: Option<usize>,
+    /// Hold out the last N images of the training file as a validation split, never trained on
+    /// (default: none). Model selection (`tinykd takd --auto`) uses it, never the test split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<usize>,
     /// Training batch size (default 128).
     pub batch_size: usize,
     /// Evaluation batch size (default 500; only speed depends on it).
@@ -112,6 +116,7 @@ impl Default for DataConfig {
             dir: None,
             train_limit: None,
             test_limit: None,
+            validation: None,
             batch_size: 128,
             eval_batch_size: 500,
             drop_last: true,
@@ -503,6 +508,12 @@ impl RunConfig {
             }
             ds.validate()
                 .map_err(|(key, reason)| invalid(key, &reason))?;
+        }
+        if self.data.validation == Some(0) {
+            return Err(invalid(
+                "data.validation",
+                "must be at least 1 image, or absent",
+            ));
         }
         if let Some(on) = &self.online {
             if self.distill.is_some() {

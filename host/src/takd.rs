@@ -32,6 +32,126 @@ pub struct TakdOptions {
     pub overrides: Vec<String>,
 }
 
+/// The automatic mode: which chains to try and how long to train them.
+#[derive(Debug, Clone)]
+pub struct TakdSearch {
+    /// Epochs of every stage of a candidate chain (short).
+    pub epochs: usize,
+    /// Validation images held out of the training file when the config holds out none.
+    pub validation: usize,
+}
+
+/// One candidate chain of the automatic mode and its student's validation accuracy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChainScore {
+    /// Assistant presets, largest first (empty: direct KD).
+    pub assistants: Vec<TeacherPreset>,
+    /// The student's accuracy on the validation split.
+    pub validation_accuracy: f64,
+}
+
+/// The candidate chains for a teacher of preset `teacher`: direct KD, each smaller preset as the
+/// one assistant, and (with two or more smaller presets) all of them in decreasing size.
+pub fn candidate_chains(teacher: TeacherPreset) -> Vec<Vec<TeacherPreset>> {
+    let order = [
+        TeacherPreset::Large,
+        TeacherPreset::Base,
+        TeacherPreset::Small,
+        TeacherPreset::Tiny,
+    ];
+    let smaller: Vec<TeacherPreset> = order
+        .iter()
+        .skip_while(|&&p| p != teacher)
+        .skip(1)
+        .copied()
+        .collect();
+    let mut chains = vec![Vec::new()];
+    chains.extend(smaller.iter().map(|&p| vec![p]));
+    if smaller.len() >= 2 {
+        chains.push(smaller);
+    }
+    chains
+}
+
+/// Trains every candidate chain with a short schedule, scores each one's student on the
+/// validation split, writes `<out>/search.json`, then runs the best chain with the full schedule.
+///
+/// # Errors
+/// The teacher is not a ResNet teacher run, or a stage fails.
+pub fn run_takd_auto(
+    o: &TakdOptions,
+    search: &TakdSearch,
+) -> Result<(Vec<ChainScore>, Vec<StageReport>)> {
+    let teacher_config = RunConfig::from_run_dir(&o.teacher)?;
+    let ModelSpec::Teacher(spec) = &teacher_config.model else {
+        anyhow::bail!(
+            "{}: TAKD's automatic mode needs a ResNet teacher run",
+            o.teacher.display()
+        );
+    };
+    let mut base = o.clone();
+    let probe = RunConfig::load(
+        &RunConfig::distill(&o.teacher),
+        o.config_text.as_deref(),
+        &o.overrides,
+    )?;
+    if probe.data.validation.is_none() {
+        base.overrides
+            .push(format!("data.validation={}", search.validation));
+    }
+    let mut scores = Vec::new();
+    for chain in candidate_chains(spec.preset) {
+        let name = if chain.is_empty() {
+            "direct".to_string()
+        } else {
+            chain
+                .iter()
+                .map(|&p| preset_name(p))
+                .collect::<Vec<_>>()
+                .join("-")
+        };
+        let mut trial = base.clone();
+        trial.out = o.out.join("search").join(&name);
+        trial.assistants = chain.clone();
+        trial
+            .overrides
+            .push(format!("train.epochs={}", search.epochs));
+        let stages = run_takd(&trial)?;
+        let student = stages.last().map(|r| r.dir.clone()).context("no stage")?;
+        let accuracy = validation_accuracy(&student)?;
+        println!(
+            "search: chain {name}: validation accuracy {:.2} %",
+            100.0 * accuracy
+        );
+        scores.push(ChainScore {
+            assistants: chain,
+            validation_accuracy: accuracy,
+        });
+    }
+    let best = scores
+        .iter()
+        .max_by(|a, b| a.validation_accuracy.total_cmp(&b.validation_accuracy))
+        .context("no candidate chain")?
+        .clone();
+    let path = o.out.join("search.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&scores)?)
+        .with_context(|| path.display().to_string())?;
+    let mut last = base;
+    last.assistants = best.assistants;
+    let stages = run_takd(&last)?;
+    Ok((scores, stages))
+}
+
+/// Accuracy of a finished run's network on its configuration's validation split.
+fn validation_accuracy(run: &Path) -> Result<f64> {
+    let device = crate::train::run::device_of(&RunConfig::from_run_dir(run)?)?;
+    let (model, config) = crate::train::load_model(run, &device)?;
+    let val = crate::train::run::load_validation(&config.data)?
+        .with_context(|| format!("{}: no validation split", run.display()))?;
+    let loader = crate::train::run::eval_loader(&val, &config.data);
+    Ok(model.evaluate(&loader, &device).accuracy)
+}
+
 /// One finished stage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StageReport {

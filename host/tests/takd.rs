@@ -90,3 +90,77 @@ fn chain_runs_and_resumes_at_the_unfinished_stage() {
     assert!(log.contains("\"kind\":\"resume\""), "{log}");
     assert!(student.join("stage.json").is_file());
 }
+
+#[test]
+fn auto_mode_scores_every_chain_on_validation_and_trains_the_best() {
+    let d = tempfile::tempdir().unwrap();
+    let teacher = d.path().join("teacher");
+    let t = teacher.to_str().unwrap();
+    let small = [
+        "--set",
+        "data.train_limit=256",
+        "--set",
+        "data.test_limit=100",
+        "--set",
+        "data.batch_size=32",
+        "--set",
+        "train.progress=never",
+    ];
+    let mut args = vec![
+        "train",
+        "--out",
+        t,
+        "--epochs",
+        "1",
+        "--set",
+        "model.preset=small",
+    ];
+    args.extend(small);
+    ok(&args);
+    let out = d.path().join("auto");
+    let mut args = vec![
+        "takd",
+        "--teacher",
+        t,
+        "--out",
+        out.to_str().unwrap(),
+        "--auto",
+        "--validation",
+        "200",
+        "--epochs",
+        "1",
+    ];
+    args.extend(small);
+    let log = ok(&args);
+    let scores: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(out.join("search.json")).unwrap()).unwrap();
+    // A `small` teacher: direct KD, or `tiny` as the assistant.
+    assert_eq!(scores.len(), 2, "{scores:?}");
+    assert!(
+        log.contains("search: chain direct") && log.contains("search: chain tiny"),
+        "{log}"
+    );
+    let best = scores
+        .iter()
+        .max_by(|a, b| {
+            a["validation_accuracy"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["validation_accuracy"].as_f64().unwrap())
+        })
+        .unwrap();
+    let stages = if best["assistants"].as_array().unwrap().is_empty() {
+        vec!["stage1-student"]
+    } else {
+        vec!["stage1-assistant-tiny", "stage2-student"]
+    };
+    for s in &stages {
+        assert!(
+            out.join(s).join("stage.json").is_file(),
+            "{s} missing: {log}"
+        );
+    }
+    let cfg =
+        std::fs::read_to_string(out.join(stages.last().unwrap()).join("config.toml")).unwrap();
+    assert!(cfg.contains("validation = 200"), "{cfg}");
+}

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::CliError;
 use crate::models::teacher::TeacherPreset;
-use crate::takd::{run_takd, TakdOptions};
+use crate::takd::{run_takd, run_takd_auto, TakdOptions, TakdSearch};
 
 /// Arguments of `tinykd takd`.
 #[derive(Debug, Args)]
@@ -18,8 +18,25 @@ pub struct TakdArgs {
     #[arg(short, long, value_name = "DIR")]
     pub out: PathBuf,
     /// Assistant sizes (teacher presets), largest first, e.g. `--assistants small,tiny`.
-    #[arg(long, value_delimiter = ',', value_name = "PRESETS", required = true)]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "PRESETS",
+        required_unless_present = "auto"
+    )]
     pub assistants: Vec<String>,
+    /// Pick the chain automatically: train every candidate chain (direct, each smaller preset,
+    /// all smaller presets) for `--search-epochs`, keep the one whose student scores best on a
+    /// validation split held out of the training set, then train it fully.
+    #[arg(long, conflicts_with = "assistants")]
+    pub auto: bool,
+    /// Epochs per stage of the candidate chains in `--auto`.
+    #[arg(long, default_value_t = 1)]
+    pub search_epochs: usize,
+    /// Validation images held out of the training file in `--auto`, unless the config sets
+    /// `data.validation`.
+    #[arg(long, default_value_t = 5000)]
+    pub validation: usize,
     /// TOML config merged over the distillation defaults (student model, recipe, schedule).
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -67,7 +84,20 @@ impl TakdArgs {
             config_text,
             overrides,
         };
-        run_takd(&o)?;
+        if self.auto {
+            let search = TakdSearch {
+                epochs: self.search_epochs,
+                validation: self.validation,
+            };
+            let (scores, _) = run_takd_auto(&o, &search)?;
+            let best = scores
+                .iter()
+                .map(|s| s.validation_accuracy)
+                .fold(f64::NEG_INFINITY, f64::max);
+            println!("chosen by validation accuracy ({:.2} %)", 100.0 * best);
+        } else {
+            run_takd(&o)?;
+        }
         Ok(())
     }
 }

@@ -201,6 +201,21 @@ impl Dataset {
         &self.labels
     }
 
+    /// Removes the last `n` images (all of them if there are fewer) and returns them as a dataset
+    /// of their own: the validation split.
+    pub fn split_off(&mut self, n: usize) -> Dataset {
+        let keep = self.len().saturating_sub(n);
+        let images = self.images.split_off(keep * self.rows * self.cols);
+        let labels = self.labels.split_off(keep);
+        Dataset {
+            images,
+            labels,
+            rows: self.rows,
+            cols: self.cols,
+            classes: self.classes,
+        }
+    }
+
     /// Keeps only the first `n` images (no-op when `n >= len()`): the subset option tests use to
     /// train on a few hundred images.
     pub fn truncate(&mut self, n: usize) {

@@ -142,6 +142,9 @@ pub fn load_datasets(data: &DataConfig) -> Result<(Dataset, Dataset), RunError> 
     let dir = data.dir()?;
     let mut train = Dataset::load(&dir, data.dataset, Split::Train)?;
     let mut test = Dataset::load(&dir, data.dataset, Split::Test)?;
+    if let Some(v) = data.validation {
+        train.split_off(v);
+    }
     if let Some(n) = data.train_limit {
         train.truncate(n);
     }
@@ -149,6 +152,20 @@ pub fn load_datasets(data: &DataConfig) -> Result<(Dataset, Dataset), RunError> 
         test.truncate(n);
     }
     Ok((train, test))
+}
+
+/// The validation split `data.validation` holds out (the last images of the training file), if
+/// any.
+///
+/// # Errors
+/// As [`load_datasets`].
+pub fn load_validation(data: &DataConfig) -> Result<Option<Dataset>, RunError> {
+    let Some(v) = data.validation else {
+        return Ok(None);
+    };
+    let dir = data.dir()?;
+    let mut train = Dataset::load(&dir, data.dataset, Split::Train)?;
+    Ok(Some(train.split_off(v)))
 }
 
 /// The loader of the training split (shuffled, augmented) described by `data`.
