@@ -64,7 +64,40 @@ impl BenchRow {
         rows.push(Self::distill("crd", "crd", &[]));
         rows.push(Self::distill("crd+kd", "crd", &["distill.alpha=1.0"]));
         rows.push(Self::distill("dkd", "dkd", &[]));
+        rows.push(Self::online("dml"));
+        rows.push(Self::online("mcl"));
         rows
+    }
+
+    /// An online cohort of two (no teacher); the row reports peer 0, the run's own model.
+    fn online(method: &str) -> Self {
+        Self {
+            key: method.into(),
+            overrides: Some(vec![format!("online.method={method}")]),
+        }
+    }
+
+    /// KD and CRD+KD from an ensemble of `teacher` and `members` (averaged predictions for KD,
+    /// concatenated embeddings for CRD): rows `kd-ensemble` and `crd+kd-ensemble`.
+    pub fn ensemble(members: &[PathBuf]) -> Vec<Self> {
+        let list = members
+            .iter()
+            .map(|m| format!("\"{}\"", m.display()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let ensemble = format!("distill.ensemble=[{list}]");
+        vec![
+            Self::distill("kd-ensemble", "kd", &[&ensemble]),
+            Self::distill(
+                "crd+kd-ensemble",
+                "crd",
+                &[
+                    "distill.alpha=1.0",
+                    &ensemble,
+                    "distill.ensemble_features=\"concat\"",
+                ],
+            ),
+        ]
     }
 }
 
@@ -155,7 +188,18 @@ fn one_run(o: &MethodsBenchOptions, row: &BenchRow, seed: u64) -> Result<RunResu
     sets.push(format!("seed={seed}"));
     sets.push(format!("train.epochs={}", o.epochs));
     let base = RunConfig::distill(&o.teacher);
+    let online = row
+        .overrides
+        .as_ref()
+        .is_some_and(|o| o.iter().any(|s| s.starts_with("online.")));
     let config = match &row.overrides {
+        Some(extra) if online => {
+            let mut all = extra.clone();
+            all.extend(sets);
+            let mut base = base;
+            base.distill = None;
+            RunConfig::load(&base, None, &all)?
+        }
         Some(extra) => {
             // The row's recipe first, so that row-scoped overrides refine it.
             let mut all = extra.clone();

@@ -47,6 +47,10 @@ pub struct MethodsArgs {
     /// `--set "crd|crd+kd:distill.method.nce_k=4096"`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+    /// More teacher runs that, with `--teacher`, form an ensemble: adds the rows `kd-ensemble`
+    /// and `crd+kd-ensemble`.
+    #[arg(long, value_delimiter = ',', value_name = "DIRS")]
+    pub ensemble: Vec<PathBuf>,
     /// Training batches to calibrate the int8 export.
     #[arg(long, default_value_t = 16)]
     pub calibration_batches: usize,
@@ -60,7 +64,10 @@ impl BenchArgs {
     pub fn run(self) -> Result<(), CliError> {
         match self.which {
             Bench::Methods(a) => {
-                let all = BenchRow::defaults();
+                let mut all = BenchRow::defaults();
+                if !a.ensemble.is_empty() {
+                    all.extend(BenchRow::ensemble(&a.ensemble));
+                }
                 let rows = match &a.methods {
                     None => all,
                     Some(names) => names
