@@ -119,6 +119,8 @@ pub struct MethodsBenchOptions {
     pub overrides: Vec<String>,
     /// Training batches to calibrate the int8 export.
     pub calibration_batches: usize,
+    /// Only tabulate the runs already finished in `out`; train nothing.
+    pub report_only: bool,
 }
 
 /// One finished run.
@@ -155,21 +157,28 @@ fn peak_rss() -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn one_run(o: &MethodsBenchOptions, row: &BenchRow, seed: u64) -> Result<RunResult> {
-    let dir = o
-        .out
+fn result_path(o: &MethodsBenchOptions, row: &BenchRow, seed: u64) -> PathBuf {
+    o.out
         .join(row.key.replace('+', "-"))
-        .join(format!("seed{seed}"));
-    let result_path = dir.join("result.json");
-    if let Ok(text) = std::fs::read_to_string(&result_path) {
-        if let Ok(r) = serde_json::from_str::<RunResult>(&text) {
-            println!(
-                "== {} seed {seed}: done before ({})",
-                row.key,
-                result_path.display()
-            );
-            return Ok(r);
-        }
+        .join(format!("seed{seed}"))
+        .join("result.json")
+}
+
+fn finished(o: &MethodsBenchOptions, row: &BenchRow, seed: u64) -> Option<RunResult> {
+    let text = std::fs::read_to_string(result_path(o, row, seed)).ok()?;
+    serde_json::from_str::<RunResult>(&text).ok()
+}
+
+fn one_run(o: &MethodsBenchOptions, row: &BenchRow, seed: u64) -> Result<RunResult> {
+    let result_path = result_path(o, row, seed);
+    let dir = result_path.parent().context("run directory")?.to_path_buf();
+    if let Some(r) = finished(o, row, seed) {
+        println!(
+            "== {} seed {seed}: done before ({})",
+            row.key,
+            result_path.display()
+        );
+        return Ok(r);
     }
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
@@ -304,6 +313,10 @@ pub fn run_methods_bench(o: &MethodsBenchOptions) -> Result<String> {
     let mut results = Vec::new();
     for row in &o.rows {
         for &seed in &o.seeds {
+            if o.report_only {
+                results.extend(finished(o, row, seed));
+                continue;
+            }
             let r = one_run(o, row, seed).with_context(|| format!("{} seed {seed}", row.key))?;
             results.push(r);
             let table = render(&results, &o.rows);

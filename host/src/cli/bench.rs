@@ -54,6 +54,9 @@ pub struct MethodsArgs {
     /// Training batches to calibrate the int8 export.
     #[arg(long, default_value_t = 16)]
     pub calibration_batches: usize,
+    /// Only tabulate the runs already finished in `--out`; train nothing.
+    #[arg(long)]
+    pub report_only: bool,
 }
 
 impl BenchArgs {
@@ -91,6 +94,7 @@ impl BenchArgs {
                     epochs: a.epochs,
                     overrides: a.overrides,
                     calibration_batches: a.calibration_batches,
+                    report_only: a.report_only,
                 };
                 let table = run_methods_bench(&o)?;
                 println!("\n{table}\n(also in {}/methods.md)", o.out.display());
