@@ -25,7 +25,9 @@
 //! let blob = b.finish().unwrap();
 //! let desc = validate(&blob).unwrap();
 //! assert_eq!(desc.op_count(), 3);
-//! assert_eq!(desc.arena_size(), 48); // 16 input bytes + 32 conv output bytes, then reused
+//! // 16 input bytes, 32 conv output bytes and the conv's im2col scratch (SPEC §5.1), reused
+//! // across ops by the memory plan.
+//! assert_eq!(desc.arena_size(), 144);
 //! ```
 
 use alloc::string::String;
