@@ -29,6 +29,15 @@ fn tile_step(w: u32, x: &[u32; 8], a: &mut [i32; COLS]) {
     a[3] = smlad(wo, x3o, smlad(we, x3e, a[3]));
 }
 
+/// Column `j` of one im2col group (its two words).
+#[inline(always)]
+fn put(group: &mut [u32; 2 * COLS], j: usize, pair: [u32; 2]) {
+    let (cols, _) = group.as_chunks_mut::<2>();
+    if let Some(c) = cols.get_mut(j % COLS) {
+        *c = pair;
+    }
+}
+
 /// The last `k mod 4` weights of a row as a zero-padded word.
 #[inline(always)]
 fn tail_word(tail: &[u8]) -> u32 {
@@ -56,10 +65,13 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
     }
     let k = kh * kw * ic;
     let groups = k.div_ceil(4);
+    let weights = op.weights.bytes();
+    if weights.len() != oc * k {
+        return Ok(false);
+    }
     let Some(cols) = words(scratch, groups * 2 * COLS) else {
         return Ok(false);
     };
-    let weights = op.weights.bytes();
     let xb = as_bytes(x.data);
     let off = offset_pair(x.zero_point);
     let zp_in = i32::from(x.zero_point);
@@ -70,104 +82,142 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
     while p0 < pixels {
         let n = COLS.min(pixels - p0);
         // 1. im2col: column j ← the receptive field of output pixel p0 + j, minus the zero point.
-        for j in 0..COLS {
+        // Columns past `n` keep whatever they held: their sums are never stored.
+        let (tile, _) = cols.as_chunks_mut::<{ 2 * COLS }>();
+        for j in 0..n {
             let p = p0 + j;
-            if j >= n {
-                for g in cols.chunks_exact_mut(2 * COLS) {
-                    if let Some(c) = g.get_mut(2 * j..2 * j + 2) {
-                        c.fill(0);
-                    }
-                }
-                continue;
-            }
             let (oy, ox) = (p / ow, p % ow);
             let (iy0, ky0, ny) = clip(oy, sh, pt, kh, ih);
             let (ix0, kx0, nx) = clip(ox, sw, pl, kw, iw);
+            let inside =
+                |ky: usize, kx: usize| ky >= ky0 && ky < ky0 + ny && kx >= kx0 && kx < kx0 + nx;
+            let src = |ky: usize, kx: usize| ((iy0 + ky - ky0) * iw + ix0 + kx - kx0) * ic;
             if ic % 4 == 0 {
                 // Whole words: each tap is ic/4 groups; padded taps are zeros.
-                let per_tap = ic / 4;
+                let mut dst = tile.iter_mut();
                 for ky in 0..kh {
                     for kx in 0..kw {
-                        let g0 = (ky * kw + kx) * per_tap;
-                        let inside = ky >= ky0 && ky < ky0 + ny && kx >= kx0 && kx < kx0 + nx;
-                        let dst = need(cols.get_mut(g0 * 2 * COLS..(g0 + per_tap) * 2 * COLS))?;
-                        if inside {
-                            let (iy, ix) = (iy0 + ky - ky0, ix0 + kx - kx0);
-                            let s = (iy * iw + ix) * ic;
-                            let src = need(xb.get(s..s + ic))?;
-                            let (src, _) = src.as_chunks::<4>();
-                            for (d, s) in dst.chunks_exact_mut(2 * COLS).zip(src) {
-                                let v = u32::from_le_bytes(*s);
-                                if let Some(d) = d.get_mut(2 * j..2 * j + 2) {
-                                    d.copy_from_slice(&[sxtab16(off, v), sxtab16_ror8(off, v)]);
-                                }
+                        if inside(ky, kx) {
+                            let s = src(ky, kx);
+                            let (words, _) = need(xb.get(s..s + ic))?.as_chunks::<4>();
+                            for w in words {
+                                let v = u32::from_le_bytes(*w);
+                                put(
+                                    need(dst.next())?,
+                                    j,
+                                    [sxtab16(off, v), sxtab16_ror8(off, v)],
+                                );
                             }
                         } else {
-                            for d in dst.chunks_exact_mut(2 * COLS) {
-                                if let Some(d) = d.get_mut(2 * j..2 * j + 2) {
-                                    d.fill(0);
-                                }
+                            for _ in 0..ic / 4 {
+                                put(need(dst.next())?, j, [0, 0]);
                             }
                         }
                     }
                 }
             } else {
-                // Value by value (e.g. one input channel): k = (ky·kw + kx)·ic + c.
-                let value = |kk: usize| -> i32 {
-                    if kk >= k {
-                        return 0;
+                // Value by value (e.g. one input channel), four at a time into a pair of words;
+                // the last group is padded with zeros (the weights read past a row meet them).
+                let mut dst = tile.iter_mut();
+                let mut v = [0i32; 4];
+                let mut r = 0usize;
+                let mut push = |val: i32| -> Result<()> {
+                    if let Some(slot) = v.get_mut(r % 4) {
+                        *slot = val;
                     }
-                    let (tap, c) = (kk / ic, kk % ic);
-                    let (ky, kx) = (tap / kw, tap % kw);
-                    if ky < ky0 || ky >= ky0 + ny || kx < kx0 || kx >= kx0 + nx {
-                        return 0;
+                    r += 1;
+                    if r == 4 {
+                        let [v0, v1, v2, v3] = v;
+                        put(need(dst.next())?, j, [pack16(v0, v2), pack16(v1, v3)]);
+                        r = 0;
                     }
-                    let (iy, ix) = (iy0 + ky - ky0, ix0 + kx - kx0);
-                    x.data
-                        .get((iy * iw + ix) * ic + c)
-                        .map_or(0, |&v| i32::from(v) - zp_in)
+                    Ok(())
                 };
-                for (g, d) in cols.chunks_exact_mut(2 * COLS).enumerate() {
-                    let b = 4 * g;
-                    if let Some(d) = d.get_mut(2 * j..2 * j + 2) {
-                        d.copy_from_slice(&[
-                            pack16(value(b), value(b + 2)),
-                            pack16(value(b + 1), value(b + 3)),
-                        ]);
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        if inside(ky, kx) {
+                            let s = src(ky, kx);
+                            for &b in need(x.data.get(s..s + ic))? {
+                                push(i32::from(b) - zp_in)?;
+                            }
+                        } else {
+                            for _ in 0..ic {
+                                push(0)?;
+                            }
+                        }
                     }
+                }
+                for _ in k..4 * groups {
+                    push(0)?;
                 }
             }
         }
         // 2. Every output channel against the four columns.
         let (tile, _) = cols.as_chunks::<{ 2 * COLS }>();
-        for o in 0..oc {
-            let row = need(weights.get(o * k..(o + 1) * k))?;
-            let b = need(op.bias.get(o))?;
-            let mut a = [b; COLS];
-            let (wq, wt) = row.as_chunks::<4>();
-            let steps = wq.len().min(tile.len());
-            if steps > 0 {
-                // SAFETY: `steps` groups of 4 weights lie in `row` and `steps` tiles of 8 words
-                // in `cols`, which `words()` returned 4-aligned.
-                unsafe { tile_1x4(row.as_ptr(), cols.as_ptr(), steps, &mut a) };
-            }
-            if !wt.is_empty() {
-                tile_step(tail_word(wt), need(tile.get(wq.len()))?, &mut a);
-            }
-            let rq = Rq::new(
-                need(op.requant.multipliers.get(o))?,
-                i32::from(need(op.requant.shifts.get(o))?),
-                zp_out,
-                op.act_min,
-                op.act_max,
-            );
-            for (j, &acc) in a.iter().enumerate().take(n) {
-                *need(y.data.get_mut((p0 + j) * oc + o))? = rq.out(acc);
-            }
+        if tile.len() != groups {
+            return Ok(false);
         }
+        channels(op, k, tile, zp_out, y.data, p0, n, oc)?;
         p0 += n;
     }
     Ok(true)
+}
+
+/// Step 2 of [`conv2d`] for one tile of `n ≤ 4` output pixels from `p0`: every output channel
+/// against the four im2col columns, requantized into `y`. A row's last partial group reads on
+/// into the next row's weights, which meet the zero padding of the columns; only the last row,
+/// where that would leave the weights, takes the zero-padded tail word. (A function of its own:
+/// inlined into the fill loop it loses its registers to the stack.)
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn channels(
+    op: &Conv2dOp<'_>,
+    k: usize,
+    tile: &[[u32; 2 * COLS]],
+    zp_out: i32,
+    y: &mut [i8],
+    p0: usize,
+    n: usize,
+    oc: usize,
+) -> Result<()> {
+    let weights = op.weights.bytes();
+    let groups = tile.len();
+    let full = k / 4;
+    for o in 0..oc {
+        let at = o * k;
+        let b = need(op.bias.get(o))?;
+        let mut a = [b; COLS];
+        let readable = weights.len().saturating_sub(at);
+        let steps = if readable >= 4 * groups { groups } else { full };
+        if steps > 0 && readable >= 4 * steps {
+            // SAFETY: `steps` groups of 4 weights lie in `weights[at..]` (checked just above)
+            // and `steps ≤ groups = tile.len()` tiles of 8 words, 4-aligned as `[u32; 8]`.
+            unsafe {
+                tile_1x4(
+                    weights.as_ptr().add(at),
+                    tile.as_ptr().cast(),
+                    steps,
+                    &mut a,
+                )
+            };
+        }
+        if steps < groups {
+            let tail = need(weights.get(at + 4 * full..at + k))?;
+            tile_step(tail_word(tail), need(tile.get(full))?, &mut a);
+        }
+        let rq = Rq::new(
+            need(op.requant.multipliers.get(o))?,
+            i32::from(need(op.requant.shifts.get(o))?),
+            zp_out,
+            op.act_min,
+            op.act_max,
+        );
+        let base = p0 * oc + o;
+        for (j, &acc) in a.iter().enumerate().take(n) {
+            *need(y.get_mut(base + j * oc))? = rq.out(acc);
+        }
+    }
+    Ok(())
 }
 
 /// Depthwise conv2d (`groups = in = out`): four channels at a time as the pairs (0, 2) and

@@ -64,13 +64,24 @@ impl Rq {
     #[inline(always)]
     pub(crate) fn out(&self, acc: i32) -> i8 {
         let r = if self.high_shift != 0 {
-            let high = ((i64::from(acc) * i64::from(self.multiplier)) >> 32) as i32;
-            high.wrapping_add(self.round) >> self.high_shift
+            // high + round in one `SMMLA` (the rounding term has no low word). |high| ≤ 2^30
+            // and round ≤ 2^29, so nothing wraps; after the shift (≥ 1) adding the zero point
+            // cannot overflow either, so no saturating add is needed on this path.
+            let acc_round =
+                i64::from(acc) * i64::from(self.multiplier) + (i64::from(self.round) << 32);
+            ((acc_round >> 32) as i32 >> self.high_shift) + self.zp
         } else {
-            requantize(acc, self.multiplier, self.shift)
+            general(acc, self.multiplier, self.shift, self.zp)
         };
-        r.saturating_add(self.zp).max(self.min).min(self.max) as i8
+        r.max(self.min).min(self.max) as i8
     }
+}
+
+/// The rare path of [`Rq::out`] (real multipliers of 0.5 or more), kept out of the hot loops.
+#[cold]
+#[inline(never)]
+fn general(acc: i32, multiplier: i32, shift: i32, zp: i32) -> i32 {
+    requantize(acc, multiplier, shift).saturating_add(zp)
 }
 
 /// The input offset `−zp` in both halfwords, for `SXTAB16`.

@@ -110,11 +110,14 @@ mod imp {
         let [mut a0, mut a1, mut a2, mut a3] = *a;
         // SAFETY: the loop reads 4·groups bytes from `w` (LDR: unaligned allowed on ARMv7-M)
         // and 8·groups words from the 4-aligned `x` (LDRD needs word alignment), which the
-        // caller guarantees; `groups ≥ 1` because the loop runs at least once. Only the declared
+        // caller guarantees; `groups ≥ 1`, so an odd count ends at 0 after its single step and an
+        // even one is ≥ 2 and reaches 0 in the two-step loop. Only the declared
         // registers are written; no stack use. SMLAD may set the Q flag.
         unsafe {
             asm!(
-                "2:",
+                // An odd count first takes one step, then the loop runs two steps per pass.
+                "tst {n}, #1",
+                "beq 3f",
                 "ldr {w}, [{wp}], #4",
                 "ldrd {xe}, {xo}, [{xp}], #8",
                 "sxtb16 {wo}, {w}, ror #8",
@@ -131,7 +134,41 @@ mod imp {
                 "smlad {a3}, {w}, {xe}, {a3}",
                 "smlad {a3}, {wo}, {xo}, {a3}",
                 "subs {n}, {n}, #1",
-                "bne 2b",
+                "beq 4f",
+                "3:",
+                "ldr {w}, [{wp}], #4",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a0}, {w}, {xe}, {a0}",
+                "smlad {a0}, {wo}, {xo}, {a0}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "smlad {a1}, {w}, {xe}, {a1}",
+                "smlad {a1}, {wo}, {xo}, {a1}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "smlad {a2}, {w}, {xe}, {a2}",
+                "smlad {a2}, {wo}, {xo}, {a2}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "smlad {a3}, {w}, {xe}, {a3}",
+                "smlad {a3}, {wo}, {xo}, {a3}",
+                "ldr {w}, [{wp}], #4",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a0}, {w}, {xe}, {a0}",
+                "smlad {a0}, {wo}, {xo}, {a0}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "smlad {a1}, {w}, {xe}, {a1}",
+                "smlad {a1}, {wo}, {xo}, {a1}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "smlad {a2}, {w}, {xe}, {a2}",
+                "smlad {a2}, {wo}, {xo}, {a2}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "smlad {a3}, {w}, {xe}, {a3}",
+                "smlad {a3}, {wo}, {xo}, {a3}",
+                "subs {n}, {n}, #2",
+                "bne 3b",
+                "4:",
                 wp = inout(reg) w => _,
                 xp = inout(reg) x => _,
                 n = inout(reg) groups => _,
