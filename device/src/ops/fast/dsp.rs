@@ -84,7 +84,7 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
         // 1. im2col: column j ← the receptive field of output pixel p0 + j, minus the zero point.
         // Columns past `n` keep whatever they held: their sums are never stored.
         let (tile, _) = cols.as_chunks_mut::<{ 2 * COLS }>();
-        for j in 0..n {
+        for j in (0..n).filter(|_| ic % 4 == 0) {
             let p = p0 + j;
             let (oy, ox) = (p / ow, p % ow);
             let (iy0, ky0, ny) = clip(oy, sh, pt, kh, ih);
@@ -92,7 +92,7 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
             let inside =
                 |ky: usize, kx: usize| ky >= ky0 && ky < ky0 + ny && kx >= kx0 && kx < kx0 + nx;
             let src = |ky: usize, kx: usize| ((iy0 + ky - ky0) * iw + ix0 + kx - kx0) * ic;
-            if ic % 4 == 0 {
+            {
                 // Whole words: each tap is ic/4 groups; padded taps are zeros.
                 let mut dst = tile.iter_mut();
                 for ky in 0..kh {
@@ -115,41 +115,27 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
                         }
                     }
                 }
-            } else {
-                // Value by value (e.g. one input channel), four at a time into a pair of words;
-                // the last group is padded with zeros (the weights read past a row meet them).
-                let mut dst = tile.iter_mut();
-                let mut v = [0i32; 4];
-                let mut r = 0usize;
-                let mut push = |val: i32| -> Result<()> {
-                    if let Some(slot) = v.get_mut(r % 4) {
-                        *slot = val;
-                    }
-                    r += 1;
-                    if r == 4 {
-                        let [v0, v1, v2, v3] = v;
-                        put(need(dst.next())?, j, [pack16(v0, v2), pack16(v1, v3)]);
-                        r = 0;
-                    }
-                    Ok(())
+            }
+        }
+        if ic % 4 != 0 {
+            // Value by value (e.g. one input channel), through a halfword view of the columns;
+            // every column's last group is padded with zeros (the weights read past a row
+            // meet them).
+            let Some(h) = super::halves(&mut *cols_bytes(cols), groups * 4 * COLS) else {
+                return Ok(false);
+            };
+            for j in 0..n {
+                let p = p0 + j;
+                let (oy, ox) = (p / ow, p % ow);
+                let win = Window {
+                    rows: clip(oy, sh, pt, kh, ih),
+                    cols: clip(ox, sw, pl, kw, iw),
+                    kh,
+                    kw,
+                    iw,
+                    ic,
                 };
-                for ky in 0..kh {
-                    for kx in 0..kw {
-                        if inside(ky, kx) {
-                            let s = src(ky, kx);
-                            for &b in need(x.data.get(s..s + ic))? {
-                                push(i32::from(b) - zp_in)?;
-                            }
-                        } else {
-                            for _ in 0..ic {
-                                push(0)?;
-                            }
-                        }
-                    }
-                }
-                for _ in k..4 * groups {
-                    push(0)?;
-                }
+                fill_values(h, j, x.data, &win, zp_in, 4 * groups)?;
             }
         }
         // 2. Every output channel against the four columns.
@@ -161,6 +147,68 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
         p0 += n;
     }
     Ok(true)
+}
+
+/// A receptive field: `(first input index, first kernel index, count)` per axis (see `clip`).
+struct Window {
+    rows: (usize, usize, usize),
+    cols: (usize, usize, usize),
+    kh: usize,
+    kw: usize,
+    iw: usize,
+    ic: usize,
+}
+
+/// The words of the columns as bytes again (for the halfword view).
+fn cols_bytes(cols: &mut [u32]) -> &mut [u8] {
+    // SAFETY: any `u32` storage is valid as bytes; the borrow is exclusive and as long.
+    unsafe { core::slice::from_raw_parts_mut(cols.as_mut_ptr().cast::<u8>(), cols.len() * 4) }
+}
+
+/// Column `j` of the im2col, value by value into the halfword view `h`: value `kk` lands in
+/// group `kk / 4`, word `2j + kk mod 2`, halfword `kk mod 4 / 2` (the `SXTB16` pair order);
+/// values `k..k4` are zeros. Out of line, so that its loop keeps its registers.
+#[inline(never)]
+fn fill_values(
+    h: &mut [i16],
+    j: usize,
+    x: &[i8],
+    win: &Window,
+    zp_in: i32,
+    k4: usize,
+) -> Result<()> {
+    let (iy0, ky0, ny) = win.rows;
+    let (ix0, kx0, nx) = win.cols;
+    let base = 4 * (j % COLS);
+    let mut put = |kk: usize, v: i32| {
+        let r = kk & 3;
+        if let Some(e) = h.get_mut(16 * (kk >> 2) + base + (((r & 1) << 1) | (r >> 1))) {
+            *e = v as i16;
+        }
+    };
+    let mut kk = 0;
+    for ky in 0..win.kh {
+        let row_in = ky >= ky0 && ky < ky0 + ny;
+        for kx in 0..win.kw {
+            if row_in && kx >= kx0 && kx < kx0 + nx {
+                let s = ((iy0 + ky - ky0) * win.iw + ix0 + kx - kx0) * win.ic;
+                for &v in need(x.get(s..s + win.ic))? {
+                    put(kk, i32::from(v) - zp_in);
+                    kk += 1;
+                }
+            } else {
+                for _ in 0..win.ic {
+                    put(kk, 0);
+                    kk += 1;
+                }
+            }
+        }
+    }
+    while kk < k4 {
+        put(kk, 0);
+        kk += 1;
+    }
+    Ok(())
 }
 
 /// Step 2 of [`conv2d`] for one tile of `n ≤ 4` output pixels from `p0`: every output channel
@@ -183,10 +231,16 @@ fn channels(
     let weights = op.weights.bytes();
     let groups = tile.len();
     let full = k / 4;
-    for o in 0..oc {
+    let (bias, _) = op.bias.bytes().as_chunks::<4>();
+    let (mult, _) = op.requant.multipliers.bytes().as_chunks::<4>();
+    let shifts = op.requant.shifts.bytes();
+    // Checked once: every channel has its bias, multiplier and shift.
+    let last = oc.saturating_sub(1);
+    need(bias.get(last).zip(mult.get(last)).zip(shifts.get(last)))?;
+    let params = bias.iter().zip(mult).zip(shifts).take(oc);
+    for (o, ((b, m), &sh)) in params.enumerate() {
         let at = o * k;
-        let b = need(op.bias.get(o))?;
-        let mut a = [b; COLS];
+        let mut a = [i32::from_le_bytes(*b); COLS];
         let readable = weights.len().saturating_sub(at);
         let steps = if readable >= 4 * groups { groups } else { full };
         if steps > 0 && readable >= 4 * steps {
@@ -206,8 +260,8 @@ fn channels(
             tile_step(tail_word(tail), need(tile.get(full))?, &mut a);
         }
         let rq = Rq::new(
-            need(op.requant.multipliers.get(o))?,
-            i32::from(need(op.requant.shifts.get(o))?),
+            i32::from_le_bytes(*m),
+            i32::from(sh as i8),
             zp_out,
             op.act_min,
             op.act_max,
