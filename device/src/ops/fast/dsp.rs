@@ -187,6 +187,35 @@ fn fill_values(
         }
     };
     let mut kk = 0;
+    if win.ic == 1 {
+        // One input channel: each kernel row is one run of input bytes, zeros around it.
+        for ky in 0..win.kh {
+            let run = if ky >= ky0 && ky < ky0 + ny && nx > 0 {
+                let s = (iy0 + ky - ky0) * win.iw + ix0;
+                need(x.get(s..s + nx))?
+            } else {
+                &[]
+            };
+            let first = if run.is_empty() { win.kw } else { kx0 };
+            for _ in 0..first {
+                put(kk, 0);
+                kk += 1;
+            }
+            for &v in run {
+                put(kk, i32::from(v) - zp_in);
+                kk += 1;
+            }
+            for _ in first + run.len()..win.kw {
+                put(kk, 0);
+                kk += 1;
+            }
+        }
+        while kk < k4 {
+            put(kk, 0);
+            kk += 1;
+        }
+        return Ok(());
+    }
     for ky in 0..win.kh {
         let row_in = ky >= ky0 && ky < ky0 + ny;
         for kx in 0..win.kw {
