@@ -35,7 +35,12 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<()> {
         let (iy0, ky0, ny) = clip(oy, sh, pt, kh, ih);
         let (ix0, kx0, nx) = clip(ox, sw, pl, kw, iw);
         for (o, out) in out_px.iter_mut().enumerate() {
-            let g = o / ocg;
+            // No division for the common cases (depthwise, groups = 1): Cortex-M0 has no divider.
+            let g = match ocg {
+                1 => o,
+                _ if groups == 1 => 0,
+                _ => o / ocg,
+            };
             let w_o = need(weights.get(o * per_out..(o + 1) * per_out))?;
             let mut acc = need(op.bias.get(o))?;
             for dy in 0..ny {
