@@ -1,7 +1,8 @@
 //! Kernels for cores without the DSP extension (Cortex-M0/M0+, also M3): the reference's
-//! arithmetic, reorganised. The input is widened once to int16 with the zero point subtracted
-//! (no per-MAC subtraction, no per-tap bounds checks), and each weight, loaded once, is used for
-//! four output pixels (conv) or each widened input for two output rows (dense), unrolled.
+//! arithmetic, reorganised. Conv2d widens its im2col once to biased unsigned halfwords
+//! (`x − zp + 256`, corrected by `256·Σw` per sum) that a Thumb-1 micro-kernel reads with
+//! immediate offsets, each weight used for four output pixels; dense widens the input once to
+//! int16 (zero point subtracted) and uses each value for two output rows.
 
 use tinykd_format::{Conv2dOp, DenseOp};
 
