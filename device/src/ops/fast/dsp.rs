@@ -9,9 +9,10 @@
 use tinykd_format::{Conv2dOp, DenseOp};
 
 use super::simd::{
-    pack16, rows_2x1, smlabb, smlad, smlatt, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8, tile_1x4,
+    channels_1x4, pack16, rows_2x1, smlabb, smlad, smlatt, sxtab16, sxtab16_ror8, sxtb16,
+    sxtb16_ror8, tile_1x4,
 };
-use super::{as_bytes, load_u32, offset_pair, words, Rq};
+use super::{as_bytes, load_u32, offset_pair, words, ChannelLoop, Rq};
 use crate::error::{need, Result};
 use crate::ops::{clip, In, Out};
 
@@ -77,6 +78,16 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
     let zp_in = i32::from(x.zero_point);
     let zp_out = i32::from(y.zero_point);
     let pixels = y.data.len() / oc;
+    // The assembly channel loop needs every parameter present and every channel on the usual
+    // requantization path (total shift 33..=62, see `Rq`).
+    let shifts = op.requant.shifts.bytes();
+    let asm_rq = op.bias.len() >= oc
+        && op.requant.multipliers.len() >= oc
+        && shifts.len() >= oc
+        && shifts
+            .iter()
+            .take(oc)
+            .all(|&s| (-31..=-2).contains(&(s as i8)));
 
     let mut p0 = 0;
     while p0 < pixels {
@@ -143,7 +154,38 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
         if tile.len() != groups {
             return Ok(false);
         }
-        channels(op, k, tile, zp_out, y.data, p0, n, oc)?;
+        let mut o_start = 0;
+        if n == COLS && asm_rq && groups > 0 {
+            // The assembly loop for every channel whose row can be read on to a whole group.
+            let fast = (0..oc)
+                .take_while(|&o| weights.len() - o * k >= 4 * groups)
+                .count();
+            let out = need(y.data.get_mut(p0 * oc..(p0 + COLS) * oc))?;
+            if fast > 0 {
+                let mut cl = ChannelLoop {
+                    w: weights.as_ptr(),
+                    k,
+                    tile: tile.as_ptr().cast(),
+                    steps: groups,
+                    bias: op.bias.bytes().as_ptr(),
+                    mult: op.requant.multipliers.bytes().as_ptr(),
+                    shift: op.requant.shifts.bytes().as_ptr(),
+                    y: out.as_mut_ptr(),
+                    oc,
+                    zp: zp_out,
+                    min: i32::from(op.act_min),
+                    max: i32::from(op.act_max),
+                    count: fast,
+                };
+                // SAFETY: `fast ≥ 1` rows of `weights` readable for 4·groups bytes each (the
+                // `take_while` above), `tile` is `groups` aligned tiles, the bias, multipliers
+                // and shifts hold ≥ oc ≥ fast values (checked once per call: `asm_rq`), `out`
+                // holds the four pixels' oc outputs, and every shift lies in −31..=−2 (`asm_rq`).
+                unsafe { channels_1x4(&mut cl) };
+            }
+            o_start = fast;
+        }
+        channels(op, k, tile, zp_out, y.data, p0, n, oc, o_start)?;
         p0 += n;
     }
     Ok(true)
@@ -256,6 +298,7 @@ fn channels(
     p0: usize,
     n: usize,
     oc: usize,
+    o_start: usize,
 ) -> Result<()> {
     let weights = op.weights.bytes();
     let groups = tile.len();
@@ -267,7 +310,7 @@ fn channels(
     let last = oc.saturating_sub(1);
     need(bias.get(last).zip(mult.get(last)).zip(shifts.get(last)))?;
     let params = bias.iter().zip(mult).zip(shifts).take(oc);
-    for (o, ((b, m), &sh)) in params.enumerate() {
+    for (o, ((b, m), &sh)) in params.enumerate().skip(o_start) {
         let at = o * k;
         let mut a = [i32::from_le_bytes(*b); COLS];
         let readable = weights.len().saturating_sub(at);

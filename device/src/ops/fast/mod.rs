@@ -84,6 +84,42 @@ fn general(acc: i32, multiplier: i32, shift: i32, zp: i32) -> i32 {
     requantize(acc, multiplier, shift).saturating_add(zp)
 }
 
+/// The state of [`simd::channels_1x4`], the assembly channel loop of the DSP conv2d: read and
+/// advanced in place by field offset (`repr(C)`; the offsets below hold on 32-bit Arm).
+#[repr(C)]
+pub(crate) struct ChannelLoop {
+    /// The current channel's weight row.
+    pub(crate) w: *const u8,
+    /// Row length (`kh·kw·in`).
+    pub(crate) k: usize,
+    /// The im2col tile: `steps` groups of 8 words.
+    pub(crate) tile: *const u32,
+    pub(crate) steps: usize,
+    /// The current channel's bias and multiplier (little-endian `i32`) and shift (`i8`).
+    pub(crate) bias: *const u8,
+    pub(crate) mult: *const u8,
+    pub(crate) shift: *const u8,
+    /// The current channel's output at the tile's first pixel; pixels are `oc` apart.
+    pub(crate) y: *mut i8,
+    pub(crate) oc: usize,
+    pub(crate) zp: i32,
+    pub(crate) min: i32,
+    pub(crate) max: i32,
+    /// Channels left.
+    pub(crate) count: usize,
+}
+
+#[cfg(target_arch = "arm")]
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(ChannelLoop, k) == 4 && offset_of!(ChannelLoop, tile) == 8);
+    assert!(offset_of!(ChannelLoop, steps) == 12 && offset_of!(ChannelLoop, bias) == 16);
+    assert!(offset_of!(ChannelLoop, mult) == 20 && offset_of!(ChannelLoop, shift) == 24);
+    assert!(offset_of!(ChannelLoop, y) == 28 && offset_of!(ChannelLoop, oc) == 32);
+    assert!(offset_of!(ChannelLoop, zp) == 36 && offset_of!(ChannelLoop, min) == 40);
+    assert!(offset_of!(ChannelLoop, max) == 44 && offset_of!(ChannelLoop, count) == 48);
+};
+
 /// The input offset `−zp` in both halfwords, for `SXTAB16`.
 #[inline(always)]
 pub(crate) fn offset_pair(zp: i8) -> u32 {

@@ -186,6 +186,170 @@ mod imp {
         *a = [a0, a1, a2, a3];
     }
 
+    /// The whole channel loop of one full im2col tile (four output pixels), in assembly:
+    /// for each of `p.count` channels, bias, `p.steps` steps of [`tile_1x4`], then per pixel
+    /// `SMMLA` (high word + rounding term), `ASR`, zero point, clamp, `STRB` at stride `p.oc`.
+    /// Every channel's total shift must lie in 33..=62 (`shift` in −31..=−2), the fast path of
+    /// `Rq`.
+    ///
+    /// # Safety
+    /// `p.count ≥ 1` channels: rows `p.w + i·p.k` readable for `4·p.steps` bytes (`p.steps ≥ 1`),
+    /// `p.tile` 4-aligned and readable for `8·p.steps` words, `p.bias`/`p.mult` readable for
+    /// `4·p.count` bytes and `p.shift` for `p.count`, outputs `p.y + i + j·p.oc` (j < 4)
+    /// writable, and every shift in −31..=−2.
+    #[inline(always)]
+    pub(crate) unsafe fn channels_1x4(p: &mut crate::ops::fast::ChannelLoop) {
+        let p: *mut crate::ops::fast::ChannelLoop = p;
+        // SAFETY: the caller guarantees every address read or written (see above); `p` is an
+        // exclusive borrow, read and updated through `{ps}` at the field offsets of the
+        // `repr(C)` struct. The MAC loop is `tile_1x4`'s. No stack use; flags and the Q flag
+        // are clobbered (not declared preserved).
+        unsafe {
+            asm!(
+                "5:",
+                "ldr {w}, [{ps}, #16]",
+                "ldr {a0}, [{w}], #4",
+                "str {w}, [{ps}, #16]",
+                "mov {a1}, {a0}",
+                "mov {a2}, {a0}",
+                "mov {a3}, {a0}",
+                "ldrd {wp}, {w}, [{ps}, #0]",
+                "add {w}, {wp}, {w}",
+                "str {w}, [{ps}, #0]",
+                "ldrd {xp}, {n}, [{ps}, #8]",
+                "tst {n}, #1",
+                "beq 3f",
+                "ldr {w}, [{wp}], #4",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a0}, {w}, {xe}, {a0}",
+                "smlad {a0}, {wo}, {xo}, {a0}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "smlad {a1}, {w}, {xe}, {a1}",
+                "smlad {a1}, {wo}, {xo}, {a1}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "smlad {a2}, {w}, {xe}, {a2}",
+                "smlad {a2}, {wo}, {xo}, {a2}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "smlad {a3}, {w}, {xe}, {a3}",
+                "smlad {a3}, {wo}, {xo}, {a3}",
+                "subs {n}, {n}, #1",
+                "beq 4f",
+                "3:",
+                "ldr {w}, [{wp}], #4",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a0}, {w}, {xe}, {a0}",
+                "smlad {a0}, {wo}, {xo}, {a0}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "smlad {a1}, {w}, {xe}, {a1}",
+                "smlad {a1}, {wo}, {xo}, {a1}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "smlad {a2}, {w}, {xe}, {a2}",
+                "smlad {a2}, {wo}, {xo}, {a2}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "smlad {a3}, {w}, {xe}, {a3}",
+                "smlad {a3}, {wo}, {xo}, {a3}",
+                "ldr {w}, [{wp}], #4",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a0}, {w}, {xe}, {a0}",
+                "smlad {a0}, {wo}, {xo}, {a0}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "smlad {a1}, {w}, {xe}, {a1}",
+                "smlad {a1}, {wo}, {xo}, {a1}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "smlad {a2}, {w}, {xe}, {a2}",
+                "smlad {a2}, {wo}, {xo}, {a2}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "smlad {a3}, {w}, {xe}, {a3}",
+                "smlad {a3}, {wo}, {xo}, {a3}",
+                "subs {n}, {n}, #2",
+                "bne 3b",
+                "4:",
+                // Requantization parameters of this channel (wp, xp, n, w, xe, xo are free).
+                "ldr {w}, [{ps}, #20]",
+                "ldr {wp}, [{w}], #4",
+                "str {w}, [{ps}, #20]",
+                "ldr {w}, [{ps}, #24]",
+                "ldrsb {xp}, [{w}], #1",
+                "str {w}, [{ps}, #24]",
+                "mvn {xp}, {xp}",
+                "sub {w}, {xp}, #1",
+                "mov {n}, #1",
+                "lsl {n}, {n}, {w}",
+                "ldr {wo}, [{ps}, #36]",
+                "ldrd {xe}, {xo}, [{ps}, #40]",
+                "smmla {a0}, {a0}, {wp}, {n}",
+                "asr {a0}, {a0}, {xp}",
+                "add {a0}, {a0}, {wo}",
+                "cmp {a0}, {xe}",
+                "it lt",
+                "movlt {a0}, {xe}",
+                "cmp {a0}, {xo}",
+                "it gt",
+                "movgt {a0}, {xo}",
+                "smmla {a1}, {a1}, {wp}, {n}",
+                "asr {a1}, {a1}, {xp}",
+                "add {a1}, {a1}, {wo}",
+                "cmp {a1}, {xe}",
+                "it lt",
+                "movlt {a1}, {xe}",
+                "cmp {a1}, {xo}",
+                "it gt",
+                "movgt {a1}, {xo}",
+                "smmla {a2}, {a2}, {wp}, {n}",
+                "asr {a2}, {a2}, {xp}",
+                "add {a2}, {a2}, {wo}",
+                "cmp {a2}, {xe}",
+                "it lt",
+                "movlt {a2}, {xe}",
+                "cmp {a2}, {xo}",
+                "it gt",
+                "movgt {a2}, {xo}",
+                "smmla {a3}, {a3}, {wp}, {n}",
+                "asr {a3}, {a3}, {xp}",
+                "add {a3}, {a3}, {wo}",
+                "cmp {a3}, {xe}",
+                "it lt",
+                "movlt {a3}, {xe}",
+                "cmp {a3}, {xo}",
+                "it gt",
+                "movgt {a3}, {xo}",
+                "ldrd {w}, {n}, [{ps}, #28]",
+                "strb {a0}, [{w}]",
+                "add {wp}, {w}, {n}",
+                "strb {a1}, [{wp}]",
+                "add {wp}, {wp}, {n}",
+                "strb {a2}, [{wp}]",
+                "add {wp}, {wp}, {n}",
+                "strb {a3}, [{wp}]",
+                "add {w}, {w}, #1",
+                "str {w}, [{ps}, #28]",
+                "ldr {w}, [{ps}, #48]",
+                "subs {w}, {w}, #1",
+                "str {w}, [{ps}, #48]",
+                "bne 5b",
+                ps = in(reg) p,
+                a0 = out(reg) _,
+                a1 = out(reg) _,
+                a2 = out(reg) _,
+                a3 = out(reg) _,
+                wp = out(reg) _,
+                xp = out(reg) _,
+                n = out(reg) _,
+                w = out(reg) _,
+                wo = out(reg) _,
+                xe = out(reg) _,
+                xo = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+
     /// The dense micro-kernel: two weight rows (`w0`, `w1`, int8) against one widened input
     /// (`x`, 2 words per step of four), `groups` steps.
     ///
@@ -294,6 +458,34 @@ mod imp {
                 );
                 *acc = smlad(wo, xo, smlad(we, xe, *acc));
             }
+        }
+    }
+
+    /// Stand-in for the Arm channel loop (same contract and arithmetic).
+    ///
+    /// # Safety
+    /// As the Arm version.
+    pub(crate) unsafe fn channels_1x4(p: &mut crate::ops::fast::ChannelLoop) {
+        while p.count > 0 {
+            // SAFETY: within the ranges the caller guarantees.
+            unsafe {
+                let b = i32::from_le_bytes(core::ptr::read_unaligned(p.bias.cast::<[u8; 4]>()));
+                let m = i32::from_le_bytes(core::ptr::read_unaligned(p.mult.cast::<[u8; 4]>()));
+                let hs = !i32::from(*p.shift.cast::<i8>());
+                let mut a = [b; 4];
+                tile_1x4(p.w, p.tile, p.steps, &mut a);
+                for (j, acc) in a.into_iter().enumerate() {
+                    let high = (i64::from(acc) * i64::from(m) + (1i64 << (hs - 1 + 32))) >> 32;
+                    let r = ((high as i32) >> hs) + p.zp;
+                    *p.y.add(j * p.oc) = r.max(p.min).min(p.max) as i8;
+                }
+                p.w = p.w.add(p.k);
+                p.bias = p.bias.add(4);
+                p.mult = p.mult.add(4);
+                p.shift = p.shift.add(1);
+                p.y = p.y.add(1);
+            }
+            p.count -= 1;
         }
     }
 
