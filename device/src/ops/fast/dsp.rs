@@ -9,10 +9,10 @@
 use tinykd_format::{Conv2dOp, DenseOp};
 
 use super::simd::{
-    channels_1x4, pack16, rows_2x1, smlabb, smlad, smlatt, sxtab16, sxtab16_ror8, sxtb16,
-    sxtb16_ror8, tile_1x4,
+    channels_1x4, dw_row1, dw_row2, dw_row3, pack16, rows_2x1, smlad, sxtab16, sxtab16_ror8,
+    sxtb16, sxtb16_ror8, tile_1x4,
 };
-use super::{as_bytes, load_u32, offset_pair, words, ChannelLoop, Rq};
+use super::{as_bytes, offset_pair, words, ChannelLoop, Rq};
 use crate::error::{need, Result};
 use crate::ops::{clip, In, Out};
 
@@ -347,9 +347,10 @@ fn channels(
 }
 
 /// Depthwise conv2d (`groups = in = out`): four channels at a time as the pairs (0, 2) and
-/// (1, 3), one `SXTAB16` per pair of inputs and `SMLABB`/`SMLATT` per MAC, against the weights
-/// repacked once per call into `scratch` as int16 pairs `[tap][group][(w0,w2), (w1,w3)]`.
-/// Channels past the last multiple of 4 run the plain way.
+/// (1, 3), one `SXTAB16` per pair of inputs and `SMLABB`/`SMLATT` per MAC (an `asm!` micro-kernel
+/// per kernel row), against the weights repacked once per call into `scratch` as int16 pairs
+/// `[group][tap][(w0,w2), (w1,w3)]`. Groups outside, pixels inside, so a group's requantization
+/// parameters are set up once. Channels past the last multiple of 4 run the plain way.
 pub(crate) fn depthwise(
     op: &Conv2dOp<'_>,
     x: In<'_>,
@@ -384,7 +385,7 @@ pub(crate) fn depthwise(
             .map_or(0, |&v| i32::from(v as i8))
     };
     for (i, pair) in packed.chunks_exact_mut(2).enumerate() {
-        let (t, g) = (i / g_all, i % g_all);
+        let (g, t) = (i / taps, i % taps);
         let ch = 4 * g;
         pair.copy_from_slice(&[
             pack16(w(ch, t), if ch + 2 < c { w(ch + 2, t) } else { 0 }),
@@ -408,52 +409,74 @@ pub(crate) fn depthwise(
             op.act_max,
         ))
     };
-
-    for (p, out_px) in y.data.chunks_exact_mut(c).enumerate() {
+    let pixels = y.data.len() / c;
+    // Every input byte pixel p reads lies below `end(p)` (the last tap's pixel, all channels).
+    let window = |p: usize| {
         let (oy, ox) = (p / ow, p % ow);
-        let (iy0, ky0, ny) = clip(oy, sh, pt, kh, ih);
-        let (ix0, kx0, nx) = clip(ox, sw, pl, kw, iw);
-        // Every input byte this pixel reads lies below `end` (the last tap's pixel, all channels).
+        let rows = clip(oy, sh, pt, kh, ih);
+        let cols = clip(ox, sw, pl, kw, iw);
+        let (iy0, _, ny) = rows;
+        let (ix0, _, nx) = cols;
         let end = if ny > 0 && nx > 0 {
             ((iy0 + ny - 1) * iw + ix0 + nx) * c
         } else {
             0
         };
-        if end > xb.len() {
-            return Ok(false);
+        (rows, cols, end)
+    };
+
+    for g in 0..g_full {
+        let ch = 4 * g;
+        let rqs = [rq(ch)?, rq(ch + 1)?, rq(ch + 2)?, rq(ch + 3)?];
+        let mut bias = [0i32; 4];
+        for (i, b) in bias.iter_mut().enumerate() {
+            *b = need(op.bias.get(ch + i))?;
         }
-        for g in 0..g_full {
-            let ch = 4 * g;
-            let mut a = [0i32; 4];
-            for (i, a) in a.iter_mut().enumerate() {
-                *a = need(op.bias.get(ch + i))?;
+        let wg = need(packed.get(g * taps * 2..(g + 1) * taps * 2))?;
+        for p in 0..pixels {
+            let ((iy0, ky0, ny), (ix0, kx0, nx), end) = window(p);
+            if end > xb.len() {
+                return Ok(false);
             }
+            let mut a = bias;
             for dy in 0..ny {
-                let row = (iy0 + dy) * iw + ix0;
-                let t_row = (ky0 + dy) * kw + kx0;
-                for dx in 0..nx {
-                    let at = (row + dx) * c + ch;
-                    // SAFETY: at + 4 ≤ (last tap pixel + 1)·c = end ≤ xb.len(), checked above
-                    // (ch + 4 ≤ c for a full group).
-                    let v = unsafe { load_u32(xb, at) };
-                    let t = (t_row + dx) * g_all + g;
-                    let (Some(&we), Some(&wo)) = (packed.get(2 * t), packed.get(2 * t + 1)) else {
-                        return Ok(false);
-                    };
-                    let (xe, xo) = (sxtab16(off, v), sxtab16_ror8(off, v));
-                    a[0] = smlabb(xe, we, a[0]);
-                    a[2] = smlatt(xe, we, a[2]);
-                    a[1] = smlabb(xo, wo, a[1]);
-                    a[3] = smlatt(xo, wo, a[3]);
+                let mut at = ((iy0 + dy) * iw + ix0) * c + ch;
+                let mut t = (ky0 + dy) * kw + kx0;
+                if 2 * (t + nx) > wg.len() {
+                    return Ok(false);
+                }
+                let mut left = nx;
+                while left > 0 {
+                    let step = left.min(3);
+                    // SAFETY: the taps read the input words at `at + i·c` (i < step), all
+                    // below `end` ≤ xb.len() (ch + 4 ≤ c for a full group), and the weight
+                    // pairs `wg[2t..2(t + step)]`, inside `wg` (checked above; `packed` is
+                    // 4-aligned words).
+                    unsafe {
+                        let (xp, wp) = (xb.as_ptr().add(at), wg.as_ptr().add(2 * t));
+                        match step {
+                            3 => dw_row3(&mut a, xp, c, wp, off),
+                            2 => dw_row2(&mut a, xp, c, wp, off),
+                            _ => dw_row1(&mut a, xp, c, wp, off),
+                        }
+                    }
+                    at += step * c;
+                    t += step;
+                    left -= step;
                 }
             }
-            let dst = need(out_px.get_mut(ch..ch + 4))?;
-            for (i, (d, acc)) in dst.iter_mut().zip(a).enumerate() {
-                *d = rq(ch + i)?.out(acc);
+            let out = need(y.data.get_mut(p * c + ch..p * c + ch + 4))?;
+            for ((d, acc), rq) in out.iter_mut().zip(a).zip(&rqs) {
+                *d = rq.out(acc);
             }
         }
-        for ch in 4 * g_full..c {
-            let mut acc = need(op.bias.get(ch))?;
+    }
+    for ch in 4 * g_full..c {
+        let rq = rq(ch)?;
+        let bias = need(op.bias.get(ch))?;
+        for p in 0..pixels {
+            let ((iy0, ky0, ny), (ix0, kx0, nx), _) = window(p);
+            let mut acc = bias;
             for dy in 0..ny {
                 for dx in 0..nx {
                     let at = ((iy0 + dy) * iw + ix0 + dx) * c + ch;
@@ -462,7 +485,7 @@ pub(crate) fn depthwise(
                     acc = acc.wrapping_add(xv * w(ch, t));
                 }
             }
-            *need(out_px.get_mut(ch))? = rq(ch)?.out(acc);
+            *need(y.data.get_mut(p * c + ch))? = rq.out(acc);
         }
     }
     Ok(true)

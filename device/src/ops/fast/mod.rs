@@ -154,18 +154,6 @@ pub(crate) fn as_bytes(x: &[i8]) -> &[u8] {
     unsafe { core::slice::from_raw_parts(x.as_ptr().cast::<u8>(), x.len()) }
 }
 
-/// Little-endian word at `bytes[at..at + 4]` (an unaligned `LDR` on Cortex-M4).
-///
-/// # Safety
-/// `at + 4 <= bytes.len()`.
-#[inline(always)]
-pub(crate) unsafe fn load_u32(bytes: &[u8], at: usize) -> u32 {
-    debug_assert!(at + 4 <= bytes.len());
-    // SAFETY: the caller guarantees the four bytes lie inside `bytes`.
-    let b = unsafe { core::ptr::read_unaligned(bytes.as_ptr().add(at).cast::<[u8; 4]>()) };
-    u32::from_le_bytes(b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

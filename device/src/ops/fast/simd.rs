@@ -74,30 +74,6 @@ mod imp {
         r
     }
 
-    /// `SMLABB r, a, b, acc`: `acc + a.bottom·b.bottom`.
-    #[inline(always)]
-    pub(crate) fn smlabb(a: u32, b: u32, acc: i32) -> i32 {
-        let r: i32;
-        // SAFETY: as `smlad`.
-        unsafe {
-            asm!("smlabb {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
-                c = in(reg) acc, options(pure, nomem, nostack));
-        }
-        r
-    }
-
-    /// `SMLATT r, a, b, acc`: `acc + a.top·b.top`.
-    #[inline(always)]
-    pub(crate) fn smlatt(a: u32, b: u32, acc: i32) -> i32 {
-        let r: i32;
-        // SAFETY: as `smlad`.
-        unsafe {
-            asm!("smlatt {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
-                c = in(reg) acc, options(pure, nomem, nostack));
-        }
-        r
-    }
-
     /// The im2col micro-kernel: `groups` steps of four weights (`w`, int8) against four
     /// columns of int16 pairs (`x`, 8 words per step), accumulating into `a`.
     ///
@@ -350,6 +326,169 @@ mod imp {
         }
     }
 
+    /// Depthwise micro-kernel: 1 tap(s) of one kernel row for four channels. Tap `i` reads
+    /// the input word at `x + i·c` (channels `(0, 2)` and `(1, 3)` after `SXTAB16` with the
+    /// offset pair `off`) and the weight pairs `w[2i]` = `(w0, w2)`, `w[2i + 1]` = `(w1, w3)`.
+    ///
+    /// # Safety
+    /// `x + i·c` readable for 4 bytes and `w` (4-aligned) for `2·1` words.
+    #[inline(always)]
+    pub(crate) unsafe fn dw_row1(
+        a: &mut [i32; 4],
+        x: *const u8,
+        c: usize,
+        w: *const u32,
+        off: u32,
+    ) {
+        let [mut a0, mut a1, mut a2, mut a3] = *a;
+        // SAFETY: reads exactly the words the caller guarantees (`LDR` may be unaligned on
+        // ARMv7-M, `LDRD` reads the 4-aligned `w`). Register-only otherwise; no stack.
+        unsafe {
+            asm!(
+                "/* stride {c} unused for one tap */",
+                "ldr {xw}, [{xp}]",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtab16 {xe}, {off}, {xw}",
+                "sxtab16 {xw}, {off}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                xp = inout(reg) x => _,
+                wp = inout(reg) w => _,
+                c = in(reg) c,
+                off = in(reg) off,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                a3 = inout(reg) a3,
+                xw = out(reg) _,
+                xe = out(reg) _,
+                we = out(reg) _,
+                wo = out(reg) _,
+                options(nostack, readonly),
+            );
+        }
+        *a = [a0, a1, a2, a3];
+    }
+
+    /// Depthwise micro-kernel: 2 tap(s) of one kernel row for four channels. Tap `i` reads
+    /// the input word at `x + i·c` (channels `(0, 2)` and `(1, 3)` after `SXTAB16` with the
+    /// offset pair `off`) and the weight pairs `w[2i]` = `(w0, w2)`, `w[2i + 1]` = `(w1, w3)`.
+    ///
+    /// # Safety
+    /// `x + i·c` readable for 4 bytes and `w` (4-aligned) for `2·2` words.
+    #[inline(always)]
+    pub(crate) unsafe fn dw_row2(
+        a: &mut [i32; 4],
+        x: *const u8,
+        c: usize,
+        w: *const u32,
+        off: u32,
+    ) {
+        let [mut a0, mut a1, mut a2, mut a3] = *a;
+        // SAFETY: reads exactly the words the caller guarantees (`LDR` may be unaligned on
+        // ARMv7-M, `LDRD` reads the 4-aligned `w`). Register-only otherwise; no stack.
+        unsafe {
+            asm!(
+                "ldr {xw}, [{xp}]",
+                "add {xp}, {xp}, {c}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtab16 {xe}, {off}, {xw}",
+                "sxtab16 {xw}, {off}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtab16 {xe}, {off}, {xw}",
+                "sxtab16 {xw}, {off}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                xp = inout(reg) x => _,
+                wp = inout(reg) w => _,
+                c = in(reg) c,
+                off = in(reg) off,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                a3 = inout(reg) a3,
+                xw = out(reg) _,
+                xe = out(reg) _,
+                we = out(reg) _,
+                wo = out(reg) _,
+                options(nostack, readonly),
+            );
+        }
+        *a = [a0, a1, a2, a3];
+    }
+
+    /// Depthwise micro-kernel: 3 tap(s) of one kernel row for four channels. Tap `i` reads
+    /// the input word at `x + i·c` (channels `(0, 2)` and `(1, 3)` after `SXTAB16` with the
+    /// offset pair `off`) and the weight pairs `w[2i]` = `(w0, w2)`, `w[2i + 1]` = `(w1, w3)`.
+    ///
+    /// # Safety
+    /// `x + i·c` readable for 4 bytes and `w` (4-aligned) for `2·3` words.
+    #[inline(always)]
+    pub(crate) unsafe fn dw_row3(
+        a: &mut [i32; 4],
+        x: *const u8,
+        c: usize,
+        w: *const u32,
+        off: u32,
+    ) {
+        let [mut a0, mut a1, mut a2, mut a3] = *a;
+        // SAFETY: reads exactly the words the caller guarantees (`LDR` may be unaligned on
+        // ARMv7-M, `LDRD` reads the 4-aligned `w`). Register-only otherwise; no stack.
+        unsafe {
+            asm!(
+                "ldr {xw}, [{xp}]",
+                "add {xp}, {xp}, {c}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtab16 {xe}, {off}, {xw}",
+                "sxtab16 {xw}, {off}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "add {xp}, {xp}, {c}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtab16 {xe}, {off}, {xw}",
+                "sxtab16 {xw}, {off}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtab16 {xe}, {off}, {xw}",
+                "sxtab16 {xw}, {off}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                xp = inout(reg) x => _,
+                wp = inout(reg) w => _,
+                c = in(reg) c,
+                off = in(reg) off,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                a3 = inout(reg) a3,
+                xw = out(reg) _,
+                xe = out(reg) _,
+                we = out(reg) _,
+                wo = out(reg) _,
+                options(nostack, readonly),
+            );
+        }
+        *a = [a0, a1, a2, a3];
+    }
+
     /// The dense micro-kernel: two weight rows (`w0`, `w1`, int8) against one widened input
     /// (`x`, 2 words per step of four), `groups` steps.
     ///
@@ -486,6 +625,74 @@ mod imp {
                 p.y = p.y.add(1);
             }
             p.count -= 1;
+        }
+    }
+
+    /// Stand-in for the Arm depthwise micro-kernel (same contract).
+    ///
+    /// # Safety
+    /// As the Arm version.
+    pub(crate) unsafe fn dw_row1(
+        a: &mut [i32; 4],
+        x: *const u8,
+        c: usize,
+        w: *const u32,
+        off: u32,
+    ) {
+        // SAFETY: the caller guarantees the ranges for 1 tap(s).
+        unsafe { dw_row(a, x, c, w, off, 1) }
+    }
+
+    /// Stand-in for the Arm depthwise micro-kernel (same contract).
+    ///
+    /// # Safety
+    /// As the Arm version.
+    pub(crate) unsafe fn dw_row2(
+        a: &mut [i32; 4],
+        x: *const u8,
+        c: usize,
+        w: *const u32,
+        off: u32,
+    ) {
+        // SAFETY: the caller guarantees the ranges for 2 tap(s).
+        unsafe { dw_row(a, x, c, w, off, 2) }
+    }
+
+    /// Stand-in for the Arm depthwise micro-kernel (same contract).
+    ///
+    /// # Safety
+    /// As the Arm version.
+    pub(crate) unsafe fn dw_row3(
+        a: &mut [i32; 4],
+        x: *const u8,
+        c: usize,
+        w: *const u32,
+        off: u32,
+    ) {
+        // SAFETY: the caller guarantees the ranges for 3 tap(s).
+        unsafe { dw_row(a, x, c, w, off, 3) }
+    }
+
+    /// The stand-ins' common body.
+    ///
+    /// # Safety
+    /// As the Arm versions, for `n` taps.
+    unsafe fn dw_row(a: &mut [i32; 4], x: *const u8, c: usize, w: *const u32, off: u32, n: usize) {
+        for i in 0..n {
+            // SAFETY: within the ranges the caller guarantees.
+            let (v, we, wo) = unsafe {
+                (
+                    u32::from_le_bytes(core::ptr::read_unaligned(x.add(i * c).cast::<[u8; 4]>())),
+                    *w.add(2 * i),
+                    *w.add(2 * i + 1),
+                )
+            };
+            let (xe, xo) = (sxtab16(off, v), sxtab16_ror8(off, v));
+            let [a0, a1, a2, a3] = a;
+            *a0 = smlabb(xe, we, *a0);
+            *a2 = smlatt(xe, we, *a2);
+            *a1 = smlabb(xo, wo, *a1);
+            *a3 = smlatt(xo, wo, *a3);
         }
     }
 
