@@ -89,6 +89,19 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
             .take(oc)
             .all(|&s| (-31..=-2).contains(&(s as i8)));
 
+    // The last weight row, zero-padded to whole groups (it cannot be read on past its end).
+    let mut last_row = [0u8; 64];
+    let row = weights
+        .get((oc - 1) * k..)
+        .filter(|r| r.len() <= last_row.len());
+    let last_ok = match (row, last_row.get_mut(..k)) {
+        (Some(row), Some(dst)) if row.len() == k => {
+            dst.copy_from_slice(row);
+            true
+        }
+        _ => false,
+    };
+
     let mut p0 = 0;
     while p0 < pixels {
         let n = COLS.min(pixels - p0);
@@ -128,7 +141,23 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
                 }
             }
         }
-        if ic % 4 != 0 {
+        if ic % 4 != 0 && 4 * groups <= SMALL {
+            // A short reduction (e.g. 3×3 × one channel): gathered on the stack, then packed.
+            let (tile, _) = cols.as_chunks_mut::<{ 2 * COLS }>();
+            for j in 0..n {
+                let p = p0 + j;
+                let (oy, ox) = (p / ow, p % ow);
+                let win = Window {
+                    rows: clip(oy, sh, pt, kh, ih),
+                    cols: clip(ox, sw, pl, kw, iw),
+                    kh,
+                    kw,
+                    iw,
+                    ic,
+                };
+                fill_small(tile, j, x.data, &win, zp_in)?;
+            }
+        } else if ic % 4 != 0 {
             // Value by value (e.g. one input channel), through a halfword view of the columns;
             // every column's last group is padded with zeros (the weights read past a row
             // meet them).
@@ -184,6 +213,34 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
                 unsafe { channels_1x4(&mut cl) };
             }
             o_start = fast;
+            if last_ok && fast + 1 == oc && 4 * groups <= last_row.len() {
+                // The last row, zero-padded on the stack, through the same loop.
+                let mut cl = ChannelLoop {
+                    w: last_row.as_ptr(),
+                    k,
+                    tile: tile.as_ptr().cast(),
+                    steps: groups,
+                    bias: op.bias.bytes().as_ptr().wrapping_add(4 * fast),
+                    mult: op
+                        .requant
+                        .multipliers
+                        .bytes()
+                        .as_ptr()
+                        .wrapping_add(4 * fast),
+                    shift: shifts.as_ptr().wrapping_add(fast),
+                    y: out.as_mut_ptr().wrapping_add(fast),
+                    oc,
+                    zp: zp_out,
+                    min: i32::from(op.act_min),
+                    max: i32::from(op.act_max),
+                    count: 1,
+                };
+                // SAFETY: as above for one channel, `fast` = oc − 1 < oc: its weights are the
+                // 4·groups ≤ last_row.len() bytes of `last_row`, its parameters and outputs
+                // those of channel oc − 1.
+                unsafe { channels_1x4(&mut cl) };
+                o_start = oc;
+            }
         }
         channels(op, k, tile, zp_out, y.data, p0, n, oc, o_start)?;
         p0 += n;
@@ -205,6 +262,42 @@ struct Window {
 fn cols_bytes(cols: &mut [u32]) -> &mut [u8] {
     // SAFETY: any `u32` storage is valid as bytes; the borrow is exclusive and as long.
     unsafe { core::slice::from_raw_parts_mut(cols.as_mut_ptr().cast::<u8>(), cols.len() * 4) }
+}
+
+/// The longest reduction (`kh·kw·in` rounded up to 4) [`fill_small`] gathers on the stack.
+const SMALL: usize = 16;
+
+/// Column `j` of the im2col for a reduction of at most [`SMALL`] values: the window's values
+/// (minus the zero point; zeros for padded taps and past `k`) gathered into a local array, then
+/// packed four at a time into the column's pair of words (`SXTB16` order).
+#[inline(never)]
+fn fill_small(
+    tile: &mut [[u32; 2 * COLS]],
+    j: usize,
+    x: &[i8],
+    win: &Window,
+    zp_in: i32,
+) -> Result<()> {
+    let (iy0, ky0, ny) = win.rows;
+    let (ix0, kx0, nx) = win.cols;
+    let ic = win.ic;
+    let mut v = [0i32; SMALL];
+    if nx > 0 {
+        for dy in 0..ny {
+            let s = ((iy0 + dy) * win.iw + ix0) * ic;
+            let src = need(x.get(s..s + nx * ic))?;
+            let at = ((ky0 + dy) * win.kw + kx0) * ic;
+            let dst = need(v.get_mut(at..at + nx * ic))?;
+            for (d, &b) in dst.iter_mut().zip(src) {
+                *d = i32::from(b) - zp_in;
+            }
+        }
+    }
+    let (quads, _) = v.as_chunks::<4>();
+    for (t, &[v0, v1, v2, v3]) in tile.iter_mut().zip(quads) {
+        put(t, j, [pack16(v0, v2), pack16(v1, v3)]);
+    }
+    Ok(())
 }
 
 /// Column `j` of the im2col, value by value into the halfword view `h`: value `kk` lands in
