@@ -9,8 +9,8 @@
 use tinykd_format::{Conv2dOp, DenseOp};
 
 use super::simd::{
-    channels_1x4, dw_row1, dw_row2, dw_row3, pack16, rows_2x1, smlad, sxtab16, sxtab16_ror8,
-    sxtb16, sxtb16_ror8, tile_1x4,
+    channels_1x4, dw_row1, dw_row2, dw_row3, pack16, rows_2x1, rows_3x1, smlad, sxtab16,
+    sxtab16_ror8, sxtb16, sxtb16_ror8, tile_1x4,
 };
 use super::{as_bytes, offset_pair, words, ChannelLoop, Rq};
 use crate::error::{need, Result};
@@ -595,9 +595,10 @@ pub(crate) fn dense(op: &DenseOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8])
     let off = offset_pair(x.zero_point);
     let xb = as_bytes(x.data);
     let (xq, xt) = xb.as_chunks::<4>();
-    for (d, s) in xw.chunks_exact_mut(2).zip(xq) {
+    let (xw2, _) = xw.as_chunks_mut::<2>();
+    for (d, s) in xw2.iter_mut().zip(xq) {
         let v = u32::from_le_bytes(*s);
-        d.copy_from_slice(&[sxtab16(off, v), sxtab16_ror8(off, v)]);
+        *d = [sxtab16(off, v), sxtab16_ror8(off, v)];
     }
     if !xt.is_empty() {
         // The zero-padded tail: padded lanes must be 0 after the offset, so add it per lane.
@@ -621,43 +622,61 @@ pub(crate) fn dense(op: &DenseOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8])
     };
     let row = |o: usize| weights.get(o * n..(o + 1) * n);
     let out_n = y.data.len();
+    let full = n / 4;
     let mut o = 0;
-    while o + 2 <= out_n {
-        let (r0, r1) = (need(row(o))?, need(row(o + 1))?);
-        let (mut a0, mut a1) = (need(op.bias.get(o))?, need(op.bias.get(o + 1))?);
-        let (q0, t0) = r0.as_chunks::<4>();
-        let (_, t1) = r1.as_chunks::<4>();
-        let steps = q0.len().min(xp.len());
+    while o < out_n {
+        // Three rows per pass where possible (the input words loaded once for all three),
+        // two for a remainder of 2 or 4, one for a last single row.
+        let r = match out_n - o {
+            1 => 1,
+            2 | 4 => 2,
+            _ => 3,
+        };
+        let mut a = [0i32; 3];
+        let mut rows: [&[u8]; 3] = [&[]; 3];
+        for (i, (a, rw)) in a.iter_mut().zip(rows.iter_mut()).enumerate().take(r) {
+            *a = need(op.bias.get(o + i))?;
+            *rw = need(row(o + i))?;
+        }
+        let [r0, r1, r2] = rows;
+        let steps = full.min(xp.len());
         if steps > 0 {
-            let mut a = [a0, a1];
-            // SAFETY: both rows hold n ≥ 4·steps bytes, `xw` holds 2·steps aligned words.
-            unsafe { rows_2x1(r0.as_ptr(), r1.as_ptr(), xw.as_ptr(), steps, &mut a) };
-            [a0, a1] = a;
+            // SAFETY: each of the `r` rows holds n ≥ 4·steps bytes, `xw` holds 2·steps aligned
+            // words.
+            unsafe {
+                match r {
+                    3 => rows_3x1(
+                        [r0.as_ptr(), r1.as_ptr(), r2.as_ptr()],
+                        xw.as_ptr(),
+                        steps,
+                        &mut a,
+                    ),
+                    2 => {
+                        let mut a2 = [a[0], a[1]];
+                        rows_2x1(r0.as_ptr(), r1.as_ptr(), xw.as_ptr(), steps, &mut a2);
+                        [a[0], a[1]] = a2;
+                    }
+                    _ => {
+                        let (q0, _) = r0.as_chunks::<4>();
+                        for (w0, &[xe, xo]) in q0.iter().zip(xp) {
+                            let w0 = u32::from_le_bytes(*w0);
+                            a[0] = smlad(sxtb16_ror8(w0), xo, smlad(sxtb16(w0), xe, a[0]));
+                        }
+                    }
+                }
+            }
         }
-        if !t0.is_empty() {
-            let &[xe, xo] = need(xp.get(q0.len()))?;
-            let (w0, w1) = (tail_word(t0), tail_word(t1));
-            a0 = smlad(sxtb16_ror8(w0), xo, smlad(sxtb16(w0), xe, a0));
-            a1 = smlad(sxtb16_ror8(w1), xo, smlad(sxtb16(w1), xe, a1));
+        if !n.is_multiple_of(4) {
+            let &[xe, xo] = need(xp.get(full))?;
+            for (acc, rw) in a.iter_mut().zip(rows).take(r) {
+                let w = tail_word(need(rw.get(4 * full..))?);
+                *acc = smlad(sxtb16_ror8(w), xo, smlad(sxtb16(w), xe, *acc));
+            }
         }
-        *need(y.data.get_mut(o))? = rq(o)?.out(a0);
-        *need(y.data.get_mut(o + 1))? = rq(o + 1)?.out(a1);
-        o += 2;
-    }
-    if o < out_n {
-        let r0 = need(row(o))?;
-        let mut a0 = need(op.bias.get(o))?;
-        let (q0, t0) = r0.as_chunks::<4>();
-        for (w0, &[xe, xo]) in q0.iter().zip(xp) {
-            let w0 = u32::from_le_bytes(*w0);
-            a0 = smlad(sxtb16_ror8(w0), xo, smlad(sxtb16(w0), xe, a0));
+        for (i, &acc) in a.iter().enumerate().take(r) {
+            *need(y.data.get_mut(o + i))? = rq(o + i)?.out(acc);
         }
-        if !t0.is_empty() {
-            let &[xe, xo] = need(xp.get(q0.len()))?;
-            let w0 = tail_word(t0);
-            a0 = smlad(sxtb16_ror8(w0), xo, smlad(sxtb16(w0), xe, a0));
-        }
-        *need(y.data.get_mut(o))? = rq(o)?.out(a0);
+        o += r;
     }
     Ok(true)
 }

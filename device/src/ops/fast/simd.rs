@@ -489,6 +489,100 @@ mod imp {
         *a = [a0, a1, a2, a3];
     }
 
+    /// The dense micro-kernel for three rows: `w[i]` (int8) against one widened input (`x`, 2
+    /// words per step of four), `groups` steps, the input words loaded once for all three
+    /// rows; two steps per loop pass (an odd count takes one first).
+    ///
+    /// # Safety
+    /// Each `w[i]` is readable for `4·groups` bytes, `x` is 4-aligned and readable for
+    /// `2·groups` words, and `groups ≥ 1`.
+    #[inline(always)]
+    pub(crate) unsafe fn rows_3x1(
+        w: [*const u8; 3],
+        x: *const u32,
+        groups: usize,
+        a: &mut [i32; 3],
+    ) {
+        debug_assert!(groups >= 1 && (x as usize).is_multiple_of(4));
+        let [mut a0, mut a1, mut a2] = *a;
+        // SAFETY: as `rows_2x1`, for three rows; `groups ≥ 1`, so an odd count ends at 0 after
+        // its single step and an even one is ≥ 2 and reaches 0 in the two-step loop.
+        unsafe {
+            asm!(
+                "tst {n}, #1",
+                "beq 3f",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "ldr {w}, [{p0}], #4",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a0}, {w}, {xe}, {a0}",
+                "smlad {a0}, {wo}, {xo}, {a0}",
+                "ldr {w}, [{p1}], #4",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a1}, {w}, {xe}, {a1}",
+                "smlad {a1}, {wo}, {xo}, {a1}",
+                "ldr {w}, [{p2}], #4",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a2}, {w}, {xe}, {a2}",
+                "smlad {a2}, {wo}, {xo}, {a2}",
+                "subs {n}, {n}, #1",
+                "beq 4f",
+                "3:",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "ldr {w}, [{p0}], #4",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a0}, {w}, {xe}, {a0}",
+                "smlad {a0}, {wo}, {xo}, {a0}",
+                "ldr {w}, [{p1}], #4",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a1}, {w}, {xe}, {a1}",
+                "smlad {a1}, {wo}, {xo}, {a1}",
+                "ldr {w}, [{p2}], #4",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a2}, {w}, {xe}, {a2}",
+                "smlad {a2}, {wo}, {xo}, {a2}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "ldr {w}, [{p0}], #4",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a0}, {w}, {xe}, {a0}",
+                "smlad {a0}, {wo}, {xo}, {a0}",
+                "ldr {w}, [{p1}], #4",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a1}, {w}, {xe}, {a1}",
+                "smlad {a1}, {wo}, {xo}, {a1}",
+                "ldr {w}, [{p2}], #4",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a2}, {w}, {xe}, {a2}",
+                "smlad {a2}, {wo}, {xo}, {a2}",
+                "subs {n}, {n}, #2",
+                "bne 3b",
+                "4:",
+                p0 = inout(reg) w[0] => _,
+                p1 = inout(reg) w[1] => _,
+                p2 = inout(reg) w[2] => _,
+                xp = inout(reg) x => _,
+                n = inout(reg) groups => _,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                w = out(reg) _,
+                wo = out(reg) _,
+                xe = out(reg) _,
+                xo = out(reg) _,
+                options(nostack, readonly),
+            );
+        }
+        *a = [a0, a1, a2];
+    }
+
     /// The dense micro-kernel: two weight rows (`w0`, `w1`, int8) against one widened input
     /// (`x`, 2 words per step of four), `groups` steps.
     ///
@@ -505,10 +599,12 @@ mod imp {
     ) {
         debug_assert!(groups >= 1 && (x as usize).is_multiple_of(4));
         let [mut a0, mut a1] = *a;
-        // SAFETY: as `tile_1x4`: 4·groups bytes from each row, 2·groups aligned words from `x`.
+        // SAFETY: as `tile_1x4`: 4·groups bytes from each row, 2·groups aligned words from `x`;
+        // two steps per loop pass after an odd count's single step, as there.
         unsafe {
             asm!(
-                "2:",
+                "tst {n}, #1",
+                "beq 3f",
                 "ldrd {xe}, {xo}, [{xp}], #8",
                 "ldr {w}, [{p0}], #4",
                 "sxtb16 {wo}, {w}, ror #8",
@@ -521,7 +617,33 @@ mod imp {
                 "smlad {a1}, {w}, {xe}, {a1}",
                 "smlad {a1}, {wo}, {xo}, {a1}",
                 "subs {n}, {n}, #1",
-                "bne 2b",
+                "beq 4f",
+                "3:",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "ldr {w}, [{p0}], #4",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a0}, {w}, {xe}, {a0}",
+                "smlad {a0}, {wo}, {xo}, {a0}",
+                "ldr {w}, [{p1}], #4",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a1}, {w}, {xe}, {a1}",
+                "smlad {a1}, {wo}, {xo}, {a1}",
+                "ldrd {xe}, {xo}, [{xp}], #8",
+                "ldr {w}, [{p0}], #4",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a0}, {w}, {xe}, {a0}",
+                "smlad {a0}, {wo}, {xo}, {a0}",
+                "ldr {w}, [{p1}], #4",
+                "sxtb16 {wo}, {w}, ror #8",
+                "sxtb16 {w}, {w}",
+                "smlad {a1}, {w}, {xe}, {a1}",
+                "smlad {a1}, {wo}, {xo}, {a1}",
+                "subs {n}, {n}, #2",
+                "bne 3b",
+                "4:",
                 p0 = inout(reg) w0 => _,
                 p1 = inout(reg) w1 => _,
                 xp = inout(reg) x => _,
@@ -693,6 +815,29 @@ mod imp {
             *a2 = smlatt(xe, we, *a2);
             *a1 = smlabb(xo, wo, *a1);
             *a3 = smlatt(xo, wo, *a3);
+        }
+    }
+
+    /// Stand-in for the Arm micro-kernel (same contract).
+    ///
+    /// # Safety
+    /// As the Arm version.
+    pub(crate) unsafe fn rows_3x1(
+        w: [*const u8; 3],
+        x: *const u32,
+        groups: usize,
+        a: &mut [i32; 3],
+    ) {
+        for g in 0..groups {
+            // SAFETY: within the ranges the caller guarantees.
+            let [xe, xo] = unsafe { core::ptr::read(x.add(2 * g).cast::<[u32; 2]>()) };
+            for (acc, &p) in a.iter_mut().zip(&w) {
+                // SAFETY: as above.
+                let v = unsafe {
+                    u32::from_le_bytes(core::ptr::read_unaligned(p.add(4 * g).cast::<[u8; 4]>()))
+                };
+                *acc = smlad(sxtb16_ror8(v), xo, smlad(sxtb16(v), xe, *acc));
+            }
         }
     }
 
