@@ -9,10 +9,10 @@
 use tinykd_format::{Conv2dOp, DenseOp};
 
 use super::simd::{
-    channels_1x4, dw_row1, dw_row2, dw_row3, pack16, rows_2x1, rows_3x1, smlad, sxtab16,
-    sxtab16_ror8, sxtb16, sxtb16_ror8, tile_1x4,
+    channels_1x4, dw_3x3, dw_row1, dw_row2, dw_row3, pack16, requant_4x8, rows_2x1, rows_3x1,
+    smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8, tile_1x4,
 };
-use super::{as_bytes, offset_pair, words, ChannelLoop, Rq};
+use super::{as_bytes, offset_pair, words, ChannelLoop, Rq, Rq4};
 use crate::error::{need, Result};
 use crate::ops::{clip, In, Out};
 
@@ -522,45 +522,91 @@ pub(crate) fn depthwise(
         let ch = 4 * g;
         let rqs = [rq(ch)?, rq(ch + 1)?, rq(ch + 2)?, rq(ch + 3)?];
         let mut bias = [0i32; 4];
-        for (i, b) in bias.iter_mut().enumerate() {
+        let mut mults = [0i32; 4];
+        let mut shifts = [0i8; 4];
+        for (i, ((b, m), s)) in bias
+            .iter_mut()
+            .zip(mults.iter_mut())
+            .zip(shifts.iter_mut())
+            .enumerate()
+        {
             *b = need(op.bias.get(ch + i))?;
+            *m = need(op.requant.multipliers.get(ch + i))?;
+            *s = need(op.requant.shifts.get(ch + i))?;
         }
+        let rq4 = Rq4::new(mults, shifts, zp_out, op.act_min, op.act_max);
         let wg = need(packed.get(g * taps * 2..(g + 1) * taps * 2))?;
+        // A whole 3×3 window runs without the input offset, its −zp·Σw folded into the bias.
+        let mut folded = bias;
+        for (i, f) in folded.iter_mut().enumerate() {
+            let sum: i32 = (0..taps).map(|t| w(ch + i, t)).sum();
+            *f = f.wrapping_sub(zp_in.wrapping_mul(sum));
+        }
+        let full3 = kh == 3 && kw == 3 && wg.len() >= 18;
+        let (mut oy, mut ox) = (0, 0);
+        let (mut iy0, mut ky0, mut ny) = clip(0, sh, pt, kh, ih);
         for p in 0..pixels {
-            let ((iy0, ky0, ny), (ix0, kx0, nx), end) = window(p);
-            if end > xb.len() {
+            if ox == ow {
+                (oy, ox) = (oy + 1, 0);
+                (iy0, ky0, ny) = clip(oy, sh, pt, kh, ih);
+            }
+            let start = ox * sw;
+            let (ix0, kx0, nx) = if start >= pl && start + kw <= iw + pl {
+                (start - pl, 0, kw)
+            } else {
+                clip(ox, sw, pl, kw, iw)
+            };
+            ox += 1;
+            // Every input byte this pixel reads lies below the last tap's pixel, all channels.
+            if ny > 0 && nx > 0 && ((iy0 + ny - 1) * iw + ix0 + nx) * c > xb.len() {
                 return Ok(false);
             }
-            let mut a = bias;
-            for dy in 0..ny {
-                let mut at = ((iy0 + dy) * iw + ix0) * c + ch;
-                let mut t = (ky0 + dy) * kw + kx0;
-                if 2 * (t + nx) > wg.len() {
-                    return Ok(false);
-                }
-                let mut left = nx;
-                while left > 0 {
-                    let step = left.min(3);
-                    // SAFETY: the taps read the input words at `at + i·c` (i < step), all
-                    // below `end` ≤ xb.len() (ch + 4 ≤ c for a full group), and the weight
-                    // pairs `wg[2t..2(t + step)]`, inside `wg` (checked above; `packed` is
-                    // 4-aligned words).
-                    unsafe {
-                        let (xp, wp) = (xb.as_ptr().add(at), wg.as_ptr().add(2 * t));
-                        match step {
-                            3 => dw_row3(&mut a, xp, c, wp, off),
-                            2 => dw_row2(&mut a, xp, c, wp, off),
-                            _ => dw_row1(&mut a, xp, c, wp, off),
-                        }
+            let mut a;
+            if full3 && ny == 3 && nx == 3 {
+                a = folded;
+                let at = (iy0 * iw + ix0) * c + ch;
+                // SAFETY: the nine taps read the input words at `at + ky·iw·c + kx·c`, all
+                // below the last tap's pixel end ≤ xb.len() (checked above; ch + 4 ≤ c for a
+                // full group); `wg` holds 18 aligned words (`full3`).
+                unsafe { dw_3x3(&mut a, xb.as_ptr().add(at), c, (iw - 2) * c, wg.as_ptr()) };
+            } else {
+                a = bias;
+                for dy in 0..ny {
+                    let mut at = ((iy0 + dy) * iw + ix0) * c + ch;
+                    let mut t = (ky0 + dy) * kw + kx0;
+                    if 2 * (t + nx) > wg.len() {
+                        return Ok(false);
                     }
-                    at += step * c;
-                    t += step;
-                    left -= step;
+                    let mut left = nx;
+                    while left > 0 {
+                        let step = left.min(3);
+                        // SAFETY: the taps read the input words at `at + i·c` (i < step), all
+                        // below the last tap's pixel end ≤ xb.len() (checked above; ch + 4 ≤ c
+                        // for a full group), and the weight
+                        // pairs `wg[2t..2(t + step)]`, inside `wg` (checked above; `packed` is
+                        // 4-aligned words).
+                        unsafe {
+                            let (xp, wp) = (xb.as_ptr().add(at), wg.as_ptr().add(2 * t));
+                            match step {
+                                3 => dw_row3(&mut a, xp, c, wp, off),
+                                2 => dw_row2(&mut a, xp, c, wp, off),
+                                _ => dw_row1(&mut a, xp, c, wp, off),
+                            }
+                        }
+                        at += step * c;
+                        t += step;
+                        left -= step;
+                    }
                 }
             }
             let out = need(y.data.get_mut(p * c + ch..p * c + ch + 4))?;
-            for ((d, acc), rq) in out.iter_mut().zip(a).zip(&rqs) {
-                *d = rq.out(acc);
+            if let Some(q) = &rq4 {
+                // SAFETY: `out` is 4 bytes; `Rq4::new` checked every shift.
+                unsafe { requant_4x8(a, q, out.as_mut_ptr()) };
+            } else {
+                for ((d, acc), rq) in out.iter_mut().zip(a).zip(&rqs) {
+                    *d = rq.out(acc);
+                }
             }
         }
     }

@@ -120,6 +120,44 @@ const _: () = {
     assert!(offset_of!(ChannelLoop, max) == 44 && offset_of!(ChannelLoop, count) == 48);
 };
 
+/// Requantization of four channels for [`simd::requant_4x8`] (all on the `SMMLA` path of [`Rq`]:
+/// total shift 33..=62): multiplier, rounding term `2^(hs−1)` and shift `hs = total − 32` per
+/// channel, the output zero point, and `min`/`max` repeated in the four bytes of a word.
+#[repr(C)]
+pub(crate) struct Rq4 {
+    pub(crate) m: [i32; 4],
+    pub(crate) rnd: [i32; 4],
+    pub(crate) hs: [i32; 4],
+    pub(crate) zp: i32,
+    pub(crate) min: u32,
+    pub(crate) max: u32,
+}
+
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(Rq4, rnd) == 16 && offset_of!(Rq4, hs) == 32);
+    assert!(offset_of!(Rq4, zp) == 48 && offset_of!(Rq4, min) == 52);
+    assert!(offset_of!(Rq4, max) == 56);
+};
+
+impl Rq4 {
+    /// From four (multiplier, shift) pairs, or `None` if a shift is outside −31..=−2.
+    pub(crate) fn new(m: [i32; 4], shifts: [i8; 4], zp: i32, min: i8, max: i8) -> Option<Rq4> {
+        if !shifts.iter().all(|s| (-31..=-2).contains(s)) {
+            return None;
+        }
+        let hs = shifts.map(|s| -1 - i32::from(s));
+        Some(Rq4 {
+            m,
+            rnd: hs.map(|h| 1 << (h - 1)),
+            hs,
+            zp,
+            min: u32::from_le_bytes([min as u8; 4]),
+            max: u32::from_le_bytes([max as u8; 4]),
+        })
+    }
+}
+
 /// The input offset `−zp` in both halfwords, for `SXTAB16`.
 #[inline(always)]
 pub(crate) fn offset_pair(zp: i8) -> u32 {

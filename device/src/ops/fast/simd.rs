@@ -489,6 +489,191 @@ mod imp {
         *a = [a0, a1, a2, a3];
     }
 
+    /// Depthwise micro-kernel for a whole 3×3 window of four channels, without the input
+    /// offset (`SXTB16`; the caller folds `−zp·Σw` into the bias): taps row by row from `x`,
+    /// `c` bytes apart within a row, `rs` more bytes to the next row's first tap; weight pairs
+    /// `w[2t]` = `(w0, w2)`, `w[2t + 1]` = `(w1, w3)` for taps t = 0..9.
+    ///
+    /// # Safety
+    /// The nine input words `x + ky·(2c + rs) + kx·c` readable, `w` (4-aligned) for 18 words.
+    #[inline(always)]
+    pub(crate) unsafe fn dw_3x3(
+        a: &mut [i32; 4],
+        x: *const u8,
+        c: usize,
+        rs: usize,
+        w: *const u32,
+    ) {
+        let [mut a0, mut a1, mut a2, mut a3] = *a;
+        // SAFETY: reads exactly the words the caller guarantees (`LDR` may be unaligned on
+        // ARMv7-M, `LDRD` reads the 4-aligned `w`). Register-only otherwise; no stack.
+        unsafe {
+            asm!(
+                "ldr {xw}, [{xp}]",
+                "add {xp}, {xp}, {c}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtb16 {xe}, {xw}",
+                "sxtb16 {xw}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "add {xp}, {xp}, {c}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtb16 {xe}, {xw}",
+                "sxtb16 {xw}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "add {xp}, {xp}, {rs}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtb16 {xe}, {xw}",
+                "sxtb16 {xw}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "add {xp}, {xp}, {c}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtb16 {xe}, {xw}",
+                "sxtb16 {xw}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "add {xp}, {xp}, {c}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtb16 {xe}, {xw}",
+                "sxtb16 {xw}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "add {xp}, {xp}, {rs}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtb16 {xe}, {xw}",
+                "sxtb16 {xw}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "add {xp}, {xp}, {c}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtb16 {xe}, {xw}",
+                "sxtb16 {xw}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "add {xp}, {xp}, {c}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtb16 {xe}, {xw}",
+                "sxtb16 {xw}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtb16 {xe}, {xw}",
+                "sxtb16 {xw}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                xp = inout(reg) x => _,
+                wp = inout(reg) w => _,
+                c = in(reg) c,
+                rs = in(reg) rs,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                a3 = inout(reg) a3,
+                xw = out(reg) _,
+                xe = out(reg) _,
+                we = out(reg) _,
+                wo = out(reg) _,
+                options(nostack, readonly),
+            );
+        }
+        *a = [a0, a1, a2, a3];
+    }
+
+    /// Requantizes four channels' sums into four contiguous output bytes: per channel `SMMLA`
+    /// (high word + rounding term), `ASR`, zero point, `SSAT` to 8 bits; then the bytes packed
+    /// (`BFI`), clamped to `[min, max]` four at a time (`SSUB8` + `SEL`) and stored with one `STR`.
+    ///
+    /// # Safety
+    /// `y` writable for 4 bytes; every `q.hs` in 1..=30.
+    #[inline(always)]
+    pub(crate) unsafe fn requant_4x8(a: [i32; 4], q: &crate::ops::fast::Rq4, y: *mut i8) {
+        let [a0, a1, a2, a3] = a;
+        let q: *const crate::ops::fast::Rq4 = q;
+        // SAFETY: reads the `repr(C)` `Rq4` at `q` (field offsets asserted next to it), writes
+        // the 4 bytes at `y` (`STR` may be unaligned on ARMv7-M). SMMLA/SSAT may set the Q
+        // flag, SSUB8 the GE flags; no stack.
+        unsafe {
+            asm!(
+                "ldr {m}, [{q}, #0]",
+                "ldr {r}, [{q}, #16]",
+                "ldr {h}, [{q}, #32]",
+                "smmla {a0}, {a0}, {m}, {r}",
+                "asr {a0}, {a0}, {h}",
+                "ldr {m}, [{q}, #4]",
+                "ldr {r}, [{q}, #20]",
+                "ldr {h}, [{q}, #36]",
+                "smmla {a1}, {a1}, {m}, {r}",
+                "asr {a1}, {a1}, {h}",
+                "ldr {m}, [{q}, #8]",
+                "ldr {r}, [{q}, #24]",
+                "ldr {h}, [{q}, #40]",
+                "smmla {a2}, {a2}, {m}, {r}",
+                "asr {a2}, {a2}, {h}",
+                "ldr {m}, [{q}, #12]",
+                "ldr {r}, [{q}, #28]",
+                "ldr {h}, [{q}, #44]",
+                "smmla {a3}, {a3}, {m}, {r}",
+                "asr {a3}, {a3}, {h}",
+                "ldr {m}, [{q}, #48]",
+                "add {a0}, {a0}, {m}",
+                "add {a1}, {a1}, {m}",
+                "add {a2}, {a2}, {m}",
+                "add {a3}, {a3}, {m}",
+                "ssat {a0}, #8, {a0}",
+                "ssat {a1}, #8, {a1}",
+                "ssat {a2}, #8, {a2}",
+                "ssat {a3}, #8, {a3}",
+                "bfi {a0}, {a1}, #8, #8",
+                "bfi {a0}, {a2}, #16, #8",
+                "bfi {a0}, {a3}, #24, #8",
+                "ldrd {m}, {r}, [{q}, #52]",
+                "ssub8 {h}, {a0}, {m}",
+                "sel {a0}, {a0}, {m}",
+                "ssub8 {h}, {a0}, {r}",
+                "sel {a0}, {r}, {a0}",
+                "str {a0}, [{y}]",
+                q = in(reg) q,
+                y = in(reg) y,
+                a0 = inout(reg) a0 => _,
+                a1 = inout(reg) a1 => _,
+                a2 = inout(reg) a2 => _,
+                a3 = inout(reg) a3 => _,
+                m = out(reg) _,
+                r = out(reg) _,
+                h = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+
     /// The dense micro-kernel for three rows: `w[i]` (int8) against one widened input (`x`, 2
     /// words per step of four), `groups` steps, the input words loaded once for all three
     /// rows; two steps per loop pass (an odd count takes one first).
@@ -815,6 +1000,38 @@ mod imp {
             *a2 = smlatt(xe, we, *a2);
             *a1 = smlabb(xo, wo, *a1);
             *a3 = smlatt(xo, wo, *a3);
+        }
+    }
+
+    /// Stand-in for the Arm depthwise 3×3 micro-kernel (same contract).
+    ///
+    /// # Safety
+    /// As the Arm version.
+    pub(crate) unsafe fn dw_3x3(
+        a: &mut [i32; 4],
+        x: *const u8,
+        c: usize,
+        rs: usize,
+        w: *const u32,
+    ) {
+        for ky in 0..3 {
+            // SAFETY: the caller guarantees the three taps of every row.
+            unsafe { dw_row(a, x.add(ky * (2 * c + rs)), c, w.add(6 * ky), 0, 3) };
+        }
+    }
+
+    /// Stand-in for the Arm requantization of four channels (same contract and results).
+    ///
+    /// # Safety
+    /// As the Arm version.
+    pub(crate) unsafe fn requant_4x8(a: [i32; 4], q: &crate::ops::fast::Rq4, y: *mut i8) {
+        let (lo, hi) = (q.min.to_le_bytes(), q.max.to_le_bytes());
+        let params = q.m.iter().zip(&q.rnd).zip(&q.hs).zip(lo.iter().zip(&hi));
+        for (i, (acc, (((&m, &r), &h), (&lo, &hi)))) in a.into_iter().zip(params).enumerate() {
+            let high = ((i64::from(acc) * i64::from(m) + (i64::from(r) << 32)) >> 32) as i32;
+            let v = ((high >> h) + q.zp).clamp(-128, 127) as i8;
+            // SAFETY: the caller guarantees the 4 bytes at `y`.
+            unsafe { *y.add(i) = v.max(lo as i8).min(hi as i8) };
         }
     }
 
