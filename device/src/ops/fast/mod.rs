@@ -67,14 +67,38 @@ impl Rq {
             // high + round in one `SMMLA` (the rounding term has no low word). |high| ≤ 2^30
             // and round ≤ 2^29, so nothing wraps; after the shift (≥ 1) adding the zero point
             // cannot overflow either, so no saturating add is needed on this path.
-            let acc_round =
-                i64::from(acc) * i64::from(self.multiplier) + (i64::from(self.round) << 32);
-            ((acc_round >> 32) as i32 >> self.high_shift) + self.zp
+            let high = if cfg!(tinykd_dsp) {
+                let acc_round =
+                    i64::from(acc) * i64::from(self.multiplier) + (i64::from(self.round) << 32);
+                (acc_round >> 32) as i32
+            } else {
+                mul_high(acc, self.multiplier) + self.round
+            };
+            (high >> self.high_shift) + self.zp
         } else {
             general(acc, self.multiplier, self.shift, self.zp)
         };
         r.max(self.min).min(self.max) as i8
     }
+}
+
+/// `⌊a·m / 2³²⌋`, the high word of the 64-bit product, from four 16×16-bit products and the
+/// carries of the middle terms: on cores without a 64-bit multiply (Cortex-M0 calls
+/// `__aeabi_lmul`, ~40 instructions) this is about 15. (With the DSP extension `SMMLA` does it.)
+#[inline(always)]
+pub(crate) fn mul_high(a: i32, m: i32) -> i32 {
+    let (al, ah) = ((a & 0xFFFF) as u32, a >> 16);
+    let (ml, mh) = ((m & 0xFFFF) as u32, m >> 16);
+    let ll = al * ml; // < 2^32
+    let lh = (al as i32) * mh; // |·| < 2^31
+    let hl = ah * (ml as i32);
+    let hh = ah * mh;
+    // The middle terms' low halves and the low product's high half carry into the high word;
+    // their high halves (arithmetic shifts) go in directly. The true result fits an i32.
+    let mid = (ll >> 16) + (lh as u32 & 0xFFFF) + (hl as u32 & 0xFFFF);
+    hh.wrapping_add(lh >> 16)
+        .wrapping_add(hl >> 16)
+        .wrapping_add((mid >> 16) as i32)
 }
 
 /// The rare path of [`Rq::out`] (real multipliers of 0.5 or more), kept out of the hot loops.
@@ -196,6 +220,41 @@ pub(crate) fn as_bytes(x: &[i8]) -> &[u8] {
 mod tests {
     use super::*;
     use crate::ops::testutil::Rng;
+
+    #[test]
+    fn mul_high_matches_i64() {
+        let mut rng = Rng(91);
+        let edges = [
+            i32::MIN,
+            i32::MIN + 1,
+            -65537,
+            -65536,
+            -1,
+            0,
+            1,
+            65535,
+            65536,
+            i32::MAX,
+        ];
+        for &a in &edges {
+            for &m in &edges {
+                assert_eq!(
+                    mul_high(a, m),
+                    ((a as i64 * m as i64) >> 32) as i32,
+                    "{a} {m}"
+                );
+            }
+        }
+        for _ in 0..200_000 {
+            let a = rng.next() as i32;
+            let m = rng.next() as i32;
+            assert_eq!(
+                mul_high(a, m),
+                ((a as i64 * m as i64) >> 32) as i32,
+                "{a} {m}"
+            );
+        }
+    }
 
     #[test]
     fn rq_matches_requantize() {
