@@ -127,6 +127,166 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
     Ok(true)
 }
 
+/// Depthwise conv2d (`groups = in = out`) for cores without DSP: per output pixel, per channel,
+/// the window's taps (`(x − zp)·w`, weights read in place) with the window clipped once per
+/// pixel, and each channel's bias and requantization read from a table the kernel writes into
+/// its scratch first (`[bias, multiplier, rounding term, shift]` per channel: 16 bytes, which
+/// the weight scratch holds for kernels of 8 taps or more). `Ok(false)`: not handled here.
+pub(crate) fn depthwise(
+    op: &Conv2dOp<'_>,
+    x: In<'_>,
+    y: Out<'_>,
+    scratch: &mut [u8],
+) -> Result<bool> {
+    let (ih, iw, c) = (
+        usize::from(x.shape.h),
+        usize::from(x.shape.w),
+        usize::from(x.shape.c),
+    );
+    let ow = usize::from(y.shape.w);
+    let [kh, kw] = op.kernel.map(usize::from);
+    let [sh, sw] = op.stride.map(usize::from);
+    let [pt, pl, _, _] = op.padding.map(usize::from);
+    if usize::from(op.groups) != c || usize::from(y.shape.c) != c || ow == 0 || c == 0 {
+        return Ok(false);
+    }
+    let taps = kh * kw;
+    let weights = op.weights.bytes();
+    if weights.len() != c * taps {
+        return Ok(false);
+    }
+    let Some(table) = super::words(scratch, 4 * c) else {
+        return Ok(false);
+    };
+    let (table, _) = table.as_chunks_mut::<4>();
+    let zp_out = i32::from(y.zero_point);
+    let (min, max) = (i32::from(op.act_min), i32::from(op.act_max));
+    for (ch, e) in table.iter_mut().enumerate() {
+        let shift = i32::from(need(op.requant.shifts.get(ch))?);
+        if !(-31..=-2).contains(&shift) {
+            return Ok(false);
+        }
+        let hs = -1 - shift;
+        *e = [
+            need(op.bias.get(ch))? as u32,
+            need(op.requant.multipliers.get(ch))? as u32,
+            (1u32 << (hs - 1)),
+            hs as u32,
+        ];
+    }
+    let table: &[[u32; 4]] = table;
+    let zp_in = i32::from(x.zero_point);
+    let xd = x.data;
+    for (p, out_px) in y.data.chunks_exact_mut(c).enumerate() {
+        let (oy, ox) = (p / ow, p % ow);
+        let (iy0, ky0, ny) = clip(oy, sh, pt, kh, ih);
+        let (ix0, kx0, nx) = clip(ox, sw, pl, kw, iw);
+        if nx == 0 || ny == 0 {
+            for (d, e) in out_px.iter_mut().zip(table) {
+                *d = out(e, zp_out, min, max, e[0] as i32);
+            }
+            continue;
+        }
+        // The window's first input byte (channel 0) and its span per row.
+        let base = (iy0 * iw + ix0) * c;
+        let span = (nx - 1) * c + 1;
+        let last = base + (ny - 1) * iw * c + span + c - 1;
+        let xw = need(xd.get(base..last))?;
+        if ny == 3 && nx == 3 && kh == 3 && kw == 3 {
+            window_3x3(
+                xw,
+                iw * c,
+                c,
+                weights,
+                table,
+                out_px,
+                zp_in,
+                zp_out,
+                min,
+                max,
+            );
+            continue;
+        }
+        for (ch, (d, e)) in out_px.iter_mut().zip(table).enumerate() {
+            let mut acc = e[0] as i32;
+            let w_ch = need(weights.get(ch * taps..(ch + 1) * taps))?;
+            for dy in 0..ny {
+                let s = dy * iw * c + ch;
+                let xs = need(xw.get(s..s + span))?;
+                let t = (ky0 + dy) * kw + kx0;
+                let ws = need(w_ch.get(t..t + nx))?;
+                let mac = |acc: i32, xv: i8, wv: u8| {
+                    acc.wrapping_add((i32::from(xv) - zp_in) * i32::from(wv as i8))
+                };
+                if let ([w0, w1, w2], Some(&x0), Some(&x1), Some(&x2)) =
+                    (ws, xs.first(), xs.get(c), xs.last())
+                {
+                    // The usual three taps (xs spans exactly 2c + 1 bytes then).
+                    acc = mac(mac(mac(acc, x0, *w0), x1, *w1), x2, *w2);
+                } else {
+                    for (dx, &wv) in ws.iter().enumerate() {
+                        acc = mac(acc, need(xs.get(dx * c).copied())?, wv);
+                    }
+                }
+            }
+            *d = out(e, zp_out, min, max, acc);
+        }
+    }
+    Ok(true)
+}
+
+/// A whole 3×3 window, every channel: `xw` starts at the window's first input byte and ends
+/// after its last (`2·row + 3·c` bytes), `weights` holds 9 per channel. Out of line and with
+/// the nine taps at fixed offsets, so that Cortex-M0 keeps its few registers for the sums.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn window_3x3(
+    xw: &[i8],
+    row: usize,
+    c: usize,
+    weights: &[u8],
+    table: &[[u32; 4]],
+    out_px: &mut [i8],
+    zp_in: i32,
+    zp_out: i32,
+    min: i32,
+    max: i32,
+) {
+    if xw.len() < 2 * row + 3 * c || weights.len() < 9 * out_px.len() || table.len() < out_px.len()
+    {
+        return;
+    }
+    let (ws, _) = weights.as_chunks::<9>();
+    for (ch, ((d, e), w)) in out_px.iter_mut().zip(table).zip(ws).enumerate() {
+        let x = |off: usize| -> i32 {
+            // SAFETY: every tap offset is at most 2·row + 2·c and ch < c, so the index is below
+            // 2·row + 3·c ≤ xw.len(), checked above.
+            i32::from(unsafe { *xw.get_unchecked(off + ch) }) - zp_in
+        };
+        let [w0, w1, w2, w3, w4, w5, w6, w7, w8] = w.map(|b| i32::from(b as i8));
+        let mut acc = e[0] as i32;
+        for (base, [a, b, d]) in [
+            (0, [w0, w1, w2]),
+            (row, [w3, w4, w5]),
+            (2 * row, [w6, w7, w8]),
+        ] {
+            acc = acc
+                .wrapping_add(x(base) * a)
+                .wrapping_add(x(base + c) * b)
+                .wrapping_add(x(base + 2 * c) * d);
+        }
+        *d = out(e, zp_out, min, max, acc);
+    }
+}
+
+/// Requantizes with a table entry `[bias, multiplier, rounding term, shift]` (the `SMMLA` path
+/// of [`Rq`], total shift 33..=62).
+#[inline(always)]
+fn out(e: &[u32; 4], zp: i32, min: i32, max: i32, acc: i32) -> i8 {
+    let high = super::mul_high(acc, e[1] as i32) + e[2] as i32;
+    ((high >> e[3]) + zp).max(min).min(max) as i8
+}
+
 /// Column `jj` of `dst` ← `src + add` (or `add` alone where `src` is empty: a padded tap).
 /// Out of line: inlined, its loop loses its registers to the stack on Cortex-M0.
 #[inline(never)]
