@@ -104,6 +104,11 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
 
     let mut p0 = 0;
     while p0 < pixels {
+        if pixels - p0 < COLS && pixels >= COLS {
+            // A last partial tile overlaps the one before instead (its outputs are recomputed,
+            // the same values), so that it is a full tile for the assembly channel loop.
+            p0 = pixels - COLS;
+        }
         let n = COLS.min(pixels - p0);
         // 1. im2col: column j ← the receptive field of output pixel p0 + j, minus the zero point.
         // Columns past `n` keep whatever they held: their sums are never stored.
@@ -202,8 +207,8 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
                     y: out.as_mut_ptr(),
                     oc,
                     zp: zp_out,
-                    min: i32::from(op.act_min),
-                    max: i32::from(op.act_max),
+                    min: u32::from_le_bytes([op.act_min as u8; 4]),
+                    max: u32::from_le_bytes([op.act_max as u8; 4]),
                     count: fast,
                 };
                 // SAFETY: `fast ≥ 1` rows of `weights` readable for 4·groups bytes each (the
@@ -231,8 +236,8 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
                     y: out.as_mut_ptr().wrapping_add(fast),
                     oc,
                     zp: zp_out,
-                    min: i32::from(op.act_min),
-                    max: i32::from(op.act_max),
+                    min: u32::from_le_bytes([op.act_min as u8; 4]),
+                    max: u32::from_le_bytes([op.act_max as u8; 4]),
                     count: 1,
                 };
                 // SAFETY: as above for one channel, `fast` = oc − 1 < oc: its weights are the

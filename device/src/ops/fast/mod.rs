@@ -127,8 +127,9 @@ pub(crate) struct ChannelLoop {
     pub(crate) y: *mut i8,
     pub(crate) oc: usize,
     pub(crate) zp: i32,
-    pub(crate) min: i32,
-    pub(crate) max: i32,
+    /// `act_min` and `act_max` repeated in the four bytes of a word (for `SSUB8`/`SEL`).
+    pub(crate) min: u32,
+    pub(crate) max: u32,
     /// Channels left.
     pub(crate) count: usize,
 }
