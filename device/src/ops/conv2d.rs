@@ -10,6 +10,11 @@ use super::{clip, mac, requantize_out, In, Out};
 use crate::error::{need, Result};
 
 /// Runs one convolution. Weights are OHWI `[out][kh][kw][in / groups]`.
+///
+/// Compiled on its own (not inlined into `Model::run` next to the fast kernels), so that its
+/// code does not change with theirs: inlined there, LLVM once gave its inner loop a division
+/// per tap on Cortex-M0.
+#[inline(never)]
 pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<()> {
     let (ih, iw, ic) = (
         usize::from(x.shape.h),
