@@ -3,11 +3,14 @@
 //!
 //! - [`dsp`]: Cortex-M4/M7/M33 with the DSP extension (`thumbv7em`; `cfg(tinykd_dsp)` from build.rs):
 //!   convolutions as an int16 im2col (input offset folded in) times the int8 weights in a tile of
-//!   one output channel × four output pixels, two MACs per `SMLAD`; dense as a matrix-vector
-//!   product over the widened input; depthwise convolutions on channel pairs (`SXTAB16` +
-//!   `SMLABB`/`SMLATT`) against weights repacked as int16 pairs.
-//! - [`scalar`]: cores without DSP (Cortex-M0/M0+/M3): the same im2col and tiles with 32-bit
-//!   multiplies, unrolled, instead of the reference's per-tap bounds-checked loops.
+//!   one output channel × four output pixels, two MACs per `SMLAD`, the whole channel loop of a
+//!   tile (with `SMMLA` requantization and four outputs clamped at once) in one asm block; dense
+//!   as a three-row matrix-vector product over the widened input; depthwise convolutions on
+//!   channel pairs (`SXTB16` + `SMLABB`/`SMLATT`) against weights repacked as int16 pairs, whole
+//!   3×3 windows in one asm block.
+//! - [`scalar`]: cores without DSP (Cortex-M0/M0+/M3): an im2col of biased unsigned halfwords read
+//!   by a Thumb-1 asm micro-kernel (four pixels per weight), depthwise per pixel with a
+//!   requantization table in the scratch, and requantization without a 64-bit multiply.
 //!
 //! Which one `Model::run` uses is decided at compile time (see `ops::kernels`); both compile
 //! everywhere (the DSP instructions have a portable stand-in, `simd`), so `cargo test` on the host
