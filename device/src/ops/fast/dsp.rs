@@ -9,10 +9,10 @@
 use tinykd_format::{Conv2dOp, DenseOp};
 
 use super::simd::{
-    channels_1x4, dw_3x3, dw_row1, dw_row2, dw_row3, pack16, requant_4x8, rows_2x1, rows_3x1,
-    smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8, tile_1x4,
+    channels_1x4, dw_3x3, dw_3x3_run, dw_row1, dw_row2, dw_row3, pack16, requant_4x8, rows_2x1,
+    rows_3x1, smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8, tile_1x4,
 };
-use super::{as_bytes, offset_pair, words, ChannelLoop, Rq, Rq4};
+use super::{as_bytes, offset_pair, words, ChannelLoop, DwRun, Rq, Rq4};
 use crate::error::{need, Result};
 use crate::ops::{clip, In, Out};
 
@@ -548,9 +548,13 @@ pub(crate) fn depthwise(
             *f = f.wrapping_sub(zp_in.wrapping_mul(sum));
         }
         let full3 = kh == 3 && kw == 3 && wg.len() >= 18;
+        // Output columns whose window lies wholly inside the input: ox_lo..ox_hi.
+        let ox_lo = pl.div_ceil(sw);
+        let ox_hi = ((iw + pl).saturating_sub(kw) / sw + 1).min(ow);
         let (mut oy, mut ox) = (0, 0);
         let (mut iy0, mut ky0, mut ny) = clip(0, sh, pt, kh, ih);
-        for p in 0..pixels {
+        let mut p = 0;
+        while p < pixels {
             if ox == ow {
                 (oy, ox) = (oy + 1, 0);
                 (iy0, ky0, ny) = clip(oy, sh, pt, kh, ih);
@@ -561,11 +565,43 @@ pub(crate) fn depthwise(
             } else {
                 clip(ox, sw, pl, kw, iw)
             };
-            ox += 1;
             // Every input byte this pixel reads lies below the last tap's pixel, all channels.
             if ny > 0 && nx > 0 && ((iy0 + ny - 1) * iw + ix0 + nx) * c > xb.len() {
                 return Ok(false);
             }
+            if let (true, 3, 3, Some(q)) = (full3, ny, nx, &rq4) {
+                // A run of whole windows along the row, all in assembly.
+                let run = ox_hi.saturating_sub(ox).min(pixels - p);
+                // The run's last window ends at input column (ox + run − 1)·sw − pl + 3.
+                let fits = run > 0
+                    && ox >= ox_lo
+                    && ((iy0 + 2) * iw + (ox + run - 1) * sw + 3 - pl) * c <= xb.len()
+                    && (p + run) * c <= y.data.len();
+                if fits {
+                    let mut st = DwRun {
+                        x: xb.as_ptr().wrapping_add((iy0 * iw + ix0) * c + ch),
+                        xstep: sw * c,
+                        c,
+                        rs: (iw - 2) * c,
+                        w: wg.as_ptr(),
+                        y: y.data.as_mut_ptr().wrapping_add(p * c + ch),
+                        ystep: c,
+                        count: run,
+                        bias: folded,
+                        q: *q,
+                    };
+                    // SAFETY: `run ≥ 1` whole 3×3 windows: each reads nine input words below
+                    // its last tap's pixel end, the last of which is ≤ xb.len() (checked just
+                    // above; ch + 4 ≤ c), `wg` holds 18 aligned words (`full3`), each writes 4
+                    // bytes at (p + i)·c + ch < (p + run)·c ≤ y.len(), and `q` came from
+                    // `Rq4::new` (every shift checked).
+                    unsafe { dw_3x3_run(&mut st) };
+                    p += run;
+                    ox += run;
+                    continue;
+                }
+            }
+            ox += 1;
             let mut a;
             if full3 && ny == 3 && nx == 3 {
                 a = folded;
@@ -613,6 +649,7 @@ pub(crate) fn depthwise(
                     *d = rq.out(acc);
                 }
             }
+            p += 1;
         }
     }
     for ch in 4 * g_full..c {

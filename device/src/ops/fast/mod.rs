@@ -151,6 +151,7 @@ const _: () = {
 /// Requantization of four channels for [`simd::requant_4x8`] (all on the `SMMLA` path of [`Rq`]:
 /// total shift 33..=62): multiplier, rounding term `2^(hs−1)` and shift `hs = total − 32` per
 /// channel, the output zero point, and `min`/`max` repeated in the four bytes of a word.
+#[derive(Clone, Copy)]
 #[repr(C)]
 pub(crate) struct Rq4 {
     pub(crate) m: [i32; 4],
@@ -185,6 +186,40 @@ impl Rq4 {
         })
     }
 }
+
+/// The state of [`simd::dw_3x3_run`]: a run of whole 3×3 depthwise windows along an output row,
+/// four channels, read and advanced in place by field offset (`repr(C)`, asserted below).
+#[repr(C)]
+pub(crate) struct DwRun {
+    /// The current pixel's first tap (input byte of its group's first channel).
+    pub(crate) x: *const u8,
+    /// Input bytes from one pixel's first tap to the next's (`stride·c`).
+    pub(crate) xstep: usize,
+    /// Channels (bytes from one tap to the next along a row).
+    pub(crate) c: usize,
+    /// Bytes from a row's third tap to the next row's first (`(iw − 2)·c`).
+    pub(crate) rs: usize,
+    /// The group's nine weight pairs.
+    pub(crate) w: *const u32,
+    /// The current pixel's four outputs, and the bytes to the next pixel's.
+    pub(crate) y: *mut i8,
+    pub(crate) ystep: usize,
+    /// Pixels left (≥ 1).
+    pub(crate) count: usize,
+    /// Bias with `−zp·Σw` folded in, per channel.
+    pub(crate) bias: [i32; 4],
+    pub(crate) q: Rq4,
+}
+
+#[cfg(target_arch = "arm")]
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(DwRun, xstep) == 4 && offset_of!(DwRun, c) == 8);
+    assert!(offset_of!(DwRun, rs) == 12 && offset_of!(DwRun, w) == 16);
+    assert!(offset_of!(DwRun, y) == 20 && offset_of!(DwRun, ystep) == 24);
+    assert!(offset_of!(DwRun, count) == 28 && offset_of!(DwRun, bias) == 32);
+    assert!(offset_of!(DwRun, q) == 48);
+};
 
 /// The input offset `−zp` in both halfwords, for `SXTAB16`.
 #[inline(always)]

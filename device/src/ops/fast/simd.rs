@@ -597,6 +597,175 @@ mod imp {
         *a = [a0, a1, a2, a3];
     }
 
+    /// A run of whole 3×3 depthwise windows along an output row for four channels, all in
+    /// assembly: per pixel [`dw_3x3`]'s taps (the row step `rs` read from the state), then
+    /// [`requant_4x8`]'s requantization and one `STR`, then the next pixel.
+    ///
+    /// # Safety
+    /// `st.count ≥ 1`; for each of the `count` pixels, its nine input words (`x + i·xstep +
+    /// ky·(2c + rs) + kx·c`) readable and its 4 output bytes (`y + i·ystep`) writable; `st.w`
+    /// 4-aligned and readable for 18 words; every `st.q.hs` in 1..=30.
+    #[inline(always)]
+    pub(crate) unsafe fn dw_3x3_run(st: &mut crate::ops::fast::DwRun) {
+        let ps: *mut crate::ops::fast::DwRun = st;
+        // SAFETY: the caller guarantees every address read or written; the state is an
+        // exclusive borrow, read and updated through `{ps}` at the field offsets asserted next
+        // to `DwRun`. No stack; the Q and GE flags may change.
+        unsafe {
+            asm!(
+                "5:",
+                "ldrd {a0}, {a1}, [{ps}, #32]",
+                "ldrd {a2}, {a3}, [{ps}, #40]",
+                "ldr {xp}, [{ps}, #0]",
+                "ldr {wp}, [{ps}, #16]",
+                "ldr {c}, [{ps}, #8]",
+                "ldr {xw}, [{xp}]",
+                "add {xp}, {xp}, {c}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtb16 {xe}, {xw}",
+                "sxtb16 {xw}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "add {xp}, {xp}, {c}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtb16 {xe}, {xw}",
+                "sxtb16 {xw}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "ldr {xe}, [{ps}, #12]",
+                "add {xp}, {xp}, {xe}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtb16 {xe}, {xw}",
+                "sxtb16 {xw}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "add {xp}, {xp}, {c}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtb16 {xe}, {xw}",
+                "sxtb16 {xw}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "add {xp}, {xp}, {c}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtb16 {xe}, {xw}",
+                "sxtb16 {xw}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "ldr {xe}, [{ps}, #12]",
+                "add {xp}, {xp}, {xe}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtb16 {xe}, {xw}",
+                "sxtb16 {xw}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "add {xp}, {xp}, {c}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtb16 {xe}, {xw}",
+                "sxtb16 {xw}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "add {xp}, {xp}, {c}",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtb16 {xe}, {xw}",
+                "sxtb16 {xw}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{xp}]",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "sxtb16 {xe}, {xw}",
+                "sxtb16 {xw}, {xw}, ror #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {we}, [{ps}, #48]",
+                "ldr {wo}, [{ps}, #64]",
+                "ldr {xw}, [{ps}, #80]",
+                "smmla {a0}, {a0}, {we}, {wo}",
+                "asr {a0}, {a0}, {xw}",
+                "ldr {we}, [{ps}, #52]",
+                "ldr {wo}, [{ps}, #68]",
+                "ldr {xw}, [{ps}, #84]",
+                "smmla {a1}, {a1}, {we}, {wo}",
+                "asr {a1}, {a1}, {xw}",
+                "ldr {we}, [{ps}, #56]",
+                "ldr {wo}, [{ps}, #72]",
+                "ldr {xw}, [{ps}, #88]",
+                "smmla {a2}, {a2}, {we}, {wo}",
+                "asr {a2}, {a2}, {xw}",
+                "ldr {we}, [{ps}, #60]",
+                "ldr {wo}, [{ps}, #76]",
+                "ldr {xw}, [{ps}, #92]",
+                "smmla {a3}, {a3}, {we}, {wo}",
+                "asr {a3}, {a3}, {xw}",
+                "ldr {we}, [{ps}, #96]",
+                "add {a0}, {a0}, {we}",
+                "add {a1}, {a1}, {we}",
+                "add {a2}, {a2}, {we}",
+                "add {a3}, {a3}, {we}",
+                "ssat {a0}, #8, {a0}",
+                "ssat {a1}, #8, {a1}",
+                "ssat {a2}, #8, {a2}",
+                "ssat {a3}, #8, {a3}",
+                "bfi {a0}, {a1}, #8, #8",
+                "bfi {a0}, {a2}, #16, #8",
+                "bfi {a0}, {a3}, #24, #8",
+                "ldrd {we}, {wo}, [{ps}, #100]",
+                "ssub8 {xw}, {a0}, {we}",
+                "sel {a0}, {a0}, {we}",
+                "ssub8 {xw}, {a0}, {wo}",
+                "sel {a0}, {wo}, {a0}",
+                "ldrd {xp}, {wp}, [{ps}, #20]",
+                "str {a0}, [{xp}]",
+                "add {xp}, {xp}, {wp}",
+                "str {xp}, [{ps}, #20]",
+                "ldrd {xp}, {wp}, [{ps}, #0]",
+                "add {xp}, {xp}, {wp}",
+                "str {xp}, [{ps}, #0]",
+                "ldr {c}, [{ps}, #28]",
+                "subs {c}, {c}, #1",
+                "str {c}, [{ps}, #28]",
+                "bne 5b",
+                ps = in(reg) ps,
+                a0 = out(reg) _,
+                a1 = out(reg) _,
+                a2 = out(reg) _,
+                a3 = out(reg) _,
+                xw = out(reg) _,
+                xe = out(reg) _,
+                we = out(reg) _,
+                wo = out(reg) _,
+                xp = out(reg) _,
+                wp = out(reg) _,
+                c = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+
     /// Requantizes four channels' sums into four contiguous output bytes: per channel `SMMLA`
     /// (high word + rounding term), `ASR`, zero point, `SSAT` to 8 bits; then the bytes packed
     /// (`BFI`), clamped to `[min, max]` four at a time (`SSUB8` + `SEL`) and stored with one `STR`.
@@ -1008,6 +1177,24 @@ mod imp {
         for ky in 0..3 {
             // SAFETY: the caller guarantees the three taps of every row.
             unsafe { dw_row(a, x.add(ky * (2 * c + rs)), c, w.add(6 * ky), 0, 3) };
+        }
+    }
+
+    /// Stand-in for the Arm run of 3×3 windows (same contract and results).
+    ///
+    /// # Safety
+    /// As the Arm version.
+    pub(crate) unsafe fn dw_3x3_run(st: &mut crate::ops::fast::DwRun) {
+        while st.count > 0 {
+            let mut a = st.bias;
+            // SAFETY: the caller guarantees this pixel's taps, weights and outputs.
+            unsafe {
+                dw_3x3(&mut a, st.x, st.c, st.rs, st.w);
+                requant_4x8(a, &st.q, st.y);
+                st.x = st.x.add(st.xstep);
+                st.y = st.y.add(st.ystep);
+            }
+            st.count -= 1;
         }
     }
 
