@@ -9,10 +9,10 @@
 use tinykd_format::{Conv2dOp, DenseOp};
 
 use super::simd::{
-    channels_1x4, dw_3x3, dw_3x3_run, dw_row1, dw_row2, dw_row3, pack16, requant_4x8, rows_2x1,
-    rows_3x1, smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8, tile_1x4,
+    channels_1x4, dw_3x3, dw_3x3_run, dw_row1, dw_row2, dw_row3, dw_window, pack16, requant_4x8,
+    rows_2x1, rows_3x1, smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8, tile_1x4,
 };
-use super::{as_bytes, offset_pair, words, ChannelLoop, DwRun, Rq, Rq4};
+use super::{as_bytes, offset_pair, words, ChannelLoop, DwRun, DwWin, Rq, Rq4};
 use crate::error::{need, Result};
 use crate::ops::{clip, In, Out};
 
@@ -582,7 +582,7 @@ pub(crate) fn depthwise(
                         x: xb.as_ptr().wrapping_add((iy0 * iw + ix0) * c + ch),
                         xstep: sw * c,
                         c,
-                        rs: (iw - 2) * c,
+                        rs: iw * c,
                         w: wg.as_ptr(),
                         y: y.data.as_mut_ptr().wrapping_add(p * c + ch),
                         ystep: c,
@@ -602,6 +602,34 @@ pub(crate) fn depthwise(
                 }
             }
             ox += 1;
+            if let (Some(q), true, true) = (&rq4, ny > 0, nx > 0) {
+                // One clipped window (a border pixel, or a kernel other than 3×3).
+                let t0 = ky0 * kw + kx0;
+                let tl = (ky0 + ny - 1) * kw + kx0 + nx;
+                if tl * 2 <= wg.len() && (p + 1) * c <= y.data.len() {
+                    let mut st = DwWin {
+                        x: xb.as_ptr().wrapping_add((iy0 * iw + ix0) * c + ch),
+                        ny,
+                        c,
+                        rs: (iw - nx) * c,
+                        w: wg.as_ptr().wrapping_add(2 * t0),
+                        wskip: (kw - nx) * 8,
+                        nx,
+                        left: 0,
+                        bias,
+                        q: *q,
+                        y: y.data.as_mut_ptr().wrapping_add(p * c + ch),
+                        off,
+                    };
+                    // SAFETY: ny, nx ≥ 1; the window's input words lie below its last tap's
+                    // pixel end ≤ xb.len() (checked above; ch + 4 ≤ c), its weight pairs are
+                    // `wg[2·t0..2·tl]` (checked just above; 4-aligned words), the outputs are
+                    // 4 bytes at p·c + ch < (p + 1)·c ≤ y.len(), and `q` came from `Rq4::new`.
+                    unsafe { dw_window(&mut st) };
+                    p += 1;
+                    continue;
+                }
+            }
             let mut a;
             if full3 && ny == 3 && nx == 3 {
                 a = folded;

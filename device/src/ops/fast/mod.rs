@@ -197,7 +197,7 @@ pub(crate) struct DwRun {
     pub(crate) xstep: usize,
     /// Channels (bytes from one tap to the next along a row).
     pub(crate) c: usize,
-    /// Bytes from a row's third tap to the next row's first (`(iw − 2)·c`).
+    /// Bytes of one input row (`iw·c`).
     pub(crate) rs: usize,
     /// The group's nine weight pairs.
     pub(crate) w: *const u32,
@@ -219,6 +219,43 @@ const _: () = {
     assert!(offset_of!(DwRun, y) == 20 && offset_of!(DwRun, ystep) == 24);
     assert!(offset_of!(DwRun, count) == 28 && offset_of!(DwRun, bias) == 32);
     assert!(offset_of!(DwRun, q) == 48);
+};
+
+/// The state of [`simd::dw_window`]: one clipped depthwise window (`ny` rows of `nx` taps) of
+/// four channels, read and updated in place by field offset (`repr(C)`, asserted below).
+#[repr(C)]
+pub(crate) struct DwWin {
+    /// The window's first valid tap (input byte of the group's first channel).
+    pub(crate) x: *const u8,
+    /// Rows left (≥ 1).
+    pub(crate) ny: usize,
+    pub(crate) c: usize,
+    /// Bytes from after a row's last tap to the next row's first (`(iw − nx)·c`).
+    pub(crate) rs: usize,
+    /// The first valid tap's weight pair, and the bytes of weight pairs to skip per row
+    /// (`(kw − nx)·8`).
+    pub(crate) w: *const u32,
+    pub(crate) wskip: usize,
+    /// Taps per row (≥ 1), and the tap counter.
+    pub(crate) nx: usize,
+    pub(crate) left: usize,
+    pub(crate) bias: [i32; 4],
+    pub(crate) q: Rq4,
+    /// The four outputs.
+    pub(crate) y: *mut i8,
+    /// The input offset pair (`SXTAB16`).
+    pub(crate) off: u32,
+}
+
+#[cfg(target_arch = "arm")]
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(DwWin, ny) == 4 && offset_of!(DwWin, c) == 8);
+    assert!(offset_of!(DwWin, rs) == 12 && offset_of!(DwWin, w) == 16);
+    assert!(offset_of!(DwWin, wskip) == 20 && offset_of!(DwWin, nx) == 24);
+    assert!(offset_of!(DwWin, left) == 28 && offset_of!(DwWin, bias) == 32);
+    assert!(offset_of!(DwWin, q) == 48 && offset_of!(DwWin, y) == 108);
+    assert!(offset_of!(DwWin, off) == 112);
 };
 
 /// The input offset `−zp` in both halfwords, for `SXTAB16`.

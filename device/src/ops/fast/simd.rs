@@ -598,12 +598,13 @@ mod imp {
     }
 
     /// A run of whole 3×3 depthwise windows along an output row for four channels, all in
-    /// assembly: per pixel [`dw_3x3`]'s taps (the row step `rs` read from the state), then
+    /// assembly: per pixel [`dw_3x3`]'s taps (the second and third of a row at register
+    /// offsets `c` and `c << 1`, the row step `rs` = one input row read from the state), then
     /// [`requant_4x8`]'s requantization and one `STR`, then the next pixel.
     ///
     /// # Safety
     /// `st.count ≥ 1`; for each of the `count` pixels, its nine input words (`x + i·xstep +
-    /// ky·(2c + rs) + kx·c`) readable and its 4 output bytes (`y + i·ystep`) writable; `st.w`
+    /// ky·rs + kx·c`) readable and its 4 output bytes (`y + i·ystep`) writable; `st.w`
     /// 4-aligned and readable for 18 words; every `st.q.hs` in 1..=30.
     #[inline(always)]
     pub(crate) unsafe fn dw_3x3_run(st: &mut crate::ops::fast::DwRun) {
@@ -620,7 +621,6 @@ mod imp {
                 "ldr {wp}, [{ps}, #16]",
                 "ldr {c}, [{ps}, #8]",
                 "ldr {xw}, [{xp}]",
-                "add {xp}, {xp}, {c}",
                 "ldrd {we}, {wo}, [{wp}], #8",
                 "sxtb16 {xe}, {xw}",
                 "sxtb16 {xw}, {xw}, ror #8",
@@ -628,8 +628,7 @@ mod imp {
                 "smlatt {a2}, {xe}, {we}, {a2}",
                 "smlabb {a1}, {xw}, {wo}, {a1}",
                 "smlatt {a3}, {xw}, {wo}, {a3}",
-                "ldr {xw}, [{xp}]",
-                "add {xp}, {xp}, {c}",
+                "ldr {xw}, [{xp}, {c}]",
                 "ldrd {we}, {wo}, [{wp}], #8",
                 "sxtb16 {xe}, {xw}",
                 "sxtb16 {xw}, {xw}, ror #8",
@@ -637,7 +636,7 @@ mod imp {
                 "smlatt {a2}, {xe}, {we}, {a2}",
                 "smlabb {a1}, {xw}, {wo}, {a1}",
                 "smlatt {a3}, {xw}, {wo}, {a3}",
-                "ldr {xw}, [{xp}]",
+                "ldr {xw}, [{xp}, {c}, lsl #1]",
                 "ldr {xe}, [{ps}, #12]",
                 "add {xp}, {xp}, {xe}",
                 "ldrd {we}, {wo}, [{wp}], #8",
@@ -648,7 +647,6 @@ mod imp {
                 "smlabb {a1}, {xw}, {wo}, {a1}",
                 "smlatt {a3}, {xw}, {wo}, {a3}",
                 "ldr {xw}, [{xp}]",
-                "add {xp}, {xp}, {c}",
                 "ldrd {we}, {wo}, [{wp}], #8",
                 "sxtb16 {xe}, {xw}",
                 "sxtb16 {xw}, {xw}, ror #8",
@@ -656,8 +654,7 @@ mod imp {
                 "smlatt {a2}, {xe}, {we}, {a2}",
                 "smlabb {a1}, {xw}, {wo}, {a1}",
                 "smlatt {a3}, {xw}, {wo}, {a3}",
-                "ldr {xw}, [{xp}]",
-                "add {xp}, {xp}, {c}",
+                "ldr {xw}, [{xp}, {c}]",
                 "ldrd {we}, {wo}, [{wp}], #8",
                 "sxtb16 {xe}, {xw}",
                 "sxtb16 {xw}, {xw}, ror #8",
@@ -665,7 +662,7 @@ mod imp {
                 "smlatt {a2}, {xe}, {we}, {a2}",
                 "smlabb {a1}, {xw}, {wo}, {a1}",
                 "smlatt {a3}, {xw}, {wo}, {a3}",
-                "ldr {xw}, [{xp}]",
+                "ldr {xw}, [{xp}, {c}, lsl #1]",
                 "ldr {xe}, [{ps}, #12]",
                 "add {xp}, {xp}, {xe}",
                 "ldrd {we}, {wo}, [{wp}], #8",
@@ -676,7 +673,6 @@ mod imp {
                 "smlabb {a1}, {xw}, {wo}, {a1}",
                 "smlatt {a3}, {xw}, {wo}, {a3}",
                 "ldr {xw}, [{xp}]",
-                "add {xp}, {xp}, {c}",
                 "ldrd {we}, {wo}, [{wp}], #8",
                 "sxtb16 {xe}, {xw}",
                 "sxtb16 {xw}, {xw}, ror #8",
@@ -684,8 +680,7 @@ mod imp {
                 "smlatt {a2}, {xe}, {we}, {a2}",
                 "smlabb {a1}, {xw}, {wo}, {a1}",
                 "smlatt {a3}, {xw}, {wo}, {a3}",
-                "ldr {xw}, [{xp}]",
-                "add {xp}, {xp}, {c}",
+                "ldr {xw}, [{xp}, {c}]",
                 "ldrd {we}, {wo}, [{wp}], #8",
                 "sxtb16 {xe}, {xw}",
                 "sxtb16 {xw}, {xw}, ror #8",
@@ -693,7 +688,7 @@ mod imp {
                 "smlatt {a2}, {xe}, {we}, {a2}",
                 "smlabb {a1}, {xw}, {wo}, {a1}",
                 "smlatt {a3}, {xw}, {wo}, {a3}",
-                "ldr {xw}, [{xp}]",
+                "ldr {xw}, [{xp}, {c}, lsl #1]",
                 "ldrd {we}, {wo}, [{wp}], #8",
                 "sxtb16 {xe}, {xw}",
                 "sxtb16 {xw}, {xw}, ror #8",
@@ -749,6 +744,109 @@ mod imp {
                 "subs {c}, {c}, #1",
                 "str {c}, [{ps}, #28]",
                 "bne 5b",
+                ps = in(reg) ps,
+                a0 = out(reg) _,
+                a1 = out(reg) _,
+                a2 = out(reg) _,
+                a3 = out(reg) _,
+                xw = out(reg) _,
+                xe = out(reg) _,
+                we = out(reg) _,
+                wo = out(reg) _,
+                xp = out(reg) _,
+                wp = out(reg) _,
+                c = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+
+    /// One clipped depthwise window of four channels (`ny` rows of `nx` taps, input offset
+    /// added by `SXTAB16`), then [`requant_4x8`]'s requantization and one `STR`: the border
+    /// pixels' path, with its loop counters in the state.
+    ///
+    /// # Safety
+    /// `st.ny ≥ 1`, `st.nx ≥ 1`; the window's input words (`x + r·(nx·c + rs) + t·c`) readable,
+    /// its weight pairs (`w`, 4-aligned, `nx` pairs per row then `wskip` bytes) readable, the 4
+    /// bytes at `st.y` writable, every `st.q.hs` in 1..=30.
+    #[inline(always)]
+    pub(crate) unsafe fn dw_window(st: &mut crate::ops::fast::DwWin) {
+        let ps: *mut crate::ops::fast::DwWin = st;
+        // SAFETY: the caller guarantees every address read or written; the state is an
+        // exclusive borrow, read and updated through `{ps}` at the field offsets asserted next
+        // to `DwWin`. No stack; the Q and GE flags may change.
+        unsafe {
+            asm!(
+                "ldrd {a0}, {a1}, [{ps}, #32]",
+                "ldrd {a2}, {a3}, [{ps}, #40]",
+                "ldr {xp}, [{ps}, #0]",
+                "ldr {wp}, [{ps}, #16]",
+                "ldr {c}, [{ps}, #8]",
+                "6:",
+                "ldr {xw}, [{ps}, #24]",
+                "str {xw}, [{ps}, #28]",
+                "7:",
+                "ldr {xw}, [{xp}]",
+                "add {xp}, {xp}, {c}",
+                "ldr {we}, [{ps}, #112]",
+                "sxtab16 {xe}, {we}, {xw}",
+                "sxtab16 {xw}, {we}, {xw}, ror #8",
+                "ldrd {we}, {wo}, [{wp}], #8",
+                "smlabb {a0}, {xe}, {we}, {a0}",
+                "smlatt {a2}, {xe}, {we}, {a2}",
+                "smlabb {a1}, {xw}, {wo}, {a1}",
+                "smlatt {a3}, {xw}, {wo}, {a3}",
+                "ldr {xw}, [{ps}, #28]",
+                "subs {xw}, {xw}, #1",
+                "str {xw}, [{ps}, #28]",
+                "bne 7b",
+                "ldr {xw}, [{ps}, #12]",
+                "add {xp}, {xp}, {xw}",
+                "ldr {xw}, [{ps}, #20]",
+                "add {wp}, {wp}, {xw}",
+                "ldr {xw}, [{ps}, #4]",
+                "subs {xw}, {xw}, #1",
+                "str {xw}, [{ps}, #4]",
+                "bne 6b",
+                "ldr {we}, [{ps}, #48]",
+                "ldr {wo}, [{ps}, #64]",
+                "ldr {xw}, [{ps}, #80]",
+                "smmla {a0}, {a0}, {we}, {wo}",
+                "asr {a0}, {a0}, {xw}",
+                "ldr {we}, [{ps}, #52]",
+                "ldr {wo}, [{ps}, #68]",
+                "ldr {xw}, [{ps}, #84]",
+                "smmla {a1}, {a1}, {we}, {wo}",
+                "asr {a1}, {a1}, {xw}",
+                "ldr {we}, [{ps}, #56]",
+                "ldr {wo}, [{ps}, #72]",
+                "ldr {xw}, [{ps}, #88]",
+                "smmla {a2}, {a2}, {we}, {wo}",
+                "asr {a2}, {a2}, {xw}",
+                "ldr {we}, [{ps}, #60]",
+                "ldr {wo}, [{ps}, #76]",
+                "ldr {xw}, [{ps}, #92]",
+                "smmla {a3}, {a3}, {we}, {wo}",
+                "asr {a3}, {a3}, {xw}",
+                "ldr {we}, [{ps}, #96]",
+                "add {a0}, {a0}, {we}",
+                "add {a1}, {a1}, {we}",
+                "add {a2}, {a2}, {we}",
+                "add {a3}, {a3}, {we}",
+                "ssat {a0}, #8, {a0}",
+                "ssat {a1}, #8, {a1}",
+                "ssat {a2}, #8, {a2}",
+                "ssat {a3}, #8, {a3}",
+                "bfi {a0}, {a1}, #8, #8",
+                "bfi {a0}, {a2}, #16, #8",
+                "bfi {a0}, {a3}, #24, #8",
+                "ldrd {we}, {wo}, [{ps}, #100]",
+                "ssub8 {xw}, {a0}, {we}",
+                "sel {a0}, {a0}, {we}",
+                "ssub8 {xw}, {a0}, {wo}",
+                "sel {a0}, {wo}, {a0}",
+                "ldr {xp}, [{ps}, #108]",
+                "str {a0}, [{xp}]",
                 ps = in(reg) ps,
                 a0 = out(reg) _,
                 a1 = out(reg) _,
@@ -1189,13 +1287,32 @@ mod imp {
             let mut a = st.bias;
             // SAFETY: the caller guarantees this pixel's taps, weights and outputs.
             unsafe {
-                dw_3x3(&mut a, st.x, st.c, st.rs, st.w);
+                dw_3x3(&mut a, st.x, st.c, st.rs - 2 * st.c, st.w);
                 requant_4x8(a, &st.q, st.y);
                 st.x = st.x.add(st.xstep);
                 st.y = st.y.add(st.ystep);
             }
             st.count -= 1;
         }
+    }
+
+    /// Stand-in for the Arm clipped window (same contract and results).
+    ///
+    /// # Safety
+    /// As the Arm version.
+    pub(crate) unsafe fn dw_window(st: &mut crate::ops::fast::DwWin) {
+        let mut a = st.bias;
+        let (mut x, mut w) = (st.x, st.w);
+        for _ in 0..st.ny {
+            // SAFETY: the caller guarantees this row's taps and weight pairs.
+            unsafe {
+                dw_row(&mut a, x, st.c, w, st.off, st.nx);
+                x = x.add(st.nx * st.c + st.rs);
+                w = w.add(2 * st.nx + st.wskip / 4);
+            }
+        }
+        // SAFETY: the caller guarantees the outputs and the shifts.
+        unsafe { requant_4x8(a, &st.q, st.y) };
     }
 
     /// Stand-in for the Arm requantization of four channels (same contract and results).
