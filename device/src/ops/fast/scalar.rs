@@ -334,12 +334,12 @@ pub(crate) fn dense(op: &DenseOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8])
     while o < out_n {
         if o + 2 <= out_n {
             let (r0, r1) = (need(row(o))?, need(row(o + 1))?);
-            let (mut a0, mut a1) = (need(op.bias.get(o))?, need(op.bias.get(o + 1))?);
-            for ((&w0, &w1), &v) in r0.iter().zip(r1).zip(xs) {
-                let v = i32::from(v);
-                a0 = a0.wrapping_add(i32::from(w0 as i8) * v);
-                a1 = a1.wrapping_add(i32::from(w1 as i8) * v);
+            let mut a = [need(op.bias.get(o))?, need(op.bias.get(o + 1))?];
+            if r0.len() == n && r1.len() == n && xs.len() == n && n > 0 {
+                // SAFETY: both rows and the widened input hold n ≥ 1 values.
+                unsafe { rows_2x1(r0.as_ptr(), r1.as_ptr(), xs.as_ptr(), n, &mut a) };
             }
+            let [a0, a1] = a;
             *need(y.data.get_mut(o))? = rq(o)?.out(a0);
             *need(y.data.get_mut(o + 1))? = rq(o + 1)?.out(a1);
             o += 2;
@@ -476,4 +476,84 @@ unsafe fn tile_1x4(w: *const u8, x: *const u16, steps: usize, a: &mut [i32; COLS
         sum += w;
     }
     sum
+}
+
+/// The dense micro-kernel: two weight rows (`w0`, `w1`, int8) against the widened input (`x`,
+/// int16), `n` values, accumulating into `a`. Thumb-1 assembly on Arm: `LDRSH` and `LDRSB` with
+/// register offsets counting up to 0 from −n, 10 instructions per 2 MACs; it borrows r6 (which
+/// `asm!` may not name) for the halfword index and restores it.
+///
+/// # Safety
+/// `w0`, `w1` readable for `n` bytes, `x` 2-aligned and readable for `n` halfwords, `n ≥ 1`.
+#[cfg(all(target_arch = "arm", not(tinykd_dsp)))]
+#[inline(always)]
+unsafe fn rows_2x1(w0: *const u8, w1: *const u8, x: *const i16, n: usize, a: &mut [i32; 2]) {
+    let mut acc = *a;
+    let neg = 0usize.wrapping_sub(n);
+    // SAFETY: reads w0[0..n], w1[0..n] and x[0..n] (as `end + i` for i = −n … −1 and
+    // `xend + 2i`), which the caller guarantees; n ≥ 1, so the counter reaches 0. r6 is saved
+    // in r12 and restored before the block ends; r8–r12 are declared clobbered; `acc` (two words)
+    // is read and written through r5/r9. No stack.
+    unsafe {
+        asm!(
+            "mov r12, r6",
+            "mov r9, r5",
+            "ldr r4, [r5, #0]",
+            "mov r8, r4",
+            "ldr r4, [r5, #4]",
+            "mov r10, r4",
+            "lsls r6, r2, #1",
+            "2:",
+            "ldrsh r5, [r3, r6]",
+            "ldrsb r4, [r0, r2]",
+            "muls r4, r5, r4",
+            "add r8, r4",
+            "ldrsb r4, [r1, r2]",
+            "muls r4, r5, r4",
+            "add r10, r4",
+            "adds r6, #2",
+            "adds r2, #1",
+            "bne 2b",
+            "mov r5, r9",
+            "mov r4, r8",
+            "str r4, [r5, #0]",
+            "mov r4, r10",
+            "str r4, [r5, #4]",
+            "mov r6, r12",
+            in("r0") w0.wrapping_add(n),
+            in("r1") w1.wrapping_add(n),
+            inout("r2") neg => _,
+            in("r3") x.wrapping_add(n),
+            out("r4") _,
+            inout("r5") acc.as_mut_ptr() => _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r12") _,
+            options(nostack),
+        );
+    }
+    *a = acc;
+}
+
+/// Portable stand-in for the Arm dense micro-kernel (same contract).
+///
+/// # Safety
+/// As the Arm version.
+#[cfg(not(all(target_arch = "arm", not(tinykd_dsp))))]
+#[inline(always)]
+unsafe fn rows_2x1(w0: *const u8, w1: *const u8, x: *const i16, n: usize, a: &mut [i32; 2]) {
+    // SAFETY: the caller guarantees the three ranges.
+    let (w0, w1, x) = unsafe {
+        (
+            core::slice::from_raw_parts(w0, n),
+            core::slice::from_raw_parts(w1, n),
+            core::slice::from_raw_parts(x, n),
+        )
+    };
+    let [a0, a1] = a;
+    for ((&u, &v), &x) in w0.iter().zip(w1).zip(x) {
+        *a0 = a0.wrapping_add(i32::from(u as i8) * i32::from(x));
+        *a1 = a1.wrapping_add(i32::from(v as i8) * i32::from(x));
+    }
 }
