@@ -108,7 +108,7 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
                 for (a, &u) in a.iter_mut().zip(need(tile.get(k - 1))?) {
                     *a = a.wrapping_add(w * i32::from(u));
                 }
-                sum += w;
+                sum = sum.wrapping_add(w);
             }
             let [a0, a1, a2, a3] = a.map(|a| a.wrapping_sub(sum.wrapping_mul(BIAS)));
             let rq = Rq::new(
@@ -473,7 +473,7 @@ unsafe fn tile_1x4(w: *const u8, x: *const u16, steps: usize, a: &mut [i32; COLS
         for (a, &u) in a.iter_mut().zip(xs) {
             *a = a.wrapping_add(w * i32::from(u));
         }
-        sum += w;
+        sum = sum.wrapping_add(w);
     }
     sum
 }
