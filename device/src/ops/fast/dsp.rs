@@ -160,6 +160,22 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
                     iw,
                     ic,
                 };
+                if ic == 1 && kh == 3 && kw == 3 && win.rows.2 == 3 && win.cols.2 == 3 {
+                    // A whole 3×3 window of one channel: three runs of three bytes.
+                    let s = win.rows.0 * iw + win.cols.0;
+                    let row = |r: usize| -> Result<[i32; 3]> {
+                        let at = s + r * iw;
+                        let b = need(x.data.get(at..at + 3))?;
+                        Ok([0, 1, 2].map(|i| b.get(i).map_or(0, |&v| i32::from(v) - zp_in)))
+                    };
+                    let ([v0, v1, v2], [v3, v4, v5], [v6, v7, v8]) = (row(0)?, row(1)?, row(2)?);
+                    if let [t0, t1, t2, ..] = tile {
+                        put(t0, j, [pack16(v0, v2), pack16(v1, v3)]);
+                        put(t1, j, [pack16(v4, v6), pack16(v5, v7)]);
+                        put(t2, j, [pack16(v8, 0), 0]);
+                        continue;
+                    }
+                }
                 fill_small(tile, j, x.data, &win, zp_in)?;
             }
         } else if ic % 4 != 0 {
