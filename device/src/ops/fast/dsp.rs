@@ -263,7 +263,9 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
                 o_start = oc;
             }
         }
-        channels(op, k, tile, zp_out, y.data, p0, n, oc, o_start)?;
+        if o_start < oc {
+            channels(op, k, tile, zp_out, y.data, p0, n, oc, o_start)?;
+        }
         p0 += n;
     }
     Ok(true)
