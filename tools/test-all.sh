@@ -44,7 +44,7 @@ for target in thumbv6m-none-eabi thumbv7em-none-eabihf riscv32imc-unknown-none-e
 done
 
 # The fast kernels against the portable reference on 48 random models (odd channel counts,
-# padding, strides, zero points), on the real instructions: the DSP kernels on the Cortex-M4
+# padding, strides, zero points) and the benchmark layers, on the real instructions: the DSP kernels on the Cortex-M4
 # (mps2-an386) and the scalar ones on the Cortex-M0 (microbit). About 20 s with the builds.
 step "fast kernels vs reference in QEMU (Cortex-M4 DSP, Cortex-M0 scalar)"
 for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do

@@ -10,6 +10,11 @@ use super::{clip, mac, requantize_out, In, Out};
 use crate::error::{need, Result};
 
 /// Runs one convolution. Weights are OHWI `[out][kh][kw][in / groups]`.
+///
+/// Compiled on its own (not inlined into `Model::run` next to the fast kernels), so that its
+/// code does not change with theirs: inlined there, LLVM once gave its inner loop a division
+/// per tap on Cortex-M0.
+#[inline(never)]
 pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<()> {
     let (ih, iw, ic) = (
         usize::from(x.shape.h),
@@ -35,7 +40,12 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<()> {
         let (iy0, ky0, ny) = clip(oy, sh, pt, kh, ih);
         let (ix0, kx0, nx) = clip(ox, sw, pl, kw, iw);
         for (o, out) in out_px.iter_mut().enumerate() {
-            let g = o / ocg;
+            // No division for the common cases (depthwise, groups = 1): Cortex-M0 has no divider.
+            let g = match ocg {
+                1 => o,
+                _ if groups == 1 => 0,
+                _ => o / ocg,
+            };
             let w_o = need(weights.get(o * per_out..(o + 1) * per_out))?;
             let mut acc = need(op.bias.get(o))?;
             for dy in 0..ny {

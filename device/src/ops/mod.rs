@@ -80,6 +80,7 @@ pub(crate) fn conv2d_with(
             Flavor::Dsp if op.groups == 1 => fast::dsp::conv2d(op, x, y.reborrow(), s)?,
             Flavor::Dsp => fast::dsp::depthwise(op, x, y.reborrow(), s)?,
             Flavor::Scalar if op.groups == 1 => fast::scalar::conv2d(op, x, y.reborrow(), s)?,
+            Flavor::Scalar => fast::scalar::depthwise(op, x, y.reborrow(), s)?,
             _ => false,
         };
         if done {

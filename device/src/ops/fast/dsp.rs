@@ -9,9 +9,10 @@
 use tinykd_format::{Conv2dOp, DenseOp};
 
 use super::simd::{
-    pack16, rows_2x1, smlabb, smlad, smlatt, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8, tile_1x4,
+    channels_1x4, dw_3x3, dw_3x3_run, dw_row1, dw_row2, dw_row3, dw_window, pack16, requant_4x8,
+    rows_2x1, rows_3x1, smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8, tile_1x4,
 };
-use super::{as_bytes, load_u32, offset_pair, words, Rq};
+use super::{as_bytes, offset_pair, words, ChannelLoop, DwRun, DwWin, Rq, Rq4};
 use crate::error::{need, Result};
 use crate::ops::{clip, In, Out};
 
@@ -27,6 +28,15 @@ fn tile_step(w: u32, x: &[u32; 8], a: &mut [i32; COLS]) {
     a[1] = smlad(wo, x1o, smlad(we, x1e, a[1]));
     a[2] = smlad(wo, x2o, smlad(we, x2e, a[2]));
     a[3] = smlad(wo, x3o, smlad(we, x3e, a[3]));
+}
+
+/// Column `j` of one im2col group (its two words).
+#[inline(always)]
+fn put(group: &mut [u32; 2 * COLS], j: usize, pair: [u32; 2]) {
+    let (cols, _) = group.as_chunks_mut::<2>();
+    if let Some(c) = cols.get_mut(j % COLS) {
+        *c = pair;
+    }
 }
 
 /// The last `k mod 4` weights of a row as a zero-padded word.
@@ -56,124 +66,407 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
     }
     let k = kh * kw * ic;
     let groups = k.div_ceil(4);
+    let weights = op.weights.bytes();
+    if weights.len() != oc * k {
+        return Ok(false);
+    }
     let Some(cols) = words(scratch, groups * 2 * COLS) else {
         return Ok(false);
     };
-    let weights = op.weights.bytes();
     let xb = as_bytes(x.data);
     let off = offset_pair(x.zero_point);
     let zp_in = i32::from(x.zero_point);
     let zp_out = i32::from(y.zero_point);
     let pixels = y.data.len() / oc;
+    // The assembly channel loop needs every parameter present and every channel on the usual
+    // requantization path (total shift 33..=62, see `Rq`).
+    let shifts = op.requant.shifts.bytes();
+    let asm_rq = op.bias.len() >= oc
+        && op.requant.multipliers.len() >= oc
+        && shifts.len() >= oc
+        && shifts
+            .iter()
+            .take(oc)
+            .all(|&s| (-31..=-2).contains(&(s as i8)));
+
+    // The last weight row, zero-padded to whole groups (it cannot be read on past its end).
+    let mut last_row = [0u8; 64];
+    let row = weights
+        .get((oc - 1) * k..)
+        .filter(|r| r.len() <= last_row.len());
+    let last_ok = match (row, last_row.get_mut(..k)) {
+        (Some(row), Some(dst)) if row.len() == k => {
+            dst.copy_from_slice(row);
+            true
+        }
+        _ => false,
+    };
 
     let mut p0 = 0;
     while p0 < pixels {
+        if pixels - p0 < COLS && pixels >= COLS {
+            // A last partial tile overlaps the one before instead (its outputs are recomputed,
+            // the same values), so that it is a full tile for the assembly channel loop.
+            p0 = pixels - COLS;
+        }
         let n = COLS.min(pixels - p0);
         // 1. im2col: column j ← the receptive field of output pixel p0 + j, minus the zero point.
-        for j in 0..COLS {
+        // Columns past `n` keep whatever they held: their sums are never stored.
+        let (tile, _) = cols.as_chunks_mut::<{ 2 * COLS }>();
+        for j in (0..n).filter(|_| ic % 4 == 0) {
             let p = p0 + j;
-            if j >= n {
-                for g in cols.chunks_exact_mut(2 * COLS) {
-                    if let Some(c) = g.get_mut(2 * j..2 * j + 2) {
-                        c.fill(0);
-                    }
-                }
-                continue;
-            }
             let (oy, ox) = (p / ow, p % ow);
             let (iy0, ky0, ny) = clip(oy, sh, pt, kh, ih);
             let (ix0, kx0, nx) = clip(ox, sw, pl, kw, iw);
-            if ic % 4 == 0 {
+            let inside =
+                |ky: usize, kx: usize| ky >= ky0 && ky < ky0 + ny && kx >= kx0 && kx < kx0 + nx;
+            let src = |ky: usize, kx: usize| ((iy0 + ky - ky0) * iw + ix0 + kx - kx0) * ic;
+            {
                 // Whole words: each tap is ic/4 groups; padded taps are zeros.
-                let per_tap = ic / 4;
+                let mut dst = tile.iter_mut();
                 for ky in 0..kh {
                     for kx in 0..kw {
-                        let g0 = (ky * kw + kx) * per_tap;
-                        let inside = ky >= ky0 && ky < ky0 + ny && kx >= kx0 && kx < kx0 + nx;
-                        let dst = need(cols.get_mut(g0 * 2 * COLS..(g0 + per_tap) * 2 * COLS))?;
-                        if inside {
-                            let (iy, ix) = (iy0 + ky - ky0, ix0 + kx - kx0);
-                            let s = (iy * iw + ix) * ic;
-                            let src = need(xb.get(s..s + ic))?;
-                            let (src, _) = src.as_chunks::<4>();
-                            for (d, s) in dst.chunks_exact_mut(2 * COLS).zip(src) {
-                                let v = u32::from_le_bytes(*s);
-                                if let Some(d) = d.get_mut(2 * j..2 * j + 2) {
-                                    d.copy_from_slice(&[sxtab16(off, v), sxtab16_ror8(off, v)]);
-                                }
+                        if inside(ky, kx) {
+                            let s = src(ky, kx);
+                            let (words, _) = need(xb.get(s..s + ic))?.as_chunks::<4>();
+                            for w in words {
+                                let v = u32::from_le_bytes(*w);
+                                put(
+                                    need(dst.next())?,
+                                    j,
+                                    [sxtab16(off, v), sxtab16_ror8(off, v)],
+                                );
                             }
                         } else {
-                            for d in dst.chunks_exact_mut(2 * COLS) {
-                                if let Some(d) = d.get_mut(2 * j..2 * j + 2) {
-                                    d.fill(0);
-                                }
+                            for _ in 0..ic / 4 {
+                                put(need(dst.next())?, j, [0, 0]);
                             }
                         }
                     }
                 }
-            } else {
-                // Value by value (e.g. one input channel): k = (ky·kw + kx)·ic + c.
-                let value = |kk: usize| -> i32 {
-                    if kk >= k {
-                        return 0;
-                    }
-                    let (tap, c) = (kk / ic, kk % ic);
-                    let (ky, kx) = (tap / kw, tap % kw);
-                    if ky < ky0 || ky >= ky0 + ny || kx < kx0 || kx >= kx0 + nx {
-                        return 0;
-                    }
-                    let (iy, ix) = (iy0 + ky - ky0, ix0 + kx - kx0);
-                    x.data
-                        .get((iy * iw + ix) * ic + c)
-                        .map_or(0, |&v| i32::from(v) - zp_in)
+            }
+        }
+        if ic % 4 != 0 && 4 * groups <= SMALL {
+            // A short reduction (e.g. 3×3 × one channel): gathered on the stack, then packed.
+            let (tile, _) = cols.as_chunks_mut::<{ 2 * COLS }>();
+            for j in 0..n {
+                let p = p0 + j;
+                let (oy, ox) = (p / ow, p % ow);
+                let win = Window {
+                    rows: clip(oy, sh, pt, kh, ih),
+                    cols: clip(ox, sw, pl, kw, iw),
+                    kh,
+                    kw,
+                    iw,
+                    ic,
                 };
-                for (g, d) in cols.chunks_exact_mut(2 * COLS).enumerate() {
-                    let b = 4 * g;
-                    if let Some(d) = d.get_mut(2 * j..2 * j + 2) {
-                        d.copy_from_slice(&[
-                            pack16(value(b), value(b + 2)),
-                            pack16(value(b + 1), value(b + 3)),
-                        ]);
+                if ic == 1 && kh == 3 && kw == 3 && win.rows.2 == 3 && win.cols.2 == 3 {
+                    // A whole 3×3 window of one channel: three runs of three bytes.
+                    let s = win.rows.0 * iw + win.cols.0;
+                    let row = |r: usize| -> Result<[i32; 3]> {
+                        let at = s + r * iw;
+                        let b = need(x.data.get(at..at + 3))?;
+                        Ok([0, 1, 2].map(|i| b.get(i).map_or(0, |&v| i32::from(v) - zp_in)))
+                    };
+                    let ([v0, v1, v2], [v3, v4, v5], [v6, v7, v8]) = (row(0)?, row(1)?, row(2)?);
+                    if let [t0, t1, t2, ..] = tile {
+                        put(t0, j, [pack16(v0, v2), pack16(v1, v3)]);
+                        put(t1, j, [pack16(v4, v6), pack16(v5, v7)]);
+                        put(t2, j, [pack16(v8, 0), 0]);
+                        continue;
                     }
                 }
+                fill_small(tile, j, x.data, &win, zp_in)?;
+            }
+        } else if ic % 4 != 0 {
+            // Value by value (e.g. one input channel), through a halfword view of the columns;
+            // every column's last group is padded with zeros (the weights read past a row
+            // meet them).
+            let Some(h) = super::halves(&mut *cols_bytes(cols), groups * 4 * COLS) else {
+                return Ok(false);
+            };
+            for j in 0..n {
+                let p = p0 + j;
+                let (oy, ox) = (p / ow, p % ow);
+                let win = Window {
+                    rows: clip(oy, sh, pt, kh, ih),
+                    cols: clip(ox, sw, pl, kw, iw),
+                    kh,
+                    kw,
+                    iw,
+                    ic,
+                };
+                fill_values(h, j, x.data, &win, zp_in, 4 * groups)?;
             }
         }
         // 2. Every output channel against the four columns.
         let (tile, _) = cols.as_chunks::<{ 2 * COLS }>();
-        for o in 0..oc {
-            let row = need(weights.get(o * k..(o + 1) * k))?;
-            let b = need(op.bias.get(o))?;
-            let mut a = [b; COLS];
-            let (wq, wt) = row.as_chunks::<4>();
-            let steps = wq.len().min(tile.len());
-            if steps > 0 {
-                // SAFETY: `steps` groups of 4 weights lie in `row` and `steps` tiles of 8 words
-                // in `cols`, which `words()` returned 4-aligned.
-                unsafe { tile_1x4(row.as_ptr(), cols.as_ptr(), steps, &mut a) };
+        if tile.len() != groups {
+            return Ok(false);
+        }
+        let mut o_start = 0;
+        if n == COLS && asm_rq && groups > 0 {
+            // The assembly loop for every channel whose row can be read on to a whole group.
+            let fast = (0..oc)
+                .take_while(|&o| weights.len() - o * k >= 4 * groups)
+                .count();
+            let out = need(y.data.get_mut(p0 * oc..(p0 + COLS) * oc))?;
+            if fast > 0 {
+                let mut cl = ChannelLoop {
+                    w: weights.as_ptr(),
+                    k,
+                    tile: tile.as_ptr().cast(),
+                    steps: groups,
+                    bias: op.bias.bytes().as_ptr(),
+                    mult: op.requant.multipliers.bytes().as_ptr(),
+                    shift: op.requant.shifts.bytes().as_ptr(),
+                    y: out.as_mut_ptr(),
+                    oc,
+                    zp: zp_out,
+                    min: u32::from_le_bytes([op.act_min as u8; 4]),
+                    max: u32::from_le_bytes([op.act_max as u8; 4]),
+                    count: fast,
+                };
+                // SAFETY: `fast ≥ 1` rows of `weights` readable for 4·groups bytes each (the
+                // `take_while` above), `tile` is `groups` aligned tiles, the bias, multipliers
+                // and shifts hold ≥ oc ≥ fast values (checked once per call: `asm_rq`), `out`
+                // holds the four pixels' oc outputs, and every shift lies in −31..=−2 (`asm_rq`).
+                unsafe { channels_1x4(&mut cl) };
             }
-            if !wt.is_empty() {
-                tile_step(tail_word(wt), need(tile.get(wq.len()))?, &mut a);
+            o_start = fast;
+            if last_ok && fast + 1 == oc && 4 * groups <= last_row.len() {
+                // The last row, zero-padded on the stack, through the same loop.
+                let mut cl = ChannelLoop {
+                    w: last_row.as_ptr(),
+                    k,
+                    tile: tile.as_ptr().cast(),
+                    steps: groups,
+                    bias: op.bias.bytes().as_ptr().wrapping_add(4 * fast),
+                    mult: op
+                        .requant
+                        .multipliers
+                        .bytes()
+                        .as_ptr()
+                        .wrapping_add(4 * fast),
+                    shift: shifts.as_ptr().wrapping_add(fast),
+                    y: out.as_mut_ptr().wrapping_add(fast),
+                    oc,
+                    zp: zp_out,
+                    min: u32::from_le_bytes([op.act_min as u8; 4]),
+                    max: u32::from_le_bytes([op.act_max as u8; 4]),
+                    count: 1,
+                };
+                // SAFETY: as above for one channel, `fast` = oc − 1 < oc: its weights are the
+                // 4·groups ≤ last_row.len() bytes of `last_row`, its parameters and outputs
+                // those of channel oc − 1.
+                unsafe { channels_1x4(&mut cl) };
+                o_start = oc;
             }
-            let rq = Rq::new(
-                need(op.requant.multipliers.get(o))?,
-                i32::from(need(op.requant.shifts.get(o))?),
-                zp_out,
-                op.act_min,
-                op.act_max,
-            );
-            for (j, &acc) in a.iter().enumerate().take(n) {
-                *need(y.data.get_mut((p0 + j) * oc + o))? = rq.out(acc);
-            }
+        }
+        if o_start < oc {
+            channels(op, k, tile, zp_out, y.data, p0, n, oc, o_start)?;
         }
         p0 += n;
     }
     Ok(true)
 }
 
+/// A receptive field: `(first input index, first kernel index, count)` per axis (see `clip`).
+struct Window {
+    rows: (usize, usize, usize),
+    cols: (usize, usize, usize),
+    kh: usize,
+    kw: usize,
+    iw: usize,
+    ic: usize,
+}
+
+/// The words of the columns as bytes again (for the halfword view).
+fn cols_bytes(cols: &mut [u32]) -> &mut [u8] {
+    // SAFETY: any `u32` storage is valid as bytes; the borrow is exclusive and as long.
+    unsafe { core::slice::from_raw_parts_mut(cols.as_mut_ptr().cast::<u8>(), cols.len() * 4) }
+}
+
+/// The longest reduction (`kh·kw·in` rounded up to 4) [`fill_small`] gathers on the stack.
+const SMALL: usize = 16;
+
+/// Column `j` of the im2col for a reduction of at most [`SMALL`] values: the window's values
+/// (minus the zero point; zeros for padded taps and past `k`) gathered into a local array, then
+/// packed four at a time into the column's pair of words (`SXTB16` order).
+#[inline(never)]
+fn fill_small(
+    tile: &mut [[u32; 2 * COLS]],
+    j: usize,
+    x: &[i8],
+    win: &Window,
+    zp_in: i32,
+) -> Result<()> {
+    let (iy0, ky0, ny) = win.rows;
+    let (ix0, kx0, nx) = win.cols;
+    let ic = win.ic;
+    let mut v = [0i32; SMALL];
+    if nx > 0 {
+        for dy in 0..ny {
+            let s = ((iy0 + dy) * win.iw + ix0) * ic;
+            let src = need(x.get(s..s + nx * ic))?;
+            let at = ((ky0 + dy) * win.kw + kx0) * ic;
+            let dst = need(v.get_mut(at..at + nx * ic))?;
+            for (d, &b) in dst.iter_mut().zip(src) {
+                *d = i32::from(b) - zp_in;
+            }
+        }
+    }
+    let (quads, _) = v.as_chunks::<4>();
+    for (t, &[v0, v1, v2, v3]) in tile.iter_mut().zip(quads) {
+        put(t, j, [pack16(v0, v2), pack16(v1, v3)]);
+    }
+    Ok(())
+}
+
+/// Column `j` of the im2col, value by value into the halfword view `h`: value `kk` lands in
+/// group `kk / 4`, word `2j + kk mod 2`, halfword `kk mod 4 / 2` (the `SXTB16` pair order);
+/// values `k..k4` are zeros. Out of line, so that its loop keeps its registers.
+#[inline(never)]
+fn fill_values(
+    h: &mut [i16],
+    j: usize,
+    x: &[i8],
+    win: &Window,
+    zp_in: i32,
+    k4: usize,
+) -> Result<()> {
+    let (iy0, ky0, ny) = win.rows;
+    let (ix0, kx0, nx) = win.cols;
+    let base = 4 * (j % COLS);
+    let mut put = |kk: usize, v: i32| {
+        let r = kk & 3;
+        if let Some(e) = h.get_mut(16 * (kk >> 2) + base + (((r & 1) << 1) | (r >> 1))) {
+            *e = v as i16;
+        }
+    };
+    let mut kk = 0;
+    if win.ic == 1 {
+        // One input channel: each kernel row is one run of input bytes, zeros around it.
+        for ky in 0..win.kh {
+            let run = if ky >= ky0 && ky < ky0 + ny && nx > 0 {
+                let s = (iy0 + ky - ky0) * win.iw + ix0;
+                need(x.get(s..s + nx))?
+            } else {
+                &[]
+            };
+            let first = if run.is_empty() { win.kw } else { kx0 };
+            for _ in 0..first {
+                put(kk, 0);
+                kk += 1;
+            }
+            for &v in run {
+                put(kk, i32::from(v) - zp_in);
+                kk += 1;
+            }
+            for _ in first + run.len()..win.kw {
+                put(kk, 0);
+                kk += 1;
+            }
+        }
+        while kk < k4 {
+            put(kk, 0);
+            kk += 1;
+        }
+        return Ok(());
+    }
+    for ky in 0..win.kh {
+        let row_in = ky >= ky0 && ky < ky0 + ny;
+        for kx in 0..win.kw {
+            if row_in && kx >= kx0 && kx < kx0 + nx {
+                let s = ((iy0 + ky - ky0) * win.iw + ix0 + kx - kx0) * win.ic;
+                for &v in need(x.get(s..s + win.ic))? {
+                    put(kk, i32::from(v) - zp_in);
+                    kk += 1;
+                }
+            } else {
+                for _ in 0..win.ic {
+                    put(kk, 0);
+                    kk += 1;
+                }
+            }
+        }
+    }
+    while kk < k4 {
+        put(kk, 0);
+        kk += 1;
+    }
+    Ok(())
+}
+
+/// Step 2 of [`conv2d`] for one tile of `n ≤ 4` output pixels from `p0`: every output channel
+/// against the four im2col columns, requantized into `y`. A row's last partial group reads on
+/// into the next row's weights, which meet the zero padding of the columns; only the last row,
+/// where that would leave the weights, takes the zero-padded tail word. (A function of its own:
+/// inlined into the fill loop it loses its registers to the stack.)
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn channels(
+    op: &Conv2dOp<'_>,
+    k: usize,
+    tile: &[[u32; 2 * COLS]],
+    zp_out: i32,
+    y: &mut [i8],
+    p0: usize,
+    n: usize,
+    oc: usize,
+    o_start: usize,
+) -> Result<()> {
+    let weights = op.weights.bytes();
+    let groups = tile.len();
+    let full = k / 4;
+    let (bias, _) = op.bias.bytes().as_chunks::<4>();
+    let (mult, _) = op.requant.multipliers.bytes().as_chunks::<4>();
+    let shifts = op.requant.shifts.bytes();
+    // Checked once: every channel has its bias, multiplier and shift.
+    let last = oc.saturating_sub(1);
+    need(bias.get(last).zip(mult.get(last)).zip(shifts.get(last)))?;
+    let params = bias.iter().zip(mult).zip(shifts).take(oc);
+    for (o, ((b, m), &sh)) in params.enumerate().skip(o_start) {
+        let at = o * k;
+        let mut a = [i32::from_le_bytes(*b); COLS];
+        let readable = weights.len().saturating_sub(at);
+        let steps = if readable >= 4 * groups { groups } else { full };
+        if steps > 0 && readable >= 4 * steps {
+            // SAFETY: `steps` groups of 4 weights lie in `weights[at..]` (checked just above)
+            // and `steps ≤ groups = tile.len()` tiles of 8 words, 4-aligned as `[u32; 8]`.
+            unsafe {
+                tile_1x4(
+                    weights.as_ptr().add(at),
+                    tile.as_ptr().cast(),
+                    steps,
+                    &mut a,
+                )
+            };
+        }
+        if steps < groups {
+            let tail = need(weights.get(at + 4 * full..at + k))?;
+            tile_step(tail_word(tail), need(tile.get(full))?, &mut a);
+        }
+        let rq = Rq::new(
+            i32::from_le_bytes(*m),
+            i32::from(sh as i8),
+            zp_out,
+            op.act_min,
+            op.act_max,
+        );
+        let base = p0 * oc + o;
+        for (j, &acc) in a.iter().enumerate().take(n) {
+            *need(y.get_mut(base + j * oc))? = rq.out(acc);
+        }
+    }
+    Ok(())
+}
+
 /// Depthwise conv2d (`groups = in = out`): four channels at a time as the pairs (0, 2) and
-/// (1, 3), one `SXTAB16` per pair of inputs and `SMLABB`/`SMLATT` per MAC, against the weights
-/// repacked once per call into `scratch` as int16 pairs `[tap][group][(w0,w2), (w1,w3)]`.
-/// Channels past the last multiple of 4 run the plain way.
+/// (1, 3), one `SXTAB16` per pair of inputs and `SMLABB`/`SMLATT` per MAC (an `asm!` micro-kernel
+/// per kernel row), against the weights repacked once per call into `scratch` as int16 pairs
+/// `[group][tap][(w0,w2), (w1,w3)]`. Groups outside, pixels inside, so a group's requantization
+/// parameters are set up once. Channels past the last multiple of 4 run the plain way.
 pub(crate) fn depthwise(
     op: &Conv2dOp<'_>,
     x: In<'_>,
@@ -208,7 +501,7 @@ pub(crate) fn depthwise(
             .map_or(0, |&v| i32::from(v as i8))
     };
     for (i, pair) in packed.chunks_exact_mut(2).enumerate() {
-        let (t, g) = (i / g_all, i % g_all);
+        let (g, t) = (i / taps, i % taps);
         let ch = 4 * g;
         pair.copy_from_slice(&[
             pack16(w(ch, t), if ch + 2 < c { w(ch + 2, t) } else { 0 }),
@@ -232,52 +525,185 @@ pub(crate) fn depthwise(
             op.act_max,
         ))
     };
-
-    for (p, out_px) in y.data.chunks_exact_mut(c).enumerate() {
+    let pixels = y.data.len() / c;
+    // Every input byte pixel p reads lies below `end(p)` (the last tap's pixel, all channels).
+    let window = |p: usize| {
         let (oy, ox) = (p / ow, p % ow);
-        let (iy0, ky0, ny) = clip(oy, sh, pt, kh, ih);
-        let (ix0, kx0, nx) = clip(ox, sw, pl, kw, iw);
-        // Every input byte this pixel reads lies below `end` (the last tap's pixel, all channels).
+        let rows = clip(oy, sh, pt, kh, ih);
+        let cols = clip(ox, sw, pl, kw, iw);
+        let (iy0, _, ny) = rows;
+        let (ix0, _, nx) = cols;
         let end = if ny > 0 && nx > 0 {
             ((iy0 + ny - 1) * iw + ix0 + nx) * c
         } else {
             0
         };
-        if end > xb.len() {
-            return Ok(false);
+        (rows, cols, end)
+    };
+
+    for g in 0..g_full {
+        let ch = 4 * g;
+        let rqs = [rq(ch)?, rq(ch + 1)?, rq(ch + 2)?, rq(ch + 3)?];
+        let mut bias = [0i32; 4];
+        let mut mults = [0i32; 4];
+        let mut shifts = [0i8; 4];
+        for (i, ((b, m), s)) in bias
+            .iter_mut()
+            .zip(mults.iter_mut())
+            .zip(shifts.iter_mut())
+            .enumerate()
+        {
+            *b = need(op.bias.get(ch + i))?;
+            *m = need(op.requant.multipliers.get(ch + i))?;
+            *s = need(op.requant.shifts.get(ch + i))?;
         }
-        for g in 0..g_full {
-            let ch = 4 * g;
-            let mut a = [0i32; 4];
-            for (i, a) in a.iter_mut().enumerate() {
-                *a = need(op.bias.get(ch + i))?;
+        let rq4 = Rq4::new(mults, shifts, zp_out, op.act_min, op.act_max);
+        let wg = need(packed.get(g * taps * 2..(g + 1) * taps * 2))?;
+        // A whole 3×3 window runs without the input offset, its −zp·Σw folded into the bias.
+        let mut folded = bias;
+        for (i, f) in folded.iter_mut().enumerate() {
+            let sum: i32 = (0..taps).map(|t| w(ch + i, t)).sum();
+            *f = f.wrapping_sub(zp_in.wrapping_mul(sum));
+        }
+        let full3 = kh == 3 && kw == 3 && wg.len() >= 18;
+        // Output columns whose window lies wholly inside the input: ox_lo..ox_hi.
+        let ox_lo = pl.div_ceil(sw);
+        let ox_hi = ((iw + pl).saturating_sub(kw) / sw + 1).min(ow);
+        let (mut oy, mut ox) = (0, 0);
+        let (mut iy0, mut ky0, mut ny) = clip(0, sh, pt, kh, ih);
+        let mut p = 0;
+        while p < pixels {
+            if ox == ow {
+                (oy, ox) = (oy + 1, 0);
+                (iy0, ky0, ny) = clip(oy, sh, pt, kh, ih);
             }
-            for dy in 0..ny {
-                let row = (iy0 + dy) * iw + ix0;
-                let t_row = (ky0 + dy) * kw + kx0;
-                for dx in 0..nx {
-                    let at = (row + dx) * c + ch;
-                    // SAFETY: at + 4 ≤ (last tap pixel + 1)·c = end ≤ xb.len(), checked above
-                    // (ch + 4 ≤ c for a full group).
-                    let v = unsafe { load_u32(xb, at) };
-                    let t = (t_row + dx) * g_all + g;
-                    let (Some(&we), Some(&wo)) = (packed.get(2 * t), packed.get(2 * t + 1)) else {
-                        return Ok(false);
+            let start = ox * sw;
+            let (ix0, kx0, nx) = if start >= pl && start + kw <= iw + pl {
+                (start - pl, 0, kw)
+            } else {
+                clip(ox, sw, pl, kw, iw)
+            };
+            // Every input byte this pixel reads lies below the last tap's pixel, all channels.
+            if ny > 0 && nx > 0 && ((iy0 + ny - 1) * iw + ix0 + nx) * c > xb.len() {
+                return Ok(false);
+            }
+            if let (true, 3, 3, Some(q)) = (full3, ny, nx, &rq4) {
+                // A run of whole windows along the row, all in assembly.
+                let run = ox_hi.saturating_sub(ox).min(pixels - p);
+                // The run's last window ends at input column (ox + run − 1)·sw − pl + 3.
+                let fits = run > 0
+                    && ox >= ox_lo
+                    && ((iy0 + 2) * iw + (ox + run - 1) * sw + 3 - pl) * c <= xb.len()
+                    && (p + run) * c <= y.data.len();
+                if fits {
+                    let mut st = DwRun {
+                        x: xb.as_ptr().wrapping_add((iy0 * iw + ix0) * c + ch),
+                        xstep: sw * c,
+                        c,
+                        rs: iw * c,
+                        w: wg.as_ptr(),
+                        y: y.data.as_mut_ptr().wrapping_add(p * c + ch),
+                        ystep: c,
+                        count: run,
+                        bias: folded,
+                        q: *q,
                     };
-                    let (xe, xo) = (sxtab16(off, v), sxtab16_ror8(off, v));
-                    a[0] = smlabb(xe, we, a[0]);
-                    a[2] = smlatt(xe, we, a[2]);
-                    a[1] = smlabb(xo, wo, a[1]);
-                    a[3] = smlatt(xo, wo, a[3]);
+                    // SAFETY: `run ≥ 1` whole 3×3 windows: each reads nine input words below
+                    // its last tap's pixel end, the last of which is ≤ xb.len() (checked just
+                    // above; ch + 4 ≤ c), `wg` holds 18 aligned words (`full3`), each writes 4
+                    // bytes at (p + i)·c + ch < (p + run)·c ≤ y.len(), and `q` came from
+                    // `Rq4::new` (every shift checked).
+                    unsafe { dw_3x3_run(&mut st) };
+                    p += run;
+                    ox += run;
+                    continue;
                 }
             }
-            let dst = need(out_px.get_mut(ch..ch + 4))?;
-            for (i, (d, acc)) in dst.iter_mut().zip(a).enumerate() {
-                *d = rq(ch + i)?.out(acc);
+            ox += 1;
+            if let (Some(q), true, true) = (&rq4, ny > 0, nx > 0) {
+                // One clipped window (a border pixel, or a kernel other than 3×3).
+                let t0 = ky0 * kw + kx0;
+                let tl = (ky0 + ny - 1) * kw + kx0 + nx;
+                if tl * 2 <= wg.len() && (p + 1) * c <= y.data.len() {
+                    let mut st = DwWin {
+                        x: xb.as_ptr().wrapping_add((iy0 * iw + ix0) * c + ch),
+                        ny,
+                        c,
+                        rs: (iw - nx) * c,
+                        w: wg.as_ptr().wrapping_add(2 * t0),
+                        wskip: (kw - nx) * 8,
+                        nx,
+                        left: 0,
+                        bias,
+                        q: *q,
+                        y: y.data.as_mut_ptr().wrapping_add(p * c + ch),
+                        off,
+                    };
+                    // SAFETY: ny, nx ≥ 1; the window's input words lie below its last tap's
+                    // pixel end ≤ xb.len() (checked above; ch + 4 ≤ c), its weight pairs are
+                    // `wg[2·t0..2·tl]` (checked just above; 4-aligned words), the outputs are
+                    // 4 bytes at p·c + ch < (p + 1)·c ≤ y.len(), and `q` came from `Rq4::new`.
+                    unsafe { dw_window(&mut st) };
+                    p += 1;
+                    continue;
+                }
             }
+            let mut a;
+            if full3 && ny == 3 && nx == 3 {
+                a = folded;
+                let at = (iy0 * iw + ix0) * c + ch;
+                // SAFETY: the nine taps read the input words at `at + ky·iw·c + kx·c`, all
+                // below the last tap's pixel end ≤ xb.len() (checked above; ch + 4 ≤ c for a
+                // full group); `wg` holds 18 aligned words (`full3`).
+                unsafe { dw_3x3(&mut a, xb.as_ptr().add(at), c, (iw - 2) * c, wg.as_ptr()) };
+            } else {
+                a = bias;
+                for dy in 0..ny {
+                    let mut at = ((iy0 + dy) * iw + ix0) * c + ch;
+                    let mut t = (ky0 + dy) * kw + kx0;
+                    if 2 * (t + nx) > wg.len() {
+                        return Ok(false);
+                    }
+                    let mut left = nx;
+                    while left > 0 {
+                        let step = left.min(3);
+                        // SAFETY: the taps read the input words at `at + i·c` (i < step), all
+                        // below the last tap's pixel end ≤ xb.len() (checked above; ch + 4 ≤ c
+                        // for a full group), and the weight
+                        // pairs `wg[2t..2(t + step)]`, inside `wg` (checked above; `packed` is
+                        // 4-aligned words).
+                        unsafe {
+                            let (xp, wp) = (xb.as_ptr().add(at), wg.as_ptr().add(2 * t));
+                            match step {
+                                3 => dw_row3(&mut a, xp, c, wp, off),
+                                2 => dw_row2(&mut a, xp, c, wp, off),
+                                _ => dw_row1(&mut a, xp, c, wp, off),
+                            }
+                        }
+                        at += step * c;
+                        t += step;
+                        left -= step;
+                    }
+                }
+            }
+            let out = need(y.data.get_mut(p * c + ch..p * c + ch + 4))?;
+            if let Some(q) = &rq4 {
+                // SAFETY: `out` is 4 bytes; `Rq4::new` checked every shift.
+                unsafe { requant_4x8(a, q, out.as_mut_ptr()) };
+            } else {
+                for ((d, acc), rq) in out.iter_mut().zip(a).zip(&rqs) {
+                    *d = rq.out(acc);
+                }
+            }
+            p += 1;
         }
-        for ch in 4 * g_full..c {
-            let mut acc = need(op.bias.get(ch))?;
+    }
+    for ch in 4 * g_full..c {
+        let rq = rq(ch)?;
+        let bias = need(op.bias.get(ch))?;
+        for p in 0..pixels {
+            let ((iy0, ky0, ny), (ix0, kx0, nx), _) = window(p);
+            let mut acc = bias;
             for dy in 0..ny {
                 for dx in 0..nx {
                     let at = ((iy0 + dy) * iw + ix0 + dx) * c + ch;
@@ -286,7 +712,7 @@ pub(crate) fn depthwise(
                     acc = acc.wrapping_add(xv * w(ch, t));
                 }
             }
-            *need(out_px.get_mut(ch))? = rq(ch)?.out(acc);
+            *need(y.data.get_mut(p * c + ch))? = rq.out(acc);
         }
     }
     Ok(true)
@@ -303,9 +729,10 @@ pub(crate) fn dense(op: &DenseOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8])
     let off = offset_pair(x.zero_point);
     let xb = as_bytes(x.data);
     let (xq, xt) = xb.as_chunks::<4>();
-    for (d, s) in xw.chunks_exact_mut(2).zip(xq) {
+    let (xw2, _) = xw.as_chunks_mut::<2>();
+    for (d, s) in xw2.iter_mut().zip(xq) {
         let v = u32::from_le_bytes(*s);
-        d.copy_from_slice(&[sxtab16(off, v), sxtab16_ror8(off, v)]);
+        *d = [sxtab16(off, v), sxtab16_ror8(off, v)];
     }
     if !xt.is_empty() {
         // The zero-padded tail: padded lanes must be 0 after the offset, so add it per lane.
@@ -329,43 +756,61 @@ pub(crate) fn dense(op: &DenseOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8])
     };
     let row = |o: usize| weights.get(o * n..(o + 1) * n);
     let out_n = y.data.len();
+    let full = n / 4;
     let mut o = 0;
-    while o + 2 <= out_n {
-        let (r0, r1) = (need(row(o))?, need(row(o + 1))?);
-        let (mut a0, mut a1) = (need(op.bias.get(o))?, need(op.bias.get(o + 1))?);
-        let (q0, t0) = r0.as_chunks::<4>();
-        let (_, t1) = r1.as_chunks::<4>();
-        let steps = q0.len().min(xp.len());
+    while o < out_n {
+        // Three rows per pass where possible (the input words loaded once for all three),
+        // two for a remainder of 2 or 4, one for a last single row.
+        let r = match out_n - o {
+            1 => 1,
+            2 | 4 => 2,
+            _ => 3,
+        };
+        let mut a = [0i32; 3];
+        let mut rows: [&[u8]; 3] = [&[]; 3];
+        for (i, (a, rw)) in a.iter_mut().zip(rows.iter_mut()).enumerate().take(r) {
+            *a = need(op.bias.get(o + i))?;
+            *rw = need(row(o + i))?;
+        }
+        let [r0, r1, r2] = rows;
+        let steps = full.min(xp.len());
         if steps > 0 {
-            let mut a = [a0, a1];
-            // SAFETY: both rows hold n ≥ 4·steps bytes, `xw` holds 2·steps aligned words.
-            unsafe { rows_2x1(r0.as_ptr(), r1.as_ptr(), xw.as_ptr(), steps, &mut a) };
-            [a0, a1] = a;
+            // SAFETY: each of the `r` rows holds n ≥ 4·steps bytes, `xw` holds 2·steps aligned
+            // words.
+            unsafe {
+                match r {
+                    3 => rows_3x1(
+                        [r0.as_ptr(), r1.as_ptr(), r2.as_ptr()],
+                        xw.as_ptr(),
+                        steps,
+                        &mut a,
+                    ),
+                    2 => {
+                        let mut a2 = [a[0], a[1]];
+                        rows_2x1(r0.as_ptr(), r1.as_ptr(), xw.as_ptr(), steps, &mut a2);
+                        [a[0], a[1]] = a2;
+                    }
+                    _ => {
+                        let (q0, _) = r0.as_chunks::<4>();
+                        for (w0, &[xe, xo]) in q0.iter().zip(xp) {
+                            let w0 = u32::from_le_bytes(*w0);
+                            a[0] = smlad(sxtb16_ror8(w0), xo, smlad(sxtb16(w0), xe, a[0]));
+                        }
+                    }
+                }
+            }
         }
-        if !t0.is_empty() {
-            let &[xe, xo] = need(xp.get(q0.len()))?;
-            let (w0, w1) = (tail_word(t0), tail_word(t1));
-            a0 = smlad(sxtb16_ror8(w0), xo, smlad(sxtb16(w0), xe, a0));
-            a1 = smlad(sxtb16_ror8(w1), xo, smlad(sxtb16(w1), xe, a1));
+        if !n.is_multiple_of(4) {
+            let &[xe, xo] = need(xp.get(full))?;
+            for (acc, rw) in a.iter_mut().zip(rows).take(r) {
+                let w = tail_word(need(rw.get(4 * full..))?);
+                *acc = smlad(sxtb16_ror8(w), xo, smlad(sxtb16(w), xe, *acc));
+            }
         }
-        *need(y.data.get_mut(o))? = rq(o)?.out(a0);
-        *need(y.data.get_mut(o + 1))? = rq(o + 1)?.out(a1);
-        o += 2;
-    }
-    if o < out_n {
-        let r0 = need(row(o))?;
-        let mut a0 = need(op.bias.get(o))?;
-        let (q0, t0) = r0.as_chunks::<4>();
-        for (w0, &[xe, xo]) in q0.iter().zip(xp) {
-            let w0 = u32::from_le_bytes(*w0);
-            a0 = smlad(sxtb16_ror8(w0), xo, smlad(sxtb16(w0), xe, a0));
+        for (i, &acc) in a.iter().enumerate().take(r) {
+            *need(y.data.get_mut(o + i))? = rq(o + i)?.out(acc);
         }
-        if !t0.is_empty() {
-            let &[xe, xo] = need(xp.get(q0.len()))?;
-            let w0 = tail_word(t0);
-            a0 = smlad(sxtb16_ror8(w0), xo, smlad(sxtb16(w0), xe, a0));
-        }
-        *need(y.data.get_mut(o))? = rq(o)?.out(a0);
+        o += r;
     }
     Ok(true)
 }

@@ -3,11 +3,14 @@
 //!
 //! - [`dsp`]: Cortex-M4/M7/M33 with the DSP extension (`thumbv7em`; `cfg(tinykd_dsp)` from build.rs):
 //!   convolutions as an int16 im2col (input offset folded in) times the int8 weights in a tile of
-//!   one output channel × four output pixels, two MACs per `SMLAD`; dense as a matrix-vector
-//!   product over the widened input; depthwise convolutions on channel pairs (`SXTAB16` +
-//!   `SMLABB`/`SMLATT`) against weights repacked as int16 pairs.
-//! - [`scalar`]: cores without DSP (Cortex-M0/M0+/M3): the same im2col and tiles with 32-bit
-//!   multiplies, unrolled, instead of the reference's per-tap bounds-checked loops.
+//!   one output channel × four output pixels, two MACs per `SMLAD`, the whole channel loop of a
+//!   tile (with `SMMLA` requantization and four outputs clamped at once) in one asm block; dense
+//!   as a three-row matrix-vector product over the widened input; depthwise convolutions on
+//!   channel pairs (`SXTB16` + `SMLABB`/`SMLATT`) against weights repacked as int16 pairs, whole
+//!   3×3 windows in one asm block.
+//! - [`scalar`]: cores without DSP (Cortex-M0/M0+/M3): an im2col of biased unsigned halfwords read
+//!   by a Thumb-1 asm micro-kernel (four pixels per weight), depthwise per pixel with a
+//!   requantization table in the scratch, and requantization without a 64-bit multiply.
 //!
 //! Which one `Model::run` uses is decided at compile time (see `ops::kernels`); both compile
 //! everywhere (the DSP instructions have a portable stand-in, `simd`), so `cargo test` on the host
@@ -64,14 +67,196 @@ impl Rq {
     #[inline(always)]
     pub(crate) fn out(&self, acc: i32) -> i8 {
         let r = if self.high_shift != 0 {
-            let high = ((i64::from(acc) * i64::from(self.multiplier)) >> 32) as i32;
-            high.wrapping_add(self.round) >> self.high_shift
+            // high + round in one `SMMLA` (the rounding term has no low word). |high| ≤ 2^30
+            // and round ≤ 2^29, so nothing wraps; after the shift (≥ 1) adding the zero point
+            // cannot overflow either, so no saturating add is needed on this path.
+            let high = if cfg!(tinykd_dsp) {
+                let acc_round =
+                    i64::from(acc) * i64::from(self.multiplier) + (i64::from(self.round) << 32);
+                (acc_round >> 32) as i32
+            } else {
+                mul_high(acc, self.multiplier) + self.round
+            };
+            (high >> self.high_shift) + self.zp
         } else {
-            requantize(acc, self.multiplier, self.shift)
+            general(acc, self.multiplier, self.shift, self.zp)
         };
-        r.saturating_add(self.zp).max(self.min).min(self.max) as i8
+        r.max(self.min).min(self.max) as i8
     }
 }
+
+/// `⌊a·m / 2³²⌋`, the high word of the 64-bit product, from four 16×16-bit products and the
+/// carries of the middle terms: on cores without a 64-bit multiply (Cortex-M0 calls
+/// `__aeabi_lmul`, ~40 instructions) this is about 15. (With the DSP extension `SMMLA` does it.)
+#[inline(always)]
+pub(crate) fn mul_high(a: i32, m: i32) -> i32 {
+    let (al, ah) = ((a & 0xFFFF) as u32, a >> 16);
+    let (ml, mh) = ((m & 0xFFFF) as u32, m >> 16);
+    let ll = al * ml; // < 2^32
+    let lh = (al as i32) * mh; // |·| < 2^31
+    let hl = ah * (ml as i32);
+    let hh = ah * mh;
+    // The middle terms' low halves and the low product's high half carry into the high word;
+    // their high halves (arithmetic shifts) go in directly. The true result fits an i32.
+    let mid = (ll >> 16) + (lh as u32 & 0xFFFF) + (hl as u32 & 0xFFFF);
+    hh.wrapping_add(lh >> 16)
+        .wrapping_add(hl >> 16)
+        .wrapping_add((mid >> 16) as i32)
+}
+
+/// The rare path of [`Rq::out`] (real multipliers of 0.5 or more), kept out of the hot loops.
+#[cold]
+#[inline(never)]
+fn general(acc: i32, multiplier: i32, shift: i32, zp: i32) -> i32 {
+    requantize(acc, multiplier, shift).saturating_add(zp)
+}
+
+/// The state of [`simd::channels_1x4`], the assembly channel loop of the DSP conv2d: read and
+/// advanced in place by field offset (`repr(C)`; the offsets below hold on 32-bit Arm).
+#[repr(C)]
+pub(crate) struct ChannelLoop {
+    /// The current channel's weight row.
+    pub(crate) w: *const u8,
+    /// Row length (`kh·kw·in`).
+    pub(crate) k: usize,
+    /// The im2col tile: `steps` groups of 8 words.
+    pub(crate) tile: *const u32,
+    pub(crate) steps: usize,
+    /// The current channel's bias and multiplier (little-endian `i32`) and shift (`i8`).
+    pub(crate) bias: *const u8,
+    pub(crate) mult: *const u8,
+    pub(crate) shift: *const u8,
+    /// The current channel's output at the tile's first pixel; pixels are `oc` apart.
+    pub(crate) y: *mut i8,
+    pub(crate) oc: usize,
+    pub(crate) zp: i32,
+    /// `act_min` and `act_max` repeated in the four bytes of a word (for `SSUB8`/`SEL`).
+    pub(crate) min: u32,
+    pub(crate) max: u32,
+    /// Channels left.
+    pub(crate) count: usize,
+}
+
+#[cfg(target_arch = "arm")]
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(ChannelLoop, k) == 4 && offset_of!(ChannelLoop, tile) == 8);
+    assert!(offset_of!(ChannelLoop, steps) == 12 && offset_of!(ChannelLoop, bias) == 16);
+    assert!(offset_of!(ChannelLoop, mult) == 20 && offset_of!(ChannelLoop, shift) == 24);
+    assert!(offset_of!(ChannelLoop, y) == 28 && offset_of!(ChannelLoop, oc) == 32);
+    assert!(offset_of!(ChannelLoop, zp) == 36 && offset_of!(ChannelLoop, min) == 40);
+    assert!(offset_of!(ChannelLoop, max) == 44 && offset_of!(ChannelLoop, count) == 48);
+};
+
+/// Requantization of four channels for [`simd::requant_4x8`] (all on the `SMMLA` path of [`Rq`]:
+/// total shift 33..=62): multiplier, rounding term `2^(hs−1)` and shift `hs = total − 32` per
+/// channel, the output zero point, and `min`/`max` repeated in the four bytes of a word.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct Rq4 {
+    pub(crate) m: [i32; 4],
+    pub(crate) rnd: [i32; 4],
+    pub(crate) hs: [i32; 4],
+    pub(crate) zp: i32,
+    pub(crate) min: u32,
+    pub(crate) max: u32,
+}
+
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(Rq4, rnd) == 16 && offset_of!(Rq4, hs) == 32);
+    assert!(offset_of!(Rq4, zp) == 48 && offset_of!(Rq4, min) == 52);
+    assert!(offset_of!(Rq4, max) == 56);
+};
+
+impl Rq4 {
+    /// From four (multiplier, shift) pairs, or `None` if a shift is outside −31..=−2.
+    pub(crate) fn new(m: [i32; 4], shifts: [i8; 4], zp: i32, min: i8, max: i8) -> Option<Rq4> {
+        if !shifts.iter().all(|s| (-31..=-2).contains(s)) {
+            return None;
+        }
+        let hs = shifts.map(|s| -1 - i32::from(s));
+        Some(Rq4 {
+            m,
+            rnd: hs.map(|h| 1 << (h - 1)),
+            hs,
+            zp,
+            min: u32::from_le_bytes([min as u8; 4]),
+            max: u32::from_le_bytes([max as u8; 4]),
+        })
+    }
+}
+
+/// The state of [`simd::dw_3x3_run`]: a run of whole 3×3 depthwise windows along an output row,
+/// four channels, read and advanced in place by field offset (`repr(C)`, asserted below).
+#[repr(C)]
+pub(crate) struct DwRun {
+    /// The current pixel's first tap (input byte of its group's first channel).
+    pub(crate) x: *const u8,
+    /// Input bytes from one pixel's first tap to the next's (`stride·c`).
+    pub(crate) xstep: usize,
+    /// Channels (bytes from one tap to the next along a row).
+    pub(crate) c: usize,
+    /// Bytes of one input row (`iw·c`).
+    pub(crate) rs: usize,
+    /// The group's nine weight pairs.
+    pub(crate) w: *const u32,
+    /// The current pixel's four outputs, and the bytes to the next pixel's.
+    pub(crate) y: *mut i8,
+    pub(crate) ystep: usize,
+    /// Pixels left (≥ 1).
+    pub(crate) count: usize,
+    /// Bias with `−zp·Σw` folded in, per channel.
+    pub(crate) bias: [i32; 4],
+    pub(crate) q: Rq4,
+}
+
+#[cfg(target_arch = "arm")]
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(DwRun, xstep) == 4 && offset_of!(DwRun, c) == 8);
+    assert!(offset_of!(DwRun, rs) == 12 && offset_of!(DwRun, w) == 16);
+    assert!(offset_of!(DwRun, y) == 20 && offset_of!(DwRun, ystep) == 24);
+    assert!(offset_of!(DwRun, count) == 28 && offset_of!(DwRun, bias) == 32);
+    assert!(offset_of!(DwRun, q) == 48);
+};
+
+/// The state of [`simd::dw_window`]: one clipped depthwise window (`ny` rows of `nx` taps) of
+/// four channels, read and updated in place by field offset (`repr(C)`, asserted below).
+#[repr(C)]
+pub(crate) struct DwWin {
+    /// The window's first valid tap (input byte of the group's first channel).
+    pub(crate) x: *const u8,
+    /// Rows left (≥ 1).
+    pub(crate) ny: usize,
+    pub(crate) c: usize,
+    /// Bytes from after a row's last tap to the next row's first (`(iw − nx)·c`).
+    pub(crate) rs: usize,
+    /// The first valid tap's weight pair, and the bytes of weight pairs to skip per row
+    /// (`(kw − nx)·8`).
+    pub(crate) w: *const u32,
+    pub(crate) wskip: usize,
+    /// Taps per row (≥ 1), and the tap counter.
+    pub(crate) nx: usize,
+    pub(crate) left: usize,
+    pub(crate) bias: [i32; 4],
+    pub(crate) q: Rq4,
+    /// The four outputs.
+    pub(crate) y: *mut i8,
+    /// The input offset pair (`SXTAB16`).
+    pub(crate) off: u32,
+}
+
+#[cfg(target_arch = "arm")]
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(DwWin, ny) == 4 && offset_of!(DwWin, c) == 8);
+    assert!(offset_of!(DwWin, rs) == 12 && offset_of!(DwWin, w) == 16);
+    assert!(offset_of!(DwWin, wskip) == 20 && offset_of!(DwWin, nx) == 24);
+    assert!(offset_of!(DwWin, left) == 28 && offset_of!(DwWin, bias) == 32);
+    assert!(offset_of!(DwWin, q) == 48 && offset_of!(DwWin, y) == 108);
+    assert!(offset_of!(DwWin, off) == 112);
+};
 
 /// The input offset `−zp` in both halfwords, for `SXTAB16`.
 #[inline(always)]
@@ -107,22 +292,45 @@ pub(crate) fn as_bytes(x: &[i8]) -> &[u8] {
     unsafe { core::slice::from_raw_parts(x.as_ptr().cast::<u8>(), x.len()) }
 }
 
-/// Little-endian word at `bytes[at..at + 4]` (an unaligned `LDR` on Cortex-M4).
-///
-/// # Safety
-/// `at + 4 <= bytes.len()`.
-#[inline(always)]
-pub(crate) unsafe fn load_u32(bytes: &[u8], at: usize) -> u32 {
-    debug_assert!(at + 4 <= bytes.len());
-    // SAFETY: the caller guarantees the four bytes lie inside `bytes`.
-    let b = unsafe { core::ptr::read_unaligned(bytes.as_ptr().add(at).cast::<[u8; 4]>()) };
-    u32::from_le_bytes(b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ops::testutil::Rng;
+
+    #[test]
+    fn mul_high_matches_i64() {
+        let mut rng = Rng(91);
+        let edges = [
+            i32::MIN,
+            i32::MIN + 1,
+            -65537,
+            -65536,
+            -1,
+            0,
+            1,
+            65535,
+            65536,
+            i32::MAX,
+        ];
+        for &a in &edges {
+            for &m in &edges {
+                assert_eq!(
+                    mul_high(a, m),
+                    ((a as i64 * m as i64) >> 32) as i32,
+                    "{a} {m}"
+                );
+            }
+        }
+        for _ in 0..200_000 {
+            let a = rng.next() as i32;
+            let m = rng.next() as i32;
+            assert_eq!(
+                mul_high(a, m),
+                ((a as i64 * m as i64) >> 32) as i32,
+                "{a} {m}"
+            );
+        }
+    }
 
     #[test]
     fn rq_matches_requantize() {
