@@ -568,7 +568,9 @@ fn main() {
     // Host runs: the binary models and the binary student, each on a few inputs, run here on the
     // host with tinykd-device (reference kernels); the firmware must produce the same bytes.
     binary.push(students(&mut Rng(0x57D7))[0].0.clone());
-    code.push_str("pub static HOST: &[(&[u8], &[u8], &[u8], usize)] = &[\n");
+    code.push_str("/// (blob, inputs, the host's outputs, runs)\n");
+    code.push_str("pub type HostRuns = (&'static [u8], &'static [u8], &'static [u8], usize);\n");
+    code.push_str("pub static HOST: &[HostRuns] = &[\n");
     let mut irng = Rng(0x4057_0001);
     for (i, blob) in binary.iter().enumerate() {
         let model = tinykd_device::Model::from_bytes(blob).expect("host: blob loads");
