@@ -309,7 +309,7 @@ pub(crate) fn max_pool2d(op: &PoolOp, x: In<'_>, y: Out<'_>) -> Result<()> {
 pub(crate) mod fast {
     //! The fast binary conv/dense path (see the module docs of `binary`).
 
-    use super::{as_bytes, epilogue, input_word, words, Geom, Params};
+    use super::{as_bytes, input_word, words, Geom, Params};
     use crate::error::{need, Result};
     use tinykd_format::BinaryOutput;
 
@@ -320,29 +320,152 @@ pub(crate) mod fast {
     /// Targets with a popcount instruction use it instead.
     #[inline(always)]
     pub(crate) fn xor_popcount(a: &[u32], w: &[u8]) -> u32 {
-        let w = w.chunks_exact(4).map(|b| {
-            let b: [u8; 4] = b.try_into().unwrap_or([0; 4]);
-            u32::from_le_bytes(b)
-        });
+        let word = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or([0; 4]));
         if cfg!(any(target_feature = "popcnt", target_arch = "aarch64")) {
-            return a.iter().zip(w).map(|(x, w)| (x ^ w).count_ones()).sum();
+            return a
+                .iter()
+                .zip(w.chunks_exact(4))
+                .map(|(x, w)| (x ^ word(w)).count_ones())
+                .sum();
         }
-        let mut total = 0u32;
+        // Blocks of 31 words: byte counts stay ≤ 248. Filters of up to 31 words (K ≤ 992, all
+        // 3×3 convs up to 96 channels) are one block, with no block bookkeeping.
+        if a.len() <= 31 {
+            return block(a, w);
+        }
+        a.chunks(31)
+            .zip(w.chunks(31 * 4))
+            .map(|(xa, wa)| block(xa, wa))
+            .sum()
+    }
+
+    /// `Σ popcount(a XOR w)` over at most 31 words: SWAR byte counts summed in one register.
+    #[inline(always)]
+    fn block(a: &[u32], w: &[u8]) -> u32 {
         let mut acc = 0u32;
-        let mut n = 0;
-        for (x, w) in a.iter().zip(w) {
-            let v = x ^ w;
+        for (x, w) in a.iter().zip(w.chunks_exact(4)) {
+            let v = x ^ u32::from_le_bytes(w.try_into().unwrap_or([0; 4]));
             let v = v - ((v >> 1) & 0x5555_5555);
             let v = (v & 0x3333_3333) + ((v >> 2) & 0x3333_3333);
             acc += (v + (v >> 4)) & 0x0f0f_0f0f;
-            n += 1;
-            if n == 31 {
-                total += hsum(acc);
-                acc = 0;
-                n = 0;
+        }
+        hsum(acc)
+    }
+
+    /// The popcounts of `filters` (each `per_out` bytes) against `column`, into `pc`: four
+    /// filters at a time (one load of each column word serves four filters, and the loop
+    /// overhead is paid once per four outputs) when the filter is one block.
+    #[inline(always)]
+    fn popcounts(column: &[u32], filters: &[u8], per_out: usize, pc: &mut [u32]) {
+        let word = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or([0; 4]));
+        let swar = |v: u32| {
+            let v = v - ((v >> 1) & 0x5555_5555);
+            let v = (v & 0x3333_3333) + ((v >> 2) & 0x3333_3333);
+            (v + (v >> 4)) & 0x0f0f_0f0f
+        };
+        let native = cfg!(any(target_feature = "popcnt", target_arch = "aarch64"));
+        let mut done = 0;
+        if column.len() <= 31 && !native {
+            let quads = filters.chunks_exact(4 * per_out);
+            for (f, p) in quads.zip(pc.chunks_exact_mut(4)) {
+                done += 4;
+                let (f01, f23) = f.split_at(2 * per_out);
+                let (f0, f1) = f01.split_at(per_out);
+                let (f2, f3) = f23.split_at(per_out);
+                let mut acc = [0u32; 4];
+                let ws = f0
+                    .chunks_exact(4)
+                    .zip(f1.chunks_exact(4))
+                    .zip(f2.chunks_exact(4).zip(f3.chunks_exact(4)));
+                for (&x, ((w0, w1), (w2, w3))) in column.iter().zip(ws) {
+                    acc[0] += swar(x ^ word(w0));
+                    acc[1] += swar(x ^ word(w1));
+                    acc[2] += swar(x ^ word(w2));
+                    acc[3] += swar(x ^ word(w3));
+                }
+                for (p, a) in p.iter_mut().zip(acc) {
+                    *p = hsum(a);
+                }
             }
         }
-        total + hsum(acc)
+        // The rest (and long filters): one filter at a time.
+        let rest = filters.get(done * per_out..).unwrap_or(&[]);
+        for (p, f) in pc
+            .iter_mut()
+            .skip(done)
+            .zip(rest.chunks_exact(per_out.max(4)))
+        {
+            *p = xor_popcount(column, f);
+        }
+    }
+
+    /// The output pixel from its column: the popcounts of 32 output channels at a time, then
+    /// the threshold (packed) or requantization (int8) on zipped slices (no bounds checks).
+    #[inline(always)]
+    fn fast_epilogue(
+        prm: &Params<'_>,
+        k: i32,
+        zp_out: i32,
+        out_px: &mut [i8],
+        column: &[u32],
+        weights: &[u8],
+        per_out: usize,
+    ) -> Result<()> {
+        let per_out = per_out.max(4);
+        let mut pc = [0u32; 32];
+        match prm.output {
+            BinaryOutput::Packed { thresholds } => {
+                let groups = weights
+                    .chunks(32 * per_out)
+                    .zip(thresholds.bytes().chunks(32 * 4))
+                    .zip(prm.flip.chunks(32));
+                for (word_out, ((f, t), fl)) in out_px.chunks_exact_mut(4).zip(groups) {
+                    let n = fl.len();
+                    let pc = need(pc.get_mut(..n))?;
+                    popcounts(column, f, per_out, pc);
+                    let mut word = 0u32;
+                    for (bit, ((&p, t), &fl)) in
+                        pc.iter().zip(t.chunks_exact(4)).zip(fl).enumerate()
+                    {
+                        // p < t ⇔ !(p > t − 1): one compare, then flip.
+                        let t = i32::from_le_bytes(t.try_into().unwrap_or([0; 4]))
+                            .saturating_sub(i32::from(fl & 1));
+                        word |= (u32::from(p as i32 > t) ^ u32::from(fl & 1)) << bit;
+                    }
+                    for (d, s) in word_out.iter_mut().zip(word.to_le_bytes()) {
+                        *d = s as i8;
+                    }
+                }
+            }
+            BinaryOutput::Int8 {
+                bias,
+                requant,
+                act_min,
+                act_max,
+            } => {
+                let params = prm
+                    .flip
+                    .iter()
+                    .zip(bias.iter())
+                    .zip(requant.multipliers.iter())
+                    .zip(requant.shifts.iter());
+                let mut params = params;
+                for (outs, f) in out_px.chunks_mut(32).zip(weights.chunks(32 * per_out)) {
+                    let pc = need(pc.get_mut(..outs.len()))?;
+                    popcounts(column, f, per_out, pc);
+                    for (out, (&p, (((&fl, b), m), s))) in
+                        outs.iter_mut().zip(pc.iter().zip(params.by_ref()))
+                    {
+                        let dot = k.wrapping_sub(2 * p as i32);
+                        let dot = if fl & 1 == 1 { dot.wrapping_neg() } else { dot };
+                        let acc = b.wrapping_add(dot);
+                        *out =
+                            super::requantize_out(acc, m, i32::from(s), zp_out, act_min, act_max);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Sum of the four bytes of `v`.
@@ -432,11 +555,7 @@ pub(crate) mod fast {
                 }
                 col
             };
-            let popcount = |o: usize| -> Result<i32> {
-                let w = need(weights.get(o * per_out..(o + 1) * per_out))?;
-                Ok(xor_popcount(column, w) as i32)
-            };
-            epilogue(prm, k, zp_out, out_px, popcount)?;
+            fast_epilogue(prm, k, zp_out, out_px, column, weights, per_out)?;
         }
         Ok(true)
     }
