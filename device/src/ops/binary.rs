@@ -315,9 +315,10 @@ pub(crate) mod fast {
 
     /// `Σ popcount(a[i] XOR w[i])` over `a.len()` words, `w` read little-endian from bytes.
     ///
-    /// Blocked SWAR: per word, three shift-and-mask steps give 4 byte counts (≤ 8 each), which
-    /// accumulate in one register for up to 31 words (≤ 248 per byte) before one horizontal sum.
-    /// Targets with a popcount instruction use it instead.
+    /// Blocked SWAR: two shift-and-mask steps turn each word into 4-bit counts (≤ 4); the
+    /// counts of two words are added (≤ 8) and spread into bytes (≤ 16), which accumulate in one
+    /// register for up to 15 pairs (≤ 240 per byte) before one horizontal sum: about 8.5 ALU
+    /// operations per word besides the two loads. Targets with a popcount instruction use it.
     #[inline(always)]
     pub(crate) fn xor_popcount(a: &[u32], w: &[u8]) -> u32 {
         let word = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or([0; 4]));
@@ -328,74 +329,96 @@ pub(crate) mod fast {
                 .map(|(x, w)| (x ^ word(w)).count_ones())
                 .sum();
         }
-        // Blocks of 31 words: byte counts stay ≤ 248. Filters of up to 31 words (K ≤ 992, all
-        // 3×3 convs up to 96 channels) are one block, with no block bookkeeping.
-        if a.len() <= 31 {
+        // Filters of up to 30 words (K ≤ 960: every 3×3 conv up to 96 channels) are one block.
+        if a.len() <= 30 {
             return block(a, w);
         }
-        a.chunks(31)
-            .zip(w.chunks(31 * 4))
+        a.chunks(30)
+            .zip(w.chunks(30 * 4))
             .map(|(xa, wa)| block(xa, wa))
             .sum()
     }
 
-    /// `Σ popcount(a XOR w)` over at most 31 words: SWAR byte counts summed in one register.
+    /// 4-bit counts (each ≤ 4) of the bits of `v`.
+    #[inline(always)]
+    fn nibbles(v: u32) -> u32 {
+        let v = v - ((v >> 1) & 0x5555_5555);
+        (v & 0x3333_3333) + ((v >> 2) & 0x3333_3333)
+    }
+
+    /// `Σ popcount(a XOR w)` over at most 30 words.
     #[inline(always)]
     fn block(a: &[u32], w: &[u8]) -> u32 {
+        let word = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or([0; 4]));
         let mut acc = 0u32;
-        for (x, w) in a.iter().zip(w.chunks_exact(4)) {
-            let v = x ^ u32::from_le_bytes(w.try_into().unwrap_or([0; 4]));
-            let v = v - ((v >> 1) & 0x5555_5555);
-            let v = (v & 0x3333_3333) + ((v >> 2) & 0x3333_3333);
-            acc += (v + (v >> 4)) & 0x0f0f_0f0f;
+        let pairs = a.chunks_exact(2);
+        let tail = pairs.remainder();
+        let mut wp = w.chunks_exact(8);
+        for (x, w) in pairs.zip(wp.by_ref()) {
+            let (x0, x1) = (
+                x.first().copied().unwrap_or(0),
+                x.last().copied().unwrap_or(0),
+            );
+            let (w0, w1) = w.split_at(4);
+            let n = nibbles(x0 ^ word(w0)) + nibbles(x1 ^ word(w1)); // ≤ 8 per nibble
+            acc += (n & 0x0f0f_0f0f) + ((n >> 4) & 0x0f0f_0f0f);
+        }
+        if let (Some(&x), Some(w)) = (tail.first(), wp.remainder().get(..4)) {
+            let n = nibbles(x ^ word(w));
+            acc += (n & 0x0f0f_0f0f) + ((n >> 4) & 0x0f0f_0f0f);
         }
         hsum(acc)
     }
 
-    /// The popcounts of `filters` (each `per_out` bytes) against `column`, into `pc`: four
-    /// filters at a time (one load of each column word serves four filters, and the loop
-    /// overhead is paid once per four outputs) when the filter is one block.
+    /// The popcounts of two filters against one column, `(Σ popcount(a XOR w0), … w1)`; both
+    /// filters hold at least `a.len()` words.
+    #[inline(always)]
+    fn xor_popcount2(a: &[u32], w0: &[u8], w1: &[u8]) -> (u32, u32) {
+        #[cfg(all(target_arch = "arm", tinykd_dsp))]
+        if !a.is_empty() && w0.len() >= 4 * a.len() && w1.len() >= 4 * a.len() {
+            if a.len() <= 31 {
+                // SAFETY: `a` has 1..=31 words and both filters hold at least `4 · a.len()`
+                // bytes (checked above), which is all the kernel reads.
+                let (c0, c1) =
+                    unsafe { thumb2::xor_popcount2(a.as_ptr(), a.len(), w0.as_ptr(), w1.as_ptr()) };
+                return (hsum(c0), hsum(c1));
+            }
+            let (mut p0, mut p1) = (0, 0);
+            for (i, block) in a.chunks(31).enumerate() {
+                let at = i * 31 * 4;
+                // SAFETY: as above, for the block at word `31 · i`.
+                let (c0, c1) = unsafe {
+                    thumb2::xor_popcount2(
+                        block.as_ptr(),
+                        block.len(),
+                        w0.as_ptr().add(at),
+                        w1.as_ptr().add(at),
+                    )
+                };
+                p0 += hsum(c0);
+                p1 += hsum(c1);
+            }
+            return (p0, p1);
+        }
+        (xor_popcount(a, w0), xor_popcount(a, w1))
+    }
+
+    /// The popcounts of `filters` (each `per_out` bytes) against `column`, into `pc`, two
+    /// filters per pass.
     #[inline(always)]
     fn popcounts(column: &[u32], filters: &[u8], per_out: usize, pc: &mut [u32]) {
-        let word = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or([0; 4]));
-        let swar = |v: u32| {
-            let v = v - ((v >> 1) & 0x5555_5555);
-            let v = (v & 0x3333_3333) + ((v >> 2) & 0x3333_3333);
-            (v + (v >> 4)) & 0x0f0f_0f0f
-        };
-        let native = cfg!(any(target_feature = "popcnt", target_arch = "aarch64"));
-        let mut done = 0;
-        if column.len() <= 31 && !native {
-            let quads = filters.chunks_exact(4 * per_out);
-            for (f, p) in quads.zip(pc.chunks_exact_mut(4)) {
-                done += 4;
-                let (f01, f23) = f.split_at(2 * per_out);
-                let (f0, f1) = f01.split_at(per_out);
-                let (f2, f3) = f23.split_at(per_out);
-                let mut acc = [0u32; 4];
-                let ws = f0
-                    .chunks_exact(4)
-                    .zip(f1.chunks_exact(4))
-                    .zip(f2.chunks_exact(4).zip(f3.chunks_exact(4)));
-                for (&x, ((w0, w1), (w2, w3))) in column.iter().zip(ws) {
-                    acc[0] += swar(x ^ word(w0));
-                    acc[1] += swar(x ^ word(w1));
-                    acc[2] += swar(x ^ word(w2));
-                    acc[3] += swar(x ^ word(w3));
-                }
-                for (p, a) in p.iter_mut().zip(acc) {
-                    *p = hsum(a);
-                }
+        let pairs = filters.chunks_exact(2 * per_out);
+        let rest = pairs.remainder();
+        let mut out = pc.chunks_exact_mut(2);
+        for (f, p) in pairs.zip(out.by_ref()) {
+            let (w0, w1) = f.split_at(per_out);
+            let (p0, p1) = xor_popcount2(column, w0, w1);
+            if let [a, b] = p {
+                (*a, *b) = (p0, p1);
             }
         }
-        // The rest (and long filters): one filter at a time.
-        let rest = filters.get(done * per_out..).unwrap_or(&[]);
-        for (p, f) in pc
-            .iter_mut()
-            .skip(done)
-            .zip(rest.chunks_exact(per_out.max(4)))
-        {
-            *p = xor_popcount(column, f);
+        if let Some(p) = out.into_remainder().first_mut() {
+            *p = xor_popcount(column, rest);
         }
     }
 
@@ -415,22 +438,34 @@ pub(crate) mod fast {
         let mut pc = [0u32; 32];
         match prm.output {
             BinaryOutput::Packed { thresholds } => {
-                let groups = weights
-                    .chunks(32 * per_out)
-                    .zip(thresholds.bytes().chunks(32 * 4))
-                    .zip(prm.flip.chunks(32));
-                for (word_out, ((f, t), fl)) in out_px.chunks_exact_mut(4).zip(groups) {
-                    let n = fl.len();
-                    let pc = need(pc.get_mut(..n))?;
-                    popcounts(column, f, per_out, pc);
+                // −1 iff p > t, or p < t ⇔ !(p > t − 1) where flipped: one compare, one XOR.
+                let bit = |p: u32, t: &[u8], fl: u8| {
+                    let fl = u32::from(fl & 1);
+                    let t = i32::from_le_bytes(t.try_into().unwrap_or([0; 4]))
+                        .saturating_sub(fl as i32);
+                    u32::from(p as i32 > t) ^ fl
+                };
+                let mut channels = weights
+                    .chunks_exact(per_out)
+                    .zip(thresholds.bytes().chunks_exact(4))
+                    .zip(prm.flip);
+                for word_out in out_px.chunks_exact_mut(4) {
+                    // 32 channels per word, two per pass (32 is even: pairs never straddle).
+                    let mut group = channels.by_ref().take(32);
                     let mut word = 0u32;
-                    for (bit, ((&p, t), &fl)) in
-                        pc.iter().zip(t.chunks_exact(4)).zip(fl).enumerate()
-                    {
-                        // p < t ⇔ !(p > t − 1): one compare, then flip.
-                        let t = i32::from_le_bytes(t.try_into().unwrap_or([0; 4]))
-                            .saturating_sub(i32::from(fl & 1));
-                        word |= (u32::from(p as i32 > t) ^ u32::from(fl & 1)) << bit;
+                    let mut shift = 0;
+                    while let Some(((w0, t0), &f0)) = group.next() {
+                        match group.next() {
+                            Some(((w1, t1), &f1)) => {
+                                let (p0, p1) = xor_popcount2(column, w0, w1);
+                                word |= (bit(p0, t0, f0) | bit(p1, t1, f1) << 1) << shift;
+                                shift += 2;
+                            }
+                            None => {
+                                word |= bit(xor_popcount(column, w0), t0, f0) << shift;
+                                shift += 1;
+                            }
+                        }
                     }
                     for (d, s) in word_out.iter_mut().zip(word.to_le_bytes()) {
                         *d = s as i8;
@@ -443,13 +478,12 @@ pub(crate) mod fast {
                 act_min,
                 act_max,
             } => {
-                let params = prm
+                let mut params = prm
                     .flip
                     .iter()
                     .zip(bias.iter())
                     .zip(requant.multipliers.iter())
                     .zip(requant.shifts.iter());
-                let mut params = params;
                 for (outs, f) in out_px.chunks_mut(32).zip(weights.chunks(32 * per_out)) {
                     let pc = need(pc.get_mut(..outs.len()))?;
                     popcounts(column, f, per_out, pc);
@@ -466,6 +500,70 @@ pub(crate) mod fast {
             }
         }
         Ok(())
+    }
+
+    /// The Thumb-2 micro-kernel (Cortex-M3/M4/M7; selected with the DSP builds).
+    #[cfg(all(target_arch = "arm", tinykd_dsp))]
+    mod thumb2 {
+        /// Byte-packed popcounts of `x XOR w0` and `x XOR w1` over `n` words (1 ≤ n ≤ 31):
+        /// per word one load of `x`, one unaligned load of each filter word, and per filter
+        /// `EOR` + 7 SWAR steps (the barrel shifter folds the shifts) + one accumulate.
+        ///
+        /// # Safety
+        /// `x` points to `n` readable aligned words, `w0` and `w1` to `4n` readable bytes each,
+        /// and `n ≥ 1`.
+        #[inline(always)]
+        pub(super) unsafe fn xor_popcount2(
+            x: *const u32,
+            n: usize,
+            w0: *const u8,
+            w1: *const u8,
+        ) -> (u32, u32) {
+            let (acc0, acc1): (u32, u32);
+            // SAFETY: the caller guarantees the reads; the asm touches only its operands.
+            unsafe {
+                core::arch::asm!(
+                    "2:",
+                    "ldr {v}, [{x}], #4",
+                    "ldr {a}, [{w0}], #4",
+                    "ldr {b}, [{w1}], #4",
+                    "eors {a}, {a}, {v}",
+                    "eors {b}, {b}, {v}",
+                    "and {t}, {m55}, {a}, lsr #1",
+                    "subs {a}, {a}, {t}",
+                    "and {t}, {m33}, {a}, lsr #2",
+                    "and {a}, {a}, {m33}",
+                    "add {a}, {a}, {t}",
+                    "add {a}, {a}, {a}, lsr #4",
+                    "bic {a}, {a}, #0xf0f0f0f0",
+                    "add {acc0}, {acc0}, {a}",
+                    "and {t}, {m55}, {b}, lsr #1",
+                    "subs {b}, {b}, {t}",
+                    "and {t}, {m33}, {b}, lsr #2",
+                    "and {b}, {b}, {m33}",
+                    "add {b}, {b}, {t}",
+                    "add {b}, {b}, {b}, lsr #4",
+                    "bic {b}, {b}, #0xf0f0f0f0",
+                    "add {acc1}, {acc1}, {b}",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    x = inout(reg) x => _,
+                    w0 = inout(reg) w0 => _,
+                    w1 = inout(reg) w1 => _,
+                    n = inout(reg) n => _,
+                    acc0 = inout(reg) 0u32 => acc0,
+                    acc1 = inout(reg) 0u32 => acc1,
+                    m55 = in(reg) 0x5555_5555u32,
+                    m33 = in(reg) 0x3333_3333u32,
+                    v = out(reg) _,
+                    a = out(reg) _,
+                    b = out(reg) _,
+                    t = out(reg) _,
+                    options(nostack, readonly),
+                );
+            }
+            (acc0, acc1)
+        }
     }
 
     /// Sum of the four bytes of `v`.
