@@ -518,7 +518,7 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
 }
 
 /// Random binary models in the check (flash-bound on the microbit).
-const BINARY_CHECKS: usize = 10;
+const BINARY_CHECKS: usize = 7;
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));

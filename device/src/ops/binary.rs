@@ -12,9 +12,9 @@
 //!   binarizing an int8 input channel by channel on the fly; it needs no scratch;
 //! - the fast path ([`fast`]): binarizes an int8 input once into the scratch, gathers the packed
 //!   taps of each output pixel side by side (so each output channel is one run of XOR +
-//!   popcount over contiguous words), and counts bits with a blocked SWAR popcount (or the
-//!   native instruction where the target has one). Portable Rust: on Cortex-M4 it compiles to
-//!   `LDR`, `EOR` and a dozen ALU ops per 32 binary MACs.
+//!   popcount over contiguous words), and counts bits two filters per pass with a blocked SWAR
+//!   popcount: a Thumb-2 `asm!` micro-kernel on Cortex-M4/M7 (23 instructions per column word
+//!   for two filters), portable Rust elsewhere, the native instruction where the target has one.
 
 use tinykd_format::{BinaryConv2dOp, BinaryDenseOp, BinaryOutput, Bits, LeI32s, PoolOp};
 
@@ -315,10 +315,10 @@ pub(crate) mod fast {
 
     /// `Σ popcount(a[i] XOR w[i])` over `a.len()` words, `w` read little-endian from bytes.
     ///
-    /// Blocked SWAR: two shift-and-mask steps turn each word into 4-bit counts (≤ 4); the
-    /// counts of two words are added (≤ 8) and spread into bytes (≤ 16), which accumulate in one
-    /// register for up to 15 pairs (≤ 240 per byte) before one horizontal sum: about 8.5 ALU
-    /// operations per word besides the two loads. Targets with a popcount instruction use it.
+    /// Blocked SWAR: three shift-and-mask steps turn each word into 4 byte counts (≤ 8), which
+    /// accumulate in one register for up to 31 words (≤ 248 per byte) before one horizontal
+    /// sum. Targets with a popcount instruction use it; Cortex-M4/M7 use the Thumb-2 kernel
+    /// (two filters per pass) through `xor_popcount2`.
     #[inline(always)]
     pub(crate) fn xor_popcount(a: &[u32], w: &[u8]) -> u32 {
         let word = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or([0; 4]));
@@ -329,43 +329,25 @@ pub(crate) mod fast {
                 .map(|(x, w)| (x ^ word(w)).count_ones())
                 .sum();
         }
-        // Filters of up to 30 words (K ≤ 960: every 3×3 conv up to 96 channels) are one block.
-        if a.len() <= 30 {
+        // Filters of up to 31 words (K ≤ 992: every 3×3 conv up to 96 channels) are one block.
+        if a.len() <= 31 {
             return block(a, w);
         }
-        a.chunks(30)
-            .zip(w.chunks(30 * 4))
+        a.chunks(31)
+            .zip(w.chunks(31 * 4))
             .map(|(xa, wa)| block(xa, wa))
             .sum()
     }
 
-    /// 4-bit counts (each ≤ 4) of the bits of `v`.
-    #[inline(always)]
-    fn nibbles(v: u32) -> u32 {
-        let v = v - ((v >> 1) & 0x5555_5555);
-        (v & 0x3333_3333) + ((v >> 2) & 0x3333_3333)
-    }
-
-    /// `Σ popcount(a XOR w)` over at most 30 words.
+    /// `Σ popcount(a XOR w)` over at most 31 words (byte counts ≤ 8 per word, ≤ 248 in all).
     #[inline(always)]
     fn block(a: &[u32], w: &[u8]) -> u32 {
-        let word = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or([0; 4]));
         let mut acc = 0u32;
-        let pairs = a.chunks_exact(2);
-        let tail = pairs.remainder();
-        let mut wp = w.chunks_exact(8);
-        for (x, w) in pairs.zip(wp.by_ref()) {
-            let (x0, x1) = (
-                x.first().copied().unwrap_or(0),
-                x.last().copied().unwrap_or(0),
-            );
-            let (w0, w1) = w.split_at(4);
-            let n = nibbles(x0 ^ word(w0)) + nibbles(x1 ^ word(w1)); // ≤ 8 per nibble
-            acc += (n & 0x0f0f_0f0f) + ((n >> 4) & 0x0f0f_0f0f);
-        }
-        if let (Some(&x), Some(w)) = (tail.first(), wp.remainder().get(..4)) {
-            let n = nibbles(x ^ word(w));
-            acc += (n & 0x0f0f_0f0f) + ((n >> 4) & 0x0f0f_0f0f);
+        for (x, w) in a.iter().zip(w.chunks_exact(4)) {
+            let v = x ^ u32::from_le_bytes(w.try_into().unwrap_or([0; 4]));
+            let v = v - ((v >> 1) & 0x5555_5555);
+            let v = (v & 0x3333_3333) + ((v >> 2) & 0x3333_3333);
+            acc += (v + (v >> 4)) & 0x0f0f_0f0f;
         }
         hsum(acc)
     }
