@@ -103,6 +103,7 @@ fn main() -> std::io::Result<()> {
     std::fs::create_dir_all(&dir)?;
     let mut seeds = single_op_models();
     seeds.push(("all_ops", common::all_ops_model()));
+    seeds.push(("binary", common::binary_model()));
     // The fuzz target's first byte selects its mode (even: re-seal the CRC, odd: as is).
     for (name, blob) in seeds {
         for mode in [0u8, 1] {

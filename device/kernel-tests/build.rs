@@ -7,7 +7,8 @@
 use std::{env, fmt::Write as _, fs, path::PathBuf};
 
 use tinykd_format::{
-    Activation, Conv2dSpec, DenseSpec, ModelBuilder, PoolSpec, Quant, Shape, TensorId,
+    fold_sign, Activation, BinaryConv2dSpec, BinaryDenseSpec, BinaryOutputSpec, Conv2dSpec,
+    DenseSpec, ModelBuilder, PoolSpec, Quant, Shape, TensorId,
 };
 
 struct Rng(u64);
@@ -142,6 +143,212 @@ fn check_model(rng: &mut Rng, i: usize) -> Vec<u8> {
     }
 }
 
+/// ±1 weights.
+fn pm1(rng: &mut Rng, n: usize) -> Vec<i8> {
+    (0..n)
+        .map(|_| if rng.next() & 1 == 1 { -1 } else { 1 })
+        .collect()
+}
+
+/// Thresholds of a BatchNorm-like random affine map, folded (some negative slopes).
+fn folded(rng: &mut Rng, k: u32, n: u16) -> BinaryOutputSpec {
+    let (thresholds, flip) = (0..n)
+        .map(|_| {
+            let a = if rng.int(0, 3) == 0 { -1.0 } else { 1.0 } * f64::from(rng.float(0.5, 2.0));
+            fold_sign(k, a, f64::from(rng.float(-0.3, 0.3)) * f64::from(k))
+        })
+        .unzip();
+    BinaryOutputSpec::Packed { thresholds, flip }
+}
+
+/// An int8 output stage for a binary layer of `k` products per output.
+fn int8_out(rng: &mut Rng, k: u32, n: u16, output: Quant) -> BinaryOutputSpec {
+    BinaryOutputSpec::Int8 {
+        flip: (0..n).map(|_| rng.int(0, 3) == 0).collect(),
+        bias: (0..n)
+            .map(|_| rng.int(-(k as i64) / 4, k as i64 / 4) as i32)
+            .collect(),
+        // Spread the ±√k-sized dot products over the int8 range.
+        scales: (0..n)
+            .map(|_| output.scale * 40.0 / (k as f32).sqrt() * rng.float(0.7, 1.3))
+            .collect(),
+        output,
+        activation: Activation::None,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bconv(
+    b: &mut ModelBuilder,
+    rng: &mut Rng,
+    x: TensorId,
+    out: u16,
+    k: [u8; 2],
+    stride: [u8; 2],
+    padding: [u8; 4],
+    int8_output: Option<Quant>,
+) -> Option<TensorId> {
+    let cin = b.shape(x).c;
+    let kk = u32::from(k[0]) * u32::from(k[1]) * u32::from(cin);
+    let input_thresholds = match b.layout(x) {
+        tinykd_format::Layout::Int8 if rng.int(0, 1) == 0 => vec![i32::from(b.quant(x).zero_point)],
+        tinykd_format::Layout::Int8 => (0..cin)
+            .map(|_| i32::from(b.quant(x).zero_point) + rng.int(-10, 10) as i32)
+            .collect(),
+        tinykd_format::Layout::Packed => vec![],
+    };
+    let output = match int8_output {
+        Some(q) => int8_out(rng, kk, out, q),
+        None => folded(rng, kk, out),
+    };
+    b.binary_conv2d(
+        x,
+        BinaryConv2dSpec {
+            out_channels: out,
+            kernel: k,
+            stride,
+            padding,
+            weights: pm1(rng, out as usize * kk as usize),
+            input_thresholds,
+            output,
+        },
+    )
+    .ok()
+}
+
+/// A random binary model: int8 conv → binary conv (int8 input) → binary convs / max pools
+/// (odd channel counts, padding, strides) → binary conv or dense with int8 output → dense.
+fn binary_check_model(rng: &mut Rng) -> Vec<u8> {
+    loop {
+        let shape = Shape {
+            h: rng.int(3, 10) as u16,
+            w: rng.int(3, 10) as u16,
+            c: rng.int(1, 3) as u16,
+        };
+        let mut b = ModelBuilder::new(
+            "bcheck",
+            shape,
+            q(rng.float(0.01, 0.05), rng.int(-128, 127) as i8),
+        );
+        let x = b.input();
+        let qo = q(rng.float(0.02, 0.08), rng.int(-20, 20) as i8);
+        let c1 = rng.int(1, 40) as u16;
+        let Some(mut x) = conv(
+            &mut b,
+            rng,
+            x,
+            c1,
+            [3, 3],
+            [1, 1],
+            [1; 4],
+            1,
+            qo,
+            Activation::None,
+        ) else {
+            continue;
+        };
+        let mut ok = true;
+        for layer in 0..rng.int(1, 3) {
+            let y = if layer > 0 && rng.int(0, 2) == 0 {
+                let k = rng.int(1, 3) as u8;
+                b.binary_max_pool2d(
+                    x,
+                    PoolSpec {
+                        kernel: [k, k],
+                        stride: [rng.int(1, 2) as u8; 2],
+                        padding: [0, 0, rng.int(0, k as i64 - 1) as u8, 0],
+                    },
+                )
+                .ok()
+            } else {
+                let k = [rng.int(1, 3) as u8, rng.int(1, 3) as u8];
+                let pad = [0; 4].map(|_| rng.int(0, 1) as u8);
+                let oc = rng.int(1, 50) as u16;
+                let stride = [rng.int(1, 2) as u8, rng.int(1, 2) as u8];
+                bconv(&mut b, rng, x, oc, k, stride, pad, None)
+            };
+            match y {
+                Some(y) => x = y,
+                None => ok = false,
+            }
+        }
+        if !ok {
+            continue;
+        }
+        let qo = q(rng.float(0.05, 0.2), rng.int(-10, 10) as i8);
+        let oc = rng.int(1, 20) as u16;
+        let y = if rng.int(0, 1) == 0 {
+            bconv(&mut b, rng, x, oc, [2, 2], [1, 1], [0, 0, 1, 1], Some(qo))
+        } else {
+            let s = b.shape(x);
+            let kk = s.elements() as u32;
+            let output = int8_out(rng, kk, oc, qo);
+            b.binary_dense(
+                x,
+                BinaryDenseSpec {
+                    out_features: oc,
+                    weights: pm1(rng, oc as usize * kk as usize),
+                    input_thresholds: vec![],
+                    output,
+                },
+            )
+            .ok()
+        };
+        let Some(y) = y else { continue };
+        // A dense head over the global average (a dense over every pixel would fill the M0's
+        // flash).
+        let y = if b.shape(y).elements() > 64 {
+            b.global_avg_pool(y).unwrap()
+        } else {
+            y
+        };
+        dense(&mut b, rng, y, 10, q(0.1, 0));
+        if let Ok(blob) = b.finish() {
+            return blob;
+        }
+    }
+}
+
+/// The binary student (issue 6) and its int8 twin of the same shape: 28×28×1 → int8 conv 3×3
+/// (16) → max pool → conv 3×3 (32) → max pool → conv 3×3 (64) → conv 3×3 (64) → GAP → dense
+/// (10). In the binary one the three inner convs are binary (the first binarizes its int8
+/// input, the last writes int8 for the head) and the second pool is binary.
+fn students(rng: &mut Rng) -> [(Vec<u8>, u64, u64); 2] {
+    let qi = q(1.0 / 32.0, -128);
+    let qo = q(1.0 / 24.0, -128);
+    let relu = Activation::Relu;
+    let pool = PoolSpec {
+        kernel: [2, 2],
+        stride: [2, 2],
+        padding: [0; 4],
+    };
+    let int8_macs = 28 * 28 * 16 * 9 + 64 * 10;
+    let inner = 14 * 14 * 32 * 144 + 7 * 7 * 64 * 288 + 7 * 7 * 64 * 576;
+    let mut b = ModelBuilder::new("bstudent", Shape { h: 28, w: 28, c: 1 }, qi);
+    let x = b.input();
+    let x = conv(&mut b, rng, x, 16, [3, 3], [1, 1], [1; 4], 1, qo, relu).unwrap();
+    let x = b.max_pool2d(x, pool).unwrap();
+    let x = bconv(&mut b, rng, x, 32, [3, 3], [1, 1], [1; 4], None).unwrap();
+    let x = b.binary_max_pool2d(x, pool).unwrap();
+    let x = bconv(&mut b, rng, x, 64, [3, 3], [1, 1], [1; 4], None).unwrap();
+    let x = bconv(&mut b, rng, x, 64, [3, 3], [1, 1], [1; 4], Some(qo)).unwrap();
+    let x = b.global_avg_pool(x).unwrap();
+    dense(&mut b, rng, x, 10, qo);
+    let binary = b.finish().expect("valid");
+    let mut b = ModelBuilder::new("istudent", Shape { h: 28, w: 28, c: 1 }, qi);
+    let x = b.input();
+    let x = conv(&mut b, rng, x, 16, [3, 3], [1, 1], [1; 4], 1, qo, relu).unwrap();
+    let x = b.max_pool2d(x, pool).unwrap();
+    let x = conv(&mut b, rng, x, 32, [3, 3], [1, 1], [1; 4], 1, qo, relu).unwrap();
+    let x = b.max_pool2d(x, pool).unwrap();
+    let x = conv(&mut b, rng, x, 64, [3, 3], [1, 1], [1; 4], 1, qo, relu).unwrap();
+    let x = conv(&mut b, rng, x, 64, [3, 3], [1, 1], [1; 4], 1, qo, relu).unwrap();
+    let x = b.global_avg_pool(x).unwrap();
+    dense(&mut b, rng, x, 10, qo);
+    let int8 = b.finish().expect("valid");
+    [(binary, int8_macs, inner), (int8, int8_macs + inner, 0)]
+}
+
 /// Benchmark layers: (name, description, blob, MACs).
 fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
     let mut rng = Rng(0xBE4C_0010);
@@ -215,6 +422,72 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
         &|b, r, x| dense(b, r, x, 64, qo),
         256 * 64,
     );
+    {
+        // The binarizing 1×1 conv alone (B1 − B0 = the 3×3 binary conv).
+        let mut b = ModelBuilder::new(
+            "B0",
+            Shape {
+                h: 14,
+                w: 14,
+                c: 16,
+            },
+            qi,
+        );
+        let x = b.input();
+        bconv(&mut b, &mut rng, x, 32, [1, 1], [1, 1], [0; 4], None).unwrap();
+        let without = b.clone().finish_without_scratch().expect("valid");
+        let arena_without = tinykd_format::validate(&without).unwrap().arena_size();
+        v.push((
+            "B0",
+            "binary conv 1x1, int8 14x14x16 binarized -> 14x14x32 packed",
+            b.finish().expect("valid"),
+            14 * 14 * 32 * 16,
+            arena_without,
+        ));
+    }
+    {
+        // One binary conv layer (packed → packed), the shape of L1.
+        let mut b = ModelBuilder::new(
+            "B1",
+            Shape {
+                h: 14,
+                w: 14,
+                c: 16,
+            },
+            qi,
+        );
+        let x = b.input();
+        let x = bconv(&mut b, &mut rng, x, 32, [1, 1], [1, 1], [0; 4], None).unwrap();
+        bconv(&mut b, &mut rng, x, 32, [3, 3], [1, 1], [1; 4], None).unwrap();
+        let without = b.clone().finish_without_scratch().expect("valid");
+        let arena_without = tinykd_format::validate(&without).unwrap().arena_size();
+        // MACs: the 3×3 binary conv (the 1×1 binarizing conv in front adds 14·14·32·16).
+        let macs = 14 * 14 * 32 * 288 + 14 * 14 * 32 * 16;
+        v.push((
+            "B1",
+            "binary conv 3x3 s1 p1, 14x14x32 -> 14x14x32 (+1x1 binarizing conv in front)",
+            b.finish().expect("valid"),
+            macs,
+            arena_without,
+        ));
+    }
+    let [(bin, bin_int8_macs, bin_binary_macs), (int8, int8_macs, _)] = students(&mut Rng(0x57D7));
+    let arena0 = |blob: &[u8]| tinykd_format::validate(blob).unwrap().arena_size();
+    let _ = bin_int8_macs;
+    v.push((
+        "bstudent",
+        "binary student: int8 conv, 3 binary convs, binary+int8 pool, GAP, dense",
+        bin.clone(),
+        bin_binary_macs,
+        arena0(&bin),
+    ));
+    v.push((
+        "istudent",
+        "int8 twin of bstudent (same shapes)",
+        int8.clone(),
+        int8_macs,
+        arena0(&int8),
+    ));
     // The Fashion-MNIST-size student.
     let mut b = ModelBuilder::new("student", Shape { h: 28, w: 28, c: 1 }, qi);
     let x = b.input();
@@ -243,6 +516,9 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
     ));
     v
 }
+
+/// Random binary models in the check (flash-bound on the microbit).
+const BINARY_CHECKS: usize = 7;
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
@@ -274,9 +550,67 @@ fn main() {
         )
         .unwrap();
     }
+    // Binary models (format 1.2) join the fast-vs-reference check.
+    let mut brng = Rng(0xB1C4_EC01);
+    let mut binary = Vec::new();
+    for i in 0..BINARY_CHECKS {
+        let blob = binary_check_model(&mut brng);
+        let name = format!("bcheck{i}.tkd");
+        fs::write(out.join(&name), &blob).unwrap();
+        writeln!(
+            code,
+            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
+        )
+        .unwrap();
+        binary.push(blob);
+    }
+    code.push_str("];\n");
+    // Host runs: the binary models and the binary student, each on a few inputs, run here on the
+    // host with tinykd-device (reference kernels); the firmware must produce the same bytes.
+    binary.push(students(&mut Rng(0x57D7))[0].0.clone());
+    code.push_str("/// (blob, inputs, the host's outputs, runs)\n");
+    code.push_str("pub type HostRuns = (&'static [u8], &'static [u8], &'static [u8], usize);\n");
+    code.push_str("pub static HOST: &[HostRuns] = &[\n");
+    let mut irng = Rng(0x4057_0001);
+    for (i, blob) in binary.iter().enumerate() {
+        let model = tinykd_device::Model::from_bytes(blob).expect("host: blob loads");
+        let runs = 3;
+        let mut inputs = Vec::new();
+        let mut outputs = Vec::new();
+        for _ in 0..runs {
+            let input: Vec<i8> = (0..model.input_len()).map(|_| irng.next() as i8).collect();
+            let mut arena = vec![0u8; model.arena_size()];
+            let y = model.run(&input, &mut arena).expect("host: model runs");
+            inputs.extend(input.iter().map(|&v| v as u8));
+            outputs.extend(y.iter().map(|&v| v as u8));
+        }
+        // The same files as the check models and the benchmark's binary student.
+        let bn = if i < BINARY_CHECKS {
+            format!("bcheck{i}.tkd")
+        } else {
+            "bench-bstudent.tkd".to_string()
+        };
+        let (xn, yn) = (format!("host{i}.x"), format!("host{i}.y"));
+        fs::write(out.join(&xn), &inputs).unwrap();
+        fs::write(out.join(&yn), &outputs).unwrap();
+        let inc = |f: &str| format!("include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{f}\"))");
+        writeln!(
+            code,
+            "    ({}, {}, {}, {runs}),",
+            inc(&bn),
+            inc(&xn),
+            inc(&yn)
+        )
+        .unwrap();
+    }
     code.push_str("];\n");
     code.push_str("pub static BENCH: &[(&str, &str, &[u8], u64, usize)] = &[\n");
     for (name, what, blob, macs, arena_without) in bench_models() {
+        // The int8 twin of the binary student does not fit the microbit's 256 KiB of flash
+        // next to everything else.
+        if target.starts_with("thumbv6m") && name == "istudent" {
+            continue;
+        }
         let file = format!("bench-{name}.tkd");
         fs::write(out.join(&file), &blob).unwrap();
         writeln!(code, "    ({name:?}, {what:?}, include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{file}\")), {macs}, {arena_without}),").unwrap();

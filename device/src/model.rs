@@ -202,6 +202,11 @@ impl<'a> Model<'a> {
                 ops::add::add(add, x, xb, y)
             }
             Op::Reshape { .. } => ops::reshape::reshape(x, y),
+            Op::BinaryConv2d(c) => ops::binary::conv2d_with(c, x, y, scratch),
+            Op::BinaryDense(d) => {
+                ops::binary::dense_with(d, x, y, scratch, flavor != Flavor::Portable)
+            }
+            Op::BinaryMaxPool2d(p) => ops::binary::max_pool2d(p, x, y),
         }
     }
 }
@@ -422,6 +427,9 @@ mod tests {
                     ops::add::add(&add, x, xb, out)
                 }
                 Op::Reshape { .. } => ops::reshape::reshape(x, out),
+                Op::BinaryConv2d(c) => ops::binary::conv2d_with(&c, x, out, None),
+                Op::BinaryDense(d) => ops::binary::dense_with(&d, x, out, None, false),
+                Op::BinaryMaxPool2d(p) => ops::binary::max_pool2d(&p, x, out),
             }
             .unwrap();
             values.push(y);
@@ -433,7 +441,7 @@ mod tests {
     fn arena_run_matches_unplanned_run_on_random_models() {
         let mut rng = Rng(0x5EED_1234);
         let mut reused = 0;
-        let mut seen = [0usize; 7];
+        let mut seen = [0usize; 10];
         for _ in 0..300 {
             let blob = random_model(&mut rng);
             let model = Model::from_bytes(&blob).unwrap();
@@ -485,6 +493,187 @@ mod tests {
                 .run_with(Flavor::Portable, &input, arena)
                 .unwrap()
                 .to_vec();
+            for flavor in [Flavor::Dsp, Flavor::Scalar] {
+                for skew in [0, 1] {
+                    let got = model.run_with(flavor, &input, &mut arena[skew..]).unwrap();
+                    assert_eq!(got, &want[..], "{flavor:?} skew {skew}");
+                }
+            }
+        }
+    }
+
+    /// A random binary model as the issue describes it: int8 conv → binary conv (int8 input
+    /// binarized) → binary convs / binary max pools → binary conv or dense with int8 output →
+    /// int8 dense head. Odd channel counts, padding and strides.
+    pub(crate) fn random_binary_model(rng: &mut Rng) -> Vec<u8> {
+        use tinykd_format::{fold_sign, BinaryConv2dSpec, BinaryDenseSpec, BinaryOutputSpec};
+        loop {
+            let shape = Shape {
+                h: rng.range(3, 9) as u16,
+                w: rng.range(3, 9) as u16,
+                c: rng.range(1, 3) as u16,
+            };
+            let mut b = ModelBuilder::new("binary", shape, q(rng));
+            let x = b.input();
+            let c1 = rng.range(1, 40) as u16;
+            let n = c1 as usize * 9 * shape.c as usize;
+            let Ok(x) = b.conv2d(
+                x,
+                Conv2dSpec {
+                    out_channels: c1,
+                    kernel: [3, 3],
+                    stride: [1, 1],
+                    padding: [1; 4],
+                    groups: 1,
+                    weights: (0..n).map(|_| rng.range(-127, 127) as i8).collect(),
+                    weight_scales: vec![0.02],
+                    bias: (0..c1).map(|_| rng.range(-2000, 2000) as i32).collect(),
+                    output: q(rng),
+                    activation: act(rng),
+                },
+            ) else {
+                continue;
+            };
+            let mut x = x;
+            let mut ok = true;
+            let layers = rng.range(1, 4);
+            for layer in 0..layers {
+                let s = b.shape(x);
+                if layer > 0 && rng.range(0, 2) == 0 {
+                    let k = rng.range(1, 3) as u8;
+                    let r = b.binary_max_pool2d(
+                        x,
+                        PoolSpec {
+                            kernel: [k, k],
+                            stride: [rng.range(1, 2) as u8; 2],
+                            padding: [0, 0, rng.range(0, k as i64 - 1) as u8, 0],
+                        },
+                    );
+                    match r {
+                        Ok(y) => x = y,
+                        Err(_) => ok = false,
+                    }
+                    continue;
+                }
+                let oc = rng.range(1, 70) as u16;
+                let k = [rng.range(1, 3) as u8, rng.range(1, 3) as u8];
+                let kk = k[0] as u32 * k[1] as u32 * s.c as u32;
+                let (t, flip): (Vec<i32>, Vec<bool>) = (0..oc)
+                    .map(|_| {
+                        let a = rng.range(-5, 5) as f64;
+                        fold_sign(kk, a, rng.range(-(kk as i64), kk as i64) as f64)
+                    })
+                    .unzip();
+                let input_thresholds = if layer == 0 {
+                    if rng.range(0, 1) == 0 {
+                        vec![rng.range(-20, 20) as i32]
+                    } else {
+                        (0..s.c).map(|_| rng.range(-128, 127) as i32).collect()
+                    }
+                } else {
+                    vec![]
+                };
+                let r = b.binary_conv2d(
+                    x,
+                    BinaryConv2dSpec {
+                        out_channels: oc,
+                        kernel: k,
+                        stride: [rng.range(1, 2) as u8, rng.range(1, 2) as u8],
+                        padding: [0; 4].map(|_| rng.range(0, 1) as u8),
+                        weights: (0..oc as usize * kk as usize)
+                            .map(|_| if rng.next() & 1 == 1 { -1 } else { 1 })
+                            .collect(),
+                        input_thresholds,
+                        output: BinaryOutputSpec::Packed {
+                            thresholds: t,
+                            flip,
+                        },
+                    },
+                );
+                match r {
+                    Ok(y) => x = y,
+                    Err(_) => ok = false,
+                }
+            }
+            if !ok {
+                continue;
+            }
+            // The last binary layer, with an int8 output: a conv or a dense.
+            let s = b.shape(x);
+            let oc = rng.range(1, 20) as u16;
+            let int8 = BinaryOutputSpec::Int8 {
+                flip: (0..oc).map(|_| rng.range(0, 1) == 1).collect(),
+                bias: (0..oc).map(|_| rng.range(-50, 50) as i32).collect(),
+                scales: (0..oc).map(|_| rng.range(1, 100) as f32 / 400.0).collect(),
+                output: q(rng),
+                activation: act(rng),
+            };
+            let pm1 = |rng: &mut Rng, n: usize| -> Vec<i8> {
+                (0..n)
+                    .map(|_| if rng.next() & 1 == 1 { -1 } else { 1 })
+                    .collect()
+            };
+            let y = if rng.range(0, 1) == 0 {
+                b.binary_conv2d(
+                    x,
+                    BinaryConv2dSpec {
+                        out_channels: oc,
+                        kernel: [2, 2],
+                        stride: [1, 1],
+                        padding: [0, 0, 1, 1],
+                        weights: pm1(rng, oc as usize * 4 * s.c as usize),
+                        input_thresholds: vec![],
+                        output: int8,
+                    },
+                )
+            } else {
+                b.binary_dense(
+                    x,
+                    BinaryDenseSpec {
+                        out_features: oc,
+                        weights: pm1(rng, oc as usize * s.elements() as usize),
+                        input_thresholds: vec![],
+                        output: int8,
+                    },
+                )
+            };
+            let Ok(y) = y else { continue };
+            let n = b.shape(y).elements() as usize;
+            b.dense(
+                y,
+                DenseSpec {
+                    out_features: 10,
+                    weights: (0..10 * n).map(|_| rng.range(-127, 127) as i8).collect(),
+                    weight_scales: vec![0.01],
+                    bias: vec![0; 10],
+                    output: q(rng),
+                    activation: Activation::None,
+                },
+            )
+            .unwrap();
+            return b.finish().unwrap();
+        }
+    }
+
+    /// Binary models: the arena run equals the unplanned run, and the fast binary path (with
+    /// the scratch plan, 4-aligned arena) and the fallback (misaligned arena) give the
+    /// reference's bytes.
+    #[test]
+    fn binary_models_run_the_same_everywhere() {
+        let mut rng = Rng(0xB1_AA01);
+        for _ in 0..150 {
+            let blob = random_binary_model(&mut rng);
+            let model = Model::from_bytes(&blob).unwrap();
+            assert_eq!(model.desc().version(), (1, 2));
+            let input = rng.i8s(model.input_len());
+            let want = run_unplanned(model.desc(), &input);
+            let mut words = vec![0u32; model.arena_size() / 4 + 2];
+            // SAFETY (test): any bytes are valid u32s and vice versa.
+            let arena: &mut [u8] = unsafe {
+                core::slice::from_raw_parts_mut(words.as_mut_ptr().cast(), words.len() * 4)
+            };
+            let got = model.run_with(Flavor::Portable, &input, arena).unwrap();
+            assert_eq!(got, &want[..]);
             for flavor in [Flavor::Dsp, Flavor::Scalar] {
                 for skew in [0, 1] {
                     let got = model.run_with(flavor, &input, &mut arena[skew..]).unwrap();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{all_ops_model, Rng};
+use common::{all_ops_model, binary_model, Rng};
 use tinykd_device::{Error, Model};
 use tinykd_format::{crc32, encode_blob, validate, Error as F, TensorDesc, HEADER_LEN};
 
@@ -169,4 +169,64 @@ fn edited_descriptors_are_refused() {
     }
     // The arena one byte short of the plan's peak.
     check(arena - 1, &tensors, F::PlanArenaTooSmall);
+}
+
+/// The binary model (format 1.2): every truncation and every raw corruption is refused; re-sealed
+/// corruptions either are refused or load and run; targeted edits name their fault.
+#[test]
+fn binary_blobs_malformed() {
+    let blob = binary_model();
+    let mut rng = Rng(0xB1_0BAD);
+    load_and_run(&blob, &mut rng).unwrap();
+    for len in 0..blob.len() {
+        assert!(load_and_run(&blob[..len], &mut rng).is_err(), "len {len}");
+    }
+    let (mut loaded, mut refused) = (0, 0);
+    for i in 0..5_000 {
+        let mut b = blob.clone();
+        for _ in 0..1 + rng.below(4) {
+            let at = rng.below(b.len() as u64) as usize;
+            b[at] ^= (rng.next() as u8).max(1);
+        }
+        assert!(load_and_run(&b, &mut rng).is_err(), "corruption {i} loaded");
+        if b[..4] == blob[..4] {
+            reseal(&mut b);
+            match load_and_run(&b, &mut rng) {
+                Ok(()) => loaded += 1,
+                Err(_) => refused += 1,
+            }
+        }
+    }
+    assert!(loaded > 0 && refused > 0, "{loaded} {refused}");
+    // A binary op in a blob that claims format 1.1: an unknown op kind there.
+    let mut b = blob.clone();
+    b[4] = 1;
+    reseal(&mut b);
+    assert_eq!(
+        Model::from_bytes(&b).unwrap_err(),
+        Error::Blob(F::BodyBadEnum)
+    );
+    // A packed tensor given its int8 length, and an int8 op fed a packed tensor.
+    let desc = validate(&blob).unwrap();
+    let tensors: Vec<TensorDesc> = desc.tensors().collect();
+    let ops: Vec<_> = desc.ops().collect();
+    let mut t = tensors.clone();
+    t[2].len = t[2].shape.elements() as u32;
+    let b = encode_blob(desc.name(), u32::MAX, &t, &ops).unwrap();
+    assert_eq!(
+        Model::from_bytes(&b).unwrap_err(),
+        Error::Blob(F::TensorBadLength)
+    );
+    let mut o = ops.clone();
+    o[2] = tinykd_format::Op::GlobalAvgPool { input: 2 };
+    let mut t = tensors.clone();
+    t[3].shape = t[2].shape;
+    t[3].shape.h = 1;
+    t[3].shape.w = 1;
+    t[3].len = u32::from(t[3].shape.c);
+    let b = encode_blob(desc.name(), u32::MAX, &t, &o).unwrap();
+    assert_eq!(
+        Model::from_bytes(&b).unwrap_err(),
+        Error::Blob(F::OpBadLayout)
+    );
 }

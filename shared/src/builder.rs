@@ -25,8 +25,7 @@
 //! let blob = b.finish().unwrap();
 //! let desc = validate(&blob).unwrap();
 //! assert_eq!(desc.op_count(), 3);
-//! // 16 input bytes, 32 conv output bytes and the conv's im2col scratch (SPEC §5.1), reused
-//! // across ops by the memory plan.
+//! // 16 input + 32 conv output bytes (then reused), plus the conv's 96-byte im2col scratch.
 //! assert_eq!(desc.arena_size(), 144);
 //! ```
 
@@ -37,9 +36,9 @@ use core::fmt;
 use crate::desc::BodyHead;
 use crate::validate::window_out;
 use crate::{
-    quantize_multiplier, scratch_len, validate, Activation, AddOp, Conv2dOp, DenseOp, Error,
-    Header, I8s, LeI32s, Op, OpKind, PoolOp, Quant, Requant, Shape, TensorDesc, TensorId,
-    MAX_NAME_LEN, MAX_TENSORS, MAX_TENSOR_LEN,
+    quantize_multiplier, scratch_len, validate, Activation, AddOp, BinaryConv2dOp, BinaryDenseOp,
+    BinaryOutput, Bits, Conv2dOp, DenseOp, Error, Header, I8s, Layout, LeI32s, Op, OpKind, PoolOp,
+    Quant, Requant, Shape, TensorDesc, TensorId, MAX_NAME_LEN, MAX_TENSORS, MAX_TENSOR_LEN,
 };
 
 /// A 2-D convolution to add (dense, grouped, depthwise or 1×1).
@@ -93,6 +92,69 @@ pub struct PoolSpec {
     pub stride: [u8; 2],
     /// Padding: top, left, bottom, right; each side smaller than the window.
     pub padding: [u8; 4],
+}
+
+/// What a binary conv/dense layer writes (format 1.2, SPEC §3.2).
+#[derive(Clone, Debug, PartialEq)]
+pub enum BinaryOutputSpec {
+    /// A packed tensor: BatchNorm + sign folded per output channel by
+    /// [`fold_batchnorm_sign`](crate::fold_batchnorm_sign) / [`fold_sign`](crate::fold_sign)
+    /// into `(thresholds[c], flip[c])`.
+    Packed {
+        /// One threshold on the popcount per output channel.
+        thresholds: Vec<i32>,
+        /// One flag per output channel: compare `p < t` instead of `p > t` (negative slope).
+        flip: Vec<bool>,
+    },
+    /// An int8 tensor: per channel `real = scales[c] · (bias[c] ± dot)` (`−dot` where `flip[c]`),
+    /// `dot` the ±1 dot product, requantized to `output`. For `real = a·dot + b` use
+    /// `scales = |a|`, `flip = a < 0`, `bias = round(b / |a|)`.
+    Int8 {
+        /// One flag per output channel (negative slope).
+        flip: Vec<bool>,
+        /// One bias per output channel, in units of one ±1 product.
+        bias: Vec<i32>,
+        /// Real value of one accumulator unit per output channel (or one for all), finite, ≥ 0.
+        scales: Vec<f32>,
+        /// Output quantization.
+        output: Quant,
+        /// Fused activation.
+        activation: Activation,
+    },
+}
+
+/// A binary (XNOR/popcount) convolution to add (format 1.2): `groups = 1`, padding with +1.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BinaryConv2dSpec {
+    /// Output channels.
+    pub out_channels: u16,
+    /// Kernel height, width.
+    pub kernel: [u8; 2],
+    /// Stride along height, width.
+    pub stride: [u8; 2],
+    /// Padding: top, left, bottom, right (padded taps are +1, as in training with
+    /// `pad_values = 1`).
+    pub padding: [u8; 4],
+    /// Weight signs, OHWI `[out][kh][kw][in]`, each −1 or +1.
+    pub weights: Vec<i8>,
+    /// For an int8 input only (must be empty for a packed one): 1 or `in` thresholds `t`; the
+    /// input is −1 where `q < t` (see [`binarize_threshold`](crate::binarize_threshold)).
+    pub input_thresholds: Vec<i32>,
+    /// Packed or int8 output.
+    pub output: BinaryOutputSpec,
+}
+
+/// A binary fully connected layer to add (format 1.2); the input is flattened in HWC order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BinaryDenseSpec {
+    /// Output features.
+    pub out_features: u16,
+    /// Weight signs `[out][h][w][c]` over the input's shape, each −1 or +1.
+    pub weights: Vec<i8>,
+    /// As [`BinaryConv2dSpec::input_thresholds`].
+    pub input_thresholds: Vec<i32>,
+    /// Packed or int8 output.
+    pub output: BinaryOutputSpec,
 }
 
 /// The op a [`BuildError`] is about.
@@ -149,6 +211,9 @@ pub enum BuildFault {
     NameTooLong,
     /// The encoded blob failed validation (a builder bug: please report it).
     Invalid(Error),
+    /// A binary op's input has the wrong layout for its `input_thresholds` (empty for a packed
+    /// input, 1 or `in` values for an int8 one), or binary max pooling of an int8 tensor.
+    Layout,
 }
 
 /// A builder call failed: which op, and why.
@@ -185,6 +250,7 @@ impl fmt::Display for BuildFault {
             BuildFault::NoOps => f.write_str("model has no ops"),
             BuildFault::NameTooLong => f.write_str("model name too long"),
             BuildFault::Invalid(e) => write!(f, "encoded blob is invalid: {e}"),
+            BuildFault::Layout => f.write_str("input layout (int8 or packed) does not fit the op"),
         }
     }
 }
@@ -214,6 +280,8 @@ pub struct ModelBuilder {
     name: String,
     tensors: Vec<(Shape, Quant)>,
     ops: Vec<Encoded>,
+    /// Layout of each tensor (format 1.2: binary ops write packed tensors).
+    layouts: Vec<Layout>,
 }
 
 type Built<T> = core::result::Result<T, BuildError>;
@@ -229,6 +297,7 @@ impl ModelBuilder {
             name: String::from(name),
             tensors: alloc::vec![(input_shape, input_quant)],
             ops: Vec::new(),
+            layouts: alloc::vec![Layout::Int8],
         }
     }
 
@@ -266,10 +335,20 @@ impl ModelBuilder {
     }
 
     fn tensor(&self, kind: OpKind, t: TensorId) -> Built<(Shape, Quant)> {
-        self.tensors
+        let found = self
+            .tensors
             .get(usize::from(t.0))
             .copied()
-            .ok_or_else(|| self.err(kind, BuildFault::UnknownTensor(t)))
+            .ok_or_else(|| self.err(kind, BuildFault::UnknownTensor(t)))?;
+        // The int8 ops cannot read a packed tensor (format 1.2).
+        let binary = matches!(
+            kind,
+            OpKind::BinaryConv2d | OpKind::BinaryDense | OpKind::BinaryMaxPool2d
+        );
+        if !binary && self.layout(t) == Layout::Packed {
+            return Err(self.err(kind, BuildFault::Layout));
+        }
+        Ok(found)
     }
 
     fn push(&mut self, kind: OpKind, op: &Op<'_>, shape: Shape, quant: Quant) -> Built<TensorId> {
@@ -288,6 +367,7 @@ impl ModelBuilder {
             inputs: op.inputs(),
         });
         self.tensors.push((shape, quant));
+        self.layouts.push(op.output_layout());
         Ok(TensorId(id))
     }
 
@@ -586,6 +666,251 @@ impl ModelBuilder {
         self.push(kind, &op, sa, output)
     }
 
+    /// Layout of `t` (format 1.2); int8 for an id this builder did not hand out.
+    pub fn layout(&self, t: TensorId) -> Layout {
+        self.layouts
+            .get(usize::from(t.0))
+            .copied()
+            .unwrap_or(Layout::Int8)
+    }
+
+    /// Packs ±1 weights `[out][taps][cin]` into `[out][taps][words(cin)]` u32 LE words.
+    fn pack_weights(
+        &self,
+        kind: OpKind,
+        w: &[i8],
+        out: u16,
+        taps: u64,
+        cin: u16,
+    ) -> Built<Vec<u8>> {
+        let expected = u64::from(out) * taps * u64::from(cin);
+        if w.len() as u64 != expected {
+            return Err(self.err(
+                kind,
+                BuildFault::Length {
+                    what: "weights",
+                    expected: usize::try_from(expected).unwrap_or(usize::MAX),
+                    got: w.len(),
+                },
+            ));
+        }
+        if w.iter().any(|&v| v != 1 && v != -1) {
+            return Err(self.err(kind, BuildFault::WeightOutOfRange));
+        }
+        let words = crate::packed_words(cin);
+        let mut bytes = Vec::with_capacity(w.len() / 8 + 4);
+        for pixel in w.chunks(usize::from(cin).max(1)) {
+            for j in 0..words {
+                let mut word = 0u32;
+                for (i, &v) in pixel.iter().skip(32 * j).take(32).enumerate() {
+                    if v < 0 {
+                        word |= 1 << i;
+                    }
+                }
+                bytes.extend_from_slice(&word.to_le_bytes());
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// Checks the input thresholds against `x`'s layout.
+    fn input_thresholds(&self, kind: OpKind, x: TensorId, t: &[i32]) -> Built<Vec<u8>> {
+        let c = usize::from(self.shape(x).c);
+        let ok = match self.layout(x) {
+            Layout::Packed => t.is_empty(),
+            Layout::Int8 => t.len() == 1 || t.len() == c,
+        };
+        if !ok {
+            return Err(self.err(kind, BuildFault::Layout));
+        }
+        Ok(t.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+
+    /// The output stage's parameters (flip bytes, then the rest) and the output quantization.
+    #[allow(clippy::type_complexity)]
+    fn binary_output(
+        &self,
+        kind: OpKind,
+        spec: &BinaryOutputSpec,
+        cout: u16,
+        k: u64,
+    ) -> Built<(Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>, (i8, i8), Quant)> {
+        let n = usize::from(cout);
+        let len = |what, got: usize| {
+            if got == n {
+                Ok(())
+            } else {
+                Err(self.err(
+                    kind,
+                    BuildFault::Length {
+                        what,
+                        expected: n,
+                        got,
+                    },
+                ))
+            }
+        };
+        let flips = |f: &[bool]| f.iter().map(|&f| u8::from(f)).collect::<Vec<u8>>();
+        match spec {
+            BinaryOutputSpec::Packed { thresholds, flip } => {
+                len("thresholds", thresholds.len())?;
+                len("flip", flip.len())?;
+                let t = thresholds.iter().flat_map(|v| v.to_le_bytes()).collect();
+                let packed = Quant {
+                    scale: 1.0,
+                    zero_point: 0,
+                };
+                Ok((
+                    flips(flip),
+                    t,
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    (0, 0),
+                    packed,
+                ))
+            }
+            BinaryOutputSpec::Int8 {
+                flip,
+                bias,
+                scales,
+                output,
+                activation,
+            } => {
+                len("flip", flip.len())?;
+                len("bias", bias.len())?;
+                if bias
+                    .iter()
+                    .any(|b| u64::from(b.unsigned_abs()).saturating_add(k) > i32::MAX as u64)
+                {
+                    return Err(self.err(kind, BuildFault::AccumulatorOverflow));
+                }
+                let (m, s) = self.requant(kind, n, 1.0, scales, *output)?;
+                let b = bias.iter().flat_map(|v| v.to_le_bytes()).collect();
+                let act = output.activation_range(*activation);
+                Ok((flips(flip), Vec::new(), b, m, s, act, *output))
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn binary_layer(
+        &mut self,
+        kind: OpKind,
+        x: TensorId,
+        window: Option<&PoolSpec>,
+        cout: u16,
+        weights: &[i8],
+        input_thresholds: &[i32],
+        output: &BinaryOutputSpec,
+    ) -> Built<TensorId> {
+        let (xs, _) = self.tensor(kind, x)?;
+        let (h, w, taps) = match window {
+            Some(p) => {
+                let (h, w) = self.window(kind, xs, p)?;
+                (h, w, u64::from(p.kernel[0]) * u64::from(p.kernel[1]))
+            }
+            None => (1, 1, u64::from(xs.h) * u64::from(xs.w)),
+        };
+        let k = taps * u64::from(xs.c);
+        if k > i32::MAX as u64 / 2 {
+            return Err(self.err(kind, BuildFault::AccumulatorOverflow));
+        }
+        let packed_w = self.pack_weights(kind, weights, cout, taps, xs.c)?;
+        let thresholds_in = self.input_thresholds(kind, x, input_thresholds)?;
+        let (flip, thresholds, bias, m, s, (act_min, act_max), quant) =
+            self.binary_output(kind, output, cout, k)?;
+        let out = match output {
+            BinaryOutputSpec::Packed { .. } => BinaryOutput::Packed {
+                thresholds: LeI32s(&thresholds),
+            },
+            BinaryOutputSpec::Int8 { .. } => BinaryOutput::Int8 {
+                bias: LeI32s(&bias),
+                requant: Requant {
+                    multipliers: LeI32s(&m),
+                    shifts: I8s(&s),
+                },
+                act_min,
+                act_max,
+            },
+        };
+        let op = match window {
+            Some(p) => Op::BinaryConv2d(BinaryConv2dOp {
+                input: x.0,
+                kernel: p.kernel,
+                stride: p.stride,
+                padding: p.padding,
+                weights: Bits(&packed_w),
+                input_thresholds: LeI32s(&thresholds_in),
+                flip: I8s(&flip),
+                output: out,
+            }),
+            None => Op::BinaryDense(BinaryDenseOp {
+                input: x.0,
+                weights: Bits(&packed_w),
+                input_thresholds: LeI32s(&thresholds_in),
+                flip: I8s(&flip),
+                output: out,
+            }),
+        };
+        self.push(kind, &op, Shape { h, w, c: cout }, quant)
+    }
+
+    /// Adds a binary convolution reading `x` (packed, or int8 binarized by
+    /// `input_thresholds`); writes a packed or an int8 tensor (format 1.2).
+    pub fn binary_conv2d(&mut self, x: TensorId, spec: BinaryConv2dSpec) -> Built<TensorId> {
+        let window = PoolSpec {
+            kernel: spec.kernel,
+            stride: spec.stride,
+            padding: spec.padding,
+        };
+        self.binary_layer(
+            OpKind::BinaryConv2d,
+            x,
+            Some(&window),
+            spec.out_channels,
+            &spec.weights,
+            &spec.input_thresholds,
+            &spec.output,
+        )
+    }
+
+    /// Adds a binary fully connected layer reading `x` (flattened HWC); output `[1, 1, out]`.
+    pub fn binary_dense(&mut self, x: TensorId, spec: BinaryDenseSpec) -> Built<TensorId> {
+        self.binary_layer(
+            OpKind::BinaryDense,
+            x,
+            None,
+            spec.out_features,
+            &spec.weights,
+            &spec.input_thresholds,
+            &spec.output,
+        )
+    }
+
+    /// Adds max pooling of the packed tensor `x` (bitwise AND of the −1 bits over the window's
+    /// valid cells; padded cells never win).
+    pub fn binary_max_pool2d(&mut self, x: TensorId, spec: PoolSpec) -> Built<TensorId> {
+        let kind = OpKind::BinaryMaxPool2d;
+        let (xs, xq) = self.tensor(kind, x)?;
+        if self.layout(x) != Layout::Packed {
+            return Err(self.err(kind, BuildFault::Layout));
+        }
+        let [kh, kw] = spec.kernel;
+        let [pt, pl, pb, pr] = spec.padding;
+        if pt >= kh || pb >= kh || pl >= kw || pr >= kw {
+            return Err(self.err(kind, BuildFault::BadWindow));
+        }
+        let (h, w) = self.window(kind, xs, &spec)?;
+        let op = Op::BinaryMaxPool2d(PoolOp {
+            input: x.0,
+            kernel: spec.kernel,
+            stride: spec.stride,
+            padding: spec.padding,
+        });
+        self.push(kind, &op, Shape { h, w, c: xs.c }, xq)
+    }
+
     /// Adds a reshape of `x` to `shape` (same element count, same quantization).
     pub fn reshape(&mut self, x: TensorId, shape: Shape) -> Built<TensorId> {
         let kind = OpKind::Reshape;
@@ -630,8 +955,14 @@ impl ModelBuilder {
         let sizes: Vec<u32> = self
             .tensors
             .iter()
-            .map(|(s, _)| u32::try_from(s.elements()).unwrap_or(u32::MAX))
+            .zip(&self.layouts)
+            .map(|((s, _), l)| u32::try_from(l.len(*s)).unwrap_or(u32::MAX))
             .collect();
+        let binary = self.layouts.contains(&Layout::Packed)
+            || self
+                .ops
+                .iter()
+                .any(|o| postcard::from_bytes::<Op<'_>>(&o.bytes).is_ok_and(|op| op.is_binary()));
         let inputs: Vec<[Option<u16>; 2]> = self.ops.iter().map(|o| o.inputs).collect();
         let mut scratch = Vec::with_capacity(self.ops.len());
         for (i, enc) in self.ops.iter().enumerate() {
@@ -675,6 +1006,7 @@ impl ModelBuilder {
             self.ops.len(),
             &body,
             table,
+            binary,
         )
         .map_err(|e| model_err(BuildFault::Invalid(e)))?;
         validate(&blob).map_err(|e| model_err(BuildFault::Invalid(e)))?;
@@ -708,7 +1040,8 @@ pub fn encode_blob(
     for op in ops {
         body = postcard::to_extend(op, body)?;
     }
-    encode_parts(name, arena_size, tensors, ops.len(), &body, None)
+    let binary = ops.iter().any(Op::is_binary);
+    encode_parts(name, arena_size, tensors, ops.len(), &body, None, binary)
 }
 
 /// As [`encode_blob`], as a format 1.1 blob with the scratch table `scratch` (one arena offset per
@@ -736,10 +1069,22 @@ pub fn encode_blob_with_scratch(
     for op in ops {
         body = postcard::to_extend(op, body)?;
     }
-    encode_parts(name, arena_size, tensors, ops.len(), &body, Some(scratch))
+    let binary = ops.iter().any(Op::is_binary);
+    encode_parts(
+        name,
+        arena_size,
+        tensors,
+        ops.len(),
+        &body,
+        Some(scratch),
+        binary,
+    )
 }
 
 /// Header, postcard head, op count, pre-encoded ops, the scratch table (1.1) if given, CRC.
+///
+/// The minor version is the lowest that expresses the model: 1.0 without a scratch table, 1.1
+/// with one, and 1.2 when an op is binary (then "no scratch plan" is an empty table).
 fn encode_parts(
     name: &str,
     arena_size: u32,
@@ -747,6 +1092,7 @@ fn encode_parts(
     op_count: usize,
     op_bytes: &[u8],
     scratch: Option<&[u32]>,
+    binary: bool,
 ) -> crate::Result<Vec<u8>> {
     let table: Vec<u8> = tensors.iter().flat_map(|t| t.to_record()).collect();
     let head = BodyHead {
@@ -758,13 +1104,21 @@ fn encode_parts(
     let count = u32::try_from(op_count).map_err(|_| Error::OpBadCount)?;
     body = postcard::to_extend(&count, body)?;
     body.extend_from_slice(op_bytes);
-    let minor = match scratch {
-        Some(offsets) => {
+    let minor = match (scratch, binary) {
+        (Some(offsets), _) => {
             let table: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
             body = postcard::to_extend(&table[..], body)?;
-            1
+            if binary {
+                2
+            } else {
+                1
+            }
         }
-        None => 0,
+        (None, true) => {
+            body = postcard::to_extend(&[0u8; 0][..], body)?;
+            2
+        }
+        (None, false) => 0,
     };
     let body_len = u32::try_from(body.len()).map_err(|_| Error::BodyTruncated)?;
     let mut blob = Vec::with_capacity(body.len() + crate::HEADER_LEN + crate::CRC_LEN);
@@ -876,6 +1230,180 @@ pub(crate) mod tests {
     /// dense → reshape → global average pool.
     pub(crate) fn tiny() -> Vec<u8> {
         tiny_builder().finish().unwrap()
+    }
+
+    /// A binary model (format 1.2): int8 input binarized per channel → binary conv (37 packed
+    /// channels, +1 padding) → binary max pool → binary conv (33 channels, stride 2) → binary
+    /// dense to int8 → int8 dense head.
+    pub(crate) fn binary_model() -> Vec<u8> {
+        let mut b = ModelBuilder::new("bin", Shape { h: 6, w: 5, c: 3 }, q(0.02, -5));
+        let x = b.input();
+        let signs = |n: usize, seed: usize| -> Vec<i8> {
+            (0..n)
+                .map(|i| {
+                    if (i * 7 + seed).is_multiple_of(3) {
+                        -1
+                    } else {
+                        1
+                    }
+                })
+                .collect()
+        };
+        let t1 = b
+            .binary_conv2d(
+                x,
+                BinaryConv2dSpec {
+                    out_channels: 37,
+                    kernel: [3, 3],
+                    stride: [1, 1],
+                    padding: [1, 1, 1, 1],
+                    weights: signs(37 * 9 * 3, 1),
+                    input_thresholds: vec![-5, 0, 3],
+                    output: BinaryOutputSpec::Packed {
+                        thresholds: (0..37).map(|c| 8 + c % 11).collect(),
+                        flip: (0..37).map(|c| c % 4 == 0).collect(),
+                    },
+                },
+            )
+            .unwrap();
+        let t2 = b.binary_max_pool2d(t1, pool(2, 2, [0, 0, 1, 1])).unwrap();
+        let t3 = b
+            .binary_conv2d(
+                t2,
+                BinaryConv2dSpec {
+                    out_channels: 33,
+                    kernel: [2, 2],
+                    stride: [2, 2],
+                    padding: [1, 0, 0, 1],
+                    weights: signs(33 * 4 * 37, 2),
+                    input_thresholds: vec![],
+                    output: BinaryOutputSpec::Packed {
+                        thresholds: (0..33).map(|c| 60 + c % 30).collect(),
+                        flip: (0..33).map(|c| c % 3 == 0).collect(),
+                    },
+                },
+            )
+            .unwrap();
+        let n = b.shape(t3).elements() as usize;
+        let t4 = b
+            .binary_dense(
+                t3,
+                BinaryDenseSpec {
+                    out_features: 6,
+                    weights: signs(6 * n, 3),
+                    input_thresholds: vec![],
+                    output: BinaryOutputSpec::Int8 {
+                        flip: vec![false, true, false, false, true, false],
+                        bias: vec![3, -7, 0, 11, 2, -1],
+                        scales: vec![0.05],
+                        output: q(0.1, 4),
+                        activation: Activation::Relu,
+                    },
+                },
+            )
+            .unwrap();
+        b.dense(
+            t4,
+            DenseSpec {
+                out_features: 3,
+                weights: (0..18).map(|i| (i * 13 % 19) as i8 - 9).collect(),
+                weight_scales: vec![0.02],
+                bias: vec![1, -2, 3],
+                output: q(0.2, 0),
+                activation: Activation::None,
+            },
+        )
+        .unwrap();
+        b.finish().unwrap()
+    }
+
+    #[test]
+    fn binary_model_builds_with_packed_tensors() {
+        let blob = binary_model();
+        let desc = validate(&blob).unwrap();
+        assert_eq!(desc.version(), (1, 2));
+        let layouts: Vec<Layout> = (0..6).map(|t| desc.layout(TensorId(t)).unwrap()).collect();
+        use Layout::*;
+        assert_eq!(layouts, [Int8, Packed, Packed, Packed, Int8, Int8]);
+        let t1 = desc.tensor(TensorId(1)).unwrap();
+        assert_eq!(t1.shape, Shape { h: 6, w: 5, c: 37 });
+        assert_eq!(t1.len, 6 * 5 * 2 * 4);
+        assert_eq!(
+            desc.tensor(TensorId(3)).unwrap().shape,
+            Shape { h: 2, w: 2, c: 33 }
+        );
+        // Scratch: the first conv binarizes its int8 input and gathers 9 taps of 1 word.
+        let op0 = desc.ops().next().unwrap();
+        assert_eq!(
+            scratch_len(&op0, desc.input().shape, t1.shape),
+            6 * 5 * 4 + 9 * 4
+        );
+        // Without a scratch plan: still 1.2, with an empty table.
+        let mut b = ModelBuilder::new("bin", Shape { h: 2, w: 2, c: 1 }, q(0.1, 0));
+        let x = b.input();
+        b.binary_conv2d(
+            x,
+            BinaryConv2dSpec {
+                out_channels: 2,
+                kernel: [1, 1],
+                stride: [1, 1],
+                padding: [0; 4],
+                weights: vec![1, -1],
+                input_thresholds: vec![0],
+                output: BinaryOutputSpec::Packed {
+                    thresholds: vec![0, 0],
+                    flip: vec![false, true],
+                },
+            },
+        )
+        .unwrap();
+        let blob = b.finish_without_scratch().unwrap();
+        let desc = validate(&blob).unwrap();
+        assert_eq!(desc.version(), (1, 2));
+        assert!(!desc.has_scratch_plan());
+    }
+
+    #[test]
+    fn binary_builder_faults() {
+        let mut b = ModelBuilder::new("bin", Shape { h: 3, w: 3, c: 2 }, q(0.1, 0));
+        let x = b.input();
+        let spec = |thresholds: Vec<i32>, weights: Vec<i8>| BinaryConv2dSpec {
+            out_channels: 1,
+            kernel: [1, 1],
+            stride: [1, 1],
+            padding: [0; 4],
+            weights,
+            input_thresholds: thresholds,
+            output: BinaryOutputSpec::Packed {
+                thresholds: vec![0],
+                flip: vec![false],
+            },
+        };
+        let fault = |r: Built<TensorId>| r.unwrap_err().fault;
+        assert_eq!(
+            fault(b.binary_conv2d(x, spec(vec![], vec![1, 1]))),
+            BuildFault::Layout
+        );
+        assert_eq!(
+            fault(b.binary_conv2d(x, spec(vec![0; 3], vec![1, 1]))),
+            BuildFault::Layout
+        );
+        assert_eq!(
+            fault(b.binary_conv2d(x, spec(vec![0], vec![1, 0]))),
+            BuildFault::WeightOutOfRange
+        );
+        assert_eq!(
+            fault(b.binary_max_pool2d(x, pool(2, 1, [0; 4]))),
+            BuildFault::Layout
+        );
+        let y = b.binary_conv2d(x, spec(vec![0, 1], vec![1, -1])).unwrap();
+        assert_eq!(b.layout(y), Layout::Packed);
+        assert_eq!(fault(b.global_avg_pool(y)), BuildFault::Layout);
+        assert_eq!(
+            fault(b.binary_conv2d(y, spec(vec![0], vec![1]))),
+            BuildFault::Layout
+        );
+        assert!(b.binary_conv2d(y, spec(vec![], vec![1])).is_ok());
     }
 
     pub(crate) fn tiny_builder() -> ModelBuilder {

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Quant, MAX_TENSORS};
+use crate::{BinaryConv2dOp, BinaryDenseOp, BinaryOutput, Layout, Quant, MAX_TENSORS};
 
 /// A tensor's shape, HWC, for one sample (no batch dimension). A flat vector is `[1, 1, n]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -319,6 +319,14 @@ pub enum Op<'a> {
         /// Input tensor id.
         input: u16,
     },
+    /// Binary (XNOR/popcount) convolution, format 1.2 (SPEC §3.2).
+    #[serde(borrow)]
+    BinaryConv2d(BinaryConv2dOp<'a>),
+    /// Binary fully connected layer, format 1.2.
+    #[serde(borrow)]
+    BinaryDense(BinaryDenseOp<'a>),
+    /// Max pooling of a packed tensor (bitwise AND of the −1 bits), format 1.2.
+    BinaryMaxPool2d(PoolOp),
 }
 
 /// The kind of an [`Op`], for summaries and error messages.
@@ -339,6 +347,12 @@ pub enum OpKind {
     Add,
     /// [`Op::Reshape`].
     Reshape,
+    /// [`Op::BinaryConv2d`].
+    BinaryConv2d,
+    /// [`Op::BinaryDense`].
+    BinaryDense,
+    /// [`Op::BinaryMaxPool2d`].
+    BinaryMaxPool2d,
 }
 
 impl OpKind {
@@ -356,6 +370,9 @@ impl OpKind {
             OpKind::GlobalAvgPool => "global_avg_pool",
             OpKind::Add => "add",
             OpKind::Reshape => "reshape",
+            OpKind::BinaryConv2d => "binary_conv2d",
+            OpKind::BinaryDense => "binary_dense",
+            OpKind::BinaryMaxPool2d => "binary_max_pool2d",
         }
     }
 }
@@ -377,6 +394,34 @@ impl Op<'_> {
             Op::GlobalAvgPool { .. } => OpKind::GlobalAvgPool,
             Op::Add(_) => OpKind::Add,
             Op::Reshape { .. } => OpKind::Reshape,
+            Op::BinaryConv2d(_) => OpKind::BinaryConv2d,
+            Op::BinaryDense(_) => OpKind::BinaryDense,
+            Op::BinaryMaxPool2d(_) => OpKind::BinaryMaxPool2d,
+        }
+    }
+
+    /// True for the binary ops of format 1.2 (SPEC §3.2).
+    pub const fn is_binary(&self) -> bool {
+        matches!(
+            self,
+            Op::BinaryConv2d(_) | Op::BinaryDense(_) | Op::BinaryMaxPool2d(_)
+        )
+    }
+
+    /// The layout of the tensor this op writes: [`Layout::Packed`] for binary max pooling and
+    /// binary conv/dense with a packed output, [`Layout::Int8`] otherwise.
+    pub const fn output_layout(&self) -> Layout {
+        match self {
+            Op::BinaryMaxPool2d(_)
+            | Op::BinaryConv2d(BinaryConv2dOp {
+                output: BinaryOutput::Packed { .. },
+                ..
+            })
+            | Op::BinaryDense(BinaryDenseOp {
+                output: BinaryOutput::Packed { .. },
+                ..
+            }) => Layout::Packed,
+            _ => Layout::Int8,
         }
     }
 
@@ -393,6 +438,9 @@ impl Op<'_> {
             Op::MaxPool2d(p) | Op::AvgPool2d(p) => [Some(p.input), None],
             Op::GlobalAvgPool { input } | Op::Reshape { input } => [Some(*input), None],
             Op::Add(a) => [Some(a.a), Some(a.b)],
+            Op::BinaryConv2d(c) => [Some(c.input), None],
+            Op::BinaryDense(d) => [Some(d.input), None],
+            Op::BinaryMaxPool2d(p) => [Some(p.input), None],
         }
     }
 
@@ -422,6 +470,18 @@ impl Op<'_> {
                     + d.bias.bytes().len()
                     + d.requant.multipliers.bytes().len()
                     + d.requant.shifts.len()
+            }
+            Op::BinaryConv2d(c) => {
+                c.weights.bytes().len()
+                    + c.input_thresholds.bytes().len()
+                    + c.flip.len()
+                    + c.output.param_bytes()
+            }
+            Op::BinaryDense(d) => {
+                d.weights.bytes().len()
+                    + d.input_thresholds.bytes().len()
+                    + d.flip.len()
+                    + d.output.param_bytes()
             }
             _ => 0,
         }
@@ -586,6 +646,14 @@ impl<'a> ModelDesc<'a> {
     /// True if the blob carries a scratch plan (format 1.1 and later).
     pub const fn has_scratch_plan(&self) -> bool {
         !self.scratch.is_empty()
+    }
+    /// The layout of tensor `id` (SPEC §2.2): the input is int8, every other tensor has its
+    /// op's [`Op::output_layout`]. `None` for an id out of range. Decodes the ops up to `id`.
+    pub fn layout(&self, id: TensorId) -> Option<Layout> {
+        match usize::from(id.0) {
+            0 => Some(Layout::Int8),
+            t => self.ops().nth(t - 1).map(|op| op.output_layout()),
+        }
     }
     /// Optional data a newer minor version appended after the op list (empty for this version's
     /// blobs); this reader does not interpret it.

@@ -89,6 +89,15 @@ pub enum Error {
     /// The scratch table (format 1.1) is not one 4-aligned offset per op, or gives an offset to
     /// an op that needs no scratch.
     PlanBadScratch = 35,
+    /// A binary op (format 1.2) reads or writes a tensor of the wrong layout (int8 where a packed
+    /// tensor is required or the reverse), or a packed tensor's quantization is not scale 1,
+    /// zero point 0.
+    OpBadLayout = 36,
+    /// A binary op's input thresholds, output thresholds or flip flags have the wrong length, or
+    /// a flip flag is not 0 or 1.
+    OpBadThresholds = 37,
+    /// A packed weight word has a bit set beyond the input channels (the padding bits must be 0).
+    OpBadWeightBits = 38,
 }
 
 /// `Result` with this crate's [`Error`].
@@ -139,6 +148,9 @@ impl Error {
             Error::SamplesBadMagic => "sample set: bad magic (expected TKS1)",
             Error::SamplesBadLength => "sample set: length differs from its header",
             Error::PlanBadScratch => "memory plan: malformed scratch table",
+            Error::OpBadLayout => "op: tensor layout (int8 or packed) not what the op requires",
+            Error::OpBadThresholds => "op: threshold or flip length or value wrong",
+            Error::OpBadWeightBits => "op: packed weights have bits set past the channels",
         }
     }
 }
@@ -209,6 +221,9 @@ mod tests {
             (Error::SamplesBadMagic, 33),
             (Error::SamplesBadLength, 34),
             (Error::PlanBadScratch, 35),
+            (Error::OpBadLayout, 36),
+            (Error::OpBadThresholds, 37),
+            (Error::OpBadWeightBits, 38),
         ];
         for (i, (e, n)) in all.iter().enumerate() {
             assert_eq!(*e as u8, *n);

@@ -7,8 +7,9 @@ pub const MAGIC: [u8; 3] = *b"TKD";
 /// The major format version this crate reads and writes. A blob with another major is refused.
 pub const VERSION_MAJOR: u8 = 1;
 /// The minor format version this crate writes. Newer minors load (their appended data is skipped).
-/// 1.1 appended the scratch table (SPEC §5.1); 1.0 blobs, which lack it, still load.
-pub const VERSION_MINOR: u8 = 1;
+/// 1.1 appended the scratch table (SPEC §5.1); 1.0 blobs, which lack it, still load. 1.2 added the
+/// binary ops and packed tensors (SPEC §3.2); 1.0 and 1.1 blobs load unchanged.
+pub const VERSION_MINOR: u8 = 2;
 /// Length of the fixed header: magic, major, minor, flags, reserved, `body_len`.
 pub const HEADER_LEN: usize = 12;
 /// Length of the trailing CRC-32.
@@ -77,7 +78,7 @@ impl Header {
     /// The 12 header bytes for this version and a body of `body_len` bytes.
     ///
     /// ```
-    /// assert_eq!(tinykd_format::Header::encode(0x0102), *b"TKD\x01\x01\x00\x00\x00\x02\x01\x00\x00");
+    /// assert_eq!(tinykd_format::Header::encode(0x0102), *b"TKD\x01\x02\x00\x00\x00\x02\x01\x00\x00");
     /// ```
     pub fn encode(body_len: u32) -> [u8; HEADER_LEN] {
         Self::encode_minor(VERSION_MINOR, body_len)

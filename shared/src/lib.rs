@@ -35,6 +35,7 @@
 #[cfg(any(test, feature = "alloc"))]
 extern crate alloc;
 
+mod binary;
 #[cfg(any(test, feature = "alloc"))]
 mod builder;
 mod desc;
@@ -45,10 +46,14 @@ pub mod samples;
 mod scratch;
 mod validate;
 
+pub use binary::{
+    binarize_threshold, fold_batchnorm_sign, fold_sign, packed_len, packed_words, BinaryConv2dOp,
+    BinaryDenseOp, BinaryOutput, Bits, Layout, PACK_BITS,
+};
 #[cfg(any(test, feature = "alloc"))]
 pub use builder::{
-    encode_blob, encode_blob_with_scratch, BuildError, BuildFault, BuildOp, Conv2dSpec, DenseSpec,
-    ModelBuilder, PoolSpec,
+    encode_blob, encode_blob_with_scratch, BinaryConv2dSpec, BinaryDenseSpec, BinaryOutputSpec,
+    BuildError, BuildFault, BuildOp, Conv2dSpec, DenseSpec, ModelBuilder, PoolSpec,
 };
 pub use desc::{
     AddOp, Conv2dOp, DenseOp, I8s, LeI32s, ModelDesc, Op, OpKind, Ops, PoolOp, Requant, Shape,

@@ -7,9 +7,9 @@
 use crate::desc::{BodyHead, TENSOR_RECORD_LEN};
 use crate::header::{CRC_LEN, HEADER_LEN};
 use crate::{
-    scratch_len, AddOp, Conv2dOp, DenseOp, Error, Header, I8s, LeI32s, ModelDesc, Op, PoolOp,
-    Quant, Requant, Result, Shape, TensorDesc, MAX_NAME_LEN, MAX_TENSORS, MAX_TENSOR_LEN,
-    VERSION_MINOR,
+    packed_len, packed_words, scratch_len, AddOp, BinaryConv2dOp, BinaryDenseOp, BinaryOutput,
+    Bits, Conv2dOp, DenseOp, Error, Header, I8s, Layout, LeI32s, ModelDesc, Op, PoolOp, Quant,
+    Requant, Result, Shape, TensorDesc, MAX_NAME_LEN, MAX_TENSORS, MAX_TENSOR_LEN, VERSION_MINOR,
 };
 
 /// Checks a blob completely and returns its descriptor (SPEC §6).
@@ -60,8 +60,10 @@ pub fn validate(blob: &[u8]) -> Result<ModelDesc<'_>> {
 
     let tensors = Tensors(head.tensors);
     for id in 0..tensor_count {
-        check_tensor(tensors.get(id)?, head.arena_size)?;
+        check_tensor(tensors.get(id)?, id, head.arena_size)?;
     }
+    // Which tensors are packed (format 1.2): known once their op is decoded; the input is int8.
+    let mut packed = [0u32; MAX_TENSORS / 32];
 
     // last_use[t]: the last op index during which tensor t must stay intact. A tensor is born
     // during the op that writes it (op t − 1; the input during op 0) and lives at least that long.
@@ -74,6 +76,11 @@ pub fn validate(blob: &[u8]) -> Result<ModelDesc<'_>> {
         let (op, tail) = postcard::take_from_bytes::<Op<'_>>(rest)?;
         rest = tail;
         let out = tensors.get(i + 1)?;
+        if op.is_binary() && header.minor < 2 {
+            // Binary ops are format 1.2: in an older blob their tags are unknown op kinds.
+            return Err(Error::BodyBadEnum);
+        }
+        check_layouts(&op, &out, &mut packed, i + 1)?;
         check_op(&op, i, &tensors, &out)?;
         let step = u8::try_from(i).map_err(|_| Error::OpBadCount)?;
         for input in op.inputs().into_iter().flatten() {
@@ -83,9 +90,11 @@ pub fn validate(blob: &[u8]) -> Result<ModelDesc<'_>> {
         }
     }
     // Format 1.1 appends the scratch table: one u32 LE offset per op (SPEC §5.1).
+    // From 1.2 on, an empty table means "no scratch plan" (portable kernels only).
     let (scratch, rest) = if header.minor >= 1 {
         let (table, tail) = postcard::take_from_bytes::<&[u8]>(rest)?;
-        if Some(table.len()) != usize::from(op_count).checked_mul(4) {
+        let empty_ok = header.minor >= 2 && table.is_empty();
+        if !empty_ok && Some(table.len()) != usize::from(op_count).checked_mul(4) {
             return Err(Error::PlanBadScratch);
         }
         (table, tail)
@@ -161,12 +170,14 @@ impl Tensors<'_> {
     }
 }
 
-fn check_tensor(t: TensorDesc, arena_size: u32) -> Result<()> {
+fn check_tensor(t: TensorDesc, id: usize, arena_size: u32) -> Result<()> {
     let s = t.shape;
     if s.h == 0 || s.w == 0 || s.c == 0 || s.elements() > MAX_TENSOR_LEN as u64 {
         return Err(Error::TensorBadShape);
     }
-    if u64::from(t.len) != s.elements() {
+    // The input is int8; any other tensor may be packed (its op decides, see `check_layouts`).
+    let len = u64::from(t.len);
+    if len != s.elements() && (id == 0 || len != packed_len(s)) {
         return Err(Error::TensorBadLength);
     }
     if !scale_is_valid(t.quant.scale) {
@@ -190,8 +201,49 @@ fn same_quant(a: Quant, b: Quant) -> bool {
     a.scale.to_bits() == b.scale.to_bits() && a.zero_point == b.zero_point
 }
 
+/// Format 1.2 layouts: the output tensor `out_id` has the length of its op's layout (a packed one
+/// also scale 1, zero point 0, and is recorded in `packed`), and every input has the layout the
+/// op reads.
+fn check_layouts(
+    op: &Op<'_>,
+    out: &TensorDesc,
+    packed: &mut [u32; MAX_TENSORS / 32],
+    out_id: usize,
+) -> Result<()> {
+    let is_packed = |packed: &[u32; MAX_TENSORS / 32], t: usize| {
+        packed.get(t / 32).is_some_and(|w| w >> (t % 32) & 1 == 1)
+    };
+    let layout = op.output_layout();
+    if u64::from(out.len) != layout.len(out.shape) {
+        return Err(Error::TensorBadLength);
+    }
+    if layout == Layout::Packed {
+        if out.quant.scale.to_bits() != 1.0f32.to_bits() || out.quant.zero_point != 0 {
+            return Err(Error::OpBadLayout);
+        }
+        if let Some(w) = packed.get_mut(out_id / 32) {
+            *w |= 1 << (out_id % 32);
+        }
+    }
+    let wants_packed = match op {
+        Op::BinaryMaxPool2d(_) => true,
+        Op::BinaryConv2d(c) => c.input_thresholds.is_empty(),
+        Op::BinaryDense(d) => d.input_thresholds.is_empty(),
+        _ => false,
+    };
+    for t in op.inputs().into_iter().flatten() {
+        if is_packed(packed, usize::from(t)) != wants_packed {
+            return Err(Error::OpBadLayout);
+        }
+    }
+    Ok(())
+}
+
 fn check_op(op: &Op<'_>, i: usize, tensors: &Tensors<'_>, out: &TensorDesc) -> Result<()> {
     match op {
+        Op::BinaryConv2d(c) => check_binary_conv2d(c, &tensors.input(c.input, i)?, out),
+        Op::BinaryDense(d) => check_binary_dense(d, &tensors.input(d.input, i)?, out),
+        Op::BinaryMaxPool2d(p) => check_pool(p, &tensors.input(p.input, i)?, out),
         Op::Conv2d(c) => check_conv2d(c, &tensors.input(c.input, i)?, out),
         Op::Dense(d) => check_dense(d, &tensors.input(d.input, i)?, out),
         Op::MaxPool2d(p) | Op::AvgPool2d(p) => check_pool(p, &tensors.input(p.input, i)?, out),
@@ -335,6 +387,109 @@ fn check_dense(d: &DenseOp<'_>, x: &TensorDesc, out: &TensorDesc) -> Result<()> 
     check_requant(&d.requant, cout)?;
     check_act(d.act_min, d.act_max)?;
     check_accumulator(&d.bias, terms)
+}
+
+/// The parts binary conv and dense share: packed weights of `cout` filters of `taps` pixels of
+/// `cin` channels (padding bits 0), input thresholds, flip flags and the output stage.
+fn check_binary_common(
+    weights: &Bits<'_>,
+    input_thresholds: &LeI32s<'_>,
+    flip: &I8s<'_>,
+    output: &BinaryOutput<'_>,
+    taps: u64,
+    cin: u16,
+    cout: u16,
+) -> Result<()> {
+    let words = packed_words(cin) as u64;
+    let filter_words = taps * words;
+    if weights.bytes().len() as u64 != u64::from(cout) * filter_words * 4 {
+        return Err(Error::OpBadWeightsLength);
+    }
+    // Bits past `cin` in each pixel's last word must be 0, as in the packed activations.
+    let tail = cin % 32;
+    if tail != 0 && words > 0 {
+        let mask = !0u32 << tail;
+        for (i, word) in weights.bytes().chunks_exact(4).enumerate() {
+            let last = (i as u64 + 1).is_multiple_of(words);
+            let w = u32::from_le_bytes(word.try_into().unwrap_or([0; 4]));
+            if last && w & mask != 0 {
+                return Err(Error::OpBadWeightBits);
+            }
+        }
+    }
+    let n = input_thresholds.len();
+    if !input_thresholds.bytes().len().is_multiple_of(4)
+        || (n != 0 && n != 1 && n != usize::from(cin))
+    {
+        return Err(Error::OpBadThresholds);
+    }
+    let cout = usize::from(cout);
+    if flip.len() != cout || flip.bytes().iter().any(|&f| f > 1) {
+        return Err(Error::OpBadThresholds);
+    }
+    // K = taps · cin products per output; p ≤ K, and `bias ± K` must fit the i32 accumulator.
+    let k = taps * u64::from(cin);
+    if k > i32::MAX as u64 / 2 {
+        return Err(Error::OpAccumulatorOverflow);
+    }
+    match output {
+        BinaryOutput::Packed { thresholds } => {
+            if thresholds.bytes().len() != cout * 4 {
+                return Err(Error::OpBadThresholds);
+            }
+        }
+        BinaryOutput::Int8 {
+            bias,
+            requant,
+            act_min,
+            act_max,
+        } => {
+            if bias.bytes().len() != cout * 4 {
+                return Err(Error::OpBadBiasLength);
+            }
+            check_requant(requant, cout)?;
+            check_act(*act_min, *act_max)?;
+            for b in bias.iter() {
+                if u64::from(b.unsigned_abs()) + k > i32::MAX as u64 {
+                    return Err(Error::OpAccumulatorOverflow);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_binary_conv2d(c: &BinaryConv2dOp<'_>, x: &TensorDesc, out: &TensorDesc) -> Result<()> {
+    let (h, w) = window_shape(x.shape, c.kernel, c.stride, c.padding)?;
+    if (out.shape.h, out.shape.w) != (h, w) {
+        return Err(Error::OpShapeMismatch);
+    }
+    let taps = u64::from(c.kernel[0]) * u64::from(c.kernel[1]);
+    check_binary_common(
+        &c.weights,
+        &c.input_thresholds,
+        &c.flip,
+        &c.output,
+        taps,
+        x.shape.c,
+        out.shape.c,
+    )
+}
+
+fn check_binary_dense(d: &BinaryDenseOp<'_>, x: &TensorDesc, out: &TensorDesc) -> Result<()> {
+    if out.shape.h != 1 || out.shape.w != 1 {
+        return Err(Error::OpShapeMismatch);
+    }
+    let taps = u64::from(x.shape.h) * u64::from(x.shape.w);
+    check_binary_common(
+        &d.weights,
+        &d.input_thresholds,
+        &d.flip,
+        &d.output,
+        taps,
+        x.shape.c,
+        out.shape.c,
+    )
 }
 
 fn check_pool(p: &PoolOp, x: &TensorDesc, out: &TensorDesc) -> Result<()> {
@@ -592,7 +747,7 @@ mod tests {
         // Op::Reshape { input: 0 } is tag 6, then varint 0.
         assert!(validate(&raw(b"ok", &table, &[1, 6, 0])).is_ok());
         assert_eq!(
-            validate(&raw(b"ok", &table, &[1, 7, 0])).unwrap_err(),
+            validate(&raw(b"ok", &table, &[1, 10, 0])).unwrap_err(),
             Error::BodyBadEnum
         );
         assert_eq!(
@@ -895,6 +1050,163 @@ mod tests {
             !validate(&encode_blob(name, arena, &tensors, &ops).unwrap())
                 .unwrap()
                 .has_scratch_plan()
+        );
+    }
+
+    /// Re-encodes the binary model (format 1.2, no scratch table) after `edit`.
+    fn binary_edited(
+        edit: impl FnOnce(&mut u32, &mut Vec<TensorDesc>, &mut Vec<Op<'static>>),
+    ) -> Result<()> {
+        let blob: &'static [u8] = crate::builder::tests::binary_model().leak();
+        let (name, mut arena, mut tensors, mut ops) = parts(blob);
+        edit(&mut arena, &mut tensors, &mut ops);
+        validate(&encode_blob(name, arena, &tensors, &ops).unwrap()).map(|_| ())
+    }
+
+    fn bconv<'o>(ops: &'o mut [Op<'static>], i: usize) -> &'o mut crate::BinaryConv2dOp<'static> {
+        match &mut ops[i] {
+            Op::BinaryConv2d(c) => c,
+            _ => panic!("op {i} is not a binary conv"),
+        }
+    }
+
+    #[test]
+    fn binary_faults() {
+        assert_eq!(binary_edited(|_, _, _| {}), Ok(()));
+        // A 1.1 blob cannot hold binary ops: their tags are unknown there.
+        let blob = crate::builder::tests::binary_model();
+        assert_eq!(
+            validate(&wrap(body(&blob), VERSION_MAJOR, 1)).unwrap_err(),
+            Error::BodyBadEnum
+        );
+        // Lengths of the packed tensors.
+        assert_eq!(
+            binary_edited(|a, t, _| {
+                t[1].len = t[1].shape.elements() as u32;
+                *a += 4096;
+            }),
+            Err(Error::TensorBadLength)
+        );
+        assert_eq!(
+            binary_edited(|_, t, _| t[4].len = 24),
+            Err(Error::TensorBadLength)
+        );
+        // Packed tensors are scale 1, zero point 0.
+        assert_eq!(
+            binary_edited(|_, t, _| t[2].quant.zero_point = 1),
+            Err(Error::OpBadLayout)
+        );
+        // A packed-input conv reading the int8 input, an int8 op reading a packed tensor, a
+        // binary pool of an int8 tensor.
+        assert_eq!(
+            binary_edited(|_, _, o| {
+                let c = bconv(o, 0);
+                c.input_thresholds = crate::LeI32s(&[]);
+            }),
+            Err(Error::OpBadLayout)
+        );
+        assert_eq!(
+            binary_edited(|_, t, o| {
+                o[4] = Op::GlobalAvgPool { input: 3 };
+                t[5].shape = Shape { h: 1, w: 1, c: 33 };
+                t[5].len = 33;
+                t[5].quant = t[3].quant;
+            }),
+            Err(Error::OpBadLayout)
+        );
+        assert_eq!(
+            binary_edited(|_, _, o| {
+                if let Op::BinaryMaxPool2d(p) = &mut o[1] {
+                    p.input = 0;
+                }
+            }),
+            Err(Error::OpBadLayout)
+        );
+        // Thresholds and flips.
+        let two: &'static [u8] = &[0; 8];
+        assert_eq!(
+            binary_edited(|_, _, o| bconv(o, 0).input_thresholds = crate::LeI32s(two)),
+            Err(Error::OpBadThresholds)
+        );
+        assert_eq!(
+            binary_edited(|_, _, o| bconv(o, 0).flip = crate::I8s(&two[..3])),
+            Err(Error::OpBadThresholds)
+        );
+        let flips: &'static [u8] = &[2; 37];
+        assert_eq!(
+            binary_edited(|_, _, o| bconv(o, 0).flip = crate::I8s(flips)),
+            Err(Error::OpBadThresholds)
+        );
+        assert_eq!(
+            binary_edited(|_, _, o| {
+                bconv(o, 2).output = crate::BinaryOutput::Packed {
+                    thresholds: crate::LeI32s(two),
+                }
+            }),
+            Err(Error::OpBadThresholds)
+        );
+        // Weights: length, and bits past the 37 channels of conv 2's input.
+        assert_eq!(
+            binary_edited(|_, _, o| {
+                let w = bconv(o, 2).weights.0;
+                bconv(o, 2).weights = crate::Bits(&w[4..]);
+            }),
+            Err(Error::OpBadWeightsLength)
+        );
+        assert_eq!(
+            binary_edited(|_, _, o| {
+                let mut w = bconv(o, 2).weights.0.to_vec();
+                w[7] |= 0x80; // word 1 (channels 32..63) of tap 0: bit 31 is channel 63
+                bconv(o, 2).weights = crate::Bits(w.leak());
+            }),
+            Err(Error::OpBadWeightBits)
+        );
+        // Window and shapes.
+        assert_eq!(
+            binary_edited(|_, _, o| bconv(o, 2).stride = [1, 1]),
+            Err(Error::OpShapeMismatch)
+        );
+        assert_eq!(
+            binary_edited(|_, _, o| {
+                if let Op::BinaryMaxPool2d(p) = &mut o[1] {
+                    p.padding = [2, 0, 0, 0];
+                }
+            }),
+            Err(Error::OpBadWindow)
+        );
+        // The int8 output stage: bias length, requantization, accumulator bound.
+        assert_eq!(
+            binary_edited(|_, _, o| {
+                if let Op::BinaryDense(d) = &mut o[3] {
+                    if let crate::BinaryOutput::Int8 { bias, .. } = &mut d.output {
+                        *bias = crate::LeI32s(two);
+                    }
+                }
+            }),
+            Err(Error::OpBadBiasLength)
+        );
+        let huge: &'static [u8] = &[
+            0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(
+            binary_edited(|_, _, o| {
+                if let Op::BinaryDense(d) = &mut o[3] {
+                    if let crate::BinaryOutput::Int8 { bias, .. } = &mut d.output {
+                        *bias = crate::LeI32s(huge);
+                    }
+                }
+            }),
+            Err(Error::OpAccumulatorOverflow)
+        );
+        assert_eq!(
+            binary_edited(|_, _, o| {
+                if let Op::BinaryDense(d) = &mut o[3] {
+                    if let crate::BinaryOutput::Int8 { act_max, .. } = &mut d.output {
+                        *act_max = -128;
+                    }
+                }
+            }),
+            Err(Error::OpBadActivationRange)
         );
     }
 

@@ -161,6 +161,7 @@ fn check(arena: &mut [u8], input: &mut [i8]) -> ! {
         outputs,
         bench::native_kernels()
     );
+    host_check(arena);
     process::exit(0)
 }
 
@@ -169,6 +170,49 @@ fn fnv(x: &[i8]) -> u64 {
     x.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| {
         (h ^ u64::from(b as u8)).wrapping_mul(0x0000_0100_0000_01B3)
     })
+}
+
+/// The binary models on the inputs the host ran them on (build.rs): every output byte must equal
+/// the host's, with the fast kernels and with the reference.
+fn host_check(arena: &mut [u8]) {
+    let (mut runs, mut bytes) = (0usize, 0usize);
+    for (i, &(blob, inputs, outputs, n)) in models::HOST.iter().enumerate() {
+        let Ok(model) = Model::from_bytes(blob) else {
+            eprintln!("host {}: blob rejected", i);
+            process::exit(1)
+        };
+        let (xl, yl) = (model.input_len(), model.output_len());
+        if model.arena_size() > arena.len() {
+            eprintln!("host {}: does not fit the firmware's arena", i);
+            process::exit(1)
+        }
+        for r in 0..n {
+            let x = tinykd_format_bytes_as_i8(&inputs[r * xl..(r + 1) * xl]);
+            let want = tinykd_format_bytes_as_i8(&outputs[r * yl..(r + 1) * yl]);
+            for portable in [false, true] {
+                bench::use_portable(portable);
+                match model.run(x, arena) {
+                    Ok(got) if got == want => {}
+                    _ => {
+                        eprintln!(
+                            "host {} run {}: differs from the host (portable {})",
+                            i, r, portable
+                        );
+                        process::exit(1)
+                    }
+                }
+            }
+            runs += 1;
+            bytes += yl;
+        }
+    }
+    bench::use_portable(false);
+    println!(
+        "host-check: {} binary models, {} inputs, {} output bytes: identical to the host run (fast and reference kernels)",
+        models::HOST.len(),
+        runs,
+        bytes
+    );
 }
 
 fn bench_one(layer: &str, mode: &str, arena: &mut [u8], input: &mut [i8]) -> ! {
@@ -228,4 +272,10 @@ unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
         frame.lr()
     );
     process::exit(7)
+}
+
+/// Bytes viewed as int8 values.
+fn tinykd_format_bytes_as_i8(b: &[u8]) -> &[i8] {
+    // SAFETY: `u8` and `i8` have the same size and alignment, and every bit pattern is valid.
+    unsafe { core::slice::from_raw_parts(b.as_ptr().cast::<i8>(), b.len()) }
 }

@@ -10,6 +10,7 @@ use tinykd_format::{requantize, Shape};
 
 pub(crate) mod add;
 pub(crate) mod avg_pool2d;
+pub(crate) mod binary;
 pub(crate) mod conv2d;
 pub(crate) mod dense;
 pub(crate) mod fast;

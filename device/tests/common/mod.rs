@@ -84,3 +84,96 @@ pub fn all_ops_model() -> Vec<u8> {
     .unwrap();
     b.finish().unwrap()
 }
+
+/// A small binary model (format 1.2): 8×8×3 → int8 conv 3×3 (8) → binary conv 3×3 (int8 input
+/// binarized per channel, 37 packed channels) → binary max pool 2×2 → binary conv 3×3 s2 (int8
+/// output, 5 channels) → dense (10).
+pub fn binary_model() -> Vec<u8> {
+    use tinykd_format::{fold_sign, BinaryConv2dSpec, BinaryOutputSpec};
+    let mut rng = Rng(0xB1B1);
+    let mut b = ModelBuilder::new("binary", Shape { h: 8, w: 8, c: 3 }, q(1.0 / 255.0, -128));
+    let x = b.input();
+    let t1 = b
+        .conv2d(
+            x,
+            Conv2dSpec {
+                out_channels: 8,
+                kernel: [3, 3],
+                stride: [1, 1],
+                padding: [1; 4],
+                groups: 1,
+                weights: rng.weights(8 * 9 * 3),
+                weight_scales: vec![0.004],
+                bias: (0..8).map(|_| rng.below(2001) as i32 - 1000).collect(),
+                output: q(0.02, -3),
+                activation: Activation::None,
+            },
+        )
+        .unwrap();
+    let mut pm1 = |n: usize| -> Vec<i8> {
+        (0..n)
+            .map(|_| if rng.next() & 1 == 1 { -1 } else { 1 })
+            .collect()
+    };
+    let (thresholds, flip) = (0..37)
+        .map(|c| fold_sign(72, 1.0 - (c % 3) as f64, c as f64 - 18.0))
+        .unzip();
+    let t2 = b
+        .binary_conv2d(
+            t1,
+            BinaryConv2dSpec {
+                out_channels: 37,
+                kernel: [3, 3],
+                stride: [1, 1],
+                padding: [1; 4],
+                weights: pm1(37 * 9 * 8),
+                input_thresholds: vec![-3, -2, -1, 0, 1, 2, 3, -3],
+                output: BinaryOutputSpec::Packed { thresholds, flip },
+            },
+        )
+        .unwrap();
+    let t3 = b
+        .binary_max_pool2d(
+            t2,
+            PoolSpec {
+                kernel: [2, 2],
+                stride: [2, 2],
+                padding: [0; 4],
+            },
+        )
+        .unwrap();
+    let t4 = b
+        .binary_conv2d(
+            t3,
+            BinaryConv2dSpec {
+                out_channels: 5,
+                kernel: [3, 3],
+                stride: [2, 2],
+                padding: [1; 4],
+                weights: pm1(5 * 9 * 37),
+                input_thresholds: vec![],
+                output: BinaryOutputSpec::Int8 {
+                    flip: vec![false, true, false, true, false],
+                    bias: vec![10, -10, 0, 5, -5],
+                    scales: vec![0.1, 0.2, 0.15, 0.05, 0.1],
+                    output: q(0.25, 0),
+                    activation: Activation::None,
+                },
+            },
+        )
+        .unwrap();
+    let n = b.shape(t4).elements() as usize;
+    b.dense(
+        t4,
+        DenseSpec {
+            out_features: 10,
+            weights: rng.weights(10 * n),
+            weight_scales: vec![0.01],
+            bias: vec![0; 10],
+            output: q(0.1, 0),
+            activation: Activation::None,
+        },
+    )
+    .unwrap();
+    b.finish().unwrap()
+}

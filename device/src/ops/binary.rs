@@ -1,0 +1,967 @@
+//! Binary ops (format 1.2, SPEC §3.2): XNOR/popcount convolution and dense layers, binary max
+//! pooling.
+//!
+//! Packed tensors hold 32 channels per little-endian `u32` word, bit 1 = −1, `ceil(c / 32)`
+//! words per pixel. An output's accumulator is `p = Σ popcount(x XOR w)` over all `kh · kw` taps
+//! (a padded tap is +1, i.e. the word 0, so it adds `popcount(w)`); the ±1 dot product is
+//! `K − 2p`, `K = kh · kw · in`. A packed output bit is `p > t[c]` (`p < t[c]` where `flip[c]`);
+//! an int8 output is `requantize(bias[c] ± (K − 2p))` as in the int8 conv.
+//!
+//! Two implementations giving the same bytes:
+//! - the reference ([`conv`]): straight from the definition, word by word with `count_ones`,
+//!   binarizing an int8 input channel by channel on the fly; it needs no scratch;
+//! - the fast path ([`fast`]): binarizes an int8 input once into the scratch, gathers the packed
+//!   taps of each output pixel side by side (so each output channel is one run of XOR +
+//!   popcount over contiguous words), and counts bits two filters per pass with a blocked SWAR
+//!   popcount: a Thumb-2 `asm!` micro-kernel on Cortex-M4/M7 (23 instructions per column word
+//!   for two filters), portable Rust elsewhere, the native instruction where the target has one.
+
+use tinykd_format::{BinaryConv2dOp, BinaryDenseOp, BinaryOutput, Bits, LeI32s, PoolOp};
+
+use super::{clip, requantize_out, In, Out};
+use crate::error::{need, Result};
+
+/// Words per packed pixel of `c` channels.
+#[inline(always)]
+fn words(c: usize) -> usize {
+    c.div_ceil(32)
+}
+
+/// The bytes of an int8 slice (same memory).
+#[inline(always)]
+pub(crate) fn as_bytes(x: &[i8]) -> &[u8] {
+    // SAFETY: `i8` and `u8` have the same size and alignment and every bit pattern is valid for
+    // both; the shared borrow is carried over.
+    unsafe { core::slice::from_raw_parts(x.as_ptr().cast::<u8>(), x.len()) }
+}
+
+/// The window geometry of a binary conv (a dense layer is the conv whose kernel is the input).
+#[derive(Clone, Copy)]
+pub(crate) struct Geom {
+    ih: usize,
+    iw: usize,
+    ic: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    pt: usize,
+    pl: usize,
+    ow: usize,
+    oc: usize,
+}
+
+impl Geom {
+    fn conv(op: &BinaryConv2dOp<'_>, x: &In<'_>, y: &Out<'_>) -> Geom {
+        let [kh, kw] = op.kernel.map(usize::from);
+        let [sh, sw] = op.stride.map(usize::from);
+        let [pt, pl, _, _] = op.padding.map(usize::from);
+        Geom {
+            ih: usize::from(x.shape.h),
+            iw: usize::from(x.shape.w),
+            ic: usize::from(x.shape.c),
+            kh,
+            kw,
+            sh,
+            sw,
+            pt,
+            pl,
+            ow: usize::from(y.shape.w).max(1),
+            oc: usize::from(y.shape.c).max(1),
+        }
+    }
+
+    fn dense(x: &In<'_>, y: &Out<'_>) -> Geom {
+        let (ih, iw) = (usize::from(x.shape.h), usize::from(x.shape.w));
+        Geom {
+            ih,
+            iw,
+            ic: usize::from(x.shape.c),
+            kh: ih,
+            kw: iw,
+            sh: 1,
+            sw: 1,
+            pt: 0,
+            pl: 0,
+            ow: 1,
+            oc: usize::from(y.shape.c).max(1),
+        }
+    }
+
+    /// Products per output: `K = kh · kw · in`.
+    fn k(&self) -> i32 {
+        (self.kh * self.kw * self.ic) as i32
+    }
+}
+
+/// The parameters binary conv and dense share.
+#[derive(Clone, Copy)]
+pub(crate) struct Params<'a> {
+    weights: Bits<'a>,
+    input_thresholds: LeI32s<'a>,
+    flip: &'a [u8],
+    output: BinaryOutput<'a>,
+}
+
+impl<'a> Params<'a> {
+    fn conv(op: &BinaryConv2dOp<'a>) -> Self {
+        Params {
+            weights: op.weights,
+            input_thresholds: op.input_thresholds,
+            flip: op.flip.bytes(),
+            output: op.output,
+        }
+    }
+    fn dense(op: &BinaryDenseOp<'a>) -> Self {
+        Params {
+            weights: op.weights,
+            input_thresholds: op.input_thresholds,
+            flip: op.flip.bytes(),
+            output: op.output,
+        }
+    }
+}
+
+/// Writes the outputs of one pixel from the popcounts `p(o)` of its output channels.
+#[inline(always)]
+fn epilogue(
+    prm: &Params<'_>,
+    k: i32,
+    zp_out: i32,
+    out_px: &mut [i8],
+    mut p: impl FnMut(usize) -> Result<i32>,
+) -> Result<()> {
+    match prm.output {
+        BinaryOutput::Packed { thresholds } => {
+            for (j, word_out) in out_px.chunks_exact_mut(4).enumerate() {
+                let mut word = 0u32;
+                for bit in 0..32 {
+                    let o = j * 32 + bit;
+                    let Some(t) = thresholds.get(o) else {
+                        break; // past the last channel: padding bits stay 0
+                    };
+                    let pc = p(o)?;
+                    let minus = if need(prm.flip.get(o))? & 1 == 1 {
+                        pc < t
+                    } else {
+                        pc > t
+                    };
+                    word |= u32::from(minus) << bit;
+                }
+                for (d, s) in word_out.iter_mut().zip(word.to_le_bytes()) {
+                    *d = s as i8;
+                }
+            }
+        }
+        BinaryOutput::Int8 {
+            bias,
+            requant,
+            act_min,
+            act_max,
+        } => {
+            for (o, out) in out_px.iter_mut().enumerate() {
+                let dot = k.wrapping_sub(2 * p(o)?);
+                let dot = if need(prm.flip.get(o))? & 1 == 1 {
+                    dot.wrapping_neg()
+                } else {
+                    dot
+                };
+                let acc = need(bias.get(o))?.wrapping_add(dot);
+                let m = need(requant.multipliers.get(o))?;
+                let s = need(requant.shifts.get(o))?;
+                *out = requantize_out(acc, m, i32::from(s), zp_out, act_min, act_max);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Input word `j` of pixel `(iy, ix)`: read from a packed input, or binarized from an int8 one.
+#[inline(always)]
+fn input_word(x: &[i8], g: &Geom, thresholds: &LeI32s<'_>, pixel: usize, j: usize) -> Result<u32> {
+    let wc = words(g.ic);
+    if thresholds.is_empty() {
+        let at = (pixel * wc + j) * 4;
+        let b: [u8; 4] = need(as_bytes(x).get(at..at + 4))?
+            .try_into()
+            .unwrap_or([0; 4]);
+        Ok(u32::from_le_bytes(b))
+    } else {
+        let per_channel = thresholds.len() > 1;
+        let mut word = 0u32;
+        for bit in 0..32 {
+            let c = j * 32 + bit;
+            if c >= g.ic {
+                break;
+            }
+            let v = i32::from(*need(x.get(pixel * g.ic + c))?);
+            let t = need(thresholds.get(if per_channel { c } else { 0 }))?;
+            word |= u32::from(v < t) << bit;
+        }
+        Ok(word)
+    }
+}
+
+/// The reference binary convolution / dense layer (no scratch).
+pub(crate) fn conv(prm: &Params<'_>, g: &Geom, x: &[i8], y: &mut [i8], zp_out: i32) -> Result<()> {
+    let wc = words(g.ic);
+    let k = g.k();
+    let per_out = g.kh * g.kw * wc;
+    let out_stride = match prm.output {
+        BinaryOutput::Packed { .. } => words(g.oc) * 4,
+        BinaryOutput::Int8 { .. } => g.oc,
+    };
+    for (px, out_px) in y.chunks_exact_mut(out_stride.max(1)).enumerate() {
+        let (oy, ox) = (px / g.ow, px % g.ow);
+        let popcount = |o: usize| -> Result<i32> {
+            let mut p = 0u32;
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let iy = (oy * g.sh + ky).checked_sub(g.pt).filter(|&v| v < g.ih);
+                    let ix = (ox * g.sw + kx).checked_sub(g.pl).filter(|&v| v < g.iw);
+                    let w0 = o * per_out + (ky * g.kw + kx) * wc;
+                    for j in 0..wc {
+                        let w = need(prm.weights.word(w0 + j))?;
+                        let a = match (iy, ix) {
+                            (Some(iy), Some(ix)) => {
+                                input_word(x, g, &prm.input_thresholds, iy * g.iw + ix, j)?
+                            }
+                            _ => 0, // padding: +1
+                        };
+                        p += (a ^ w).count_ones();
+                    }
+                }
+            }
+            Ok(p as i32)
+        };
+        epilogue(prm, k, zp_out, out_px, popcount)?;
+    }
+    Ok(())
+}
+
+/// Binary convolution: the fast path where it applies (scratch given), else the reference.
+pub(crate) fn conv2d_with(
+    op: &BinaryConv2dOp<'_>,
+    x: In<'_>,
+    y: Out<'_>,
+    scratch: Option<&mut [u8]>,
+) -> Result<()> {
+    let g = Geom::conv(op, &x, &y);
+    let prm = Params::conv(op);
+    let zp = i32::from(y.zero_point);
+    if let Some(s) = scratch {
+        if fast::conv(&prm, &g, x.data, y.data, zp, s)? {
+            return Ok(());
+        }
+    }
+    conv(&prm, &g, x.data, y.data, zp)
+}
+
+/// Binary dense: as [`conv2d_with`], with the whole input as the window.
+pub(crate) fn dense_with(
+    op: &BinaryDenseOp<'_>,
+    x: In<'_>,
+    y: Out<'_>,
+    scratch: Option<&mut [u8]>,
+    allow_fast: bool,
+) -> Result<()> {
+    let g = Geom::dense(&x, &y);
+    let prm = Params::dense(op);
+    let zp = i32::from(y.zero_point);
+    if allow_fast {
+        let mut empty = [0u8; 0];
+        let s = scratch.unwrap_or(&mut empty);
+        if fast::conv(&prm, &g, x.data, y.data, zp, s)? {
+            return Ok(());
+        }
+    }
+    conv(&prm, &g, x.data, y.data, zp)
+}
+
+/// Binary max pooling: the max of ±1 values is −1 only if all are −1, i.e. the bitwise AND of
+/// the packed bits over the window's valid cells (padded cells never win). Bytewise AND is the
+/// same as word-wise, and the channel padding bits (0 everywhere) stay 0.
+pub(crate) fn max_pool2d(op: &PoolOp, x: In<'_>, y: Out<'_>) -> Result<()> {
+    let (ih, iw) = (usize::from(x.shape.h), usize::from(x.shape.w));
+    let bytes = words(usize::from(x.shape.c)) * 4;
+    let ow = usize::from(y.shape.w).max(1);
+    let [kh, kw] = op.kernel.map(usize::from);
+    let [sh, sw] = op.stride.map(usize::from);
+    let [pt, pl, _, _] = op.padding.map(usize::from);
+    for (p, out_px) in y.data.chunks_exact_mut(bytes.max(1)).enumerate() {
+        let (oy, ox) = (p / ow, p % ow);
+        let (iy0, _, ny) = clip(oy, sh, pt, kh, ih);
+        let (ix0, _, nx) = clip(ox, sw, pl, kw, iw);
+        out_px.fill(-1); // all bits set: AND identity (validation guarantees ≥ 1 valid cell)
+        for iy in iy0..iy0 + ny {
+            for ix in ix0..ix0 + nx {
+                let start = (iy * iw + ix) * bytes;
+                let cell = need(x.data.get(start..start + bytes))?;
+                for (o, &v) in out_px.iter_mut().zip(cell) {
+                    *o &= v;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) mod fast {
+    //! The fast binary conv/dense path (see the module docs of `binary`).
+
+    use super::{as_bytes, input_word, words, Geom, Params};
+    use crate::error::{need, Result};
+    use tinykd_format::BinaryOutput;
+
+    /// `Σ popcount(a[i] XOR w[i])` over `a.len()` words, `w` read little-endian from bytes.
+    ///
+    /// Blocked SWAR: three shift-and-mask steps turn each word into 4 byte counts (≤ 8), which
+    /// accumulate in one register for up to 31 words (≤ 248 per byte) before one horizontal
+    /// sum. Targets with a popcount instruction use it; Cortex-M4/M7 use the Thumb-2 kernel
+    /// (two filters per pass) through `xor_popcount2`.
+    #[inline(always)]
+    pub(crate) fn xor_popcount(a: &[u32], w: &[u8]) -> u32 {
+        let word = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or([0; 4]));
+        if cfg!(any(target_feature = "popcnt", target_arch = "aarch64")) {
+            return a
+                .iter()
+                .zip(w.chunks_exact(4))
+                .map(|(x, w)| (x ^ word(w)).count_ones())
+                .sum();
+        }
+        // Filters of up to 31 words (K ≤ 992: every 3×3 conv up to 96 channels) are one block.
+        if a.len() <= 31 {
+            return block(a, w);
+        }
+        a.chunks(31)
+            .zip(w.chunks(31 * 4))
+            .map(|(xa, wa)| block(xa, wa))
+            .sum()
+    }
+
+    /// `Σ popcount(a XOR w)` over at most 31 words (byte counts ≤ 8 per word, ≤ 248 in all).
+    #[inline(always)]
+    fn block(a: &[u32], w: &[u8]) -> u32 {
+        let mut acc = 0u32;
+        for (x, w) in a.iter().zip(w.chunks_exact(4)) {
+            let v = x ^ u32::from_le_bytes(w.try_into().unwrap_or([0; 4]));
+            let v = v - ((v >> 1) & 0x5555_5555);
+            let v = (v & 0x3333_3333) + ((v >> 2) & 0x3333_3333);
+            acc += (v + (v >> 4)) & 0x0f0f_0f0f;
+        }
+        hsum(acc)
+    }
+
+    /// The popcounts of two filters against one column, `(Σ popcount(a XOR w0), … w1)`; both
+    /// filters hold at least `a.len()` words.
+    #[inline(always)]
+    fn xor_popcount2(a: &[u32], w0: &[u8], w1: &[u8]) -> (u32, u32) {
+        #[cfg(all(target_arch = "arm", tinykd_dsp))]
+        if !a.is_empty() && w0.len() >= 4 * a.len() && w1.len() >= 4 * a.len() {
+            if a.len() <= 31 {
+                // SAFETY: `a` has 1..=31 words and both filters hold at least `4 · a.len()`
+                // bytes (checked above), which is all the kernel reads.
+                let (c0, c1) =
+                    unsafe { thumb2::xor_popcount2(a.as_ptr(), a.len(), w0.as_ptr(), w1.as_ptr()) };
+                return (hsum(c0), hsum(c1));
+            }
+            let (mut p0, mut p1) = (0, 0);
+            for (i, block) in a.chunks(31).enumerate() {
+                let at = i * 31 * 4;
+                // SAFETY: as above, for the block at word `31 · i`.
+                let (c0, c1) = unsafe {
+                    thumb2::xor_popcount2(
+                        block.as_ptr(),
+                        block.len(),
+                        w0.as_ptr().add(at),
+                        w1.as_ptr().add(at),
+                    )
+                };
+                p0 += hsum(c0);
+                p1 += hsum(c1);
+            }
+            return (p0, p1);
+        }
+        (xor_popcount(a, w0), xor_popcount(a, w1))
+    }
+
+    /// The popcounts of `filters` (each `per_out` bytes) against `column`, into `pc`, two
+    /// filters per pass.
+    #[inline(always)]
+    fn popcounts(column: &[u32], filters: &[u8], per_out: usize, pc: &mut [u32]) {
+        let pairs = filters.chunks_exact(2 * per_out);
+        let rest = pairs.remainder();
+        let mut out = pc.chunks_exact_mut(2);
+        for (f, p) in pairs.zip(out.by_ref()) {
+            let (w0, w1) = f.split_at(per_out);
+            let (p0, p1) = xor_popcount2(column, w0, w1);
+            if let [a, b] = p {
+                (*a, *b) = (p0, p1);
+            }
+        }
+        if let Some(p) = out.into_remainder().first_mut() {
+            *p = xor_popcount(column, rest);
+        }
+    }
+
+    /// The output pixel from its column: the popcounts of 32 output channels at a time, then
+    /// the threshold (packed) or requantization (int8) on zipped slices (no bounds checks).
+    #[inline(always)]
+    fn fast_epilogue(
+        prm: &Params<'_>,
+        k: i32,
+        zp_out: i32,
+        out_px: &mut [i8],
+        column: &[u32],
+        weights: &[u8],
+        per_out: usize,
+    ) -> Result<()> {
+        let per_out = per_out.max(4);
+        let mut pc = [0u32; 32];
+        match prm.output {
+            BinaryOutput::Packed { thresholds } => {
+                // −1 iff p > t, or p < t ⇔ !(p > t − 1) where flipped: one compare, one XOR.
+                let bit = |p: u32, t: &[u8], fl: u8| {
+                    let fl = u32::from(fl & 1);
+                    let t = i32::from_le_bytes(t.try_into().unwrap_or([0; 4]))
+                        .saturating_sub(fl as i32);
+                    u32::from(p as i32 > t) ^ fl
+                };
+                let mut channels = weights
+                    .chunks_exact(per_out)
+                    .zip(thresholds.bytes().chunks_exact(4))
+                    .zip(prm.flip);
+                for word_out in out_px.chunks_exact_mut(4) {
+                    // 32 channels per word, two per pass (32 is even: pairs never straddle).
+                    let mut group = channels.by_ref().take(32);
+                    let mut word = 0u32;
+                    let mut shift = 0;
+                    while let Some(((w0, t0), &f0)) = group.next() {
+                        match group.next() {
+                            Some(((w1, t1), &f1)) => {
+                                let (p0, p1) = xor_popcount2(column, w0, w1);
+                                word |= (bit(p0, t0, f0) | bit(p1, t1, f1) << 1) << shift;
+                                shift += 2;
+                            }
+                            None => {
+                                word |= bit(xor_popcount(column, w0), t0, f0) << shift;
+                                shift += 1;
+                            }
+                        }
+                    }
+                    for (d, s) in word_out.iter_mut().zip(word.to_le_bytes()) {
+                        *d = s as i8;
+                    }
+                }
+            }
+            BinaryOutput::Int8 {
+                bias,
+                requant,
+                act_min,
+                act_max,
+            } => {
+                let mut params = prm
+                    .flip
+                    .iter()
+                    .zip(bias.iter())
+                    .zip(requant.multipliers.iter())
+                    .zip(requant.shifts.iter());
+                for (outs, f) in out_px.chunks_mut(32).zip(weights.chunks(32 * per_out)) {
+                    let pc = need(pc.get_mut(..outs.len()))?;
+                    popcounts(column, f, per_out, pc);
+                    for (out, (&p, (((&fl, b), m), s))) in
+                        outs.iter_mut().zip(pc.iter().zip(params.by_ref()))
+                    {
+                        let dot = k.wrapping_sub(2 * p as i32);
+                        let dot = if fl & 1 == 1 { dot.wrapping_neg() } else { dot };
+                        let acc = b.wrapping_add(dot);
+                        *out =
+                            super::requantize_out(acc, m, i32::from(s), zp_out, act_min, act_max);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The Thumb-2 micro-kernel (Cortex-M3/M4/M7; selected with the DSP builds).
+    #[cfg(all(target_arch = "arm", tinykd_dsp))]
+    mod thumb2 {
+        /// Byte-packed popcounts of `x XOR w0` and `x XOR w1` over `n` words (1 ≤ n ≤ 31):
+        /// per word one load of `x`, one unaligned load of each filter word, and per filter
+        /// `EOR` + 7 SWAR steps (the barrel shifter folds the shifts) + one accumulate.
+        ///
+        /// # Safety
+        /// `x` points to `n` readable aligned words, `w0` and `w1` to `4n` readable bytes each,
+        /// and `n ≥ 1`.
+        #[inline(always)]
+        pub(super) unsafe fn xor_popcount2(
+            x: *const u32,
+            n: usize,
+            w0: *const u8,
+            w1: *const u8,
+        ) -> (u32, u32) {
+            let (acc0, acc1): (u32, u32);
+            // SAFETY: the caller guarantees the reads; the asm touches only its operands.
+            unsafe {
+                core::arch::asm!(
+                    "2:",
+                    "ldr {v}, [{x}], #4",
+                    "ldr {a}, [{w0}], #4",
+                    "ldr {b}, [{w1}], #4",
+                    "eors {a}, {a}, {v}",
+                    "eors {b}, {b}, {v}",
+                    "and {t}, {m55}, {a}, lsr #1",
+                    "subs {a}, {a}, {t}",
+                    "and {t}, {m33}, {a}, lsr #2",
+                    "and {a}, {a}, {m33}",
+                    "add {a}, {a}, {t}",
+                    "add {a}, {a}, {a}, lsr #4",
+                    "bic {a}, {a}, #0xf0f0f0f0",
+                    "add {acc0}, {acc0}, {a}",
+                    "and {t}, {m55}, {b}, lsr #1",
+                    "subs {b}, {b}, {t}",
+                    "and {t}, {m33}, {b}, lsr #2",
+                    "and {b}, {b}, {m33}",
+                    "add {b}, {b}, {t}",
+                    "add {b}, {b}, {b}, lsr #4",
+                    "bic {b}, {b}, #0xf0f0f0f0",
+                    "add {acc1}, {acc1}, {b}",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    x = inout(reg) x => _,
+                    w0 = inout(reg) w0 => _,
+                    w1 = inout(reg) w1 => _,
+                    n = inout(reg) n => _,
+                    acc0 = inout(reg) 0u32 => acc0,
+                    acc1 = inout(reg) 0u32 => acc1,
+                    m55 = in(reg) 0x5555_5555u32,
+                    m33 = in(reg) 0x3333_3333u32,
+                    v = out(reg) _,
+                    a = out(reg) _,
+                    b = out(reg) _,
+                    t = out(reg) _,
+                    options(nostack, readonly),
+                );
+            }
+            (acc0, acc1)
+        }
+    }
+
+    /// Sum of the four bytes of `v`.
+    #[inline(always)]
+    fn hsum(v: u32) -> u32 {
+        let s = (v & 0x00ff_00ff) + ((v >> 8) & 0x00ff_00ff);
+        (s & 0xffff) + (s >> 16)
+    }
+
+    /// Runs the op on the fast path; `Ok(false)` when it does not apply (scratch or tensors not
+    /// word-aligned, scratch too short), so the caller runs the reference.
+    pub(crate) fn conv(
+        prm: &Params<'_>,
+        g: &Geom,
+        x: &[i8],
+        y: &mut [i8],
+        zp_out: i32,
+        scratch: &mut [u8],
+    ) -> Result<bool> {
+        let wc = words(g.ic);
+        let taps = g.kh * g.kw;
+
+        // SAFETY: any bytes are valid u32 words; `align_to_mut` only hands out the aligned middle.
+        let (head, scratch_words, _) = unsafe { scratch.align_to_mut::<u32>() };
+        if !head.is_empty() {
+            return Ok(false);
+        }
+        // The packed input: the tensor itself, or the int8 input binarized into the scratch.
+        let (input, col): (&[u32], &mut [u32]) = if prm.input_thresholds.is_empty() {
+            // SAFETY: as above, for a shared borrow.
+            let (h, words_in, _) = unsafe { as_bytes(x).align_to::<u32>() };
+            if !h.is_empty() || words_in.len() < g.ih * g.iw * wc {
+                return Ok(false);
+            }
+            (words_in, scratch_words)
+        } else {
+            let n = g.ih * g.iw * wc;
+            if scratch_words.len() < n {
+                return Ok(false);
+            }
+            let (packed, col) = scratch_words.split_at_mut(n);
+            for (i, w) in packed.iter_mut().enumerate() {
+                *w = input_word(x, g, &prm.input_thresholds, i / wc, i % wc)?;
+            }
+            (&*packed, col)
+        };
+        // One output pixel whose window is exactly the input (a dense layer): the input is the
+        // column; otherwise gather each pixel's taps.
+        let one_pixel = y.len()
+            == match prm.output {
+                BinaryOutput::Packed { .. } => words(g.oc) * 4,
+                BinaryOutput::Int8 { .. } => g.oc,
+            };
+        let is_dense =
+            one_pixel && g.kh == g.ih && g.kw == g.iw && g.pt == 0 && g.pl == 0 && g.ow == 1;
+        let col_len = taps * wc;
+        if !is_dense && col.len() < col_len {
+            return Ok(false);
+        }
+        let k = g.k();
+        let weights = prm.weights.bytes();
+        let per_out = col_len * 4;
+        let out_stride = match prm.output {
+            BinaryOutput::Packed { .. } => words(g.oc) * 4,
+            BinaryOutput::Int8 { .. } => g.oc,
+        };
+        for (px, out_px) in y.chunks_exact_mut(out_stride.max(1)).enumerate() {
+            let column: &[u32] = if is_dense {
+                need(input.get(..col_len))?
+            } else {
+                let (oy, ox) = (px / g.ow, px % g.ow);
+                let col = need(col.get_mut(..col_len))?;
+                for ky in 0..g.kh {
+                    let iy = (oy * g.sh + ky).checked_sub(g.pt).filter(|&v| v < g.ih);
+                    for kx in 0..g.kw {
+                        let ix = (ox * g.sw + kx).checked_sub(g.pl).filter(|&v| v < g.iw);
+                        let dst = (ky * g.kw + kx) * wc;
+                        let dst = need(col.get_mut(dst..dst + wc))?;
+                        match (iy, ix) {
+                            (Some(iy), Some(ix)) => {
+                                let src = (iy * g.iw + ix) * wc;
+                                dst.copy_from_slice(need(input.get(src..src + wc))?);
+                            }
+                            _ => dst.fill(0), // padding: +1
+                        }
+                    }
+                }
+                col
+            };
+            fast_epilogue(prm, k, zp_out, out_px, column, weights, per_out)?;
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testutil::*;
+    use std::vec;
+    use std::vec::Vec;
+    use tinykd_format::{fold_sign, I8s, Requant, Shape};
+
+    /// Packs ±1 values `[pixels][c]` (−1 → bit 1) into LE words, `ceil(c / 32)` per pixel.
+    fn pack(v: &[i8], c: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for px in v.chunks(c) {
+            for j in 0..c.div_ceil(32) {
+                let mut w = 0u32;
+                for (i, &s) in px.iter().skip(32 * j).take(32).enumerate() {
+                    if s < 0 {
+                        w |= 1 << i;
+                    }
+                }
+                out.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    fn signs(rng: &mut Rng, n: usize) -> Vec<i8> {
+        (0..n)
+            .map(|_| if rng.next() & 1 == 1 { -1 } else { 1 })
+            .collect()
+    }
+
+    /// A word-aligned copy of `bytes`, viewed as i8 (as the arena hands tensors to kernels).
+    fn aligned(bytes: &[u8]) -> Vec<u32> {
+        let mut w = vec![0u32; bytes.len().div_ceil(4) + 1];
+        for (i, &b) in bytes.iter().enumerate() {
+            w[i / 4] |= u32::from(b) << (8 * (i % 4));
+        }
+        w
+    }
+
+    fn view(w: &[u32], len: usize) -> &[i8] {
+        // SAFETY (test): any bytes are valid i8s; `len` ≤ the words' byte length.
+        unsafe { core::slice::from_raw_parts(w.as_ptr().cast::<i8>(), len) }
+    }
+
+    /// Random binary convs (and dense layers) against the ±1 integer oracle: every tap, padded
+    /// taps as +1, odd channel counts, strides; packed (thresholds from `fold_sign` of a random
+    /// affine z, compared with sign(z)) and int8 outputs; int8 (per-tensor and per-channel
+    /// thresholds) and packed inputs; the reference and the fast path.
+    #[test]
+    fn binary_conv_and_dense_match_the_pm1_oracle() {
+        let mut rng = Rng(0xB1_0001);
+        let mut cases = [0usize; 4];
+        for case in 0..600 {
+            let dense = case % 5 == 4;
+            let ic = match case % 4 {
+                0 => 32 * rng.range(1, 3) as usize,
+                _ => rng.range(1, 75) as usize,
+            };
+            let (ih, iw) = (rng.range(1, 6) as usize, rng.range(1, 6) as usize);
+            let oc = rng.range(1, 45) as usize;
+            let (kh, kw, sh, sw, pad) = if dense {
+                (ih, iw, 1, 1, [0usize; 4])
+            } else {
+                (
+                    rng.range(1, 3) as usize,
+                    rng.range(1, 3) as usize,
+                    rng.range(1, 2) as usize,
+                    rng.range(1, 2) as usize,
+                    [0; 4].map(|_| rng.range(0, 2) as usize),
+                )
+            };
+            let (Some(oh), Some(ow)) = (
+                (ih + pad[0] + pad[2]).checked_sub(kh).map(|s| s / sh + 1),
+                (iw + pad[1] + pad[3]).checked_sub(kw).map(|s| s / sw + 1),
+            ) else {
+                continue;
+            };
+            let int8_in = rng.range(0, 1) == 1;
+            let packed_out = rng.range(0, 1) == 1;
+            cases[usize::from(int8_in) * 2 + usize::from(packed_out)] += 1;
+            // Input: ±1 values, and what the kernel reads.
+            let (s_in, x_bytes, thresholds): (Vec<i8>, Vec<u8>, Vec<i32>) = if int8_in {
+                let x = rng.i8s(ih * iw * ic);
+                let t: Vec<i32> = if rng.range(0, 1) == 1 {
+                    vec![rng.range(-100, 100) as i32]
+                } else {
+                    (0..ic).map(|_| rng.range(-129, 128) as i32).collect()
+                };
+                let s = x
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| {
+                        let t = if t.len() == 1 { t[0] } else { t[i % ic] };
+                        if i32::from(v) < t {
+                            -1
+                        } else {
+                            1
+                        }
+                    })
+                    .collect();
+                (s, x.iter().map(|&v| v as u8).collect(), t)
+            } else {
+                let s = signs(&mut rng, ih * iw * ic);
+                let b = pack(&s, ic);
+                (s, b, vec![])
+            };
+            let w = signs(&mut rng, oc * kh * kw * ic);
+            let w_packed = pack(&w, ic);
+            let k = (kh * kw * ic) as i64;
+            // The ±1 dot products.
+            let mut dots = Vec::new();
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    for o in 0..oc {
+                        let mut dot = 0i64;
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let iy = (oy * sh + ky) as i64 - pad[0] as i64;
+                                let ix = (ox * sw + kx) as i64 - pad[1] as i64;
+                                let inside =
+                                    (0..ih as i64).contains(&iy) && (0..iw as i64).contains(&ix);
+                                for c in 0..ic {
+                                    let a = if inside {
+                                        s_in[(iy as usize * iw + ix as usize) * ic + c] as i64
+                                    } else {
+                                        1
+                                    };
+                                    dot += a * w[((o * kh + ky) * kw + kx) * ic + c] as i64;
+                                }
+                            }
+                        }
+                        dots.push(dot);
+                    }
+                }
+            }
+            let flip: Vec<u8> = (0..oc).map(|_| rng.range(0, 1) as u8).collect();
+            let (want, out_len, thresholds_out, bias, m, s, act, zp) = if packed_out {
+                // sign(a·dot + b) for random a (either sign), b, folded.
+                let ab: Vec<(f64, f64)> = (0..oc)
+                    .map(|o| {
+                        let a = (rng.range(1, 100) as f64 / 37.0)
+                            * if flip[o] == 1 { -1.0 } else { 1.0 };
+                        let b = rng.range(-(k * 40), k * 40) as f64 / 37.0;
+                        (a, b)
+                    })
+                    .collect();
+                let mut t = Vec::new();
+                for (o, &(a, b)) in ab.iter().enumerate() {
+                    let (th, f) = fold_sign(k as u32, a, b);
+                    assert_eq!(f, flip[o] == 1);
+                    t.push(th);
+                }
+                let signs_out: Vec<i8> = dots
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &d)| {
+                        let (a, b) = ab[i % oc];
+                        if a * d as f64 + b < 0.0 {
+                            -1
+                        } else {
+                            1
+                        }
+                    })
+                    .collect();
+                let want: Vec<i8> = pack(&signs_out, oc).iter().map(|&b| b as i8).collect();
+                let n = want.len();
+                (want, n, le_i32(&t), vec![], vec![], vec![], (0, 0), 0i8)
+            } else {
+                let bias: Vec<i32> = (0..oc).map(|_| rng.range(-300, 300) as i32).collect();
+                let (m, s) = requant(&mut rng, oc, (-10, 2));
+                let act = act_range(&mut rng);
+                let zp = rng.range(-128, 127) as i8;
+                let want: Vec<i8> = dots
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &d)| {
+                        let o = i % oc;
+                        let d = if flip[o] == 1 { -d } else { d };
+                        let mm = i32::from_le_bytes(m[o * 4..o * 4 + 4].try_into().unwrap());
+                        oracle_requant(bias[o] as i64 + d, mm, s[o] as i8 as i32, zp, act.0, act.1)
+                    })
+                    .collect();
+                let n = want.len();
+                (want, n, vec![], le_i32(&bias), m, s, act, zp)
+            };
+            let output = if packed_out {
+                BinaryOutput::Packed {
+                    thresholds: LeI32s(&thresholds_out),
+                }
+            } else {
+                BinaryOutput::Int8 {
+                    bias: LeI32s(&bias),
+                    requant: Requant {
+                        multipliers: LeI32s(&m),
+                        shifts: I8s(&s),
+                    },
+                    act_min: act.0,
+                    act_max: act.1,
+                }
+            };
+            let t_bytes = le_i32(&thresholds);
+            let prm = Params {
+                weights: Bits(&w_packed),
+                input_thresholds: LeI32s(&t_bytes),
+                flip: &flip,
+                output,
+            };
+            let g = Geom {
+                ih,
+                iw,
+                ic,
+                kh,
+                kw,
+                sh,
+                sw,
+                pt: pad[0],
+                pl: pad[1],
+                ow,
+                oc,
+            };
+            let x_words = aligned(&x_bytes);
+            let x = view(&x_words, x_bytes.len());
+            let mut got = vec![0i8; out_len];
+            conv(&prm, &g, x, &mut got, i32::from(zp)).unwrap();
+            assert_eq!(got, want, "reference, case {case}");
+            // The fast path, with exactly the scratch the format plans.
+            let scratch_len = if int8_in {
+                ih * iw * ic.div_ceil(32) * 4
+            } else {
+                0
+            } + if dense {
+                0
+            } else {
+                kh * kw * ic.div_ceil(32) * 4
+            };
+            let mut scratch = vec![0u32; scratch_len / 4];
+            let scratch = unsafe {
+                core::slice::from_raw_parts_mut(scratch.as_mut_ptr().cast::<u8>(), scratch_len)
+            };
+            let mut got = vec![0i8; out_len];
+            assert!(fast::conv(&prm, &g, x, &mut got, i32::from(zp), scratch).unwrap());
+            assert_eq!(got, want, "fast, case {case}");
+        }
+        assert!(cases.iter().all(|&n| n > 80), "{cases:?}");
+    }
+
+    #[test]
+    fn swar_popcount_matches_count_ones() {
+        let mut rng = Rng(0xB1_0002);
+        for n in [0usize, 1, 5, 30, 31, 32, 62, 63, 100] {
+            let a: Vec<u32> = (0..n).map(|_| rng.next() as u32).collect();
+            let w: Vec<u8> = (0..4 * n).map(|_| rng.next() as u8).collect();
+            let want: u32 = a
+                .iter()
+                .zip(w.chunks(4))
+                .map(|(x, b)| (x ^ u32::from_le_bytes(b.try_into().unwrap())).count_ones())
+                .sum();
+            assert_eq!(fast::xor_popcount(&a, &w), want);
+        }
+        let ones = vec![u32::MAX; 100];
+        assert_eq!(fast::xor_popcount(&ones, &[0u8; 400]), 3200);
+    }
+
+    /// Binary max pooling against max over ±1 values of the valid cells (padded cells ignored),
+    /// odd channel counts.
+    #[test]
+    fn binary_max_pool_matches_pm1_max() {
+        let mut rng = Rng(0xB1_0003);
+        for _ in 0..300 {
+            let c = rng.range(1, 70) as usize;
+            let (ih, iw) = (rng.range(1, 7) as usize, rng.range(1, 7) as usize);
+            let k = [rng.range(1, 3) as u8, rng.range(1, 3) as u8];
+            let op = PoolOp {
+                input: 0,
+                kernel: k,
+                stride: [rng.range(1, 3) as u8, rng.range(1, 2) as u8],
+                padding: [
+                    rng.range(0, k[0] as i64 - 1) as u8,
+                    rng.range(0, k[1] as i64 - 1) as u8,
+                    rng.range(0, k[0] as i64 - 1) as u8,
+                    rng.range(0, k[1] as i64 - 1) as u8,
+                ],
+            };
+            let xs = Shape {
+                h: ih as u16,
+                w: iw as u16,
+                c: c as u16,
+            };
+            let (ys, windows) = super::super::max_pool2d::tests::windows(xs, &op);
+            let fits = |i: usize, a: u8, b: u8, k: u8| {
+                i + usize::from(a) + usize::from(b) >= usize::from(k)
+            };
+            if !fits(ih, op.padding[0], op.padding[2], k[0])
+                || !fits(iw, op.padding[1], op.padding[3], k[1])
+            {
+                continue;
+            }
+            let s = signs(&mut rng, ih * iw * c);
+            let want_signs: Vec<i8> = windows
+                .iter()
+                .map(|cells| cells.iter().map(|&i| s[i]).max().unwrap())
+                .collect();
+            let want: Vec<i8> = pack(&want_signs, c).iter().map(|&b| b as i8).collect();
+            let x: Vec<i8> = pack(&s, c).iter().map(|&b| b as i8).collect();
+            let mut got = vec![0x55i8; want.len()];
+            max_pool2d(
+                &op,
+                In {
+                    data: &x,
+                    shape: xs,
+                    zero_point: 0,
+                },
+                Out {
+                    data: &mut got,
+                    shape: ys,
+                    zero_point: 0,
+                },
+            )
+            .unwrap();
+            assert_eq!(got, want);
+        }
+    }
+}
