@@ -77,8 +77,8 @@ impl BenchRow {
         }
     }
 
-    /// KD and CRD+KD from an ensemble of `teacher` and `members` (averaged predictions for KD,
-    /// concatenated embeddings for CRD): rows `kd-ensemble` and `crd+kd-ensemble`.
+    /// KD, CRD and CRD+KD from an ensemble of `teacher` and `members` (averaged predictions for
+    /// KD, concatenated embeddings for CRD): rows `kd-ensemble`, `crd-ensemble`, `crd+kd-ensemble`.
     pub fn ensemble(members: &[PathBuf]) -> Vec<Self> {
         let list = members
             .iter()
@@ -88,6 +88,11 @@ impl BenchRow {
         let ensemble = format!("distill.ensemble=[{list}]");
         vec![
             Self::distill("kd-ensemble", "kd", &[&ensemble]),
+            Self::distill(
+                "crd-ensemble",
+                "crd",
+                &[&ensemble, "distill.ensemble_features=\"concat\""],
+            ),
             Self::distill(
                 "crd+kd-ensemble",
                 "crd",

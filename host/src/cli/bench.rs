@@ -47,8 +47,8 @@ pub struct MethodsArgs {
     /// `--set "crd|crd+kd:distill.method.nce_k=4096"`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
-    /// More teacher runs that, with `--teacher`, form an ensemble: adds the rows `kd-ensemble`
-    /// and `crd+kd-ensemble`.
+    /// More teacher runs that, with `--teacher`, form an ensemble: adds the rows `kd-ensemble`,
+    /// `crd-ensemble` and `crd+kd-ensemble`.
     #[arg(long, value_delimiter = ',', value_name = "DIRS")]
     pub ensemble: Vec<PathBuf>,
     /// Training batches to calibrate the int8 export.
