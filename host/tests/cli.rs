@@ -1,40 +1,8 @@
 //! The `tinykd` binary end to end on a few hundred images: train, resume, eval, distill, and the
 //! errors a user sees for bad configs and misused run directories.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn tinykd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinykd"))
-        .args(args)
-        .output()
-        .expect("run tinykd")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = tinykd(args);
-    assert!(
-        out.status.success(),
-        "tinykd {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = tinykd(args);
-    assert!(!out.status.success(), "tinykd {args:?} should fail");
-    String::from_utf8(out.stderr).unwrap()
-}
-
-fn lines_of_kind(run: &Path, kind: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["kind"] == kind)
-        .collect()
-}
+mod common;
+use common::*;
 
 const SMALL: [&str; 6] = [
     "--limit",

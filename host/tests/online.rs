@@ -2,40 +2,10 @@
 //! peer comes out as a plain student run that the other commands accept, a killed-and-resumed
 //! cohort continues, and impossible combinations are clear errors.
 
+mod common;
+use common::*;
+
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn tinykd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinykd"))
-        .args(args)
-        .output()
-        .expect("run tinykd")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = tinykd(args);
-    assert!(
-        out.status.success(),
-        "tinykd {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = tinykd(args);
-    assert!(!out.status.success(), "tinykd {args:?} should fail");
-    String::from_utf8(out.stderr).unwrap()
-}
-
-fn epochs(run: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["kind"] == "epoch")
-        .collect()
-}
 
 const SMALL: [&str; 10] = [
     "--limit",
@@ -58,7 +28,7 @@ fn dml_and_mcl_cohorts_train_and_every_peer_is_a_run() {
     args.extend(SMALL);
     args.extend(["--set", "online.method=dml"]);
     let out = ok(&args);
-    let e = &epochs(&dml)[0];
+    let e = &lines_of_kind(&dml, "epoch")[0];
     assert!(e["dml"].as_f64().is_some_and(f64::is_finite), "{e}");
     assert!(e["peer_ce"].as_f64().is_some_and(|v| v > 0.0), "{e}");
     // The peer's accuracy printed at the end is what `tinykd eval` measures on its run.
@@ -91,7 +61,7 @@ fn dml_and_mcl_cohorts_train_and_every_peer_is_a_run() {
     args.extend(SMALL);
     args.extend(mcl_args);
     ok(&args);
-    let e = &epochs(&mcl)[1];
+    let e = &lines_of_kind(&mcl, "epoch")[1];
     for term in ["vcl", "soft_vcl", "icl", "soft_icl", "peer_ce"] {
         assert!(e[term].as_f64().is_some_and(f64::is_finite), "{term}: {e}");
     }

@@ -1,20 +1,8 @@
 //! TAKD through the `tinykd` binary: teacher → assistant → student as one command, and a chain
 //! whose last stage did not finish continues there without retraining the finished stage.
 
-use std::process::Command;
-
-fn ok(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_tinykd"))
-        .args(args)
-        .output()
-        .expect("run tinykd");
-    assert!(
-        out.status.success(),
-        "tinykd {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+mod common;
+use common::*;
 
 #[test]
 fn chain_runs_and_resumes_at_the_unfinished_stage() {

@@ -2,40 +2,8 @@
 //! teacher, a few hundred images, one epoch), from config keys alone; the student of the
 //! stateful method (CRD) exports as a normal blob; wrong names and taps are clear errors.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn tinykd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tinykd"))
-        .args(args)
-        .output()
-        .expect("run tinykd")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = tinykd(args);
-    assert!(
-        out.status.success(),
-        "tinykd {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = tinykd(args);
-    assert!(!out.status.success(), "tinykd {args:?} should fail");
-    String::from_utf8(out.stderr).unwrap()
-}
-
-fn first_epoch(run: &Path) -> serde_json::Value {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|v| v["kind"] == "epoch")
-        .expect("an epoch record")
-}
+mod common;
+use common::*;
 
 const SMALL: [&str; 6] = [
     "--limit",
@@ -105,7 +73,7 @@ fn every_method_trains_a_student() {
             args.extend(["--set", e]);
         }
         ok(&args);
-        let epoch = first_epoch(&out);
+        let epoch = lines_of_kind(&out, "epoch")[0].clone();
         let term = epoch[method].as_f64();
         assert!(
             term.is_some_and(f64::is_finite),
@@ -172,7 +140,7 @@ fn every_method_trains_a_student() {
             .collect::<Vec<_>>()
     );
     assert_eq!(chosen, listed, "{cfg}");
-    assert!(first_epoch(&auto)["fitnet"]
+    assert!(lines_of_kind(&auto, "epoch")[0]["fitnet"]
         .as_f64()
         .is_some_and(f64::is_finite));
 
@@ -218,7 +186,7 @@ fn every_method_trains_a_student() {
         "distill.ensemble_features=\"concat\"",
     ]);
     ok(&args);
-    let epoch = first_epoch(&ens);
+    let epoch = lines_of_kind(&ens, "epoch")[0].clone();
     assert!(
         epoch["crd"].as_f64().is_some_and(f64::is_finite) && epoch["kd"].as_f64().is_some(),
         "{epoch}"
@@ -228,7 +196,7 @@ fn every_method_trains_a_student() {
 
     // CRD+KD logs both terms; its student (banks and heads dropped) quantizes and exports.
     let crd = d.path().join("crd");
-    let epoch = first_epoch(&crd);
+    let epoch = lines_of_kind(&crd, "epoch")[0].clone();
     assert!(epoch["kd"].as_f64().is_some_and(|v| v > 0.0), "{epoch}");
     let q = d.path().join("crd-q");
     let qs = q.to_str().unwrap();
