@@ -237,6 +237,10 @@ pub struct TrainConfig {
     /// Progress bars: `auto` (when stderr is a terminal), `always` or `never` (default `auto`).
     /// Unless `never`, a summary line per epoch is printed on stderr too.
     pub progress: ProgressMode,
+    /// Binary students: epochs trained with binary activations and real weights before the
+    /// weights are binarized too, the two-step recipe of ReActNet and Real-to-Binary (default 0:
+    /// binary weights from the start). Must be smaller than `epochs`.
+    pub binary_step1_epochs: usize,
 }
 
 impl Default for TrainConfig {
@@ -247,6 +251,7 @@ impl Default for TrainConfig {
             keep_checkpoints: 2,
             log_every: 50,
             progress: ProgressMode::Auto,
+            binary_step1_epochs: 0,
         }
     }
 }
@@ -498,6 +503,23 @@ impl RunConfig {
         }
         if t.keep_checkpoints == 0 {
             return Err(invalid("train.keep_checkpoints", "must be at least 1"));
+        }
+        if t.binary_step1_epochs > 0 {
+            if t.binary_step1_epochs >= t.epochs {
+                return Err(invalid(
+                    "train.binary_step1_epochs",
+                    format!(
+                        "must be smaller than train.epochs ({}): step 2 binarizes the weights",
+                        t.epochs
+                    ),
+                ));
+            }
+            if !matches!(&self.model, ModelSpec::Student(s) if s.is_binary()) {
+                return Err(invalid(
+                    "train.binary_step1_epochs",
+                    "the two-step recipe needs a student with binary layers",
+                ));
+            }
         }
         if let Some(ds) = &self.distill {
             if ds.teacher.as_os_str().is_empty() {

@@ -22,6 +22,7 @@
 
 pub mod at;
 pub mod cc;
+pub mod cmim;
 pub mod crd;
 pub mod dkd;
 pub mod dml;
@@ -143,6 +144,9 @@ pub struct DistillSpec {
     /// The method and its hyper-parameters (default: KD alone).
     #[serde(default)]
     pub method: MethodConfig,
+    /// An extra contrastive term for binary students, CMIM ([`cmim`]), on top of the recipe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contrast: Option<cmim::CmimConfig>,
 }
 
 /// `hints` in `[distill]`.
@@ -184,6 +188,7 @@ impl DistillSpec {
             hints: None,
             hint_count: default_hint_count(),
             method: MethodConfig::default(),
+            contrast: None,
         }
     }
 
@@ -259,9 +264,20 @@ impl DistillSpec {
     /// for the negatives); the message names what exists.
     pub fn init(&self, ctx: &MethodContext, device: &Device) -> Result<Distillation, String> {
         let alpha = self.kd_weight();
+        let contrast = match &self.contrast {
+            Some(c) => Some(c.init(
+                ctx.student,
+                ctx.teacher,
+                ctx.train_labels,
+                ctx.seed,
+                device,
+            )?),
+            None => None,
+        };
         Ok(Distillation {
             kd: (alpha > 0.0).then(|| Kd::new(self.temperature as f32, alpha as f32)),
             method: self.method.init(ctx, device)?,
+            contrast,
             hint_layers: self.hint_layers().map(<[usize]>::to_vec),
         })
     }
@@ -489,6 +505,8 @@ pub struct Distillation {
     pub kd: Option<Kd>,
     /// The method, unless it is KD alone.
     pub method: Option<Method>,
+    /// CMIM's contrastive term, if asked for.
+    pub contrast: Option<cmim::Cmim>,
     /// Candidate layers that replace the teacher's feature maps (hints), if any.
     #[module(skip)]
     pub hint_layers: Option<Vec<usize>>,
@@ -511,11 +529,16 @@ impl Distiller for Distillation {
                 None => terms.extend(m.loss(student, teacher, ctx)),
             }
         }
+        if let Some(c) = &self.contrast {
+            terms.extend(c.loss(student, teacher, ctx));
+        }
         terms
     }
 
     fn needs_teacher(&self) -> bool {
-        self.kd.is_some() || self.method.as_ref().is_some_and(Distiller::needs_teacher)
+        self.kd.is_some()
+            || self.contrast.is_some()
+            || self.method.as_ref().is_some_and(Distiller::needs_teacher)
     }
 }
 
@@ -525,6 +548,7 @@ impl Distillation {
         Self {
             kd: None,
             method: Some(method),
+            contrast: None,
             hint_layers: None,
         }
     }

@@ -14,10 +14,12 @@ pub use run::{export_run, quantized_split, ExportReport, ExportRunError};
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 use tinykd_format::{
-    Activation as BlobActivation, Conv2dSpec, DenseSpec, ModelBuilder, PoolSpec, Quant, Shape,
+    binarize_threshold, fold_batchnorm_sign, Activation as BlobActivation, BinaryConv2dSpec,
+    BinaryOutputSpec, Conv2dSpec, DenseSpec, Layout, ModelBuilder, PoolSpec, Quant, Shape,
     TensorId,
 };
 
+use crate::models::binary::{weight_scale, BinaryConvBlock, BinaryConvSpec};
 use crate::models::student::{Activation, LayerSpec, Student, StudentLayer};
 use crate::quant::{fold_batch_norm, weight_scales, StudentQuant};
 
@@ -204,6 +206,23 @@ pub fn export_student(
                 chw = [o.c as usize, o.h as usize, o.w as usize];
                 y
             }
+            (StudentLayer::BinaryConv(block), LayerSpec::BinaryConv(s)) => {
+                let next_tau = next_binary_threshold(&student, index);
+                let spec = lower_binary_conv(
+                    block,
+                    s,
+                    &b,
+                    x,
+                    student.packed.get(index).copied().unwrap_or(false),
+                    next_tau.as_deref(),
+                    out_q.into(),
+                    index,
+                )?;
+                let y = b.binary_conv2d(x, spec).map_err(build)?;
+                let o = b.shape(y);
+                chw = [o.c as usize, o.h as usize, o.w as usize];
+                y
+            }
             (StudentLayer::MaxPool(_), LayerSpec::MaxPool(p))
             | (StudentLayer::AvgPool(_), LayerSpec::AvgPool(p)) => {
                 let kind = "pool";
@@ -215,7 +234,11 @@ pub fn export_student(
                     padding: [0; 4],
                 };
                 let y = if matches!(spec, LayerSpec::MaxPool(_)) {
-                    b.max_pool2d(x, ps).map_err(build)?
+                    if b.layout(x) == Layout::Packed {
+                        b.binary_max_pool2d(x, ps).map_err(build)?
+                    } else {
+                        b.max_pool2d(x, ps).map_err(build)?
+                    }
                 } else {
                     b.avg_pool2d(x, ps).map_err(build)?
                 };
@@ -287,6 +310,130 @@ pub fn export_student(
         s_in = out_q.scale;
     }
     b.finish().map_err(build)
+}
+
+/// The RSign threshold τ of the binary convolution that consumes layer `index`'s packed output
+/// (through max pools), if it learns one: the producer folds it into its own thresholds.
+fn next_binary_threshold(student: &Student, index: usize) -> Option<Vec<f32>> {
+    student.layers[index + 1..]
+        .iter()
+        .find(|l| !matches!(l, StudentLayer::MaxPool(_)))
+        .and_then(|l| match l {
+            StudentLayer::BinaryConv(next) => next.threshold.as_ref().map(|t| to_vec(t.val())),
+            _ => None,
+        })
+}
+
+/// Lowers a binary convolution: weight signs, the input's binarization (thresholds on an int8
+/// input, nothing on a packed one, whose producer folded this layer's τ), and the output stage —
+/// BatchNorm + the consumer's sign folded into popcount thresholds (`packed`), or BatchNorm as a
+/// per-channel affine map of the ±1 dot product requantized to `out_q`.
+#[allow(clippy::too_many_arguments)]
+fn lower_binary_conv(
+    block: &BinaryConvBlock,
+    s: &BinaryConvSpec,
+    b: &ModelBuilder,
+    x: TensorId,
+    packed: bool,
+    next_tau: Option<&[f32]>,
+    out_q: Quant,
+    index: usize,
+) -> Result<BinaryConv2dSpec, ExportError> {
+    let kind = "binary_conv";
+    let unsupported = |reason: String| ExportError::Unsupported {
+        index,
+        kind,
+        reason,
+    };
+    let w = block.weight.val();
+    let [out, cin, kh, kw] = w.dims();
+    let weights = to_vec(w.clone().permute([0, 2, 3, 1]))
+        .into_iter()
+        .map(|v| if v >= 0.0 { 1 } else { -1 })
+        .collect();
+    let alpha = if s.scale {
+        to_vec(weight_scale(w).reshape([out]))
+    } else {
+        vec![1.0; out]
+    };
+    let input_thresholds = if b.layout(x) == Layout::Packed {
+        Vec::new()
+    } else {
+        let q = b.quant(x);
+        match &block.threshold {
+            Some(t) => to_vec(t.val())
+                .into_iter()
+                .map(|tau| binarize_threshold(q, tau))
+                .collect(),
+            None => vec![binarize_threshold(q, 0.0)],
+        }
+    };
+    let bn = &block.bn;
+    let gamma = to_vec(bn.gamma.val());
+    let beta = to_vec(bn.beta.val());
+    let mean = to_vec(bn.running_mean.value());
+    let var = to_vec(bn.running_var.value());
+    let eps = bn.epsilon;
+    let k = u32::try_from(kh * kw * cin).map_err(|_| unsupported("too many products".into()))?;
+    let f = |v: &[f32], c: usize| f64::from(v.get(c).copied().unwrap_or(0.0));
+    let output = if packed {
+        let (mut thresholds, mut flip) = (Vec::with_capacity(out), Vec::with_capacity(out));
+        for c in 0..out {
+            let tau = next_tau.map_or(0.0, |t| f(t, c));
+            let (t, fl) = fold_batchnorm_sign(
+                k,
+                f(&alpha, c),
+                f(&gamma, c),
+                f(&beta, c),
+                f(&mean, c),
+                f(&var, c),
+                eps,
+                tau,
+            );
+            thresholds.push(t);
+            flip.push(fl);
+        }
+        BinaryOutputSpec::Packed { thresholds, flip }
+    } else {
+        let (mut flip, mut bias, mut scales) = (Vec::new(), Vec::new(), Vec::new());
+        for c in 0..out {
+            let sd = (f(&var, c) + eps).sqrt();
+            let a = f(&gamma, c) * f(&alpha, c) / sd;
+            let offset = f(&beta, c) - f(&gamma, c) * f(&mean, c) / sd;
+            if !(a.is_finite() && offset.is_finite()) || a == 0.0 {
+                return Err(unsupported(format!(
+                    "channel {c}: BatchNorm slope {a} cannot be requantized"
+                )));
+            }
+            let units = (offset / a.abs()).round();
+            if units.abs() > f64::from(i32::MAX / 2) {
+                return Err(unsupported(format!(
+                    "channel {c}: bias {offset} is out of range at scale {}",
+                    a.abs()
+                )));
+            }
+            flip.push(a < 0.0);
+            bias.push(units as i32);
+            scales.push(a.abs() as f32);
+        }
+        BinaryOutputSpec::Int8 {
+            flip,
+            bias,
+            scales,
+            output: out_q,
+            activation: blob_activation(s.activation),
+        }
+    };
+    let n = |v: usize, what: &str| narrow::<u8>(v, index, kind, what);
+    Ok(BinaryConv2dSpec {
+        out_channels: narrow(out, index, kind, "out channels")?,
+        kernel: [n(kh, "kernel")?, n(kw, "kernel")?],
+        stride: [n(s.stride, "stride")?, n(s.stride, "stride")?],
+        padding: [n(s.padding, "padding")?; 4],
+        weights,
+        input_thresholds,
+        output,
+    })
 }
 
 /// Blob and arena sizes of a blob, read back through the device runtime (which validates it).

@@ -1,6 +1,7 @@
 //! Teachers and students. Every model returns its feature taps through one typed contract,
 //! [`Output`], so a distillation method never reaches into a model's internals.
 
+pub mod binary;
 pub mod student;
 pub mod teacher;
 
@@ -29,6 +30,15 @@ pub trait Classifier: Module {
     /// # Shapes
     /// - input: `[batch, channels, height, width]` (NCHW, normalized floats)
     fn forward_taps(&self, x: Tensor<4>) -> Output;
+
+    /// Called after every optimizer step with the updated model: projections the update rule
+    /// cannot express (binary layers clip their latent weights to [−1, 1]). Default: none.
+    fn after_step(self) -> Self
+    where
+        Self: Sized,
+    {
+        self
+    }
 
     /// Forward pass returning only the logits, `[batch, classes]`.
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {

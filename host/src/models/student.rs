@@ -17,6 +17,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
+use super::binary::{BinaryConvBlock, BinaryConvSpec};
 use super::{Classifier, Output};
 use crate::quant::{
     fake_quant_activation, fake_quant_weight_per_channel, fold_batch_norm, StudentQuant,
@@ -36,7 +37,7 @@ pub enum Activation {
 }
 
 impl Activation {
-    fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+    pub(crate) fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
             Activation::None => x,
             Activation::Relu => relu(x),
@@ -60,6 +61,8 @@ impl Activation {
 pub enum LayerSpec {
     /// 2-D convolution, optionally followed by BatchNorm (folded at export) and an activation.
     Conv(ConvSpec),
+    /// Binary (XNOR/popcount) convolution + BatchNorm ([`crate::models::binary`]).
+    BinaryConv(BinaryConvSpec),
     /// Max pooling (no padding).
     MaxPool(PoolSpec),
     /// Average pooling (no padding).
@@ -252,6 +255,28 @@ impl StudentConfig {
                         }
                     }
                 }
+                LayerSpec::BinaryConv(s) => {
+                    if s.out == 0 || s.kernel == 0 || s.stride == 0 {
+                        return Err(err(
+                            "binary_conv",
+                            "out, kernel and stride must be > 0".into(),
+                        ));
+                    }
+                    let size = |n: usize| {
+                        (n + 2 * s.padding)
+                            .checked_sub(s.kernel)
+                            .map(|v| v / s.stride + 1)
+                    };
+                    match (size(h), size(w)) {
+                        (Some(oh), Some(ow)) => [s.out, oh, ow],
+                        _ => {
+                            return Err(err(
+                                "binary_conv",
+                                format!("kernel {} larger than padded input {h}x{w}", s.kernel),
+                            ))
+                        }
+                    }
+                }
                 LayerSpec::MaxPool(p) | LayerSpec::AvgPool(p) => {
                     let stride = p.stride.unwrap_or(p.kernel);
                     if p.kernel == 0 || stride == 0 || p.kernel > h || p.kernel > w {
@@ -272,7 +297,49 @@ impl StudentConfig {
             };
             out.push(shape);
         }
+        for (index, (layer, packed)) in self.layers.iter().zip(self.packed_outputs()).enumerate() {
+            if let (LayerSpec::BinaryConv(s), true) = (layer, packed) {
+                if s.activation != Activation::None {
+                    return Err(StudentConfigError::Layer {
+                        index,
+                        kind: "binary_conv",
+                        reason: "its output feeds a binary layer, so it is a sign: the activation \
+                                 must be none"
+                            .into(),
+                    });
+                }
+            }
+        }
         Ok(out)
+    }
+
+    /// Which layers produce a packed (1-bit) tensor on the device: a binary convolution whose
+    /// output reaches another binary convolution, through max pools only, and those max pools.
+    /// Every other tensor is int8.
+    pub fn packed_outputs(&self) -> Vec<bool> {
+        let mut packed = vec![false; self.layers.len()];
+        for (i, layer) in self.layers.iter().enumerate() {
+            if !matches!(layer, LayerSpec::BinaryConv(_)) {
+                continue;
+            }
+            let next = self.layers[i + 1..]
+                .iter()
+                .position(|l| !matches!(l, LayerSpec::MaxPool(_)))
+                .map(|k| i + 1 + k);
+            if let Some(j) = next {
+                if matches!(self.layers[j], LayerSpec::BinaryConv(_)) {
+                    packed[i..j].iter_mut().for_each(|p| *p = true);
+                }
+            }
+        }
+        packed
+    }
+
+    /// Whether any layer is binary.
+    pub fn is_binary(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| matches!(l, LayerSpec::BinaryConv(_)))
     }
 
     /// Number of classes (the last dense layer's width).
@@ -304,6 +371,7 @@ impl StudentConfig {
                         .then(|| BatchNormConfig::new(s.out).init(device)),
                     activation: s.activation,
                 }),
+                LayerSpec::BinaryConv(s) => StudentLayer::BinaryConv(s.init(prev[0], device)),
                 LayerSpec::MaxPool(p) => {
                     let k = [p.kernel, p.kernel];
                     let st = p.stride.unwrap_or(p.kernel);
@@ -324,8 +392,10 @@ impl StudentConfig {
         }
         Ok(Student {
             layers,
+            packed: self.packed_outputs(),
             config: self.clone(),
             quant: None,
+            binary_weights: true,
         })
     }
 }
@@ -362,6 +432,8 @@ pub struct GlobalAvgPool;
 pub enum StudentLayer {
     /// See [`LayerSpec::Conv`].
     Conv(ConvBlock),
+    /// See [`LayerSpec::BinaryConv`].
+    BinaryConv(BinaryConvBlock),
     /// See [`LayerSpec::MaxPool`].
     MaxPool(MaxPool2d),
     /// See [`LayerSpec::AvgPool`].
@@ -383,6 +455,13 @@ pub struct Student {
     /// Quantization ranges; when present the forward pass simulates int8 inference.
     #[module(skip)]
     pub quant: Option<StudentQuant>,
+    /// Whether binary layers use the signs of their latent weights (true) or the latent weights
+    /// themselves (false: step 1 of the two-step recipe).
+    #[module(skip)]
+    pub binary_weights: bool,
+    /// [`StudentConfig::packed_outputs`] of `config`.
+    #[module(skip)]
+    pub packed: Vec<bool>,
 }
 
 /// Activations of every layer, for calibration and taps.
@@ -410,6 +489,13 @@ impl Student {
     /// This student with int8 simulation on (`Some`) or off (`None`).
     pub fn with_quant(mut self, quant: Option<StudentQuant>) -> Self {
         self.quant = quant;
+        self
+    }
+
+    /// This student with binary layers using the signs of their weights (`true`, the default)
+    /// or the real latent weights (`false`).
+    pub fn with_binary_weights(mut self, binary: bool) -> Self {
+        self.binary_weights = binary;
         self
     }
 
@@ -460,6 +546,18 @@ impl Student {
                         }
                         (None, Some(bn)) => b.activation.apply(bn.forward(b.conv.forward(x))),
                         (None, None) => b.activation.apply(b.conv.forward(x)),
+                    };
+                    feature_maps.push(y.clone());
+                    Act::Map(y)
+                }
+                StudentLayer::BinaryConv(b) => {
+                    let y = b.forward(act.into_map(), self.binary_weights);
+                    let packed = self.packed.get(i).copied().unwrap_or(false);
+                    let y = match (out_q, packed) {
+                        // A packed output is the next layer's sign: nothing to quantize.
+                        (_, true) => y,
+                        (Some(oq), false) => fake_quant_activation(b.spec.activation.apply(y), oq),
+                        (None, false) => b.spec.activation.apply(y),
                     };
                     feature_maps.push(y.clone());
                     Act::Map(y)
@@ -534,6 +632,20 @@ pub(crate) fn conv_options(conv: &Conv2d) -> burn::tensor::ops::ConvOptions<2> {
 }
 
 impl Classifier for Student {
+    fn after_step(mut self) -> Self {
+        if self.binary_weights {
+            self.layers = self
+                .layers
+                .into_iter()
+                .map(|l| match l {
+                    StudentLayer::BinaryConv(b) => StudentLayer::BinaryConv(b.clipped()),
+                    other => other,
+                })
+                .collect();
+        }
+        self
+    }
+
     fn forward_taps(&self, x: Tensor<4>) -> Output {
         let (embedding, logits, feature_maps) = self.run(x, |_| {});
         Output {

@@ -407,6 +407,12 @@ pub fn run(
         RunModel::Student(m) => match student_hook {
             // Re-borrow so the hook's object lifetime may be shorter than its owner's.
             Some(h) => parts.go(m, method, Some(&mut *h))?,
+            None if config.train.binary_step1_epochs > 0 => {
+                let mut two_step = TwoStep {
+                    step1_epochs: config.train.binary_step1_epochs,
+                };
+                parts.go(m, method, Some(&mut two_step))?
+            }
             None => parts.go(m, method, None)?,
         },
     };
@@ -420,6 +426,24 @@ pub fn run(
         history,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The two-step recipe for binary students (ReActNet, Real-to-Binary): binary activations with
+/// real weights for `step1_epochs`, then binary weights, initialised from step 1's latent
+/// weights. A function of the epoch alone, so a resumed run is in the right step.
+struct TwoStep {
+    step1_epochs: usize,
+}
+
+impl EpochHook<Student> for TwoStep {
+    fn before_epoch(
+        &mut self,
+        epoch: usize,
+        model: Student,
+        _ctx: &super::HookContext,
+    ) -> Result<Student, String> {
+        Ok(model.with_binary_weights(epoch >= self.step1_epochs))
+    }
 }
 
 /// The pieces of a run shared by both model families.

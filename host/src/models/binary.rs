@@ -1,0 +1,282 @@
+//! Binary (1-bit) layers for students: what `tinykd-device` runs as XNOR/popcount kernels
+//! (format 1.2, `shared/src/binary.rs`), trained as float simulations.
+//!
+//! A [`BinaryConvBlock`] binarizes its input, `sign(x − τ)` (τ = 0, or a learned per-channel
+//! threshold: ReActNet's RSign), convolves it with the signs of latent float weights (optionally
+//! scaled per output channel by `mean |w|`, XNOR-Net / Bi-Real's magnitude-aware sign), pads with
+//! +1 as the device kernels do, and applies BatchNorm. Whatever consumes its output decides what
+//! the device stores: a following binary layer makes it a packed tensor, the BatchNorm and the
+//! consumer's sign (and τ) folded into one integer threshold per channel; anything else makes it
+//! an int8 tensor.
+//!
+//! Conventions that keep training and the device in agreement (`shared/reference/bnn-quant.md`):
+//! - sign(0) = +1, computed as `x ≥ 0`, never with a `sign` that returns 0;
+//! - the forward value of a binarized tensor is exactly ±1; the straight-through gradient is added
+//!   as `c(x) − detach(c(x))`, which is exactly 0 in the forward pass;
+//! - latent weights are clipped to [−1, 1] after every optimizer step
+//!   ([`crate::models::Classifier::after_step`]); without it a weight that drifts past the clip
+//!   gets no gradient from the clipped STE again ("starved weights").
+
+use burn::module::Param;
+use burn::nn::{BatchNorm, BatchNormConfig};
+use burn::prelude::*;
+use burn::tensor::ops::{ConvOptions, PadMode};
+use serde::{Deserialize, Serialize};
+
+use super::student::Activation;
+
+/// The pseudo-gradient of the activation sign (the forward pass is always sign, sign(0) = +1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignGrad {
+    /// Clipped straight-through estimator: 1 where |x| ≤ 1, else 0 (BinaryNet).
+    Ste,
+    /// Bi-Real Net's ApproxSign: 2 − 2|x| where |x| ≤ 1, else 0 (also ReActNet's).
+    #[default]
+    ApproxSign,
+}
+
+/// A binary convolution layer, as written in a TOML config:
+///
+/// ```toml
+/// { binary_conv = { out = 64, kernel = 3, padding = 1, threshold = true } }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinaryConvSpec {
+    /// Output channels.
+    pub out: usize,
+    /// Square kernel size (default 3).
+    #[serde(default = "three")]
+    pub kernel: usize,
+    /// Stride (default 1).
+    #[serde(default = "one")]
+    pub stride: usize,
+    /// Padding with +1 on every side (default 1).
+    #[serde(default = "one")]
+    pub padding: usize,
+    /// Scale each output channel by the mean |w| of its latent weights (default true). It folds
+    /// into the BatchNorm at export; in training it gives magnitude-aware weight gradients.
+    #[serde(default = "yes")]
+    pub scale: bool,
+    /// Learn a per-channel threshold τ of the input's sign, ReActNet's RSign (default false).
+    #[serde(default)]
+    pub threshold: bool,
+    /// Pseudo-gradient of the input's sign (default `approx_sign`).
+    #[serde(default)]
+    pub grad: SignGrad,
+    /// Activation after the BatchNorm when the output is int8 (the layer before an int8 head);
+    /// default none. A packed output is a sign, so an activation there is an error.
+    #[serde(default)]
+    pub activation: Activation,
+}
+
+fn one() -> usize {
+    1
+}
+fn three() -> usize {
+    3
+}
+fn yes() -> bool {
+    true
+}
+
+impl BinaryConvSpec {
+    /// Builds the layer for `in_channels` input channels.
+    pub fn init(&self, in_channels: usize, device: &Device) -> BinaryConvBlock {
+        let k = self.kernel;
+        let fan_in = (in_channels * k * k).max(1) as f64;
+        // Kaiming-uniform magnitudes, as a float convolution: small latent weights flip easily.
+        let bound = (1.0 / fan_in).sqrt();
+        let weight = Tensor::<4>::random(
+            [self.out, in_channels, k, k],
+            burn::tensor::Distribution::Uniform(-bound, bound),
+            device,
+        );
+        BinaryConvBlock {
+            weight: Param::from_tensor(weight),
+            bn: BatchNormConfig::new(self.out).init(device),
+            threshold: self
+                .threshold
+                .then(|| Param::from_tensor(Tensor::zeros([in_channels], device))),
+            spec: self.clone(),
+        }
+    }
+}
+
+/// Binary convolution + BatchNorm (see the module docs).
+#[derive(Module, Debug)]
+pub struct BinaryConvBlock {
+    /// Latent float weights `[out, in, k, k]`; the forward pass uses their signs.
+    pub weight: Param<Tensor<4>>,
+    /// BatchNorm after the convolution (folded into thresholds or requantization at export).
+    pub bn: BatchNorm,
+    /// RSign's learned input threshold τ, one per input channel.
+    pub threshold: Option<Param<Tensor<1>>>,
+    /// The layer's settings.
+    #[module(skip)]
+    pub spec: BinaryConvSpec,
+}
+
+impl BinaryConvBlock {
+    /// The layer's output before the int8 activation: `BN(conv(sign(x − τ), ±w))`.
+    ///
+    /// With `binary_weights` false the latent weights are used as they are (step 1 of the
+    /// two-step recipe: binary activations, real weights).
+    ///
+    /// # Shapes
+    /// - input `[batch, in, h, w]`, output `[batch, out, h', w']`
+    pub fn forward(&self, x: Tensor<4>, binary_weights: bool) -> Tensor<4> {
+        let [_, c, _, _] = x.dims();
+        let x = match &self.threshold {
+            Some(t) => x - t.val().reshape([1, c, 1, 1]),
+            None => x,
+        };
+        let xb = binarize(x, self.spec.grad);
+        let p = self.spec.padding;
+        let xb = if p > 0 {
+            xb.pad([(p, p), (p, p)], PadMode::Constant(1.0))
+        } else {
+            xb
+        };
+        let w = self.weight.val();
+        let w = if binary_weights {
+            let wb = binarize(w.clone(), SignGrad::Ste);
+            if self.spec.scale {
+                wb * weight_scale(w).detach()
+            } else {
+                wb
+            }
+        } else {
+            w
+        };
+        let s = self.spec.stride;
+        let y = burn::tensor::module::conv2d(
+            xb,
+            w,
+            None,
+            ConvOptions::new([s, s], [0, 0], [1, 1], 1),
+        );
+        self.bn.forward(y)
+    }
+
+    /// The block with its latent weights clipped to [−1, 1].
+    pub fn clipped(mut self) -> Self {
+        self.weight = self.weight.map(|w| {
+            let grad = w.is_require_grad();
+            let w = w.detach().clamp(-1.0, 1.0).detach();
+            if grad {
+                w.require_grad()
+            } else {
+                w
+            }
+        });
+        self
+    }
+
+    /// Products per output, `K = k · k · in`: the `K` of `dot = K − 2p` on the device.
+    pub fn products(&self) -> usize {
+        let [_, c, kh, kw] = self.weight.dims();
+        c * kh * kw
+    }
+}
+
+/// Per-output-channel scale `α_c = mean |w_c|`, `[out, 1, 1, 1]`.
+pub fn weight_scale(w: Tensor<4>) -> Tensor<4> {
+    let [out, ..] = w.dims();
+    w.abs().flatten::<2>(1, 3).mean_dim(1).reshape([out, 1, 1, 1])
+}
+
+/// `±1` with sign(0) = +1 in the forward pass and `grad`'s pseudo-gradient in the backward pass.
+pub fn binarize<const D: usize>(x: Tensor<D>, grad: SignGrad) -> Tensor<D> {
+    let sign = x.clone().greater_equal_elem(0.0).float() * 2.0 - 1.0;
+    let clipped = x.clamp(-1.0, 1.0);
+    let surrogate = match grad {
+        SignGrad::Ste => clipped,
+        // x(2 − |x|) on [−1, 1]: the piecewise quadratic whose derivative is 2 − 2|x|.
+        SignGrad::ApproxSign => clipped.clone() * (clipped.abs().neg() + 2.0),
+    };
+    sign.detach() + (surrogate.clone() - surrogate.detach())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev() -> Device {
+        Device::default()
+    }
+
+    #[test]
+    fn sign_of_zero_is_plus_one_and_values_are_exact() {
+        let x = Tensor::<1>::from_floats([-2.0, -0.5, 0.0, 1e-30, 0.7, 3.0], &dev());
+        let y: Vec<f32> = binarize(x, SignGrad::ApproxSign).into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(y, vec![-1.0, -1.0, 1.0, 1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn pseudo_gradients_are_the_documented_ones() {
+        let d = dev().autodiff();
+        let xs = [-1.5f32, -0.5, 0.0, 0.25, 0.9, 1.2];
+        for (grad, want) in [
+            (SignGrad::Ste, [0.0, 1.0, 1.0, 1.0, 1.0, 0.0]),
+            (SignGrad::ApproxSign, [0.0, 1.0, 2.0, 1.5, 0.2, 0.0]),
+        ] {
+            let x = Tensor::<1>::from_floats(xs, &d).require_grad();
+            let g = binarize(x.clone(), grad).sum().backward();
+            let got: Vec<f32> = x.grad(&g).unwrap().into_data().try_to_vec::<f32>().unwrap();
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-6, "{grad:?}: {got:?} vs {want:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn padding_is_plus_one_and_the_output_is_a_signed_count() {
+        // One input channel of −1s, one filter of +1s, no scale: a 3×3 window over a 1×1
+        // input padded with +1 sees 8 padded +1 and one −1 → dot = 7.
+        let spec = BinaryConvSpec {
+            out: 1,
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            scale: false,
+            threshold: false,
+            grad: SignGrad::Ste,
+            activation: Activation::None,
+        };
+        let block = spec.init(1, &dev());
+        let block = BinaryConvBlock {
+            weight: Param::from_tensor(Tensor::ones([1, 1, 3, 3], &dev())),
+            ..block
+        };
+        let x = Tensor::<4>::full([1, 1, 1, 1], -3.0, &dev());
+        let xb = binarize(x, SignGrad::Ste).pad([(1, 1), (1, 1)], PadMode::Constant(1.0));
+        let w = binarize(block.weight.val(), SignGrad::Ste);
+        let y = burn::tensor::module::conv2d(xb, w, None, ConvOptions::new([1, 1], [0, 0], [1, 1], 1));
+        assert_eq!(y.into_scalar::<f32>(), 7.0);
+        assert_eq!(block.products(), 9);
+    }
+
+    #[test]
+    fn clipping_bounds_the_latent_weights() {
+        let spec = BinaryConvSpec {
+            out: 2,
+            kernel: 1,
+            stride: 1,
+            padding: 0,
+            scale: true,
+            threshold: true,
+            grad: SignGrad::ApproxSign,
+            activation: Activation::None,
+        };
+        let block = spec.init(2, &dev());
+        let block = BinaryConvBlock {
+            weight: Param::from_tensor(Tensor::from_floats([[[[3.0]], [[-0.5]]], [[[-2.0]], [[0.25]]]], &dev())),
+            ..block
+        }
+        .clipped();
+        let w: Vec<f32> = block.weight.val().into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(w, vec![1.0, -0.5, -1.0, 0.25]);
+    }
+}
