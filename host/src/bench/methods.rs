@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::config::RunConfig;
-use crate::deploy::{run_blob_host, SampleSet};
+use crate::deploy::{run_blob_host, run_blob_qemu, QemuOptions, SampleSet};
 use crate::export::export_run;
 use crate::quant::{quantize_run, QuantizeOptions};
 
@@ -77,6 +77,23 @@ impl BenchRow {
         }
     }
 
+    /// Rows for binary students, run only when named: CMIM's contrastive term alone (`cmim`,
+    /// with cross-entropy) and on top of KD (`kd+cmim`).
+    pub fn binary() -> Vec<Self> {
+        vec![
+            Self::distill(
+                "cmim",
+                "kd",
+                &[
+                    "distill.alpha=0.0",
+                    "distill.gamma=1.0",
+                    "distill.contrast={}",
+                ],
+            ),
+            Self::distill("kd+cmim", "kd", &["distill.contrast={}"]),
+        ]
+    }
+
     /// KD, CRD and CRD+KD from an ensemble of `teacher` and `members` (averaged predictions for
     /// KD, concatenated embeddings for CRD): rows `kd-ensemble`, `crd-ensemble`, `crd+kd-ensemble`.
     pub fn ensemble(members: &[PathBuf]) -> Vec<Self> {
@@ -119,6 +136,11 @@ pub struct MethodsBenchOptions {
     pub seeds: Vec<u64>,
     /// Epochs per student.
     pub epochs: usize,
+    /// A config file merged over the distillation defaults before the rows' settings (another
+    /// student, a binary one, another schedule).
+    pub config: Option<PathBuf>,
+    /// Also run every blob in QEMU with this firmware and check it byte for byte against the host.
+    pub qemu: Option<PathBuf>,
     /// `--set` overrides applied to every run (schedule, data limits, …); one written
     /// `ROW:KEY=VALUE` applies to that row only (`crd:distill.method.nce_k=4096`).
     pub overrides: Vec<String>,
@@ -147,6 +169,10 @@ pub struct RunResult {
     pub peak_rss: Option<u64>,
     /// Blob size, bytes.
     pub blob_bytes: usize,
+    /// With `--qemu`: whether the emulated board's outputs were identical to the host's on every
+    /// test image (a difference fails the run instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qemu_identical: Option<bool>,
 }
 
 /// Resets the kernel's peak-RSS mark of this process (Linux only; a no-op elsewhere).
@@ -201,7 +227,10 @@ fn one_run(o: &MethodsBenchOptions, row: &BenchRow, seed: u64) -> Result<RunResu
         .collect();
     sets.push(format!("seed={seed}"));
     sets.push(format!("train.epochs={}", o.epochs));
-    let base = RunConfig::distill(&o.teacher);
+    let base = match &o.config {
+        Some(path) => RunConfig::load_file(&RunConfig::distill(&o.teacher), path, &[])?,
+        None => RunConfig::distill(&o.teacher),
+    };
     let online = row
         .overrides
         .as_ref()
@@ -249,6 +278,18 @@ fn one_run(o: &MethodsBenchOptions, row: &BenchRow, seed: u64) -> Result<RunResu
         &std::fs::read(&tks).with_context(|| tks.display().to_string())?,
     )?;
     let predictions = run_blob_host(&blob, &samples)?;
+    let qemu_identical = match &o.qemu {
+        Some(firmware) => {
+            let mut options = QemuOptions::new(firmware.clone());
+            options.timeout = std::time::Duration::from_secs(60 + samples.len() as u64 / 5);
+            let board = run_blob_qemu(&blob, &samples, &options)?;
+            if let Some(i) = predictions.first_difference(&board.predictions) {
+                anyhow::bail!("host and QEMU differ at test sample {i}");
+            }
+            Some(true)
+        }
+        None => None,
+    };
     let result = RunResult {
         row: row.key.clone(),
         seed,
@@ -258,6 +299,7 @@ fn one_run(o: &MethodsBenchOptions, row: &BenchRow, seed: u64) -> Result<RunResu
         epoch_seconds,
         peak_rss: peak,
         blob_bytes: blob.len(),
+        qemu_identical,
     };
     std::fs::write(&result_path, serde_json::to_string_pretty(&result)?)
         .with_context(|| result_path.display().to_string())?;
@@ -280,7 +322,7 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 /// Renders the table: one line per row, mean ± sample standard deviation over seeds.
 pub fn render(results: &[RunResult], rows: &[BenchRow]) -> String {
     let mut s = String::from(
-        "| method | float acc. % (mean ± std) | int8 blob acc. % | extra trainable params | s / epoch | peak RSS MiB | seeds |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        "| method | float acc. % (mean ± std) | int8 blob acc. % | extra trainable params | s / epoch | peak RSS MiB | seeds | blob bytes | QEMU = host |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for row in rows {
         let rs: Vec<&RunResult> = results.iter().filter(|r| r.row == row.key).collect();
@@ -294,14 +336,20 @@ pub fn render(results: &[RunResult], rows: &[BenchRow]) -> String {
         let (em, _) = mean_std(&rs.iter().map(|r| r.epoch_seconds).collect::<Vec<_>>());
         let peak = rs.iter().filter_map(|r| r.peak_rss).max();
         s.push_str(&format!(
-            "| {} | {fm:.2} ± {fs:.2} | {im:.2} ± {is:.2} | {} | {em:.0} | {} | {} |\n",
+            "| {} | {fm:.2} ± {fs:.2} | {im:.2} ± {is:.2} | {} | {em:.0} | {} | {} | {} | {} |\n",
             row.key,
             rs[0].method_params,
             peak.map_or("n/a".into(), |p| format!(
                 "{:.0}",
                 p as f64 / (1 << 20) as f64
             )),
-            rs.len()
+            rs.len(),
+            rs[0].blob_bytes,
+            match rs.iter().filter(|r| r.qemu_identical == Some(true)).count() {
+                0 => "not run".to_string(),
+                n if n == rs.len() => "identical (all seeds, all test images)".to_string(),
+                n => format!("identical ({n} of {} seeds run)", rs.len()),
+            }
         ));
     }
     s

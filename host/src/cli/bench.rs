@@ -51,6 +51,14 @@ pub struct MethodsArgs {
     /// `crd-ensemble` and `crd+kd-ensemble`.
     #[arg(long, value_delimiter = ',', value_name = "DIRS")]
     pub ensemble: Vec<PathBuf>,
+    /// A config file merged over the distillation defaults before each row's settings, e.g.
+    /// `configs/binary-student.toml` (another student, schedule or data size).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Also run every blob in QEMU (emulated Cortex-M4) on the whole test set and fail unless
+    /// every output byte equals the host's.
+    #[arg(long)]
+    pub qemu: bool,
     /// Training batches to calibrate the int8 export.
     #[arg(long, default_value_t = 16)]
     pub calibration_batches: usize,
@@ -71,13 +79,15 @@ impl BenchArgs {
                 if !a.ensemble.is_empty() {
                     all.extend(BenchRow::ensemble(&a.ensemble));
                 }
+                let named: Vec<BenchRow> = all.iter().cloned().chain(BenchRow::binary()).collect();
                 let rows = match &a.methods {
                     None => all,
                     Some(names) => names
                         .iter()
                         .map(|n| {
-                            all.iter().find(|r| &r.key == n).cloned().ok_or_else(|| {
-                                let keys: Vec<&str> = all.iter().map(|r| r.key.as_str()).collect();
+                            named.iter().find(|r| &r.key == n).cloned().ok_or_else(|| {
+                                let keys: Vec<&str> =
+                                    named.iter().map(|r| r.key.as_str()).collect();
                                 CliError::Usage(format!(
                                     "unknown benchmark row `{n}`; rows: {}",
                                     keys.join(", ")
@@ -92,6 +102,14 @@ impl BenchArgs {
                     rows,
                     seeds: a.seeds,
                     epochs: a.epochs,
+                    config: a.config,
+                    qemu: match a.qemu {
+                        true => Some(
+                            crate::deploy::build_firmware(&crate::quickstart::default_board())
+                                .map_err(|e| CliError::Usage(e.to_string()))?,
+                        ),
+                        false => None,
+                    },
                     overrides: a.overrides,
                     calibration_batches: a.calibration_batches,
                     report_only: a.report_only,

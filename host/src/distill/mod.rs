@@ -265,13 +265,9 @@ impl DistillSpec {
     pub fn init(&self, ctx: &MethodContext, device: &Device) -> Result<Distillation, String> {
         let alpha = self.kd_weight();
         let contrast = match &self.contrast {
-            Some(c) => Some(c.init(
-                ctx.student,
-                ctx.teacher,
-                ctx.train_labels,
-                ctx.seed,
-                device,
-            )?),
+            Some(c) => {
+                Some(c.init(ctx.student, ctx.teacher, ctx.train_labels, ctx.seed, device)?)
+            }
             None => None,
         };
         Ok(Distillation {

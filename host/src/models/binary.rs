@@ -151,12 +151,8 @@ impl BinaryConvBlock {
             w
         };
         let s = self.spec.stride;
-        let y = burn::tensor::module::conv2d(
-            xb,
-            w,
-            None,
-            ConvOptions::new([s, s], [0, 0], [1, 1], 1),
-        );
+        let y =
+            burn::tensor::module::conv2d(xb, w, None, ConvOptions::new([s, s], [0, 0], [1, 1], 1));
         self.bn.forward(y)
     }
 
@@ -184,7 +180,10 @@ impl BinaryConvBlock {
 /// Per-output-channel scale `α_c = mean |w_c|`, `[out, 1, 1, 1]`.
 pub fn weight_scale(w: Tensor<4>) -> Tensor<4> {
     let [out, ..] = w.dims();
-    w.abs().flatten::<2>(1, 3).mean_dim(1).reshape([out, 1, 1, 1])
+    w.abs()
+        .flatten::<2>(1, 3)
+        .mean_dim(1)
+        .reshape([out, 1, 1, 1])
 }
 
 /// `±1` with sign(0) = +1 in the forward pass and `grad`'s pseudo-gradient in the backward pass.
@@ -210,7 +209,10 @@ mod tests {
     #[test]
     fn sign_of_zero_is_plus_one_and_values_are_exact() {
         let x = Tensor::<1>::from_floats([-2.0, -0.5, 0.0, 1e-30, 0.7, 3.0], &dev());
-        let y: Vec<f32> = binarize(x, SignGrad::ApproxSign).into_data().try_to_vec::<f32>().unwrap();
+        let y: Vec<f32> = binarize(x, SignGrad::ApproxSign)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(y, vec![-1.0, -1.0, 1.0, 1.0, 1.0, 1.0]);
     }
 
@@ -253,7 +255,8 @@ mod tests {
         let x = Tensor::<4>::full([1, 1, 1, 1], -3.0, &dev());
         let xb = binarize(x, SignGrad::Ste).pad([(1, 1), (1, 1)], PadMode::Constant(1.0));
         let w = binarize(block.weight.val(), SignGrad::Ste);
-        let y = burn::tensor::module::conv2d(xb, w, None, ConvOptions::new([1, 1], [0, 0], [1, 1], 1));
+        let y =
+            burn::tensor::module::conv2d(xb, w, None, ConvOptions::new([1, 1], [0, 0], [1, 1], 1));
         assert_eq!(y.into_scalar::<f32>(), 7.0);
         assert_eq!(block.products(), 9);
     }
@@ -272,7 +275,10 @@ mod tests {
         };
         let block = spec.init(2, &dev());
         let block = BinaryConvBlock {
-            weight: Param::from_tensor(Tensor::from_floats([[[[3.0]], [[-0.5]]], [[[-2.0]], [[0.25]]]], &dev())),
+            weight: Param::from_tensor(Tensor::from_floats(
+                [[[[3.0]], [[-0.5]]], [[[-2.0]], [[0.25]]]],
+                &dev(),
+            )),
             ..block
         }
         .clipped();

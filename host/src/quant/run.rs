@@ -117,6 +117,8 @@ pub fn quantize_run(
 
     if !resume {
         config.train.epochs = options.qat_epochs;
+        // A binary student comes out of training with binary weights; QAT keeps them.
+        config.train.binary_step1_epochs = 0;
         config.optim.lr *= options.lr_scale;
         config = RunConfig::load(&config, None, &options.overrides)?;
     }
