@@ -769,9 +769,8 @@ fn depthwise_plane(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8])
     plane.fill(zp_in);
     let weights = op.weights.bytes();
     let clamp = op.act_min != i8::MIN || op.act_max != i8::MAX;
-    let passes = ow.div_ceil(4);
-    // The last pass of a row starts at ow − 4, d pixels after the one before.
-    let d = if passes > 1 { ow + 4 - 4 * passes } else { 4 };
+    // Full passes of four outputs, then (ow = 4k + 2) a half pass of two.
+    let (passes, half) = (ow / 4, ow % 4 / 2);
     let xb = as_bytes(x.data);
     for ch in 0..c {
         let interior = need(plane.get_mut(pt * pw + pl..(pt + ih - 1) * pw + pl + iw))?;
@@ -791,8 +790,7 @@ fn depthwise_plane(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8])
             passes,
             left: 0,
             rows: oh,
-            xl: 2 * d as i32 - 8,
-            yl: (d as i32 - 4) * c as i32,
+            half,
             bias: need(op.bias.get(ch))?.wrapping_sub(i32::from(zp_in).wrapping_mul(sum)),
             m: need(op.requant.multipliers.get(ch))?,
             rnd: 1 << (hs - 1),
@@ -812,9 +810,10 @@ fn depthwise_plane(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8])
                 .unwrap_or([0; 6]),
         };
         // SAFETY: the plane is ph·pw halfwords at a 4-aligned address, its rows 2·pw bytes (pw
-        // = ow + 2 is even); a pass at plane row oy, column s (even: 4k, or ow − 4) reads rows
-        // oy..oy + 3 < ph = oh + 2, columns s..s + 6 ≤ pw; its outputs are pixels (oy, s..s + 4)
-        // of channel ch < c in y (oh·ow·c bytes, checked); rows = oh ≥ 1, passes ≥ 1, and
+        // = ow + 2 = 4·passes + 2·half + 2, even); a pass at plane row oy, column s = 4k reads
+        // rows oy..oy + 3 < ph = oh + 2, columns s..s + 6 ≤ pw (a half pass at s = ow − 2:
+        // s..s + 4 = pw); its outputs are pixels (oy, s..s + 4) (or s..s + 2) of channel ch < c
+        // in y (oh·ow·c bytes, checked); rows = oh ≥ 1, passes ≥ 1 (ow ≥ 4), and
         // hs = −1 − shift lies in 1..=30 (every shift checked in −31..=−2).
         unsafe { dw_plane(&mut st, plane.as_ptr().cast::<u32>(), 2 * pw, clamp) };
     }

@@ -266,15 +266,12 @@ pub(crate) struct DwPlane {
     /// The current pass's first output, and the bytes from one output pixel to the next (`c`).
     pub(crate) y: *mut i8,
     pub(crate) c: usize,
-    /// Passes per output row (`⌈ow/4⌉`), passes left in the current row, rows left (≥ 1).
+    /// Full passes per output row (`⌊ow/4⌋` ≥ 1), passes left in the current row, rows left.
     pub(crate) passes: usize,
     pub(crate) left: usize,
     pub(crate) rows: usize,
-    /// Corrections before a row's last pass, which ends at the row's end (it overlaps the one
-    /// before when `ow` is not a multiple of 4): plane bytes `2d − 8` and output bytes
-    /// `(d − 4)·c`, `d` = its distance in pixels from the pass before.
-    pub(crate) xl: i32,
-    pub(crate) yl: i32,
+    /// 1 if a half pass (two outputs) ends each row (`ow` = 4k + 2), else 0.
+    pub(crate) half: usize,
     /// Bias with `−zp·Σw` folded in (the plane holds `x`, not `x − zp`).
     pub(crate) bias: i32,
     /// Requantization (the `SMMLA` path of [`Rq`]): multiplier, rounding term, shift, zero
@@ -294,11 +291,11 @@ const _: () = {
     use core::mem::offset_of;
     assert!(offset_of!(DwPlane, c) == 4 && offset_of!(DwPlane, passes) == 8);
     assert!(offset_of!(DwPlane, left) == 12 && offset_of!(DwPlane, rows) == 16);
-    assert!(offset_of!(DwPlane, xl) == 20 && offset_of!(DwPlane, yl) == 24);
-    assert!(offset_of!(DwPlane, bias) == 28 && offset_of!(DwPlane, m) == 32);
-    assert!(offset_of!(DwPlane, rnd) == 36 && offset_of!(DwPlane, hs) == 40);
-    assert!(offset_of!(DwPlane, zp) == 44 && offset_of!(DwPlane, min) == 48);
-    assert!(offset_of!(DwPlane, max) == 52 && offset_of!(DwPlane, w) == 56);
+    assert!(offset_of!(DwPlane, half) == 20 && offset_of!(DwPlane, bias) == 24);
+    assert!(offset_of!(DwPlane, m) == 28 && offset_of!(DwPlane, rnd) == 32);
+    assert!(offset_of!(DwPlane, hs) == 36 && offset_of!(DwPlane, zp) == 40);
+    assert!(offset_of!(DwPlane, min) == 44 && offset_of!(DwPlane, max) == 48);
+    assert!(offset_of!(DwPlane, w) == 52);
 };
 
 /// The input offset `−zp` in both halfwords, for `SXTAB16`.

@@ -8,60 +8,61 @@
 //! Lanes: a `u32` holds two 16-bit halfwords, "bottom" (bits 0–15) and "top" (bits 16–31).
 //! All accumulations wrap (as the instructions do); validation bounds every true sum to i32.
 
-/// The assembly of [`dw_plane`] with (`clamp`) or without the `[min, max]` clamp after `SSAT`.
+/// The assembly of [`dw_plane`] with or without (empty lists) the `[min, max]` clamp after
+/// `SSAT`, for a full pass (`$c4`) and a half pass (`$c2`).
 #[cfg(tinykd_dsp)]
 macro_rules! dw_plane_asm {
-    ($ps:expr, $x:expr, $rb:expr, [$($clamp:literal),*]) => {
+    ($ps:expr, $x:expr, $rb:expr, [$($c4:literal),*], [$($c2:literal),*]) => {
         asm!(
             "1:",
             "ldr {xa}, [{ps}, #8]",
             "str {xa}, [{ps}, #12]",
             "2:",
-            "ldr {a0}, [{ps}, #28]",
+            "ldr {a0}, [{ps}, #24]",
             "mov {a1}, {a0}",
             "mov {a2}, {a0}",
             "mov {a3}, {a0}",
-                "ldrd {xa}, {xb}, [{xp}]",
-                "ldr {xc}, [{xp}, #8]",
-                "ldrd {w0}, {w1}, [{ps}, #56]",
-                "smlad {a0}, {xa}, {w0}, {a0}",
-                "smlabt {a0}, {xb}, {w1}, {a0}",
-                "smlatb {a1}, {xa}, {w0}, {a1}",
-                "smlad {a1}, {xb}, {w1}, {a1}",
-                "smlad {a2}, {xb}, {w0}, {a2}",
-                "smlabt {a2}, {xc}, {w1}, {a2}",
-                "smlatb {a3}, {xb}, {w0}, {a3}",
-                "smlad {a3}, {xc}, {w1}, {a3}",
-                "add {xp}, {xp}, {rb}",
-                "ldrd {xa}, {xb}, [{xp}]",
-                "ldr {xc}, [{xp}, #8]",
-                "ldrd {w0}, {w1}, [{ps}, #64]",
-                "smlad {a0}, {xa}, {w0}, {a0}",
-                "smlabt {a0}, {xb}, {w1}, {a0}",
-                "smlatb {a1}, {xa}, {w0}, {a1}",
-                "smlad {a1}, {xb}, {w1}, {a1}",
-                "smlad {a2}, {xb}, {w0}, {a2}",
-                "smlabt {a2}, {xc}, {w1}, {a2}",
-                "smlatb {a3}, {xb}, {w0}, {a3}",
-                "smlad {a3}, {xc}, {w1}, {a3}",
-                "add {xp}, {xp}, {rb}",
-                "ldrd {xa}, {xb}, [{xp}]",
-                "ldr {xc}, [{xp}, #8]",
-                "ldrd {w0}, {w1}, [{ps}, #72]",
-                "smlad {a0}, {xa}, {w0}, {a0}",
-                "smlabt {a0}, {xb}, {w1}, {a0}",
-                "smlatb {a1}, {xa}, {w0}, {a1}",
-                "smlad {a1}, {xb}, {w1}, {a1}",
-                "smlad {a2}, {xb}, {w0}, {a2}",
-                "smlabt {a2}, {xc}, {w1}, {a2}",
-                "smlatb {a3}, {xb}, {w0}, {a3}",
-                "smlad {a3}, {xc}, {w1}, {a3}",
-            "ldrd {xa}, {xb}, [{ps}, #32]",
+            "ldrd {xa}, {xb}, [{xp}]",
+            "ldr {xc}, [{xp}, #8]",
+            "ldrd {w0}, {w1}, [{ps}, #52]",
+            "smlad {a0}, {xa}, {w0}, {a0}",
+            "smlabt {a0}, {xb}, {w1}, {a0}",
+            "smlatb {a1}, {xa}, {w0}, {a1}",
+            "smlad {a1}, {xb}, {w1}, {a1}",
+            "smlad {a2}, {xb}, {w0}, {a2}",
+            "smlabt {a2}, {xc}, {w1}, {a2}",
+            "smlatb {a3}, {xb}, {w0}, {a3}",
+            "smlad {a3}, {xc}, {w1}, {a3}",
+            "add {xp}, {xp}, {rb}",
+            "ldrd {xa}, {xb}, [{xp}]",
+            "ldr {xc}, [{xp}, #8]",
+            "ldrd {w0}, {w1}, [{ps}, #60]",
+            "smlad {a0}, {xa}, {w0}, {a0}",
+            "smlabt {a0}, {xb}, {w1}, {a0}",
+            "smlatb {a1}, {xa}, {w0}, {a1}",
+            "smlad {a1}, {xb}, {w1}, {a1}",
+            "smlad {a2}, {xb}, {w0}, {a2}",
+            "smlabt {a2}, {xc}, {w1}, {a2}",
+            "smlatb {a3}, {xb}, {w0}, {a3}",
+            "smlad {a3}, {xc}, {w1}, {a3}",
+            "add {xp}, {xp}, {rb}",
+            "ldrd {xa}, {xb}, [{xp}]",
+            "ldr {xc}, [{xp}, #8]",
+            "ldrd {w0}, {w1}, [{ps}, #68]",
+            "smlad {a0}, {xa}, {w0}, {a0}",
+            "smlabt {a0}, {xb}, {w1}, {a0}",
+            "smlatb {a1}, {xa}, {w0}, {a1}",
+            "smlad {a1}, {xb}, {w1}, {a1}",
+            "smlad {a2}, {xb}, {w0}, {a2}",
+            "smlabt {a2}, {xc}, {w1}, {a2}",
+            "smlatb {a3}, {xb}, {w0}, {a3}",
+            "smlad {a3}, {xc}, {w1}, {a3}",
+            "ldrd {xa}, {xb}, [{ps}, #28]",
             "smmla {a0}, {a0}, {xa}, {xb}",
             "smmla {a1}, {a1}, {xa}, {xb}",
             "smmla {a2}, {a2}, {xa}, {xb}",
             "smmla {a3}, {a3}, {xa}, {xb}",
-            "ldrd {xa}, {xb}, [{ps}, #40]",
+            "ldrd {xa}, {xb}, [{ps}, #36]",
             "asr {a0}, {a0}, {xa}",
             "asr {a1}, {a1}, {xa}",
             "asr {a2}, {a2}, {xa}",
@@ -74,7 +75,7 @@ macro_rules! dw_plane_asm {
             "ssat {a1}, #8, {a1}",
             "ssat {a2}, #8, {a2}",
             "ssat {a3}, #8, {a3}",
-            $($clamp,)*
+            $($c4,)*
             "ldrd {xa}, {xb}, [{ps}, #0]",
             "strb {a0}, [{xa}]",
             "strb {a1}, [{xa}, {xb}]",
@@ -83,25 +84,60 @@ macro_rules! dw_plane_asm {
             "strb {a3}, [{xa}, {xb}]",
             "add {xa}, {xa}, {xb}, lsl #1",
             "str {xa}, [{ps}, #0]",
-            // Back to this pass's first row; the next pass, or the next row.
+            // Back to this pass's first row, on to the next pass.
             "sub {xp}, {xp}, {rb}, lsl #1",
+            "add {xp}, {xp}, #8",
             "ldr {xc}, [{ps}, #12]",
             "subs {xc}, {xc}, #1",
-            "beq 3f",
             "str {xc}, [{ps}, #12]",
-            "add {xp}, {xp}, #8",
-            "cmp {xc}, #1",
             "bne 2b",
-            // The row's last pass ends at the row's end.
-            "ldrd {w0}, {w1}, [{ps}, #20]",
-            "add {xp}, {xp}, {w0}",
-            "ldr {xc}, [{ps}, #0]",
-            "add {xc}, {xc}, {w1}",
-            "str {xc}, [{ps}, #0]",
-            "b 2b",
+            // Output width 4k + 2: a half pass (two outputs) ends the row.
+            "ldr {xc}, [{ps}, #20]",
+            "cmp {xc}, #0",
+            "beq 3f",
+            "ldr {a0}, [{ps}, #24]",
+            "mov {a1}, {a0}",
+            "ldrd {xa}, {xb}, [{xp}]",
+            "ldrd {w0}, {w1}, [{ps}, #52]",
+            "smlad {a0}, {xa}, {w0}, {a0}",
+            "smlabt {a0}, {xb}, {w1}, {a0}",
+            "smlatb {a1}, {xa}, {w0}, {a1}",
+            "smlad {a1}, {xb}, {w1}, {a1}",
+            "add {xp}, {xp}, {rb}",
+            "ldrd {xa}, {xb}, [{xp}]",
+            "ldrd {w0}, {w1}, [{ps}, #60]",
+            "smlad {a0}, {xa}, {w0}, {a0}",
+            "smlabt {a0}, {xb}, {w1}, {a0}",
+            "smlatb {a1}, {xa}, {w0}, {a1}",
+            "smlad {a1}, {xb}, {w1}, {a1}",
+            "add {xp}, {xp}, {rb}",
+            "ldrd {xa}, {xb}, [{xp}]",
+            "ldrd {w0}, {w1}, [{ps}, #68]",
+            "smlad {a0}, {xa}, {w0}, {a0}",
+            "smlabt {a0}, {xb}, {w1}, {a0}",
+            "smlatb {a1}, {xa}, {w0}, {a1}",
+            "smlad {a1}, {xb}, {w1}, {a1}",
+            "ldrd {xa}, {xb}, [{ps}, #28]",
+            "smmla {a0}, {a0}, {xa}, {xb}",
+            "smmla {a1}, {a1}, {xa}, {xb}",
+            "ldrd {xa}, {xb}, [{ps}, #36]",
+            "asr {a0}, {a0}, {xa}",
+            "asr {a1}, {a1}, {xa}",
+            "add {a0}, {a0}, {xb}",
+            "add {a1}, {a1}, {xb}",
+            "ssat {a0}, #8, {a0}",
+            "ssat {a1}, #8, {a1}",
+            $($c2,)*
+            "ldrd {xa}, {xb}, [{ps}, #0]",
+            "strb {a0}, [{xa}]",
+            "strb {a1}, [{xa}, {xb}]",
+            "add {xa}, {xa}, {xb}, lsl #1",
+            "str {xa}, [{ps}, #0]",
+            "sub {xp}, {xp}, {rb}, lsl #1",
+            "add {xp}, {xp}, #4",
             "3:",
-            // From the last pass (columns ow − 4..ow + 2) to the next row's first.
-            "add {xp}, {xp}, #12",
+            // From plane column ow (after the row's last pass) to the next row's first.
+            "add {xp}, {xp}, #4",
             "ldr {xc}, [{ps}, #16]",
             "subs {xc}, {xc}, #1",
             "str {xc}, [{ps}, #16]",
@@ -981,7 +1017,8 @@ mod imp {
 
     /// One channel of a 3×3 stride-1 depthwise conv over its int16 plane, all in assembly:
     /// `st.rows` output rows of `st.passes` passes, each pass four outputs along the row from
-    /// the plane words at `x + r·rb` (r = 0..3, three words each: plane columns s..s+6).
+    /// the plane words at `x + r·rb` (r = 0..3, three words each: plane columns s..s+6), then
+    /// if `st.half` a half pass (two outputs, two words per row).
     /// Per kernel row, with `A = (p0, p1)`, `B = (p2, p3)`, `C = (p4, p5)` and the weight
     /// pairs `(w0, w1)`, `(w1, w2)`: `o0 += SMLAD(A, w01) + B.b·w2`, `o1 += A.t·w0 +
     /// SMLAD(B, w12)`, `o2 += SMLAD(B, w01) + C.b·w2`, `o3 += B.t·w0 + SMLAD(C, w12)`: 8
@@ -989,11 +1026,11 @@ mod imp {
     /// four `STRB` `c` bytes apart.
     ///
     /// # Safety
-    /// `x` 4-aligned, `rb` a multiple of 4, and for every pass (starting at `x`, +8 bytes per
-    /// pass, `xl` more before a row's last, +12 from a row's last pass to the next row's first)
-    /// its three rows of 12 bytes readable; its four outputs (`y`, +`c` each; `y` advancing
-    /// `4c` per pass and `yl` more before a row's last) writable; `passes`, `rows` ≥ 1;
-    /// `hs` in 1..=30.
+    /// `x` 4-aligned, `rb` = `8·passes + 4·half + 4` (the plane row: output width + 2
+    /// halfwords), and for every pass (starting at `x`, +8 bytes per pass or half pass, +4
+    /// from a row's end to the next row's first) its three rows of 12 bytes (half pass: 8)
+    /// readable; its outputs (`y`, +`c` each, `y` advancing `c` per output) writable;
+    /// `passes`, `rows` ≥ 1; `hs` in 1..=30.
     #[inline(always)]
     pub(crate) unsafe fn dw_plane(
         st: &mut crate::ops::fast::DwPlane,
@@ -1016,7 +1053,7 @@ mod imp {
                         "bfi {a0}, {a1}, #8, #8",
                         "bfi {a0}, {a2}, #16, #8",
                         "bfi {a0}, {a3}, #24, #8",
-                        "ldrd {xa}, {xb}, [{ps}, #48]",
+                        "ldrd {xa}, {xb}, [{ps}, #44]",
                         "ssub8 {xc}, {a0}, {xa}",
                         "sel {a0}, {a0}, {xa}",
                         "ssub8 {xc}, {a0}, {xb}",
@@ -1024,10 +1061,19 @@ mod imp {
                         "lsr {a1}, {a0}, #8",
                         "lsr {a2}, {a0}, #16",
                         "lsr {a3}, {a0}, #24"
+                    ],
+                    [
+                        "bfi {a0}, {a1}, #8, #8",
+                        "ldrd {xa}, {xb}, [{ps}, #44]",
+                        "ssub8 {xc}, {a0}, {xa}",
+                        "sel {a0}, {a0}, {xa}",
+                        "ssub8 {xc}, {a0}, {xb}",
+                        "sel {a0}, {xb}, {a0}",
+                        "lsr {a1}, {a0}, #8"
                     ]
                 );
             } else {
-                dw_plane_asm!(ps, x, rb, []);
+                dw_plane_asm!(ps, x, rb, [], []);
             }
         }
     }
@@ -1564,42 +1610,37 @@ mod imp {
         clamp: bool,
     ) {
         let mut xp = x.cast::<u8>();
+        let wa = st.w;
+        let (w, _) = wa.as_chunks::<2>();
         loop {
-            st.left = st.passes;
-            loop {
+            let outs = 4 * st.passes + 2 * st.half;
+            for j0 in (0..outs).step_by(4) {
                 let mut a = [st.bias; 4];
-                for r in 0..3 {
-                    // SAFETY: the caller guarantees this pass's three rows of 12 bytes.
-                    let [pa, pb, pc] =
-                        unsafe { core::ptr::read_unaligned(xp.add(r * rb).cast::<[u32; 3]>()) };
-                    let (w01, w12) = (st.w[2 * r], st.w[2 * r + 1]);
-                    a[0] = smlabt(pb, w12, smlad(pa, w01, a[0]));
-                    a[1] = smlad(pb, w12, smlatb(pa, w01, a[1]));
-                    a[2] = smlabt(pc, w12, smlad(pb, w01, a[2]));
-                    a[3] = smlad(pc, w12, smlatb(pb, w01, a[3]));
+                for (r, &[w01, w12]) in w.iter().enumerate() {
+                    // SAFETY: the caller guarantees this pass's three rows (a half pass reads
+                    // 8 of the 12 bytes; the third word is then within the plane row's end).
+                    let [pa, pb, pc] = unsafe {
+                        core::ptr::read_unaligned(xp.add(r * rb + 2 * j0).cast::<[u32; 3]>())
+                    };
+                    let [a0, a1, a2, a3] = &mut a;
+                    *a0 = smlabt(pb, w12, smlad(pa, w01, *a0));
+                    *a1 = smlad(pb, w12, smlatb(pa, w01, *a1));
+                    *a2 = smlabt(pc, w12, smlad(pb, w01, *a2));
+                    *a3 = smlad(pc, w12, smlatb(pb, w01, *a3));
                 }
                 let (lo, hi) = (st.min as u8 as i8, st.max as u8 as i8);
-                for (j, acc) in a.into_iter().enumerate() {
+                for acc in a.into_iter().take(outs - j0) {
                     let high = (i64::from(acc) * i64::from(st.m) + (i64::from(st.rnd) << 32)) >> 32;
                     let mut v = (((high as i32) >> st.hs) + st.zp).clamp(-128, 127) as i8;
                     if clamp {
                         v = v.max(lo).min(hi);
                     }
-                    // SAFETY: the caller guarantees the four outputs.
-                    unsafe { *st.y.add(j * st.c) = v };
-                }
-                st.y = st.y.wrapping_add(4 * st.c);
-                st.left -= 1;
-                if st.left == 0 {
-                    break;
-                }
-                xp = xp.wrapping_add(8);
-                if st.left == 1 {
-                    xp = xp.wrapping_offset(st.xl as isize);
-                    st.y = st.y.wrapping_offset(st.yl as isize);
+                    // SAFETY: the caller guarantees the outputs.
+                    unsafe { *st.y = v };
+                    st.y = st.y.wrapping_add(st.c);
                 }
             }
-            xp = xp.wrapping_add(12);
+            xp = xp.wrapping_add(rb);
             st.rows -= 1;
             if st.rows == 0 {
                 break;
