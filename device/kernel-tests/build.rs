@@ -1,7 +1,8 @@
 //! Links the right `memory.x` for the target and builds the firmware's models on the host with
 //! `tinykd-format`'s builder (seeded, so every build embeds the same bytes):
 //! - `CHECK`: small random models (conv with odd channel counts, padding, strides and zero
-//!   points; depthwise; 1×1; dense) for the fast-vs-reference equivalence check;
+//!   points; depthwise, and 3×3 stride-1 depthwise of even output widths; 1×1; dense) for the
+//!   fast-vs-reference equivalence check;
 //! - `BENCH`: the benchmark layers of `shared/reference/cmsis-nn-baseline.md` (L1–L5b) and the
 //!   Fashion-MNIST-size student, each with its MAC count.
 use std::{env, fmt::Write as _, fs, path::PathBuf};
@@ -218,6 +219,36 @@ fn bconv(
 
 /// A random binary model: int8 conv → binary conv (int8 input) → binary convs / max pools
 /// (odd channel counts, padding, strides) → binary conv or dense with int8 output → dense.
+/// A depthwise 3×3 stride-1 model with an even output width ≥ 4 (the DSP kernels' plane path):
+/// widths 4k and 4k + 2, padding 0..=2 per side, every activation (clamped or not), channel
+/// counts of any remainder mod 4.
+fn plane_check_model(rng: &mut Rng, i: usize) -> Vec<u8> {
+    loop {
+        let zp_in = rng.int(-128, 127) as i8;
+        let pad = [0; 4].map(|_| rng.int(0, 2) as u8);
+        let h = rng.int(1, 10) as u16;
+        let w = rng.int(2, 12) as u16;
+        let ow = i64::from(w) + i64::from(pad[1]) + i64::from(pad[3]) - 2;
+        if ow < 4 || ow % 2 != 0 || i64::from(h) + i64::from(pad[0]) + i64::from(pad[2]) < 3 {
+            continue;
+        }
+        // Enough channels that the plane (the padded input, int16) fits the scratch plan
+        // (9 taps × align4(c) int16 weights).
+        let plane = (i64::from(h) + i64::from(pad[0]) + i64::from(pad[2])) * (ow + 2) * 2;
+        let c_min = ((plane + 17) / 18 + 3) / 4 * 4 - 3;
+        let c = rng.int(c_min.max(1), c_min.max(1) + 6) as u16;
+        let mut b = ModelBuilder::new("plane", Shape { h, w, c }, q(rng.float(0.01, 0.05), zp_in));
+        let x = b.input();
+        let out_q = q(rng.float(0.02, 0.08), rng.int(-128, 127) as i8);
+        let act = [Activation::None, Activation::Relu, Activation::Relu6][i % 3];
+        if conv(&mut b, rng, x, c, [3, 3], [1, 1], pad, c, out_q, act).is_some() {
+            if let Ok(blob) = b.finish() {
+                return blob;
+            }
+        }
+    }
+}
+
 fn binary_check_model(rng: &mut Rng) -> Vec<u8> {
     loop {
         let shape = Shape {
@@ -543,6 +574,17 @@ fn main() {
     for i in 0..48 {
         let blob = check_model(&mut rng, i);
         let name = format!("check{i}.tkd");
+        fs::write(out.join(&name), &blob).unwrap();
+        writeln!(
+            code,
+            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
+        )
+        .unwrap();
+    }
+    let mut prng = Rng(0x91A4_E001);
+    for i in 0..12 {
+        let blob = plane_check_model(&mut prng, i);
+        let name = format!("pcheck{i}.tkd");
         fs::write(out.join(&name), &blob).unwrap();
         writeln!(
             code,

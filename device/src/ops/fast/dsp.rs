@@ -9,10 +9,11 @@
 use tinykd_format::{Conv2dOp, DenseOp};
 
 use super::simd::{
-    channels_1x4, dw_3x3, dw_3x3_run, dw_row1, dw_row2, dw_row3, dw_window, pack16, requant_4x8,
-    rows_2x1, rows_3x1, smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8, tile_1x4,
+    channels_1x4, dw_3x3, dw_3x3_run, dw_plane, dw_row1, dw_row2, dw_row3, dw_window, gather_plane,
+    pack16, requant_4x8, rows_2x1, rows_3x1, smlad, sxtab16, sxtab16_ror8, sxtb16, sxtb16_ror8,
+    tile_1x4,
 };
-use super::{as_bytes, offset_pair, words, ChannelLoop, DwRun, DwWin, Rq, Rq4};
+use super::{as_bytes, offset_pair, words, ChannelLoop, DwPlane, DwRun, DwWin, Rq, Rq4};
 use crate::error::{need, Result};
 use crate::ops::{clip, In, Out};
 
@@ -470,7 +471,7 @@ fn channels(
 pub(crate) fn depthwise(
     op: &Conv2dOp<'_>,
     x: In<'_>,
-    y: Out<'_>,
+    mut y: Out<'_>,
     scratch: &mut [u8],
 ) -> Result<bool> {
     let (ih, iw, c) = (
@@ -484,6 +485,9 @@ pub(crate) fn depthwise(
     let [pt, pl, _, _] = op.padding.map(usize::from);
     if usize::from(op.groups) != c || usize::from(y.shape.c) != c || ow == 0 || c == 0 {
         return Ok(false);
+    }
+    if kh == 3 && kw == 3 && sh == 1 && sw == 1 && depthwise_plane(op, x, y.reborrow(), scratch)? {
+        return Ok(true);
     }
     let taps = kh * kw;
     let g_all = c.div_ceil(4);
@@ -714,6 +718,104 @@ pub(crate) fn depthwise(
             }
             *need(y.data.get_mut(p * c + ch))? = rq.out(acc);
         }
+    }
+    Ok(true)
+}
+
+/// Depthwise 3×3, stride 1, an even output width ≥ 4: channel by channel over an int16 plane of
+/// the zero-padded input channel in `scratch` (padding = the input zero point, whose products
+/// the bias cancels: `bias − zp·Σw`), so that border pixels need no code of their own; per
+/// channel one [`dw_plane`] call, four outputs along a row per pass, pairs of taps along a
+/// kernel row per `SMLAD`. `Ok(false)`: not handled here (shapes, a plane larger than the
+/// scratch, a shift off the `SMMLA` path).
+fn depthwise_plane(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8]) -> Result<bool> {
+    let (ih, iw, c) = (
+        usize::from(x.shape.h),
+        usize::from(x.shape.w),
+        usize::from(x.shape.c),
+    );
+    let (oh, ow) = (usize::from(y.shape.h), usize::from(y.shape.w));
+    let [pt, pl, pb, pr] = op.padding.map(usize::from);
+    let (ph, pw) = (ih + pt + pb, iw + pl + pr);
+    if ow < 4
+        || oh == 0
+        || !ow.is_multiple_of(2)
+        || ph != oh + 2
+        || pw != ow + 2
+        || x.data.len() != ih * iw * c
+        || y.data.len() != oh * ow * c
+        || op.weights.len() != 9 * c
+        || op.bias.len() < c
+        || op.requant.multipliers.len() < c
+        || op.requant.shifts.len() < c
+        || !op
+            .requant
+            .shifts
+            .bytes()
+            .iter()
+            .take(c)
+            .all(|&s| (-31..=-2).contains(&(s as i8)))
+    {
+        return Ok(false);
+    }
+    let Some(plane) = super::halves(scratch, ph * pw) else {
+        return Ok(false);
+    };
+    if !(plane.as_ptr() as usize).is_multiple_of(4) {
+        return Ok(false);
+    }
+    // The padding once (the interior is rewritten per channel).
+    let zp_in = i16::from(x.zero_point);
+    plane.fill(zp_in);
+    let weights = op.weights.bytes();
+    let clamp = op.act_min != i8::MIN || op.act_max != i8::MAX;
+    // Full passes of four outputs, then (ow = 4k + 2) a half pass of two.
+    let (passes, half) = (ow / 4, ow % 4 / 2);
+    let xb = as_bytes(x.data);
+    for ch in 0..c {
+        let interior = need(plane.get_mut(pt * pw + pl..(pt + ih - 1) * pw + pl + iw))?;
+        let mut g = [iw / 4, iw % 4, 2 * (pw - iw), ih];
+        // SAFETY: the input bytes x[(iy·iw + ix)·c + ch] (iy < ih, ix < iw; ch < c) lie in
+        // `xb` (ih·iw·c bytes, checked), and the halfwords written are the interior's:
+        // row iy at (pt + iy)·pw + pl + ix, inside `interior` (ih ≥ 1 rows, checked above).
+        unsafe { gather_plane(xb.as_ptr().add(ch), c, interior.as_mut_ptr(), &mut g) };
+        let w = need(weights.get(9 * ch..9 * ch + 9))?;
+        let wv = |t: usize| w.get(t).map_or(0, |&v| i32::from(v as i8));
+        let sum: i32 = (0..9).map(wv).sum();
+        let shift = need(op.requant.shifts.get(ch))?;
+        let hs = -1 - i32::from(shift);
+        let mut st = DwPlane {
+            y: y.data.as_mut_ptr().wrapping_add(ch),
+            c,
+            passes,
+            left: 0,
+            rows: oh,
+            half,
+            bias: need(op.bias.get(ch))?.wrapping_sub(i32::from(zp_in).wrapping_mul(sum)),
+            m: need(op.requant.multipliers.get(ch))?,
+            rnd: 1 << (hs - 1),
+            hs,
+            zp: i32::from(y.zero_point),
+            min: u32::from_le_bytes([op.act_min as u8; 4]),
+            max: u32::from_le_bytes([op.act_max as u8; 4]),
+            w: [0, 1, 2]
+                .map(|r| {
+                    [
+                        pack16(wv(3 * r), wv(3 * r + 1)),
+                        pack16(wv(3 * r + 1), wv(3 * r + 2)),
+                    ]
+                })
+                .as_flattened()
+                .try_into()
+                .unwrap_or([0; 6]),
+        };
+        // SAFETY: the plane is ph·pw halfwords at a 4-aligned address, its rows 2·pw bytes (pw
+        // = ow + 2 = 4·passes + 2·half + 2, even); a pass at plane row oy, column s = 4k reads
+        // rows oy..oy + 3 < ph = oh + 2, columns s..s + 6 ≤ pw (a half pass at s = ow − 2:
+        // s..s + 4 = pw); its outputs are pixels (oy, s..s + 4) (or s..s + 2) of channel ch < c
+        // in y (oh·ow·c bytes, checked); rows = oh ≥ 1, passes ≥ 1 (ow ≥ 4), and
+        // hs = −1 − shift lies in 1..=30 (every shift checked in −31..=−2).
+        unsafe { dw_plane(&mut st, plane.as_ptr().cast::<u32>(), 2 * pw, clamp) };
     }
     Ok(true)
 }

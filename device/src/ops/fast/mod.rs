@@ -258,6 +258,46 @@ const _: () = {
     assert!(offset_of!(DwWin, off) == 112);
 };
 
+/// The state of [`simd::dw_plane`]: one channel of a 3×3 stride-1 depthwise conv over its int16
+/// plane (the zero-padded input channel, padding = the input zero point), four outputs along a
+/// row per pass; read and updated in place by field offset (`repr(C)`, asserted below).
+#[repr(C)]
+pub(crate) struct DwPlane {
+    /// The current pass's first output, and the bytes from one output pixel to the next (`c`).
+    pub(crate) y: *mut i8,
+    pub(crate) c: usize,
+    /// Full passes per output row (`⌊ow/4⌋` ≥ 1), passes left in the current row, rows left.
+    pub(crate) passes: usize,
+    pub(crate) left: usize,
+    pub(crate) rows: usize,
+    /// 1 if a half pass (two outputs) ends each row (`ow` = 4k + 2), else 0.
+    pub(crate) half: usize,
+    /// Bias with `−zp·Σw` folded in (the plane holds `x`, not `x − zp`).
+    pub(crate) bias: i32,
+    /// Requantization (the `SMMLA` path of [`Rq`]): multiplier, rounding term, shift, zero
+    /// point, and `min`/`max` repeated in the four bytes of a word.
+    pub(crate) m: i32,
+    pub(crate) rnd: i32,
+    pub(crate) hs: i32,
+    pub(crate) zp: i32,
+    pub(crate) min: u32,
+    pub(crate) max: u32,
+    /// Per kernel row `r`: `(w0, w1)` and `(w1, w2)` as int16 pairs (words `2r`, `2r + 1`).
+    pub(crate) w: [u32; 6],
+}
+
+#[cfg(target_arch = "arm")]
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(DwPlane, c) == 4 && offset_of!(DwPlane, passes) == 8);
+    assert!(offset_of!(DwPlane, left) == 12 && offset_of!(DwPlane, rows) == 16);
+    assert!(offset_of!(DwPlane, half) == 20 && offset_of!(DwPlane, bias) == 24);
+    assert!(offset_of!(DwPlane, m) == 28 && offset_of!(DwPlane, rnd) == 32);
+    assert!(offset_of!(DwPlane, hs) == 36 && offset_of!(DwPlane, zp) == 40);
+    assert!(offset_of!(DwPlane, min) == 44 && offset_of!(DwPlane, max) == 48);
+    assert!(offset_of!(DwPlane, w) == 52);
+};
+
 /// The input offset `−zp` in both halfwords, for `SXTAB16`.
 #[inline(always)]
 pub(crate) fn offset_pair(zp: i8) -> u32 {
@@ -465,6 +505,78 @@ mod equivalence {
             ran += 1;
         }
         assert!(ran > 400, "{ran}");
+    }
+
+    /// The depthwise plane path (3×3, stride 1, even output width ≥ 4): every padding, odd
+    /// channel counts, full and partial activation ranges, zero points at the extremes.
+    #[test]
+    fn depthwise_plane_matches_reference() {
+        let mut rng = Rng(0xD3_3A7E);
+        let mut ran = 0;
+        for i in 0..400 {
+            let padding = [0; 4].map(|_| rng.range(0, 1) as u8);
+            let (h, w) = (rng.range(1, 12) as u16, rng.range(1, 12) as u16);
+            let c = rng.range(1, 9) as u16;
+            let (Some(oh), Some(ow)) = (
+                out_dim(h, 3, 1, padding[0], padding[2]),
+                out_dim(w, 3, 1, padding[1], padding[3]),
+            ) else {
+                continue;
+            };
+            if ow < 4 || ow % 2 != 0 || oh == 0 {
+                continue;
+            }
+            let ins = Shape { h, w, c };
+            let outs = Shape { h: oh, w: ow, c };
+            let x = rng.i8s(ins.elements() as usize);
+            let wts = rng.weights(9 * c as usize);
+            let bias: Vec<i32> = (0..c).map(|_| rng.range(-40_000, 40_000) as i32).collect();
+            let bias_b = le_i32(&bias);
+            let (m, s) = requant(&mut rng, c as usize, (-14, -4));
+            let zp_in = [-128, 127, 0, rng.range(-128, 127) as i8][i % 4];
+            let zp_out = rng.range(-128, 127) as i8;
+            let act = act_range(&mut rng);
+            let op = Conv2dOp {
+                input: 0,
+                kernel: [3, 3],
+                stride: [1, 1],
+                padding,
+                groups: c,
+                weights: I8s(&wts),
+                bias: LeI32s(&bias_b),
+                requant: Requant {
+                    multipliers: LeI32s(&m),
+                    shifts: I8s(&s),
+                },
+                act_min: act.0,
+                act_max: act.1,
+            };
+            let len = scratch_len(&Op::Conv2d(op), ins, outs) as usize;
+            let run = |flavor: Flavor| {
+                let mut y = std::vec![0i8; outs.elements() as usize];
+                let mut sc = scratch(len, 0);
+                conv2d_with(
+                    flavor,
+                    &op,
+                    In {
+                        data: &x,
+                        shape: ins,
+                        zero_point: zp_in,
+                    },
+                    Out {
+                        data: &mut y,
+                        shape: outs,
+                        zero_point: zp_out,
+                    },
+                    Some(&mut bytes(&mut sc)[..len]),
+                )
+                .unwrap();
+                y
+            };
+            assert_eq!(run(Flavor::Dsp), run(Flavor::Portable), "{ins:?} {op:?}");
+            ran += 1;
+        }
+        assert!(ran > 100, "{ran}");
     }
 
     #[test]

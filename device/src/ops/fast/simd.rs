@@ -8,6 +8,157 @@
 //! Lanes: a `u32` holds two 16-bit halfwords, "bottom" (bits 0–15) and "top" (bits 16–31).
 //! All accumulations wrap (as the instructions do); validation bounds every true sum to i32.
 
+/// The assembly of [`dw_plane`] with or without (empty lists) the `[min, max]` clamp after
+/// `SSAT`, for a full pass (`$c4`) and a half pass (`$c2`).
+#[cfg(tinykd_dsp)]
+macro_rules! dw_plane_asm {
+    ($ps:expr, $x:expr, $rb:expr, [$($c4:literal),*], [$($c2:literal),*]) => {
+        asm!(
+            "1:",
+            "ldr {xa}, [{ps}, #8]",
+            "str {xa}, [{ps}, #12]",
+            "2:",
+            "ldr {a0}, [{ps}, #24]",
+            "mov {a1}, {a0}",
+            "mov {a2}, {a0}",
+            "mov {a3}, {a0}",
+            "ldrd {xa}, {xb}, [{xp}]",
+            "ldr {xc}, [{xp}, #8]",
+            "ldrd {w0}, {w1}, [{ps}, #52]",
+            "smlad {a0}, {xa}, {w0}, {a0}",
+            "smlabt {a0}, {xb}, {w1}, {a0}",
+            "smlatb {a1}, {xa}, {w0}, {a1}",
+            "smlad {a1}, {xb}, {w1}, {a1}",
+            "smlad {a2}, {xb}, {w0}, {a2}",
+            "smlabt {a2}, {xc}, {w1}, {a2}",
+            "smlatb {a3}, {xb}, {w0}, {a3}",
+            "smlad {a3}, {xc}, {w1}, {a3}",
+            "add {xp}, {xp}, {rb}",
+            "ldrd {xa}, {xb}, [{xp}]",
+            "ldr {xc}, [{xp}, #8]",
+            "ldrd {w0}, {w1}, [{ps}, #60]",
+            "smlad {a0}, {xa}, {w0}, {a0}",
+            "smlabt {a0}, {xb}, {w1}, {a0}",
+            "smlatb {a1}, {xa}, {w0}, {a1}",
+            "smlad {a1}, {xb}, {w1}, {a1}",
+            "smlad {a2}, {xb}, {w0}, {a2}",
+            "smlabt {a2}, {xc}, {w1}, {a2}",
+            "smlatb {a3}, {xb}, {w0}, {a3}",
+            "smlad {a3}, {xc}, {w1}, {a3}",
+            "add {xp}, {xp}, {rb}",
+            "ldrd {xa}, {xb}, [{xp}]",
+            "ldr {xc}, [{xp}, #8]",
+            "ldrd {w0}, {w1}, [{ps}, #68]",
+            "smlad {a0}, {xa}, {w0}, {a0}",
+            "smlabt {a0}, {xb}, {w1}, {a0}",
+            "smlatb {a1}, {xa}, {w0}, {a1}",
+            "smlad {a1}, {xb}, {w1}, {a1}",
+            "smlad {a2}, {xb}, {w0}, {a2}",
+            "smlabt {a2}, {xc}, {w1}, {a2}",
+            "smlatb {a3}, {xb}, {w0}, {a3}",
+            "smlad {a3}, {xc}, {w1}, {a3}",
+            "ldrd {xa}, {xb}, [{ps}, #28]",
+            "smmla {a0}, {a0}, {xa}, {xb}",
+            "smmla {a1}, {a1}, {xa}, {xb}",
+            "smmla {a2}, {a2}, {xa}, {xb}",
+            "smmla {a3}, {a3}, {xa}, {xb}",
+            "ldrd {xa}, {xb}, [{ps}, #36]",
+            "asr {a0}, {a0}, {xa}",
+            "asr {a1}, {a1}, {xa}",
+            "asr {a2}, {a2}, {xa}",
+            "asr {a3}, {a3}, {xa}",
+            "add {a0}, {a0}, {xb}",
+            "add {a1}, {a1}, {xb}",
+            "add {a2}, {a2}, {xb}",
+            "add {a3}, {a3}, {xb}",
+            "ssat {a0}, #8, {a0}",
+            "ssat {a1}, #8, {a1}",
+            "ssat {a2}, #8, {a2}",
+            "ssat {a3}, #8, {a3}",
+            $($c4,)*
+            "ldrd {xa}, {xb}, [{ps}, #0]",
+            "strb {a0}, [{xa}]",
+            "strb {a1}, [{xa}, {xb}]",
+            "add {xa}, {xa}, {xb}, lsl #1",
+            "strb {a2}, [{xa}]",
+            "strb {a3}, [{xa}, {xb}]",
+            "add {xa}, {xa}, {xb}, lsl #1",
+            "str {xa}, [{ps}, #0]",
+            // Back to this pass's first row, on to the next pass.
+            "sub {xp}, {xp}, {rb}, lsl #1",
+            "add {xp}, {xp}, #8",
+            "ldr {xc}, [{ps}, #12]",
+            "subs {xc}, {xc}, #1",
+            "str {xc}, [{ps}, #12]",
+            "bne 2b",
+            // Output width 4k + 2: a half pass (two outputs) ends the row.
+            "ldr {xc}, [{ps}, #20]",
+            "cmp {xc}, #0",
+            "beq 3f",
+            "ldr {a0}, [{ps}, #24]",
+            "mov {a1}, {a0}",
+            "ldrd {xa}, {xb}, [{xp}]",
+            "ldrd {w0}, {w1}, [{ps}, #52]",
+            "smlad {a0}, {xa}, {w0}, {a0}",
+            "smlabt {a0}, {xb}, {w1}, {a0}",
+            "smlatb {a1}, {xa}, {w0}, {a1}",
+            "smlad {a1}, {xb}, {w1}, {a1}",
+            "add {xp}, {xp}, {rb}",
+            "ldrd {xa}, {xb}, [{xp}]",
+            "ldrd {w0}, {w1}, [{ps}, #60]",
+            "smlad {a0}, {xa}, {w0}, {a0}",
+            "smlabt {a0}, {xb}, {w1}, {a0}",
+            "smlatb {a1}, {xa}, {w0}, {a1}",
+            "smlad {a1}, {xb}, {w1}, {a1}",
+            "add {xp}, {xp}, {rb}",
+            "ldrd {xa}, {xb}, [{xp}]",
+            "ldrd {w0}, {w1}, [{ps}, #68]",
+            "smlad {a0}, {xa}, {w0}, {a0}",
+            "smlabt {a0}, {xb}, {w1}, {a0}",
+            "smlatb {a1}, {xa}, {w0}, {a1}",
+            "smlad {a1}, {xb}, {w1}, {a1}",
+            "ldrd {xa}, {xb}, [{ps}, #28]",
+            "smmla {a0}, {a0}, {xa}, {xb}",
+            "smmla {a1}, {a1}, {xa}, {xb}",
+            "ldrd {xa}, {xb}, [{ps}, #36]",
+            "asr {a0}, {a0}, {xa}",
+            "asr {a1}, {a1}, {xa}",
+            "add {a0}, {a0}, {xb}",
+            "add {a1}, {a1}, {xb}",
+            "ssat {a0}, #8, {a0}",
+            "ssat {a1}, #8, {a1}",
+            $($c2,)*
+            "ldrd {xa}, {xb}, [{ps}, #0]",
+            "strb {a0}, [{xa}]",
+            "strb {a1}, [{xa}, {xb}]",
+            "add {xa}, {xa}, {xb}, lsl #1",
+            "str {xa}, [{ps}, #0]",
+            "sub {xp}, {xp}, {rb}, lsl #1",
+            "add {xp}, {xp}, #4",
+            "3:",
+            // From plane column ow (after the row's last pass) to the next row's first.
+            "add {xp}, {xp}, #4",
+            "ldr {xc}, [{ps}, #16]",
+            "subs {xc}, {xc}, #1",
+            "str {xc}, [{ps}, #16]",
+            "bne 1b",
+            ps = in(reg) $ps,
+            xp = inout(reg) $x => _,
+            rb = in(reg) $rb,
+            a0 = out(reg) _,
+            a1 = out(reg) _,
+            a2 = out(reg) _,
+            a3 = out(reg) _,
+            xa = out(reg) _,
+            xb = out(reg) _,
+            xc = out(reg) _,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            options(nostack),
+        )
+    };
+}
+
 #[cfg(tinykd_dsp)]
 mod imp {
     use core::arch::asm;
@@ -864,6 +1015,133 @@ mod imp {
         }
     }
 
+    /// One channel of a 3×3 stride-1 depthwise conv over its int16 plane, all in assembly:
+    /// `st.rows` output rows of `st.passes` passes, each pass four outputs along the row from
+    /// the plane words at `x + r·rb` (r = 0..3, three words each: plane columns s..s+6), then
+    /// if `st.half` a half pass (two outputs, two words per row).
+    /// Per kernel row, with `A = (p0, p1)`, `B = (p2, p3)`, `C = (p4, p5)` and the weight
+    /// pairs `(w0, w1)`, `(w1, w2)`: `o0 += SMLAD(A, w01) + B.b·w2`, `o1 += A.t·w0 +
+    /// SMLAD(B, w12)`, `o2 += SMLAD(B, w01) + C.b·w2`, `o3 += B.t·w0 + SMLAD(C, w12)`: 8
+    /// instructions for 12 MACs. Then `SMMLA` requantization, `SSAT`, the clamp if `clamp`, and
+    /// four `STRB` `c` bytes apart.
+    ///
+    /// # Safety
+    /// `x` 4-aligned, `rb` = `8·passes + 4·half + 4` (the plane row: output width + 2
+    /// halfwords), and for every pass (starting at `x`, +8 bytes per pass or half pass, +4
+    /// from a row's end to the next row's first) its three rows of 12 bytes (half pass: 8)
+    /// readable; its outputs (`y`, +`c` each, `y` advancing `c` per output) writable;
+    /// `passes`, `rows` ≥ 1; `hs` in 1..=30.
+    #[inline(always)]
+    pub(crate) unsafe fn dw_plane(
+        st: &mut crate::ops::fast::DwPlane,
+        x: *const u32,
+        rb: usize,
+        clamp: bool,
+    ) {
+        let ps: *mut crate::ops::fast::DwPlane = st;
+        // SAFETY: the caller guarantees every address read or written (`LDRD` reads the
+        // 4-aligned plane words, `LDR`/`STRB` any); the state is an exclusive borrow, read and
+        // updated through `{ps}` at the field offsets asserted next to `DwPlane`. No stack; the
+        // flags, Q and GE flags change.
+        unsafe {
+            if clamp {
+                dw_plane_asm!(
+                    ps,
+                    x,
+                    rb,
+                    [
+                        "bfi {a0}, {a1}, #8, #8",
+                        "bfi {a0}, {a2}, #16, #8",
+                        "bfi {a0}, {a3}, #24, #8",
+                        "ldrd {xa}, {xb}, [{ps}, #44]",
+                        "ssub8 {xc}, {a0}, {xa}",
+                        "sel {a0}, {a0}, {xa}",
+                        "ssub8 {xc}, {a0}, {xb}",
+                        "sel {a0}, {xb}, {a0}",
+                        "lsr {a1}, {a0}, #8",
+                        "lsr {a2}, {a0}, #16",
+                        "lsr {a3}, {a0}, #24"
+                    ],
+                    [
+                        "bfi {a0}, {a1}, #8, #8",
+                        "ldrd {xa}, {xb}, [{ps}, #44]",
+                        "ssub8 {xc}, {a0}, {xa}",
+                        "sel {a0}, {a0}, {xa}",
+                        "ssub8 {xc}, {a0}, {xb}",
+                        "sel {a0}, {xb}, {a0}",
+                        "lsr {a1}, {a0}, #8"
+                    ]
+                );
+            } else {
+                dw_plane_asm!(ps, x, rb, [], []);
+            }
+        }
+    }
+
+    /// One input channel into the interior of its plane, all rows in one block: `g[3]` rows of
+    /// `4·g[0] + g[1]` values (`g[1]` < 4), value i of a row at `x + i·c` (the next row's
+    /// first right after its last), sign-extended to int16 at `y` (consecutive halfwords, then
+    /// `g[2]` bytes to the next row's first). `g[3]` is counted down to 0.
+    ///
+    /// # Safety
+    /// `g[3]` ≥ 1; the `g[3]·(4·g[0] + g[1])` input bytes readable, the halfwords written
+    /// (2-aligned) writable.
+    #[inline(always)]
+    pub(crate) unsafe fn gather_plane(x: *const u8, c: usize, y: *mut i16, g: &mut [usize; 4]) {
+        let g: *mut [usize; 4] = g;
+        // SAFETY: reads and writes exactly what the caller guarantees (`STR` may be unaligned
+        // on ARMv7-M); `g` is an exclusive borrow read at offsets 0..16, its row count updated
+        // in place. No stack; flags change.
+        unsafe {
+            asm!(
+                "1:",
+                "ldr {n}, [{g}, #0]",
+                "cmp {n}, #0",
+                "beq 3f",
+                "2:",
+                "ldrsb {a}, [{x}]",
+                "ldrsb {b}, [{x}, {c}]",
+                "ldrsb {e}, [{x}, {c}, lsl #1]",
+                "add {x}, {x}, {c}, lsl #1",
+                "ldrsb {f}, [{x}, {c}]",
+                "add {x}, {x}, {c}, lsl #1",
+                "pkhbt {a}, {a}, {b}, lsl #16",
+                "pkhbt {e}, {e}, {f}, lsl #16",
+                "str {a}, [{y}], #4",
+                "str {e}, [{y}], #4",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "3:",
+                "ldr {n}, [{g}, #4]",
+                "cmp {n}, #0",
+                "beq 5f",
+                "4:",
+                "ldrsb {a}, [{x}]",
+                "add {x}, {x}, {c}",
+                "strh {a}, [{y}], #2",
+                "subs {n}, {n}, #1",
+                "bne 4b",
+                "5:",
+                "ldr {a}, [{g}, #8]",
+                "add {y}, {y}, {a}",
+                "ldr {a}, [{g}, #12]",
+                "subs {a}, {a}, #1",
+                "str {a}, [{g}, #12]",
+                "bne 1b",
+                g = in(reg) g,
+                x = inout(reg) x => _,
+                c = in(reg) c,
+                y = inout(reg) y => _,
+                n = out(reg) _,
+                a = out(reg) _,
+                b = out(reg) _,
+                e = out(reg) _,
+                f = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+
     /// Requantizes four channels' sums into four contiguous output bytes: per channel `SMMLA`
     /// (high word + rounding term), `ASR`, zero point, `SSAT` to 8 bits; then the bytes packed
     /// (`BFI`), clamped to `[min, max]` four at a time (`SSUB8` + `SEL`) and stored with one `STR`.
@@ -1139,6 +1417,12 @@ mod imp {
     pub(crate) fn smlatt(a: u32, b: u32, acc: i32) -> i32 {
         acc.wrapping_add(hi(a) * hi(b))
     }
+    pub(crate) fn smlabt(a: u32, b: u32, acc: i32) -> i32 {
+        acc.wrapping_add(lo(a) * hi(b))
+    }
+    pub(crate) fn smlatb(a: u32, b: u32, acc: i32) -> i32 {
+        acc.wrapping_add(hi(a) * lo(b))
+    }
 
     /// Stand-in for the Arm micro-kernel (same contract).
     ///
@@ -1313,6 +1597,75 @@ mod imp {
         }
         // SAFETY: the caller guarantees the outputs and the shifts.
         unsafe { requant_4x8(a, &st.q, st.y) };
+    }
+
+    /// Stand-in for the Arm plane kernel (same contract and results).
+    ///
+    /// # Safety
+    /// As the Arm version.
+    pub(crate) unsafe fn dw_plane(
+        st: &mut crate::ops::fast::DwPlane,
+        x: *const u32,
+        rb: usize,
+        clamp: bool,
+    ) {
+        let mut xp = x.cast::<u8>();
+        let wa = st.w;
+        let (w, _) = wa.as_chunks::<2>();
+        loop {
+            let outs = 4 * st.passes + 2 * st.half;
+            for j0 in (0..outs).step_by(4) {
+                let mut a = [st.bias; 4];
+                for (r, &[w01, w12]) in w.iter().enumerate() {
+                    // SAFETY: the caller guarantees this pass's three rows (a half pass reads
+                    // 8 of the 12 bytes; the third word is then within the plane row's end).
+                    let [pa, pb, pc] = unsafe {
+                        core::ptr::read_unaligned(xp.add(r * rb + 2 * j0).cast::<[u32; 3]>())
+                    };
+                    let [a0, a1, a2, a3] = &mut a;
+                    *a0 = smlabt(pb, w12, smlad(pa, w01, *a0));
+                    *a1 = smlad(pb, w12, smlatb(pa, w01, *a1));
+                    *a2 = smlabt(pc, w12, smlad(pb, w01, *a2));
+                    *a3 = smlad(pc, w12, smlatb(pb, w01, *a3));
+                }
+                let (lo, hi) = (st.min as u8 as i8, st.max as u8 as i8);
+                for acc in a.into_iter().take(outs - j0) {
+                    let high = (i64::from(acc) * i64::from(st.m) + (i64::from(st.rnd) << 32)) >> 32;
+                    let mut v = (((high as i32) >> st.hs) + st.zp).clamp(-128, 127) as i8;
+                    if clamp {
+                        v = v.max(lo).min(hi);
+                    }
+                    // SAFETY: the caller guarantees the outputs.
+                    unsafe { *st.y = v };
+                    st.y = st.y.wrapping_add(st.c);
+                }
+            }
+            xp = xp.wrapping_add(rb);
+            st.rows -= 1;
+            if st.rows == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Stand-in for the Arm plane gather (same contract and results).
+    ///
+    /// # Safety
+    /// As the Arm version.
+    pub(crate) unsafe fn gather_plane(x: *const u8, c: usize, y: *mut i16, g: &mut [usize; 4]) {
+        let (mut x, mut y) = (x, y);
+        while g[3] > 0 {
+            for _ in 0..4 * g[0] + g[1] {
+                // SAFETY: within the ranges the caller guarantees.
+                unsafe {
+                    *y = i16::from(*x.cast::<i8>());
+                    x = x.add(c);
+                    y = y.add(1);
+                }
+            }
+            y = y.wrapping_byte_add(g[2]);
+            g[3] -= 1;
+        }
     }
 
     /// Stand-in for the Arm requantization of four channels (same contract and results).
