@@ -812,6 +812,9 @@ fn student_ops(student: &Student, batch: usize) -> Result<Vec<LayerOp>> {
                     });
                 }
             }
+            StudentLayer::BinaryConv(_) => {
+                anyhow::bail!("layer {i}: this example does not profile binary convolutions")
+            }
             StudentLayer::MaxPool(p) => ops.push(LayerOp {
                 name: format!("L{i} maxpool {c} @{h}x{w}"),
                 op: Op::MaxPool(p.clone()),
