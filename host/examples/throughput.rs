@@ -812,8 +812,8 @@ fn student_ops(student: &Student, batch: usize) -> Result<Vec<LayerOp>> {
                     });
                 }
             }
-            StudentLayer::BinaryConv(_) => {
-                anyhow::bail!("layer {i}: this example does not profile binary convolutions")
+            StudentLayer::BinaryConv(_) | StudentLayer::BinaryDense(_) => {
+                anyhow::bail!("layer {i}: this example does not profile binary layers")
             }
             StudentLayer::MaxPool(p) => ops.push(LayerOp {
                 name: format!("L{i} maxpool {c} @{h}x{w}"),

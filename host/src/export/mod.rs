@@ -15,11 +15,11 @@ use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
 use tinykd_format::{
     binarize_threshold, fold_batchnorm_sign, Activation as BlobActivation, BinaryConv2dSpec,
-    BinaryOutputSpec, Conv2dSpec, DenseSpec, Layout, ModelBuilder, PoolSpec, Quant, Shape,
-    TensorId,
+    BinaryDenseSpec, BinaryOutputSpec, Conv2dSpec, DenseSpec, Layout, ModelBuilder, PoolSpec,
+    Quant, Shape, TensorId,
 };
 
-use crate::models::binary::{weight_scale, BinaryConvBlock, BinaryConvSpec};
+use crate::models::binary::{weight_scale, BinaryConvBlock, BinaryConvSpec, BinaryDenseBlock};
 use crate::models::student::{Activation, LayerSpec, Student, StudentLayer};
 use crate::quant::{fold_batch_norm, weight_scales, StudentQuant};
 
@@ -207,20 +207,52 @@ pub fn export_student(
                 y
             }
             (StudentLayer::BinaryConv(block), LayerSpec::BinaryConv(s)) => {
-                let next_tau = next_binary_threshold(&student, index);
-                let spec = lower_binary_conv(
-                    block,
-                    s,
-                    &b,
-                    x,
-                    student.packed.get(index).copied().unwrap_or(false),
-                    next_tau.as_deref(),
-                    out_q.into(),
-                    index,
-                )?;
+                let stage = |alpha, products| {
+                    binary_output(
+                        BinaryStage {
+                            bn: &block.bn,
+                            alpha,
+                            products,
+                            packed: student.packed.get(index).copied().unwrap_or(false),
+                            next_tau: next_binary_threshold(&student, index),
+                            out_q: out_q.into(),
+                            activation: s.activation,
+                        },
+                        |reason| ExportError::Unsupported {
+                            index,
+                            kind: "binary_conv",
+                            reason,
+                        },
+                    )
+                };
+                let spec = lower_binary_conv(block, &b, x, stage, index)?;
                 let y = b.binary_conv2d(x, spec).map_err(build)?;
                 let o = b.shape(y);
                 chw = [o.c as usize, o.h as usize, o.w as usize];
+                y
+            }
+            (StudentLayer::BinaryDense(block), LayerSpec::BinaryDense(d)) => {
+                let stage = |alpha, products| {
+                    binary_output(
+                        BinaryStage {
+                            bn: &block.bn,
+                            alpha,
+                            products,
+                            packed: student.packed.get(index).copied().unwrap_or(false),
+                            next_tau: next_binary_threshold(&student, index),
+                            out_q: out_q.into(),
+                            activation: d.activation,
+                        },
+                        |reason| ExportError::Unsupported {
+                            index,
+                            kind: "binary_dense",
+                            reason,
+                        },
+                    )
+                };
+                let spec = lower_binary_dense(block, &b, x, chw, stage, index)?;
+                let y = b.binary_dense(x, spec).map_err(build)?;
+                chw = [d.out, 1, 1];
                 y
             }
             (StudentLayer::MaxPool(_), LayerSpec::MaxPool(p))
@@ -268,18 +300,7 @@ pub fn export_student(
                 }
                 // Rows per output; columns reordered from burn's CHW flattening to the device's HWC.
                 let wt = to_vec(lin.weight.val().transpose()); // [out, in_chw]
-                let mut w_hwc = vec![0f32; wt.len()];
-                for o in 0..out {
-                    for ch in 0..c {
-                        for yy in 0..hh {
-                            for xx in 0..ww {
-                                let host = ch * hh * ww + yy * ww + xx;
-                                let dev = (yy * ww + xx) * c + ch;
-                                w_hwc[o * inp + dev] = wt[o * inp + host];
-                            }
-                        }
-                    }
-                }
+                let w_hwc = chw_to_hwc_rows(&wt, out, chw);
                 let w4 = lin.weight.val().transpose().reshape([out, inp, 1, 1]);
                 let scales = to_vec(weight_scales(w4).reshape([out]));
                 let bias_f = match &lin.bias {
@@ -312,77 +333,79 @@ pub fn export_student(
     b.finish().map_err(build)
 }
 
-/// The RSign threshold τ of the binary convolution that consumes layer `index`'s packed output
+/// The RSign threshold τ of the binary layer that consumes layer `index`'s packed output
 /// (through max pools), if it learns one: the producer folds it into its own thresholds.
 fn next_binary_threshold(student: &Student, index: usize) -> Option<Vec<f32>> {
-    student.layers[index + 1..]
+    let layer = student.layers[index + 1..]
         .iter()
-        .find(|l| !matches!(l, StudentLayer::MaxPool(_)))
-        .and_then(|l| match l {
-            StudentLayer::BinaryConv(next) => next.threshold.as_ref().map(|t| to_vec(t.val())),
-            _ => None,
-        })
+        .find(|l| !matches!(l, StudentLayer::MaxPool(_)))?;
+    let threshold = match layer {
+        StudentLayer::BinaryConv(next) => next.threshold.as_ref(),
+        StudentLayer::BinaryDense(next) => next.threshold.as_ref(),
+        _ => None,
+    };
+    threshold.map(|t| to_vec(t.val()))
 }
 
-/// Lowers a binary convolution: weight signs, the input's binarization (thresholds on an int8
-/// input, nothing on a packed one, whose producer folded this layer's τ), and the output stage —
-/// BatchNorm + the consumer's sign folded into popcount thresholds (`packed`), or BatchNorm as a
-/// per-channel affine map of the ±1 dot product requantized to `out_q`.
-#[allow(clippy::too_many_arguments)]
-fn lower_binary_conv(
-    block: &BinaryConvBlock,
-    s: &BinaryConvSpec,
+/// How a binary layer reads its input: thresholds on an int8 input (τ per channel, or the sign
+/// at the zero point), nothing on a packed one (its producer folded this layer's τ).
+fn binary_input_thresholds(
     b: &ModelBuilder,
     x: TensorId,
+    threshold: Option<&burn::module::Param<Tensor<1>>>,
+) -> Vec<i32> {
+    if b.layout(x) == Layout::Packed {
+        return Vec::new();
+    }
+    let q = b.quant(x);
+    match threshold {
+        Some(t) => to_vec(t.val())
+            .into_iter()
+            .map(|tau| binarize_threshold(q, tau))
+            .collect(),
+        None => vec![binarize_threshold(q, 0.0)],
+    }
+}
+
+/// What a binary layer's output stage needs to know.
+struct BinaryStage<'a> {
+    bn: &'a burn::nn::BatchNorm,
+    /// Per-output-channel weight scale (1 without scaling).
+    alpha: Vec<f32>,
+    /// Products per output (`K`).
+    products: usize,
+    /// Whether the output is packed (a binary layer consumes it).
     packed: bool,
-    next_tau: Option<&[f32]>,
+    /// The consumer's τ, for a packed output.
+    next_tau: Option<Vec<f32>>,
+    /// Quantization of an int8 output.
     out_q: Quant,
-    index: usize,
-) -> Result<BinaryConv2dSpec, ExportError> {
-    let kind = "binary_conv";
-    let unsupported = |reason: String| ExportError::Unsupported {
-        index,
-        kind,
-        reason,
-    };
-    let w = block.weight.val();
-    let [out, cin, kh, kw] = w.dims();
-    let weights = to_vec(w.clone().permute([0, 2, 3, 1]))
-        .into_iter()
-        .map(|v| if v >= 0.0 { 1 } else { -1 })
-        .collect();
-    let alpha = if s.scale {
-        to_vec(weight_scale(w).reshape([out]))
-    } else {
-        vec![1.0; out]
-    };
-    let input_thresholds = if b.layout(x) == Layout::Packed {
-        Vec::new()
-    } else {
-        let q = b.quant(x);
-        match &block.threshold {
-            Some(t) => to_vec(t.val())
-                .into_iter()
-                .map(|tau| binarize_threshold(q, tau))
-                .collect(),
-            None => vec![binarize_threshold(q, 0.0)],
-        }
-    };
-    let bn = &block.bn;
+    /// Activation of an int8 output.
+    activation: Activation,
+}
+
+/// BatchNorm + the consumer's sign folded into popcount thresholds (packed output), or
+/// BatchNorm as a per-channel affine map of the ±1 dot product requantized to `out_q`.
+fn binary_output(
+    st: BinaryStage,
+    unsupported: impl Fn(String) -> ExportError,
+) -> Result<BinaryOutputSpec, ExportError> {
+    let bn = st.bn;
     let gamma = to_vec(bn.gamma.val());
     let beta = to_vec(bn.beta.val());
     let mean = to_vec(bn.running_mean.value());
     let var = to_vec(bn.running_var.value());
     let eps = bn.epsilon;
-    let k = u32::try_from(kh * kw * cin).map_err(|_| unsupported("too many products".into()))?;
+    let out = gamma.len();
+    let k = u32::try_from(st.products).map_err(|_| unsupported("too many products".into()))?;
     let f = |v: &[f32], c: usize| f64::from(v.get(c).copied().unwrap_or(0.0));
-    let output = if packed {
+    if st.packed {
         let (mut thresholds, mut flip) = (Vec::with_capacity(out), Vec::with_capacity(out));
         for c in 0..out {
-            let tau = next_tau.map_or(0.0, |t| f(t, c));
+            let tau = st.next_tau.as_deref().map_or(0.0, |t| f(t, c));
             let (t, fl) = fold_batchnorm_sign(
                 k,
-                f(&alpha, c),
+                f(&st.alpha, c),
                 f(&gamma, c),
                 f(&beta, c),
                 f(&mean, c),
@@ -393,36 +416,55 @@ fn lower_binary_conv(
             thresholds.push(t);
             flip.push(fl);
         }
-        BinaryOutputSpec::Packed { thresholds, flip }
+        return Ok(BinaryOutputSpec::Packed { thresholds, flip });
+    }
+    let (mut flip, mut bias, mut scales) = (Vec::new(), Vec::new(), Vec::new());
+    for c in 0..out {
+        let sd = (f(&var, c) + eps).sqrt();
+        let a = f(&gamma, c) * f(&st.alpha, c) / sd;
+        let offset = f(&beta, c) - f(&gamma, c) * f(&mean, c) / sd;
+        if !(a.is_finite() && offset.is_finite()) || a == 0.0 {
+            return Err(unsupported(format!(
+                "channel {c}: BatchNorm slope {a} cannot be requantized"
+            )));
+        }
+        let units = (offset / a.abs()).round();
+        if units.abs() > f64::from(i32::MAX / 2) {
+            return Err(unsupported(format!(
+                "channel {c}: bias {offset} is out of range at scale {}",
+                a.abs()
+            )));
+        }
+        flip.push(a < 0.0);
+        bias.push(units as i32);
+        scales.push(a.abs() as f32);
+    }
+    Ok(BinaryOutputSpec::Int8 {
+        flip,
+        bias,
+        scales,
+        output: st.out_q,
+        activation: blob_activation(st.activation),
+    })
+}
+
+/// Lowers a binary convolution: weight signs OHWI, input binarization, output stage.
+fn lower_binary_conv(
+    block: &BinaryConvBlock,
+    b: &ModelBuilder,
+    x: TensorId,
+    stage: impl FnOnce(Vec<f32>, usize) -> Result<BinaryOutputSpec, ExportError>,
+    index: usize,
+) -> Result<BinaryConv2dSpec, ExportError> {
+    let kind = "binary_conv";
+    let s: &BinaryConvSpec = &block.spec;
+    let w = block.weight.val();
+    let [out, cin, kh, kw] = w.dims();
+    let weights = signs(to_vec(w.clone().permute([0, 2, 3, 1])));
+    let alpha = if s.scale {
+        to_vec(weight_scale(w).reshape([out]))
     } else {
-        let (mut flip, mut bias, mut scales) = (Vec::new(), Vec::new(), Vec::new());
-        for c in 0..out {
-            let sd = (f(&var, c) + eps).sqrt();
-            let a = f(&gamma, c) * f(&alpha, c) / sd;
-            let offset = f(&beta, c) - f(&gamma, c) * f(&mean, c) / sd;
-            if !(a.is_finite() && offset.is_finite()) || a == 0.0 {
-                return Err(unsupported(format!(
-                    "channel {c}: BatchNorm slope {a} cannot be requantized"
-                )));
-            }
-            let units = (offset / a.abs()).round();
-            if units.abs() > f64::from(i32::MAX / 2) {
-                return Err(unsupported(format!(
-                    "channel {c}: bias {offset} is out of range at scale {}",
-                    a.abs()
-                )));
-            }
-            flip.push(a < 0.0);
-            bias.push(units as i32);
-            scales.push(a.abs() as f32);
-        }
-        BinaryOutputSpec::Int8 {
-            flip,
-            bias,
-            scales,
-            output: out_q,
-            activation: blob_activation(s.activation),
-        }
+        vec![1.0; out]
     };
     let n = |v: usize, what: &str| narrow::<u8>(v, index, kind, what);
     Ok(BinaryConv2dSpec {
@@ -431,9 +473,69 @@ fn lower_binary_conv(
         stride: [n(s.stride, "stride")?, n(s.stride, "stride")?],
         padding: [n(s.padding, "padding")?; 4],
         weights,
-        input_thresholds,
-        output,
+        input_thresholds: binary_input_thresholds(b, x, block.threshold.as_ref()),
+        output: stage(alpha, kh * kw * cin)?,
     })
+}
+
+/// Lowers a binary dense layer: weight signs reordered from burn's CHW flattening to the
+/// device's HWC, input binarization, output stage.
+fn lower_binary_dense(
+    block: &BinaryDenseBlock,
+    b: &ModelBuilder,
+    x: TensorId,
+    chw: [usize; 3],
+    stage: impl FnOnce(Vec<f32>, usize) -> Result<BinaryOutputSpec, ExportError>,
+    index: usize,
+) -> Result<BinaryDenseSpec, ExportError> {
+    let kind = "binary_dense";
+    let w = block.weight.val();
+    let [out, inp] = w.dims();
+    if inp != chw.iter().product::<usize>() {
+        return Err(ExportError::Unsupported {
+            index,
+            kind,
+            reason: format!("expects {inp} inputs, the previous layer gives {chw:?}"),
+        });
+    }
+    let alpha = if block.spec.scale {
+        to_vec(weight_scale(w.clone().reshape([out, inp, 1, 1])).reshape([out]))
+    } else {
+        vec![1.0; out]
+    };
+    let weights = signs(chw_to_hwc_rows(&to_vec(w), out, chw));
+    Ok(BinaryDenseSpec {
+        out_features: narrow(out, index, kind, "out features")?,
+        weights,
+        input_thresholds: binary_input_thresholds(b, x, block.threshold.as_ref()),
+        output: stage(alpha, inp)?,
+    })
+}
+
+/// ±1 as i8, sign(0) = +1.
+fn signs(v: Vec<f32>) -> Vec<i8> {
+    v.into_iter()
+        .map(|v| if v >= 0.0 { 1 } else { -1 })
+        .collect()
+}
+
+/// Reorders `out` rows of weights over a CHW-flattened input (burn's `flatten`) to the device's
+/// HWC flattening.
+fn chw_to_hwc_rows(w: &[f32], out: usize, [c, h, w_]: [usize; 3]) -> Vec<f32> {
+    let inp = c * h * w_;
+    let mut hwc = vec![0f32; w.len()];
+    for o in 0..out {
+        for ch in 0..c {
+            for y in 0..h {
+                for x in 0..w_ {
+                    let host = ch * h * w_ + y * w_ + x;
+                    let dev = (y * w_ + x) * c + ch;
+                    hwc[o * inp + dev] = w[o * inp + host];
+                }
+            }
+        }
+    }
+    hwc
 }
 
 /// Blob and arena sizes of a blob, read back through the device runtime (which validates it).

@@ -127,6 +127,30 @@ impl BinaryConvBlock {
     /// # Shapes
     /// - input `[batch, in, h, w]`, output `[batch, out, h', w']`
     pub fn forward(&self, x: Tensor<4>, binary_weights: bool) -> Tensor<4> {
+        self.bn.forward(self.scaled_dot(x, binary_weights))
+    }
+
+    /// The int8-output stage as the device computes it ([`int8_stage`]): `A·dot + |A|·round(B/|A|)`
+    /// with BatchNorm folded from its running statistics.
+    pub fn forward_int8(&self, x: Tensor<4>) -> Tensor<4> {
+        let [out, ..] = self.weight.dims();
+        let dot = self.scaled_dot(x, true) / self.alpha().reshape([1, out, 1, 1]);
+        let (a, b) = int8_stage(&self.bn, self.alpha());
+        dot * a.reshape([1, out, 1, 1]) + b.reshape([1, out, 1, 1])
+    }
+
+    /// The per-output-channel weight scale α (ones without scaling), `[out]`, no gradient.
+    fn alpha(&self) -> Tensor<1> {
+        let w = self.weight.val();
+        let [out, ..] = w.dims();
+        match self.spec.scale {
+            true => weight_scale(w).reshape([out]).detach(),
+            false => Tensor::ones([out], &w.device()),
+        }
+    }
+
+    /// `conv(sign(x − τ), α·±w)` padded with +1, before BatchNorm.
+    fn scaled_dot(&self, x: Tensor<4>, binary_weights: bool) -> Tensor<4> {
         let [_, c, _, _] = x.dims();
         let x = match &self.threshold {
             Some(t) => x - t.val().reshape([1, c, 1, 1]),
@@ -151,22 +175,12 @@ impl BinaryConvBlock {
             w
         };
         let s = self.spec.stride;
-        let y =
-            burn::tensor::module::conv2d(xb, w, None, ConvOptions::new([s, s], [0, 0], [1, 1], 1));
-        self.bn.forward(y)
+        burn::tensor::module::conv2d(xb, w, None, ConvOptions::new([s, s], [0, 0], [1, 1], 1))
     }
 
     /// The block with its latent weights clipped to [−1, 1].
     pub fn clipped(mut self) -> Self {
-        self.weight = self.weight.map(|w| {
-            let grad = w.is_require_grad();
-            let w = w.detach().clamp(-1.0, 1.0).detach();
-            if grad {
-                w.require_grad()
-            } else {
-                w
-            }
-        });
+        self.weight = self.weight.map(clip_latent);
         self
     }
 
@@ -174,6 +188,150 @@ impl BinaryConvBlock {
     pub fn products(&self) -> usize {
         let [_, c, kh, kw] = self.weight.dims();
         c * kh * kw
+    }
+}
+
+/// A binary fully connected layer, as written in a TOML config (over the flattened input):
+///
+/// ```toml
+/// { binary_dense = { out = 256 } }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinaryDenseSpec {
+    /// Output features.
+    pub out: usize,
+    /// As [`BinaryConvSpec::scale`] (default true).
+    #[serde(default = "yes")]
+    pub scale: bool,
+    /// As [`BinaryConvSpec::threshold`], one τ per input channel (default false).
+    #[serde(default)]
+    pub threshold: bool,
+    /// As [`BinaryConvSpec::grad`].
+    #[serde(default)]
+    pub grad: SignGrad,
+    /// As [`BinaryConvSpec::activation`].
+    #[serde(default)]
+    pub activation: Activation,
+}
+
+impl BinaryDenseSpec {
+    /// Builds the layer for an input of shape `[channels, height, width]`.
+    pub fn init(&self, input: [usize; 3], device: &Device) -> BinaryDenseBlock {
+        let fan_in = input.iter().product::<usize>().max(1);
+        let bound = (1.0 / fan_in as f64).sqrt();
+        BinaryDenseBlock {
+            weight: Param::from_tensor(Tensor::<2>::random(
+                [self.out, fan_in],
+                burn::tensor::Distribution::Uniform(-bound, bound),
+                device,
+            )),
+            bn: BatchNormConfig::new(self.out).init(device),
+            threshold: self
+                .threshold
+                .then(|| Param::from_tensor(Tensor::zeros([input[0]], device))),
+            spec: self.clone(),
+        }
+    }
+}
+
+/// Binary fully connected layer + BatchNorm (see the module docs).
+#[derive(Module, Debug)]
+pub struct BinaryDenseBlock {
+    /// Latent float weights `[out, in]` over the CHW-flattened input.
+    pub weight: Param<Tensor<2>>,
+    /// BatchNorm over the output features.
+    pub bn: BatchNorm,
+    /// RSign's learned input threshold τ, one per input channel.
+    pub threshold: Option<Param<Tensor<1>>>,
+    /// The layer's settings.
+    #[module(skip)]
+    pub spec: BinaryDenseSpec,
+}
+
+impl BinaryDenseBlock {
+    /// `BN(sign(x − τ) · ±wᵀ)` before the int8 activation (see [`BinaryConvBlock::forward`]).
+    ///
+    /// # Shapes
+    /// - input `[batch, c, h, w]`, output `[batch, out]`
+    pub fn forward(&self, x: Tensor<4>, binary_weights: bool) -> Tensor<2> {
+        self.bn.forward(self.scaled_dot(x, binary_weights))
+    }
+
+    /// As [`BinaryConvBlock::forward_int8`].
+    pub fn forward_int8(&self, x: Tensor<4>) -> Tensor<2> {
+        let [out, _] = self.weight.dims();
+        let dot = self.scaled_dot(x, true) / self.alpha().reshape([1, out]);
+        let (a, b) = int8_stage(&self.bn, self.alpha());
+        dot * a.reshape([1, out]) + b.reshape([1, out])
+    }
+
+    /// As [`BinaryConvBlock::alpha`].
+    fn alpha(&self) -> Tensor<1> {
+        let w = self.weight.val();
+        let [out, inp] = w.dims();
+        match self.spec.scale {
+            true => weight_scale(w.reshape([out, inp, 1, 1]))
+                .reshape([out])
+                .detach(),
+            false => Tensor::ones([out], &w.device()),
+        }
+    }
+
+    /// `sign(x − τ) · (α·±w)ᵀ`, before BatchNorm.
+    fn scaled_dot(&self, x: Tensor<4>, binary_weights: bool) -> Tensor<2> {
+        let [_, c, _, _] = x.dims();
+        let x = match &self.threshold {
+            Some(t) => x - t.val().reshape([1, c, 1, 1]),
+            None => x,
+        };
+        let xb = binarize(x, self.spec.grad).flatten::<2>(1, 3);
+        let w = self.weight.val();
+        let w = if binary_weights {
+            let wb = binarize(w.clone(), SignGrad::Ste);
+            if self.spec.scale {
+                let [out, inp] = w.dims();
+                let scale = weight_scale(w.reshape([out, inp, 1, 1])).reshape([out, 1]);
+                wb * scale.detach()
+            } else {
+                wb
+            }
+        } else {
+            w
+        };
+        xb.matmul(w.transpose())
+    }
+
+    /// The block with its latent weights clipped to [−1, 1].
+    pub fn clipped(mut self) -> Self {
+        self.weight = self.weight.map(clip_latent);
+        self
+    }
+}
+
+/// The int8 output stage of a binary layer, per channel: with BatchNorm folded from its running
+/// statistics, `z = A·dot + B` (`A = γα/√(σ²+ε)`, `B = β − γμ/√(σ²+ε)`); the device stores `B` in
+/// whole units of one ±1 product (`bias = round(B/|A|)`, SPEC §3.2), so this returns
+/// `(A, |A|·round(B/|A|))`, the rounding with a straight-through gradient. Quantization-aware
+/// training and the int8 simulation use it, so they compute what the device computes.
+pub fn int8_stage(bn: &BatchNorm, alpha: Tensor<1>) -> (Tensor<1>, Tensor<1>) {
+    let sd = (bn.running_var.value() + bn.epsilon).sqrt();
+    let g = bn.gamma.val() / sd;
+    let a = g.clone() * alpha;
+    let b = bn.beta.val() - g * bn.running_mean.value();
+    let units = b / a.clone().abs();
+    let rounded = units.clone() + (units.clone().round() - units).detach();
+    (a.clone(), a.abs() * rounded)
+}
+
+/// Latent weights clipped to [−1, 1], a fresh leaf that keeps its `require_grad`.
+fn clip_latent<const D: usize>(w: Tensor<D>) -> Tensor<D> {
+    let grad = w.is_require_grad();
+    let w = w.detach().clamp(-1.0, 1.0).detach();
+    if grad {
+        w.require_grad()
+    } else {
+        w
     }
 }
 
@@ -284,5 +442,52 @@ mod tests {
         .clipped();
         let w: Vec<f32> = block.weight.val().into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(w, vec![1.0, -0.5, -1.0, 0.25]);
+    }
+}
+
+#[cfg(test)]
+mod int8_stage_tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    /// The device's int8 stage differs from BatchNorm only by the rounding of the bias to whole
+    /// product units: at most |A|/2 per output.
+    #[test]
+    fn int8_stage_is_batchnorm_up_to_half_a_product() {
+        let device = Device::default();
+        device.seed(3);
+        let spec = BinaryDenseSpec {
+            out: 6,
+            scale: true,
+            threshold: true,
+            grad: SignGrad::Ste,
+            activation: Activation::None,
+        };
+        let mut block = spec.init([5, 2, 2], &device);
+        let p = |s: f64| {
+            Param::from_tensor(Tensor::<1>::random(
+                [6],
+                Distribution::Normal(0.2, s),
+                &device,
+            ))
+        };
+        block.bn.gamma = p(1.0);
+        block.bn.beta = p(3.0);
+        let x = Tensor::<4>::random([8, 5, 2, 2], Distribution::Normal(0.0, 1.0), &device);
+        let exact: Vec<f32> = block
+            .forward(x.clone(), true)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
+        let stage: Vec<f32> = block.forward_int8(x).into_data().try_to_vec().unwrap();
+        let (a, _) = int8_stage(&block.bn, block.alpha());
+        let a: Vec<f32> = a.into_data().try_to_vec().unwrap();
+        for (i, (e, s)) in exact.iter().zip(&stage).enumerate() {
+            let half = a[i % 6].abs() / 2.0 + 1e-5;
+            assert!(
+                (e - s).abs() <= half,
+                "output {i}: {e} vs {s}, |A|/2 = {half}"
+            );
+        }
     }
 }

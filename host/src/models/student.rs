@@ -17,7 +17,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
-use super::binary::{BinaryConvBlock, BinaryConvSpec};
+use super::binary::{BinaryConvBlock, BinaryConvSpec, BinaryDenseBlock, BinaryDenseSpec};
 use super::{Classifier, Output};
 use crate::quant::{
     fake_quant_activation, fake_quant_weight_per_channel, fold_batch_norm, StudentQuant,
@@ -63,6 +63,8 @@ pub enum LayerSpec {
     Conv(ConvSpec),
     /// Binary (XNOR/popcount) convolution + BatchNorm ([`crate::models::binary`]).
     BinaryConv(BinaryConvSpec),
+    /// Binary fully connected layer + BatchNorm; flattens its input first.
+    BinaryDense(BinaryDenseSpec),
     /// Max pooling (no padding).
     MaxPool(PoolSpec),
     /// Average pooling (no padding).
@@ -277,6 +279,12 @@ impl StudentConfig {
                         }
                     }
                 }
+                LayerSpec::BinaryDense(d) => {
+                    if d.out == 0 {
+                        return Err(err("binary_dense", "out must be > 0".into()));
+                    }
+                    [d.out, 1, 1]
+                }
                 LayerSpec::MaxPool(p) | LayerSpec::AvgPool(p) => {
                     let stride = p.stride.unwrap_or(p.kernel);
                     if p.kernel == 0 || stride == 0 || p.kernel > h || p.kernel > w {
@@ -298,11 +306,16 @@ impl StudentConfig {
             out.push(shape);
         }
         for (index, (layer, packed)) in self.layers.iter().zip(self.packed_outputs()).enumerate() {
-            if let (LayerSpec::BinaryConv(s), true) = (layer, packed) {
-                if s.activation != Activation::None {
+            let (kind, activation) = match layer {
+                LayerSpec::BinaryConv(s) => ("binary_conv", s.activation),
+                LayerSpec::BinaryDense(d) => ("binary_dense", d.activation),
+                _ => continue,
+            };
+            if packed {
+                if activation != Activation::None {
                     return Err(StudentConfigError::Layer {
                         index,
-                        kind: "binary_conv",
+                        kind,
                         reason: "its output feeds a binary layer, so it is a sign: the activation \
                                  must be none"
                             .into(),
@@ -318,8 +331,10 @@ impl StudentConfig {
     /// Every other tensor is int8.
     pub fn packed_outputs(&self) -> Vec<bool> {
         let mut packed = vec![false; self.layers.len()];
+        let binary =
+            |l: &LayerSpec| matches!(l, LayerSpec::BinaryConv(_) | LayerSpec::BinaryDense(_));
         for (i, layer) in self.layers.iter().enumerate() {
-            if !matches!(layer, LayerSpec::BinaryConv(_)) {
+            if !binary(layer) {
                 continue;
             }
             let next = self.layers[i + 1..]
@@ -327,7 +342,7 @@ impl StudentConfig {
                 .position(|l| !matches!(l, LayerSpec::MaxPool(_)))
                 .map(|k| i + 1 + k);
             if let Some(j) = next {
-                if matches!(self.layers[j], LayerSpec::BinaryConv(_)) {
+                if binary(&self.layers[j]) {
                     packed[i..j].iter_mut().for_each(|p| *p = true);
                 }
             }
@@ -339,7 +354,7 @@ impl StudentConfig {
     pub fn is_binary(&self) -> bool {
         self.layers
             .iter()
-            .any(|l| matches!(l, LayerSpec::BinaryConv(_)))
+            .any(|l| matches!(l, LayerSpec::BinaryConv(_) | LayerSpec::BinaryDense(_)))
     }
 
     /// Number of classes (the last dense layer's width).
@@ -372,6 +387,7 @@ impl StudentConfig {
                     activation: s.activation,
                 }),
                 LayerSpec::BinaryConv(s) => StudentLayer::BinaryConv(s.init(prev[0], device)),
+                LayerSpec::BinaryDense(d) => StudentLayer::BinaryDense(d.init(prev, device)),
                 LayerSpec::MaxPool(p) => {
                     let k = [p.kernel, p.kernel];
                     let st = p.stride.unwrap_or(p.kernel);
@@ -434,6 +450,8 @@ pub enum StudentLayer {
     Conv(ConvBlock),
     /// See [`LayerSpec::BinaryConv`].
     BinaryConv(BinaryConvBlock),
+    /// See [`LayerSpec::BinaryDense`].
+    BinaryDense(BinaryDenseBlock),
     /// See [`LayerSpec::MaxPool`].
     MaxPool(MaxPool2d),
     /// See [`LayerSpec::AvgPool`].
@@ -551,16 +569,32 @@ impl Student {
                     Act::Map(y)
                 }
                 StudentLayer::BinaryConv(b) => {
-                    let y = b.forward(act.into_map(), self.binary_weights);
+                    let x = act.into_map();
                     let packed = self.packed.get(i).copied().unwrap_or(false);
                     let y = match (out_q, packed) {
                         // A packed output is the next layer's sign: nothing to quantize.
-                        (_, true) => y,
-                        (Some(oq), false) => fake_quant_activation(b.spec.activation.apply(y), oq),
-                        (None, false) => b.spec.activation.apply(y),
+                        (_, true) => b.forward(x, self.binary_weights),
+                        (Some(oq), false) => {
+                            fake_quant_activation(b.spec.activation.apply(b.forward_int8(x)), oq)
+                        }
+                        (None, false) => b.spec.activation.apply(b.forward(x, self.binary_weights)),
                     };
                     feature_maps.push(y.clone());
                     Act::Map(y)
+                }
+                StudentLayer::BinaryDense(d) => {
+                    let x = act.into_map();
+                    if i + 1 == n {
+                        embedding = Some(x.clone().flatten(1, 3));
+                    }
+                    let packed = self.packed.get(i).copied().unwrap_or(false);
+                    Act::Flat(match (out_q, packed) {
+                        (_, true) => d.forward(x, self.binary_weights),
+                        (Some(oq), false) => {
+                            fake_quant_activation(d.spec.activation.apply(d.forward_int8(x)), oq)
+                        }
+                        (None, false) => d.spec.activation.apply(d.forward(x, self.binary_weights)),
+                    })
                 }
                 StudentLayer::MaxPool(p) => Act::Map(p.forward(act.into_map())),
                 StudentLayer::AvgPool(p) => {
@@ -639,6 +673,7 @@ impl Classifier for Student {
                 .into_iter()
                 .map(|l| match l {
                     StudentLayer::BinaryConv(b) => StudentLayer::BinaryConv(b.clipped()),
+                    StudentLayer::BinaryDense(d) => StudentLayer::BinaryDense(d.clipped()),
                     other => other,
                 })
                 .collect();

@@ -55,7 +55,10 @@ pub fn calibrate(student: &Student, batches: impl IntoIterator<Item = Tensor<4>>
             StudentLayer::MaxPool(_)
             | StudentLayer::AvgPool(_)
             | StudentLayer::GlobalAvgPool(_) => prev,
-            StudentLayer::Conv(_) | StudentLayer::BinaryConv(_) | StudentLayer::Dense(_) => {
+            StudentLayer::Conv(_)
+            | StudentLayer::BinaryConv(_)
+            | StudentLayer::BinaryDense(_)
+            | StudentLayer::Dense(_) => {
                 let (lo, hi) = finite(ranges.get(i + 1).copied().unwrap_or((0.0, 1.0)));
                 range_to_quant(lo, hi)
             }

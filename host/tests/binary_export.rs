@@ -1,0 +1,118 @@
+//! The host's simulation of a binary student (float signs, BatchNorm, RSign thresholds, int8
+//! fake quantization) against the device's XNOR/popcount kernels on the exported blob: BatchNorm
+//! + sign folded into popcount thresholds (negative slopes included), τ folded into the producer
+//! or into int8 input thresholds, dense weights reordered from CHW to HWC. Every packed layer's
+//! output must agree exactly except at float ties, so the logits agree to about an output LSB.
+
+use burn::module::Param;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use tinykd::export::{export_student, quantize_inputs, summarize};
+use tinykd::models::student::{Student, StudentConfig, StudentLayer};
+use tinykd::models::Classifier;
+use tinykd::quant::calibrate;
+
+const CONFIG: &str = r#"
+in_channels = 1
+input_size = [16, 16]
+layers = [
+    { conv = { out = 16, kernel = 3, padding = 1, activation = "none" } },
+    { max_pool = { kernel = 2 } },
+    { binary_conv = { out = 40, kernel = 3, padding = 1, threshold = true } },
+    { max_pool = { kernel = 2 } },
+    { binary_conv = { out = 33, kernel = 3, stride = 2, padding = 1, scale = false } },
+    { binary_dense = { out = 70, threshold = true } },
+    { binary_dense = { out = 48, activation = "relu", threshold = true } },
+    { dense = { out = 10 } },
+]
+"#;
+
+/// Random BatchNorm slopes (about a third negative), shifts and RSign thresholds, so that flips
+/// and folded thresholds are exercised; running statistics from a few training-mode batches.
+fn randomize(mut student: Student, device: &Device) -> Student {
+    let normal = |dims: [usize; 1], s: f64| {
+        Param::from_tensor(Tensor::<1>::random(
+            dims,
+            Distribution::Normal(0.3, s),
+            device,
+        ))
+    };
+    for layer in &mut student.layers {
+        let (bn, threshold) = match layer {
+            StudentLayer::BinaryConv(b) => (&mut b.bn, &mut b.threshold),
+            StudentLayer::BinaryDense(b) => (&mut b.bn, &mut b.threshold),
+            _ => continue,
+        };
+        bn.gamma = normal(bn.gamma.dims(), 1.0);
+        bn.beta = normal(bn.beta.dims(), 1.0);
+        if let Some(t) = threshold {
+            *t = normal(t.dims(), 0.2);
+        }
+    }
+    for _ in 0..4 {
+        let x = Tensor::<4>::random([32, 1, 16, 16], Distribution::Normal(0.0, 1.0), device);
+        let _ = student.forward(x);
+    }
+    student.valid()
+}
+
+#[test]
+fn binary_simulation_matches_device_kernels() {
+    let device = Device::flex().autodiff();
+    device.seed(11);
+    let config: StudentConfig = toml::from_str(CONFIG).expect("config");
+    assert_eq!(
+        config.packed_outputs(),
+        [false, false, true, true, true, true, false, false]
+    );
+    let student = randomize(config.init(&device).expect("valid student"), &device);
+    let plain = device.clone().without_autodiff();
+    let x = Tensor::<4>::random([64, 1, 16, 16], Distribution::Normal(0.0, 1.0), &plain);
+    let quant = calibrate(&student, [x.clone()]);
+    let blob = export_student(&student, &quant, "binary").expect("export");
+    let summary = summarize(&blob).expect("blob loads");
+    println!(
+        "blob {} bytes, arena {} bytes",
+        summary.blob_bytes, summary.arena_bytes
+    );
+
+    let simulated: Vec<f32> = student
+        .clone()
+        .with_quant(Some(quant.clone()))
+        .forward(x.clone())
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .expect("f32");
+    let model = tinykd_device::Model::from_bytes(&blob).expect("valid blob");
+    let mut arena = vec![0u8; model.arena_size()];
+    let inputs = quantize_inputs(x, quant.input.into());
+    let out_q = quant.layers.last().copied().expect("layers");
+    let (classes, n) = (10, 64);
+    let (mut agree, mut total, mut worst) = (0usize, 0f32, 0f32);
+    let mut distinct = std::collections::BTreeSet::new();
+    for (i, input) in inputs.chunks(model.input_len()).enumerate() {
+        let out = model.run(input, &mut arena).expect("run");
+        distinct.extend(out.iter().copied());
+        let sim = &simulated[i * classes..(i + 1) * classes];
+        for (&q, &s) in out.iter().zip(sim) {
+            let lsb = ((q as f32 - out_q.zero_point as f32) * out_q.scale - s).abs() / out_q.scale;
+            worst = worst.max(lsb);
+            total += lsb;
+        }
+        let sim_arg = sim
+            .iter()
+            .enumerate()
+            .fold(0, |b, (j, &v)| if v > sim[b] { j } else { b });
+        agree += usize::from(tinykd_device::argmax(out) == sim_arg);
+    }
+    let mean = total / (n * classes) as f32;
+    println!(
+        "device vs simulation: argmax agreement {agree}/{n}, mean {mean:.3} LSB, worst {worst:.1} \
+         LSB, {} distinct outputs",
+        distinct.len()
+    );
+    assert!(distinct.len() >= 24, "outputs barely vary: vacuous");
+    assert!(mean <= 0.6, "mean logit difference {mean} LSB");
+    assert!(agree >= 60, "argmax agreement {agree}/{n}");
+}
