@@ -1,8 +1,9 @@
 //! The host's simulation of a binary student (float signs, BatchNorm, RSign thresholds, int8
-//! fake quantization) against the device's XNOR/popcount kernels on the exported blob: BatchNorm
-//! + sign folded into popcount thresholds (negative slopes included), τ folded into the producer
-//! or into int8 input thresholds, dense weights reordered from CHW to HWC. Every packed layer's
-//! output must agree exactly except at float ties, so the logits agree to about an output LSB.
+//! fake quantization) against the device's XNOR/popcount kernels on the exported blob. The
+//! export folds BatchNorm and the next sign into popcount thresholds (negative slopes included)
+//! and τ into the producer or into int8 input thresholds, and reorders dense weights from CHW to
+//! HWC. Every packed output must agree except at float ties, so the logits agree to within about
+//! an output LSB.
 
 use burn::module::Param;
 use burn::prelude::*;

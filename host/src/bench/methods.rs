@@ -146,6 +146,8 @@ pub struct MethodsBenchOptions {
     pub overrides: Vec<String>,
     /// Training batches to calibrate the int8 export.
     pub calibration_batches: usize,
+    /// Quantization-aware training epochs before the export (0: post-training quantization).
+    pub qat_epochs: usize,
     /// Only tabulate the runs already finished in `out`; train nothing.
     pub report_only: bool,
 }
@@ -265,7 +267,7 @@ fn one_run(o: &MethodsBenchOptions, row: &BenchRow, seed: u64) -> Result<RunResu
 
     let qdir = dir.join("int8");
     let options = QuantizeOptions {
-        qat_epochs: 0,
+        qat_epochs: o.qat_epochs,
         calibration_batches: o.calibration_batches,
         ..QuantizeOptions::default()
     };

@@ -62,6 +62,11 @@ pub struct MethodsArgs {
     /// Training batches to calibrate the int8 export.
     #[arg(long, default_value_t = 16)]
     pub calibration_batches: usize,
+    /// Quantization-aware training epochs (at a tenth of the learning rate) before the export;
+    /// 0 quantizes post-training. Binary students need it: the int8 stem's rounding moves the
+    /// signs the next layer sees.
+    #[arg(long, default_value_t = 0)]
+    pub qat_epochs: usize,
     /// Only tabulate the runs already finished in `--out`; train nothing.
     #[arg(long)]
     pub report_only: bool,
@@ -112,6 +117,7 @@ impl BenchArgs {
                     },
                     overrides: a.overrides,
                     calibration_batches: a.calibration_batches,
+                    qat_epochs: a.qat_epochs,
                     report_only: a.report_only,
                 };
                 let table = run_methods_bench(&o)?;

@@ -311,23 +311,22 @@ impl StudentConfig {
                 LayerSpec::BinaryDense(d) => ("binary_dense", d.activation),
                 _ => continue,
             };
-            if packed {
-                if activation != Activation::None {
-                    return Err(StudentConfigError::Layer {
-                        index,
-                        kind,
-                        reason: "its output feeds a binary layer, so it is a sign: the activation \
-                                 must be none"
-                            .into(),
-                    });
-                }
+            if packed && activation != Activation::None {
+                return Err(StudentConfigError::Layer {
+                    index,
+                    kind,
+                    reason: "its output feeds a binary layer, so it is a sign: the activation \
+                             must be none"
+                        .into(),
+                });
             }
         }
         Ok(out)
     }
 
-    /// Which layers produce a packed (1-bit) tensor on the device: a binary convolution whose
-    /// output reaches another binary convolution, through max pools only, and those max pools.
+    /// Which layers produce a packed (1-bit) tensor on the device: a binary layer (convolution or
+    /// dense) whose output reaches another binary layer, through max pools only, and those max
+    /// pools.
     /// Every other tensor is int8.
     pub fn packed_outputs(&self) -> Vec<bool> {
         let mut packed = vec![false; self.layers.len()];
