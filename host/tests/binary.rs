@@ -161,6 +161,27 @@ fn bad_binary_configs_are_named_errors() {
         "{e}"
     );
 
+    // A shortcut needs the output to have the input's shape.
+    let cfg = std::fs::read_to_string(CONFIG).unwrap().replacen(
+        "threshold = true }",
+        "threshold = true, shortcut = true }",
+        1,
+    );
+    std::fs::write(&bad, cfg).unwrap();
+    let e = fails(&[
+        "train",
+        "--model",
+        "student",
+        "--config",
+        bad.to_str().unwrap(),
+        "--out",
+        o,
+    ]);
+    assert!(
+        e.contains("layer 2 (binary_conv)") && e.contains("needs out = 32"),
+        "{e}"
+    );
+
     // The two-step recipe on a student without binary layers.
     let e = fails(&[
         "train",

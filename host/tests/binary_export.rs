@@ -1,9 +1,9 @@
 //! The host's simulation of a binary student (float signs, BatchNorm, RSign thresholds, int8
 //! fake quantization) against the device's XNOR/popcount kernels on the exported blob. The
 //! export folds BatchNorm and the next sign into popcount thresholds (negative slopes included)
-//! and τ into the producer or into int8 input thresholds, and reorders dense weights from CHW to
-//! HWC. Every packed output must agree except at float ties, so the logits agree to within about
-//! an output LSB.
+//! and τ into the producer or into int8 input thresholds, reorders dense weights from CHW to HWC,
+//! and lowers a shortcut layer to an int8 binary branch plus an `add`. Every packed output must
+//! agree except at float ties, so the logits agree to within about an output LSB.
 
 use burn::module::Param;
 use burn::prelude::*;
@@ -18,6 +18,7 @@ in_channels = 1
 input_size = [16, 16]
 layers = [
     { conv = { out = 16, kernel = 3, padding = 1, activation = "none" } },
+    { binary_conv = { out = 16, kernel = 3, padding = 1, threshold = true, shortcut = true } },
     { max_pool = { kernel = 2 } },
     { binary_conv = { out = 40, kernel = 3, padding = 1, threshold = true } },
     { max_pool = { kernel = 2 } },
@@ -64,7 +65,7 @@ fn binary_simulation_matches_device_kernels() {
     let config: StudentConfig = toml::from_str(CONFIG).expect("config");
     assert_eq!(
         config.packed_outputs(),
-        [false, false, true, true, true, true, false, false]
+        [false, false, false, true, true, true, true, false, false]
     );
     let student = randomize(config.init(&device).expect("valid student"), &device);
     let plain = device.clone().without_autodiff();

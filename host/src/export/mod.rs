@@ -207,6 +207,22 @@ pub fn export_student(
                 y
             }
             (StudentLayer::BinaryConv(block), LayerSpec::BinaryConv(s)) => {
+                // With a shortcut the binary branch has its own quantization, then `add`.
+                let branch_q = match s.shortcut {
+                    true => Some(
+                        quant.branches.get(index).copied().flatten().ok_or(
+                            ExportError::Unsupported {
+                                index,
+                                kind: "binary_conv",
+                                reason:
+                                    "the quantization parameters have no range for its shortcut \
+                                     branch: calibrate the student again"
+                                        .into(),
+                            },
+                        )?,
+                    ),
+                    false => None,
+                };
                 let stage = |alpha, products| {
                     binary_output(
                         BinaryStage {
@@ -215,7 +231,7 @@ pub fn export_student(
                             products,
                             packed: student.packed.get(index).copied().unwrap_or(false),
                             next_tau: next_binary_threshold(&student, index),
-                            out_q: out_q.into(),
+                            out_q: branch_q.unwrap_or(out_q).into(),
                             activation: s.activation,
                         },
                         |reason| ExportError::Unsupported {
@@ -226,7 +242,12 @@ pub fn export_student(
                     )
                 };
                 let spec = lower_binary_conv(block, &b, x, stage, index)?;
-                let y = b.binary_conv2d(x, spec).map_err(build)?;
+                let mut y = b.binary_conv2d(x, spec).map_err(build)?;
+                if branch_q.is_some() {
+                    y = b
+                        .add(y, x, out_q.into(), BlobActivation::None)
+                        .map_err(build)?;
+                }
                 let o = b.shape(y);
                 chw = [o.c as usize, o.h as usize, o.w as usize];
                 y

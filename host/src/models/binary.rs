@@ -69,6 +69,11 @@ pub struct BinaryConvSpec {
     /// default none. A packed output is a sign, so an activation there is an error.
     #[serde(default)]
     pub activation: Activation,
+    /// Add the layer's int8 input to its output, Bi-Real Net's real-valued shortcut around a
+    /// binary convolution (default false). Needs `out` = input channels, stride 1 and a
+    /// shape-keeping padding; the output is then int8 (an int8 binary branch plus an `add`).
+    #[serde(default)]
+    pub shortcut: bool,
 }
 
 fn one() -> usize {
@@ -404,6 +409,7 @@ mod tests {
             threshold: false,
             grad: SignGrad::Ste,
             activation: Activation::None,
+            shortcut: false,
         };
         let block = spec.init(1, &dev());
         let block = BinaryConvBlock {
@@ -430,6 +436,7 @@ mod tests {
             threshold: true,
             grad: SignGrad::ApproxSign,
             activation: Activation::None,
+            shortcut: false,
         };
         let block = spec.init(2, &dev());
         let block = BinaryConvBlock {

@@ -269,6 +269,16 @@ impl StudentConfig {
                             .checked_sub(s.kernel)
                             .map(|v| v / s.stride + 1)
                     };
+                    if s.shortcut && (s.out != c || s.stride != 1 || s.kernel != 2 * s.padding + 1)
+                    {
+                        return Err(err(
+                            "binary_conv",
+                            format!(
+                                "a shortcut adds the input to the output: it needs out = {c} \
+                                 (the input channels), stride 1 and padding (kernel − 1) / 2"
+                            ),
+                        ));
+                    }
                     match (size(h), size(w)) {
                         (Some(oh), Some(ow)) => [s.out, oh, ow],
                         _ => {
@@ -330,8 +340,13 @@ impl StudentConfig {
     /// Every other tensor is int8.
     pub fn packed_outputs(&self) -> Vec<bool> {
         let mut packed = vec![false; self.layers.len()];
-        let binary =
-            |l: &LayerSpec| matches!(l, LayerSpec::BinaryConv(_) | LayerSpec::BinaryDense(_));
+        // A shortcut layer reads and writes int8 (its input is added to its output): it neither
+        // writes nor reads a packed tensor.
+        let binary = |l: &LayerSpec| match l {
+            LayerSpec::BinaryConv(s) => !s.shortcut,
+            LayerSpec::BinaryDense(_) => true,
+            _ => false,
+        };
         for (i, layer) in self.layers.iter().enumerate() {
             if !binary(layer) {
                 continue;
@@ -521,9 +536,27 @@ impl Student {
     /// # Shapes
     /// - input: `[batch, in_channels, h, w]`; each output flattened to `[batch, features]`.
     pub fn layer_outputs(&self, x: Tensor<4>) -> Vec<Tensor<2>> {
+        self.layer_and_branch_outputs(x).0
+    }
+
+    /// [`Student::layer_outputs`], plus the binary branch of each layer with a shortcut (before
+    /// the add; `None` for other layers), flattened to `[batch, features]`.
+    pub fn layer_and_branch_outputs(
+        &self,
+        x: Tensor<4>,
+    ) -> (Vec<Tensor<2>>, Vec<Option<Tensor<2>>>) {
         let mut outs = Vec::with_capacity(self.layers.len() + 1);
-        self.run(x, |t| outs.push(t.clone().flatten(1, 3)));
-        outs
+        let mut branches = vec![None; self.layers.len()];
+        self.run(
+            x,
+            |t| outs.push(t.clone().flatten(1, 3)),
+            |i, t| {
+                if let Some(b) = branches.get_mut(i) {
+                    *b = Some(t.clone().flatten(1, 3));
+                }
+            },
+        );
+        (outs, branches)
     }
 
     /// Runs the layers, calling `tap` with the (post-activation, post-fake-quant) input and each
@@ -532,6 +565,7 @@ impl Student {
         &self,
         x: Tensor<4>,
         mut tap: impl FnMut(&Tensor<4>),
+        mut branch_tap: impl FnMut(usize, &Tensor<4>),
     ) -> (Tensor<2>, Tensor<2>, Vec<Tensor<4>>) {
         let q = self.quant.as_ref();
         let mut act = Act::Map(match q {
@@ -570,13 +604,36 @@ impl Student {
                 StudentLayer::BinaryConv(b) => {
                     let x = act.into_map();
                     let packed = self.packed.get(i).copied().unwrap_or(false);
+                    let branch_q = q.and_then(|q| q.branches.get(i).copied().flatten());
                     let y = match (out_q, packed) {
                         // A packed output is the next layer's sign: nothing to quantize.
-                        (_, true) => b.forward(x, self.binary_weights),
-                        (Some(oq), false) => {
-                            fake_quant_activation(b.spec.activation.apply(b.forward_int8(x)), oq)
+                        (_, true) => b.forward(x.clone(), self.binary_weights),
+                        // With a shortcut the branch is quantized before the add.
+                        (Some(_), false) if b.spec.shortcut => {
+                            let y = b.spec.activation.apply(b.forward_int8(x.clone()));
+                            match branch_q {
+                                Some(bq) => fake_quant_activation(y, bq),
+                                None => y,
+                            }
                         }
-                        (None, false) => b.spec.activation.apply(b.forward(x, self.binary_weights)),
+                        (Some(oq), false) => fake_quant_activation(
+                            b.spec.activation.apply(b.forward_int8(x.clone())),
+                            oq,
+                        ),
+                        (None, false) => b
+                            .spec
+                            .activation
+                            .apply(b.forward(x.clone(), self.binary_weights)),
+                    };
+                    let y = if b.spec.shortcut {
+                        branch_tap(i, &y);
+                        let sum = y + x;
+                        match out_q {
+                            Some(oq) => fake_quant_activation(sum, oq),
+                            None => sum,
+                        }
+                    } else {
+                        y
                     };
                     feature_maps.push(y.clone());
                     Act::Map(y)
@@ -681,7 +738,7 @@ impl Classifier for Student {
     }
 
     fn forward_taps(&self, x: Tensor<4>) -> Output {
-        let (embedding, logits, feature_maps) = self.run(x, |_| {});
+        let (embedding, logits, feature_maps) = self.run(x, |_| {}, |_, _| {});
         Output {
             logits,
             embedding,

@@ -25,8 +25,20 @@ pub fn range_to_quant(min: f32, max: f32) -> QuantParams {
 pub fn calibrate(student: &Student, batches: impl IntoIterator<Item = Tensor<4>>) -> StudentQuant {
     let float = student.valid().with_quant(None);
     let mut ranges: Vec<(f32, f32)> = Vec::new();
+    let mut branch_ranges: Vec<Option<(f32, f32)>> = Vec::new();
     for x in batches {
-        let outs = float.layer_outputs(x.without_autodiff());
+        let (outs, branches) = float.layer_and_branch_outputs(x.without_autodiff());
+        if branch_ranges.is_empty() {
+            branch_ranges = vec![None; branches.len()];
+        }
+        for (r, t) in branch_ranges.iter_mut().zip(branches) {
+            if let Some(t) = t {
+                let lo = t.clone().min().into_scalar::<f32>();
+                let hi = t.max().into_scalar::<f32>();
+                let (a, b) = r.unwrap_or((f32::INFINITY, f32::NEG_INFINITY));
+                *r = Some((a.min(lo), b.max(hi)));
+            }
+        }
         if ranges.is_empty() {
             ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); outs.len()];
         }
@@ -66,5 +78,22 @@ pub fn calibrate(student: &Student, batches: impl IntoIterator<Item = Tensor<4>>
         layers.push(q);
         prev = q;
     }
-    StudentQuant { input, layers }
+    let branches = branch_ranges
+        .into_iter()
+        .map(|r| {
+            r.map(|r| {
+                let (lo, hi) = finite(r);
+                range_to_quant(lo, hi)
+            })
+        })
+        .collect::<Vec<_>>();
+    StudentQuant {
+        input,
+        layers,
+        branches: if branches.iter().any(Option::is_some) {
+            branches
+        } else {
+            Vec::new()
+        },
+    }
 }

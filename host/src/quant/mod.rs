@@ -32,6 +32,10 @@ pub struct StudentQuant {
     pub input: QuantParams,
     /// Quantization of each layer's output, in layer order.
     pub layers: Vec<QuantParams>,
+    /// Quantization of the binary branch of each layer with a shortcut (before the add), by
+    /// layer; `None` for every other layer. Empty in files written before shortcuts existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub branches: Vec<Option<QuantParams>>,
 }
 
 /// Per-tensor affine quantization: `real = scale · (q − zero_point)`, `q ∈ [−128, 127]`.
