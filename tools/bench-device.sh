@@ -3,6 +3,8 @@
 # insn-count plugin (issue 10), printed as Markdown:
 #
 #   tools/bench-device.sh            # Cortex-M4 (mps2-an386) and Cortex-M0 (microbit)
+#   tools/bench-device.sh bstudent istudent   # only these rows (no flash table);
+#   BENCH_CORES=m4 tools/bench-device.sh ...  # only the Cortex-M4 (m0: only the Cortex-M0)
 #
 # Per layer: MACs, executed instructions of one inference with the fast kernels and with the
 # portable ones, instructions per MAC, speed-up, and the arena with and without the scratch plan.
@@ -20,9 +22,16 @@ if [[ ! -f $plugin || tools/insn-plugin/insncount.c -nt $plugin ]]; then
 fi
 llvm_bin=$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin
 
-# B0, B1, bstudent, istudent: the binary layers and students of docs/binary-kernels.md (MACs of
-# the binary ones are binary MACs; istudent is not in the microbit firmware: flash).
-layers=(L1 L2 L3 L4 L5a L5b student B0 B1 bstudent istudent)
+# B0, B1, bstudent, istudent, btrained: the binary layers and students of docs/binary-kernels.md
+# (MACs of the binary ones are binary MACs; istudent is not in the microbit firmware: flash);
+# bs1..bs5 / is1..is5: the students' first 1..5 ops (differences: the per-layer split).
+layers=(L1 L2 L3 L4 L5a L5b student B0 B1 bs1 bs2 bs3 bs4 bs5 bstudent btrained is1 is2 is3 is4 is5 istudent)
+only_rows=0
+if [[ $# -gt 0 ]]; then
+    layers=("$@")
+    only_rows=1
+fi
+cores=${BENCH_CORES:-m4,m0}
 
 count() { # elf machine layer mode -> "insns line" / "bench line"
     INSN_PLUGIN=$root/$plugin QEMU_MACHINE=$2 tools/qemu-runner.sh "$1" bench "$3" "$4" 2>&1
@@ -63,8 +72,9 @@ table() { # target machine core
 echo "## Instructions per inference (QEMU 10 TCG insn-count plugin), $(date -u +%Y-%m-%d)"
 echo
 echo "Command: \`tools/bench-device.sh\` (rustc $(rustc -vV | sed -n 's/^release: //p'), $(qemu-system-arm --version | head -n 1))."
-table thumbv7em-none-eabihf mps2-an386 "Cortex-M4"
-table thumbv6m-none-eabi microbit "Cortex-M0"
+[[ $cores == *m4* ]] && table thumbv7em-none-eabihf mps2-an386 "Cortex-M4"
+[[ $cores == *m0* ]] && table thumbv6m-none-eabi microbit "Cortex-M0"
+[[ $only_rows == 1 ]] && exit 0
 
 echo
 echo "## Flash: device/size-probe (load + validate + run + argmax), llvm-size"

@@ -340,45 +340,127 @@ fn binary_check_model(rng: &mut Rng) -> Vec<u8> {
     }
 }
 
-/// The binary student (issue 6) and its int8 twin of the same shape: 28×28×1 → int8 conv 3×3
-/// (16) → max pool → conv 3×3 (32) → max pool → conv 3×3 (64) → conv 3×3 (64) → GAP → dense
-/// (10). In the binary one the three inner convs are binary (the first binarizes its int8
-/// input, the last writes int8 for the head) and the second pool is binary.
-fn students(rng: &mut Rng) -> [(Vec<u8>, u64, u64); 2] {
+/// The binary student of `configs/binary-student.toml` (issue 6) and its int8 twin, built up to
+/// `depth` ops (1..=7; prefixes give the per-layer split of the benchmark): 28×28×1 → int8 conv
+/// 3×3 1→32 pad 1 (no activation) → int8 max pool 2 → binary conv 3×3 32→64 pad 1 (+1),
+/// binarizing its int8 input with per-channel thresholds, packed output → binary max pool 2 →
+/// binary conv 3×3 64→64 pad 1, int8 output (ReLU) → global average pool → int8 dense 10. The
+/// twin has int8 convs (ReLU) and int8 max pools in place of the binary ones. Returns the blob
+/// and its (int8, binary) MACs.
+fn student(binary: bool, depth: usize) -> (Vec<u8>, u64, u64) {
+    let rng = &mut Rng(if binary { 0x57D7 } else { 0x57D8 });
     let qi = q(1.0 / 32.0, -128);
+    let qs = q(1.0 / 16.0, 0);
     let qo = q(1.0 / 24.0, -128);
-    let relu = Activation::Relu;
     let pool = PoolSpec {
         kernel: [2, 2],
         stride: [2, 2],
         padding: [0; 4],
     };
-    let int8_macs = 28 * 28 * 16 * 9 + 64 * 10;
-    let inner = 14 * 14 * 32 * 144 + 7 * 7 * 64 * 288 + 7 * 7 * 64 * 576;
-    let mut b = ModelBuilder::new("bstudent", Shape { h: 28, w: 28, c: 1 }, qi);
-    let x = b.input();
-    let x = conv(&mut b, rng, x, 16, [3, 3], [1, 1], [1; 4], 1, qo, relu).unwrap();
-    let x = b.max_pool2d(x, pool).unwrap();
-    let x = bconv(&mut b, rng, x, 32, [3, 3], [1, 1], [1; 4], None).unwrap();
-    let x = b.binary_max_pool2d(x, pool).unwrap();
-    let x = bconv(&mut b, rng, x, 64, [3, 3], [1, 1], [1; 4], None).unwrap();
-    let x = bconv(&mut b, rng, x, 64, [3, 3], [1, 1], [1; 4], Some(qo)).unwrap();
-    let x = b.global_avg_pool(x).unwrap();
-    dense(&mut b, rng, x, 10, qo);
-    let binary = b.finish().expect("valid");
-    let mut b = ModelBuilder::new("istudent", Shape { h: 28, w: 28, c: 1 }, qi);
-    let x = b.input();
-    let x = conv(&mut b, rng, x, 16, [3, 3], [1, 1], [1; 4], 1, qo, relu).unwrap();
-    let x = b.max_pool2d(x, pool).unwrap();
-    let x = conv(&mut b, rng, x, 32, [3, 3], [1, 1], [1; 4], 1, qo, relu).unwrap();
-    let x = b.max_pool2d(x, pool).unwrap();
-    let x = conv(&mut b, rng, x, 64, [3, 3], [1, 1], [1; 4], 1, qo, relu).unwrap();
-    let x = conv(&mut b, rng, x, 64, [3, 3], [1, 1], [1; 4], 1, qo, relu).unwrap();
-    let x = b.global_avg_pool(x).unwrap();
-    dense(&mut b, rng, x, 10, qo);
-    let int8 = b.finish().expect("valid");
-    [(binary, int8_macs, inner), (int8, int8_macs + inner, 0)]
+    let name = if binary { "bstudent" } else { "istudent" };
+    let mut b = ModelBuilder::new(name, Shape { h: 28, w: 28, c: 1 }, qi);
+    let mut x = b.input();
+    let (mut int8_macs, mut binary_macs) = (0u64, 0u64);
+    let (k1, k2) = (9 * 32u32, 9 * 64u32);
+    for op in 0..depth.min(7) {
+        x = match (op, binary) {
+            (0, _) => {
+                int8_macs += 28 * 28 * 32 * 9;
+                let none = Activation::None;
+                conv(&mut b, rng, x, 32, [3, 3], [1, 1], [1; 4], 1, qs, none).unwrap()
+            }
+            (1, _) => b.max_pool2d(x, pool).unwrap(),
+            (2, true) => {
+                binary_macs += 14 * 14 * 64 * u64::from(k1);
+                let zp = i32::from(b.quant(x).zero_point);
+                let input_thresholds = (0..32).map(|_| zp + rng.int(-10, 10) as i32).collect();
+                let spec = BinaryConv2dSpec {
+                    out_channels: 64,
+                    kernel: [3, 3],
+                    stride: [1, 1],
+                    padding: [1; 4],
+                    weights: pm1(rng, 64 * k1 as usize),
+                    input_thresholds,
+                    output: folded(rng, k1, 64),
+                };
+                b.binary_conv2d(x, spec).unwrap()
+            }
+            (3, true) => b.binary_max_pool2d(x, pool).unwrap(),
+            (4, true) => {
+                binary_macs += 7 * 7 * 64 * u64::from(k2);
+                let output = match int8_out(rng, k2, 64, qo) {
+                    BinaryOutputSpec::Int8 {
+                        flip,
+                        bias,
+                        scales,
+                        output,
+                        ..
+                    } => BinaryOutputSpec::Int8 {
+                        flip,
+                        bias,
+                        scales,
+                        output,
+                        activation: Activation::Relu,
+                    },
+                    packed => packed,
+                };
+                let spec = BinaryConv2dSpec {
+                    out_channels: 64,
+                    kernel: [3, 3],
+                    stride: [1, 1],
+                    padding: [1; 4],
+                    weights: pm1(rng, 64 * k2 as usize),
+                    input_thresholds: vec![],
+                    output,
+                };
+                b.binary_conv2d(x, spec).unwrap()
+            }
+            (2, false) => {
+                int8_macs += 14 * 14 * 64 * u64::from(k1);
+                conv(
+                    &mut b,
+                    rng,
+                    x,
+                    64,
+                    [3, 3],
+                    [1, 1],
+                    [1; 4],
+                    1,
+                    qo,
+                    Activation::Relu,
+                )
+                .unwrap()
+            }
+            (3, false) => b.max_pool2d(x, pool).unwrap(),
+            (4, false) => {
+                int8_macs += 7 * 7 * 64 * u64::from(k2);
+                conv(
+                    &mut b,
+                    rng,
+                    x,
+                    64,
+                    [3, 3],
+                    [1, 1],
+                    [1; 4],
+                    1,
+                    qo,
+                    Activation::Relu,
+                )
+                .unwrap()
+            }
+            (5, _) => b.global_avg_pool(x).unwrap(),
+            _ => {
+                int8_macs += 64 * 10;
+                dense(&mut b, rng, x, 10, qo)
+            }
+        };
+    }
+    (b.finish().expect("valid"), int8_macs, binary_macs)
 }
+
+/// The trained binary student (`configs/binary-student.toml`, Fashion-MNIST), exported by the
+/// host crate.
+const TRAINED: &str = "test-data/bstudent-trained.tkd";
 
 /// Benchmark layers: (name, description, blob, MACs).
 fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
@@ -502,22 +584,34 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
             arena_without,
         ));
     }
-    let [(bin, bin_int8_macs, bin_binary_macs), (int8, int8_macs, _)] = students(&mut Rng(0x57D7));
-    let arena0 = |blob: &[u8]| tinykd_format::validate(blob).unwrap().arena_size();
-    let _ = bin_int8_macs;
+    // The students; the prefixes `bs1`..`bs5` / `is1`..`is5` (the first n ops) give the
+    // per-layer split. MACs: binary MACs for the binary ones (the int8 stem and head add
+    // 225 792 + 640 int8 MACs), int8 MACs for the twin.
+    for (binary, prefix, full) in [(true, "bs", "bstudent"), (false, "is", "istudent")] {
+        for depth in [1, 2, 3, 4, 5, 7] {
+            let (blob, int8_macs, binary_macs) = student(binary, depth);
+            let name: &'static str = match depth {
+                7 => full,
+                _ => Box::leak(format!("{prefix}{depth}").into_boxed_str()),
+            };
+            let what = match (binary, depth) {
+                (true, 7) => "binary student (configs/binary-student.toml), random weights",
+                (false, 7) => "int8 twin of bstudent (same shapes)",
+                _ => "prefix of the student (first ops)",
+            };
+            let macs = if binary { binary_macs } else { int8_macs };
+            let arena = tinykd_format::validate(&blob).unwrap().arena_size();
+            v.push((name, what, blob, macs, arena));
+        }
+    }
+    let trained = fs::read(TRAINED).expect("test-data/bstudent-trained.tkd");
+    let arena = tinykd_format::validate(&trained).unwrap().arena_size();
     v.push((
-        "bstudent",
-        "binary student: int8 conv, 3 binary convs, binary+int8 pool, GAP, dense",
-        bin.clone(),
-        bin_binary_macs,
-        arena0(&bin),
-    ));
-    v.push((
-        "istudent",
-        "int8 twin of bstudent (same shapes)",
-        int8.clone(),
-        int8_macs,
-        arena0(&int8),
+        "btrained",
+        "the trained binary student (Fashion-MNIST, test-data/bstudent-trained.tkd)",
+        trained,
+        14 * 14 * 64 * 288 + 7 * 7 * 64 * 576,
+        arena,
     ));
     // The Fashion-MNIST-size student.
     let mut b = ModelBuilder::new("student", Shape { h: 28, w: 28, c: 1 }, qi);
@@ -609,12 +703,23 @@ fn main() {
     code.push_str("];\n");
     // Host runs: the binary models and the binary student, each on a few inputs, run here on the
     // host with tinykd-device (reference kernels); the firmware must produce the same bytes.
-    binary.push(students(&mut Rng(0x57D7))[0].0.clone());
+    binary.push(student(true, 7).0);
+    binary.push(fs::read(TRAINED).expect("test-data/bstudent-trained.tkd"));
+    println!("cargo:rerun-if-changed={TRAINED}");
+    let inc = |f: &str| format!("include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{f}\"))");
+    code.push_str(&format!(
+        "#[allow(dead_code)]\npub static BSTUDENT: &[u8] = {};\npub static BTRAINED: &[u8] = {};\n",
+        inc("bench-bstudent.tkd"),
+        inc("bench-btrained.tkd")
+    ));
     code.push_str("/// (blob, inputs, the host's outputs, runs)\n");
     code.push_str("pub type HostRuns = (&'static [u8], &'static [u8], &'static [u8], usize);\n");
     code.push_str("pub static HOST: &[HostRuns] = &[\n");
     let mut irng = Rng(0x4057_0001);
     for (i, blob) in binary.iter().enumerate() {
+        if target.starts_with("thumbv6m") && i == BINARY_CHECKS {
+            continue; // the random-weight student: not in the microbit's flash (below)
+        }
         let model = tinykd_device::Model::from_bytes(blob).expect("host: blob loads");
         let runs = 3;
         let mut inputs = Vec::new();
@@ -627,19 +732,19 @@ fn main() {
             outputs.extend(y.iter().map(|&v| v as u8));
         }
         // The same files as the check models and the benchmark's binary student.
-        let bn = if i < BINARY_CHECKS {
-            format!("bcheck{i}.tkd")
-        } else {
-            "bench-bstudent.tkd".to_string()
+        // (The students are the statics the benchmark table uses too: one copy in flash.)
+        let blob_expr = match i.checked_sub(BINARY_CHECKS) {
+            None => inc(&format!("bcheck{i}.tkd")),
+            Some(0) => "BSTUDENT".to_string(),
+            Some(_) => "BTRAINED".to_string(),
         };
         let (xn, yn) = (format!("host{i}.x"), format!("host{i}.y"));
         fs::write(out.join(&xn), &inputs).unwrap();
         fs::write(out.join(&yn), &outputs).unwrap();
-        let inc = |f: &str| format!("include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{f}\"))");
         writeln!(
             code,
             "    ({}, {}, {}, {runs}),",
-            inc(&bn),
+            blob_expr,
             inc(&xn),
             inc(&yn)
         )
@@ -648,14 +753,29 @@ fn main() {
     code.push_str("];\n");
     code.push_str("pub static BENCH: &[(&str, &str, &[u8], u64, usize)] = &[\n");
     for (name, what, blob, macs, arena_without) in bench_models() {
-        // The int8 twin of the binary student does not fit the microbit's 256 KiB of flash
-        // next to everything else.
-        if target.starts_with("thumbv6m") && name == "istudent" {
-            continue;
-        }
+        // Every file is written (BSTUDENT includes bench-bstudent.tkd on every target).
         let file = format!("bench-{name}.tkd");
         fs::write(out.join(&file), &blob).unwrap();
-        writeln!(code, "    ({name:?}, {what:?}, include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{file}\")), {macs}, {arena_without}),").unwrap();
+        // The int8 twin of the binary student (and its prefixes) does not fit the microbit's
+        // 256 KiB of flash next to everything else.
+        if target.starts_with("thumbv6m") && name.starts_with("is") {
+            continue;
+        }
+        // On the microbit, the trained student only (the random-weight one of the same shape
+        // runs the same instructions) and no prefixes: flash.
+        if target.starts_with("thumbv6m") && (name.starts_with("bs") || name == "bstudent") {
+            continue;
+        }
+        let blob_expr = match name {
+            "bstudent" => "BSTUDENT".to_string(),
+            "btrained" => "BTRAINED".to_string(),
+            _ => inc(&file),
+        };
+        writeln!(
+            code,
+            "    ({name:?}, {what:?}, {blob_expr}, {macs}, {arena_without}),"
+        )
+        .unwrap();
     }
     code.push_str("];\n");
     fs::write(out.join("models.rs"), code).unwrap();
