@@ -373,7 +373,18 @@ fn student(binary: bool, depth: usize) -> (Vec<u8>, u64, u64) {
             (2, true) => {
                 binary_macs += 14 * 14 * 64 * u64::from(k1);
                 let zp = i32::from(b.quant(x).zero_point);
-                let input_thresholds = (0..32).map(|_| zp + rng.int(-10, 10) as i32).collect();
+                // Around the zero point, and at and past the int8 range's ends (the SIMD
+                // binarization clamps them).
+                let input_thresholds = (0..32)
+                    .map(|c| match c {
+                        3 => 200,
+                        7 => -300,
+                        11 => 127,
+                        15 => -128,
+                        19 => 128,
+                        _ => zp + rng.int(-10, 10) as i32,
+                    })
+                    .collect();
                 let spec = BinaryConv2dSpec {
                     out_channels: 64,
                     kernel: [3, 3],

@@ -312,6 +312,8 @@ pub(crate) mod fast {
     use super::{as_bytes, input_word, words, Geom, Params};
     use crate::error::{need, Result};
     use tinykd_format::BinaryOutput;
+    #[cfg(all(target_arch = "arm", tinykd_dsp))]
+    use tinykd_format::LeI32s;
 
     /// `Σ popcount(a[i] XOR w[i])` over `a.len()` words, `w` read little-endian from bytes.
     ///
@@ -432,6 +434,19 @@ pub(crate) mod fast {
         let per_out = per_out.max(4);
         let mut pc = [0u32; 32];
         match prm.output {
+            #[cfg(all(target_arch = "arm", tinykd_dsp))]
+            BinaryOutput::Packed { thresholds }
+                if packed_by3(
+                    column,
+                    weights,
+                    per_out,
+                    thresholds.bytes(),
+                    prm.flip,
+                    out_px,
+                ) =>
+            {
+                // Done by the grouped Thumb-2 kernel.
+            }
             BinaryOutput::Packed { thresholds } => {
                 // −1 iff p > t, or p < t ⇔ !(p > t − 1) where flipped: one compare, one XOR.
                 let bit = |p: u32, t: &[u8], fl: u8| {
@@ -488,13 +503,165 @@ pub(crate) mod fast {
                         let dot = k.wrapping_sub(2 * p as i32);
                         let dot = if fl & 1 == 1 { dot.wrapping_neg() } else { dot };
                         let acc = b.wrapping_add(dot);
-                        *out =
-                            super::requantize_out(acc, m, i32::from(s), zp_out, act_min, act_max);
+                        *out = rq_out(acc, m, i32::from(s), zp_out, act_min, act_max);
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// A packed output pixel on Cortex-M4/M7 when every filter is 3..=30 words, a multiple of
+    /// 3 (every 3×3 conv up to 320 input channels): the lengths are checked once, then per pair
+    /// of filters one call of the grouped kernel and two threshold compares, no bounds checks.
+    /// `false`: not this case (nothing written).
+    #[cfg(all(target_arch = "arm", tinykd_dsp))]
+    #[inline(always)]
+    fn packed_by3(
+        column: &[u32],
+        weights: &[u8],
+        per_out: usize,
+        thr: &[u8],
+        flip: &[u8],
+        out_px: &mut [i8],
+    ) -> bool {
+        let n = column.len();
+        let oc = thr.len() / 4;
+        if n == 0
+            || n % 3 != 0
+            || n > 30
+            || per_out != 4 * n
+            || oc == 0
+            || flip.len() < oc
+            || weights.len() < oc * per_out
+            || out_px.len() != 4 * oc.div_ceil(32)
+        {
+            return false;
+        }
+        let groups = n / 3;
+        // −1 iff p > t, or p < t ⇔ !(p > t − 1) where flipped: one compare, one XOR.
+        let bit = |p: u32, o: usize| -> u32 {
+            // SAFETY: o < oc: `thr` holds 4·oc bytes, `flip` at least oc (checked above).
+            let (t, f) = unsafe {
+                (
+                    i32::from_le(thr.as_ptr().add(4 * o).cast::<i32>().read_unaligned()),
+                    u32::from(*flip.get_unchecked(o) & 1),
+                )
+            };
+            u32::from(p as i32 > t.saturating_sub(f as i32)) ^ f
+        };
+        // Per output word: the popcounts of its (up to) 32 channels first, two per kernel call
+        // (the kernel takes 12 registers: nothing else stays in one across it), then the 32
+        // compares in a loop of their own.
+        let mut pc = [0u32; 32];
+        for (j, word_out) in out_px.chunks_exact_mut(4).enumerate() {
+            let o0 = 32 * j;
+            let m = (oc - o0).min(32);
+            let mut o = 0;
+            while o + 2 <= m {
+                // SAFETY: filters o0 + o and o0 + o + 1 < oc lie within `weights` (oc · per_out
+                // bytes, checked above), `column` has 3 · groups words, 1 ≤ groups ≤ 10.
+                let (p0, p1) = unsafe {
+                    let w0 = weights.as_ptr().add((o0 + o) * per_out);
+                    thumb2::xor_popcount2_by3(column.as_ptr(), groups, w0, w0.add(per_out))
+                };
+                if let Some([a, b]) = pc.get_mut(o..o + 2) {
+                    (*a, *b) = (p0, p1);
+                }
+                o += 2;
+            }
+            if o < m {
+                let at = (o0 + o) * per_out;
+                if let Some(p) = pc.get_mut(o) {
+                    *p = xor_popcount(column, weights.get(at..at + per_out).unwrap_or(&[]));
+                }
+            }
+            let mut word = 0u32;
+            for (i, &p) in pc.iter().take(m).enumerate() {
+                word |= bit(p, o0 + i) << i;
+            }
+            for (d, s) in word_out.iter_mut().zip(word.to_le_bytes()) {
+                *d = s as i8;
+            }
+        }
+        true
+    }
+
+    /// Binarizes an int8 input of 32·m channels (m ≤ 4) into `packed` with the DSP extension:
+    /// per four channels `SSUB8` against the four thresholds (clamped to int8; its GE flags are
+    /// exactly `x ≥ t`), `SEL` of 0 or the bit weights `1, 2, 4, 8`, `USAD8` to sum them into a
+    /// nibble: 5 instructions per 4 values (a threshold of 128 or more, which no int8 value
+    /// reaches from below, sets its bit through a mask). `false`: not this case.
+    #[cfg(all(target_arch = "arm", tinykd_dsp))]
+    fn binarize_simd(x: &[i8], g: &Geom, thr: &LeI32s<'_>, packed: &mut [u32]) -> bool {
+        let ic = g.ic;
+        let wc = ic / 32;
+        let pixels = g.ih * g.iw;
+        let per_channel = thr.len() > 1;
+        if ic == 0
+            || ic % 32 != 0
+            || wc > 4
+            || x.len() != pixels * ic
+            || packed.len() != pixels * wc
+            || (per_channel && thr.len() != ic)
+        {
+            return false;
+        }
+        // The thresholds as int8 bytes, four per word, and the always-set bits.
+        let mut tw = [0u32; 32];
+        let mut force = [0u32; 4];
+        for c in 0..ic {
+            let Some(t) = thr.get(if per_channel { c } else { 0 }) else {
+                return false;
+            };
+            if let Some(w) = tw.get_mut(c / 4) {
+                *w |= u32::from(t.clamp(-128, 127) as i8 as u8) << (8 * (c % 4));
+            }
+            if let (true, Some(f)) = (t > 127, force.get_mut(c / 32)) {
+                *f |= 1 << (c % 32);
+            }
+        }
+        for (px_words, px) in packed.chunks_exact_mut(wc).zip(x.chunks_exact(ic)) {
+            for (j, (w, f)) in px_words.iter_mut().zip(force).enumerate() {
+                let Some(t) = tw.get(8 * j..8 * j + 8) else {
+                    return false;
+                };
+                let bits: u32;
+                // SAFETY: `px` holds `ic = 32·wc` bytes, so the 32 bytes at `32·j` (j < wc) are
+                // readable; `t` is 8 words. The asm only reads them (unaligned word loads are
+                // allowed on Cortex-M3/M4/M7).
+                unsafe {
+                    core::arch::asm!(
+                        "ldr {a}, [{x}, #0]", "ldr {b}, [{t}, #0]", "ssub8 {a}, {a}, {b}",
+                        "sel {a}, {z}, {pat}", "usad8 {w}, {a}, {z}",
+                        "ldr {a}, [{x}, #4]", "ldr {b}, [{t}, #4]", "ssub8 {a}, {a}, {b}",
+                        "sel {a}, {z}, {pat}", "usad8 {a}, {a}, {z}", "orr {w}, {w}, {a}, lsl #4",
+                        "ldr {a}, [{x}, #8]", "ldr {b}, [{t}, #8]", "ssub8 {a}, {a}, {b}",
+                        "sel {a}, {z}, {pat}", "usad8 {a}, {a}, {z}", "orr {w}, {w}, {a}, lsl #8",
+                        "ldr {a}, [{x}, #12]", "ldr {b}, [{t}, #12]", "ssub8 {a}, {a}, {b}",
+                        "sel {a}, {z}, {pat}", "usad8 {a}, {a}, {z}", "orr {w}, {w}, {a}, lsl #12",
+                        "ldr {a}, [{x}, #16]", "ldr {b}, [{t}, #16]", "ssub8 {a}, {a}, {b}",
+                        "sel {a}, {z}, {pat}", "usad8 {a}, {a}, {z}", "orr {w}, {w}, {a}, lsl #16",
+                        "ldr {a}, [{x}, #20]", "ldr {b}, [{t}, #20]", "ssub8 {a}, {a}, {b}",
+                        "sel {a}, {z}, {pat}", "usad8 {a}, {a}, {z}", "orr {w}, {w}, {a}, lsl #20",
+                        "ldr {a}, [{x}, #24]", "ldr {b}, [{t}, #24]", "ssub8 {a}, {a}, {b}",
+                        "sel {a}, {z}, {pat}", "usad8 {a}, {a}, {z}", "orr {w}, {w}, {a}, lsl #24",
+                        "ldr {a}, [{x}, #28]", "ldr {b}, [{t}, #28]", "ssub8 {a}, {a}, {b}",
+                        "sel {a}, {z}, {pat}", "usad8 {a}, {a}, {z}", "orr {w}, {w}, {a}, lsl #28",
+                        x = in(reg) px.as_ptr().add(32 * j),
+                        t = in(reg) t.as_ptr(),
+                        z = in(reg) 0u32,
+                        pat = in(reg) 0x0804_0201u32,
+                        w = out(reg) bits,
+                        a = out(reg) _,
+                        b = out(reg) _,
+                        options(nostack, readonly, pure),
+                    );
+                }
+                *w = bits | f;
+            }
+        }
+        true
     }
 
     /// The Thumb-2 micro-kernel (Cortex-M3/M4/M7; selected with the DSP builds).
@@ -668,6 +835,17 @@ pub(crate) mod fast {
         }
     }
 
+    /// `requantize_out` inline, in one 64-bit expression: binary int8 outputs often have real
+    /// multipliers of 0.5 or more (`Rq`'s cold general path). Clamping the 64-bit value plus
+    /// the zero point to `[min, max]` (int8) gives what clamping to i32, the saturating add and
+    /// the clamp give.
+    #[inline(always)]
+    fn rq_out(acc: i32, m: i32, shift: i32, zp: i32, min: i8, max: i8) -> i8 {
+        let total = 31 - shift.clamp(-31, 30); // in [1, 62]
+        let v = (i64::from(acc) * i64::from(m) + (1i64 << (total - 1))) >> total;
+        (v + i64::from(zp)).max(i64::from(min)).min(i64::from(max)) as i8
+    }
+
     /// Sum of the four bytes of `v`.
     #[inline(always)]
     fn hsum(v: u32) -> u32 {
@@ -707,8 +885,14 @@ pub(crate) mod fast {
                 return Ok(false);
             }
             let (packed, col) = scratch_words.split_at_mut(n);
-            for (i, w) in packed.iter_mut().enumerate() {
-                *w = input_word(x, g, &prm.input_thresholds, i / wc, i % wc)?;
+            #[cfg(all(target_arch = "arm", tinykd_dsp))]
+            let done = binarize_simd(x, g, &prm.input_thresholds, packed);
+            #[cfg(not(all(target_arch = "arm", tinykd_dsp)))]
+            let done = false;
+            if !done {
+                for (i, w) in packed.iter_mut().enumerate() {
+                    *w = input_word(x, g, &prm.input_thresholds, i / wc, i % wc)?;
+                }
             }
             (&*packed, col)
         };
@@ -744,12 +928,19 @@ pub(crate) mod fast {
                         let ix = (ox * g.sw + kx).checked_sub(g.pl).filter(|&v| v < g.iw);
                         let dst = (ky * g.kw + kx) * wc;
                         let dst = need(col.get_mut(dst..dst + wc))?;
+                        // Word by word (a `memcpy` call per tap would cost more than the copy).
                         match (iy, ix) {
                             (Some(iy), Some(ix)) => {
                                 let src = (iy * g.iw + ix) * wc;
-                                dst.copy_from_slice(need(input.get(src..src + wc))?);
+                                for (d, s) in dst.iter_mut().zip(need(input.get(src..src + wc))?) {
+                                    *d = *s;
+                                }
                             }
-                            _ => dst.fill(0), // padding: +1
+                            _ => {
+                                for d in dst.iter_mut() {
+                                    *d = 0; // padding: +1
+                                }
+                            }
                         }
                     }
                 }
