@@ -249,6 +249,32 @@ fn plane_check_model(rng: &mut Rng, i: usize) -> Vec<u8> {
     }
 }
 
+/// An int8 max pool of 4k channels (the DSP kernel's case): kernels 1..=3, strides 1..=2,
+/// padding smaller than the kernel, after a conv so the values are spread.
+fn pool_check_model(rng: &mut Rng) -> Vec<u8> {
+    loop {
+        let c = 4 * rng.int(1, 5) as u16;
+        let shape = Shape {
+            h: rng.int(1, 9) as u16,
+            w: rng.int(1, 9) as u16,
+            c,
+        };
+        let mut b = ModelBuilder::new("pool", shape, q(0.03, rng.int(-128, 127) as i8));
+        let x = b.input();
+        let k = [rng.int(1, 3) as u8, rng.int(1, 3) as u8];
+        let spec = PoolSpec {
+            kernel: k,
+            stride: [rng.int(1, 2) as u8, rng.int(1, 2) as u8],
+            padding: [0, 1, 2, 3].map(|i| rng.int(0, i64::from(k[i % 2]) - 1) as u8),
+        };
+        if b.max_pool2d(x, spec).is_ok() {
+            if let Ok(blob) = b.finish() {
+                return blob;
+            }
+        }
+    }
+}
+
 fn binary_check_model(rng: &mut Rng) -> Vec<u8> {
     loop {
         let shape = Shape {
@@ -690,6 +716,17 @@ fn main() {
     for i in 0..12 {
         let blob = plane_check_model(&mut prng, i);
         let name = format!("pcheck{i}.tkd");
+        fs::write(out.join(&name), &blob).unwrap();
+        writeln!(
+            code,
+            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
+        )
+        .unwrap();
+    }
+    let mut mrng = Rng(0x9001_0001);
+    for i in 0..8 {
+        let blob = pool_check_model(&mut mrng);
+        let name = format!("mcheck{i}.tkd");
         fs::write(out.join(&name), &blob).unwrap();
         writeln!(
             code,

@@ -497,14 +497,7 @@ pub(crate) mod fast {
                 for (outs, f) in out_px.chunks_mut(32).zip(weights.chunks(32 * per_out)) {
                     let pc = need(pc.get_mut(..outs.len()))?;
                     popcounts(column, f, per_out, pc);
-                    for (out, (&p, (((&fl, b), m), s))) in
-                        outs.iter_mut().zip(pc.iter().zip(params.by_ref()))
-                    {
-                        let dot = k.wrapping_sub(2 * p as i32);
-                        let dot = if fl & 1 == 1 { dot.wrapping_neg() } else { dot };
-                        let acc = b.wrapping_add(dot);
-                        *out = rq_out(acc, m, i32::from(s), zp_out, act_min, act_max);
-                    }
+                    int8_outs(outs, pc, &mut params, k, zp_out, act_min, act_max);
                 }
             }
         }
@@ -832,6 +825,26 @@ pub(crate) mod fast {
                 );
             }
             (acc0, acc1)
+        }
+    }
+
+    /// The int8 outputs of up to 32 channels from their popcounts; a function of its own, so
+    /// that the requantization has the registers the popcount kernel's caller spills.
+    #[inline(never)]
+    fn int8_outs<'p>(
+        outs: &mut [i8],
+        pc: &[u32],
+        params: &mut impl Iterator<Item = (((&'p u8, i32), i32), i8)>,
+        k: i32,
+        zp_out: i32,
+        act_min: i8,
+        act_max: i8,
+    ) {
+        for (out, (&p, (((&fl, b), m), s))) in outs.iter_mut().zip(pc.iter().zip(params)) {
+            let dot = k.wrapping_sub(2 * p as i32);
+            let dot = if fl & 1 == 1 { dot.wrapping_neg() } else { dot };
+            let acc = b.wrapping_add(dot);
+            *out = rq_out(acc, m, i32::from(s), zp_out, act_min, act_max);
         }
     }
 
