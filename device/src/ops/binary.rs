@@ -422,6 +422,7 @@ pub(crate) mod fast {
     /// The output pixel from its column: the popcounts of 32 output channels at a time, then
     /// the threshold (packed) or requantization (int8) on zipped slices (no bounds checks).
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn fast_epilogue(
         prm: &Params<'_>,
         k: i32,
@@ -430,20 +431,18 @@ pub(crate) mod fast {
         column: &[u32],
         weights: &[u8],
         per_out: usize,
+        pre: Option<&PackedPre>,
     ) -> Result<()> {
+        let _ = &pre; // only the DSP build has a use for it
         let per_out = per_out.max(4);
         let mut pc = [0u32; 32];
         match prm.output {
             #[cfg(all(target_arch = "arm", tinykd_dsp))]
             BinaryOutput::Packed { thresholds }
-                if packed_by3(
-                    column,
-                    weights,
-                    per_out,
-                    thresholds.bytes(),
-                    prm.flip,
-                    out_px,
-                ) =>
+                if let Some(pre) = pre
+                    && thresholds.len() <= 128
+                    && prm.flip.len() >= thresholds.len()
+                    && packed_by3(column, weights, per_out, thresholds.len(), pre, out_px) =>
             {
                 // Done by the grouped Thumb-2 kernel.
             }
@@ -504,6 +503,38 @@ pub(crate) mod fast {
         Ok(())
     }
 
+    /// The packed output stage prepared once per layer (up to 128 channels): −1 iff p > t, or
+    /// p < t ⇔ !(p > t − 1) where flipped. `tadj` holds t − flip clamped to [−1, K] (the same
+    /// compares for p ∈ [0, K]), so that `p > t'` is the sign bit of `t' − p`; `flips` holds
+    /// the flips, XORed into each output word.
+    pub(crate) struct PackedPre {
+        tadj: [i32; 128],
+        flips: [u32; 4],
+    }
+
+    impl PackedPre {
+        fn new(thr: &[u8], flip: &[u8], k: i32) -> PackedPre {
+            let mut pre = PackedPre {
+                tadj: [0; 128],
+                flips: [0; 4],
+            };
+            for (o, (dst, (t, f))) in pre
+                .tadj
+                .iter_mut()
+                .zip(thr.chunks_exact(4).zip(flip))
+                .enumerate()
+            {
+                let fl = i32::from(*f & 1);
+                let raw = i32::from_le_bytes(t.try_into().unwrap_or([0; 4]));
+                *dst = raw.saturating_sub(fl).clamp(-1, k.max(-1));
+                if let Some(w) = pre.flips.get_mut(o / 32) {
+                    *w |= (fl as u32) << (o % 32);
+                }
+            }
+            pre
+        }
+    }
+
     /// A packed output pixel on Cortex-M4/M7 when every filter is 3..=30 words, a multiple of
     /// 3 (every 3×3 conv up to 320 input channels): the lengths are checked once, then per pair
     /// of filters one call of the grouped kernel and two threshold compares, no bounds checks.
@@ -514,35 +545,26 @@ pub(crate) mod fast {
         column: &[u32],
         weights: &[u8],
         per_out: usize,
-        thr: &[u8],
-        flip: &[u8],
+        oc: usize,
+        pre: &PackedPre,
         out_px: &mut [i8],
     ) -> bool {
         let n = column.len();
-        let oc = thr.len() / 4;
         if n == 0
             || n % 3 != 0
             || n > 30
             || per_out != 4 * n
             || oc == 0
-            || flip.len() < oc
             || weights.len() < oc * per_out
             || out_px.len() != 4 * oc.div_ceil(32)
         {
             return false;
         }
         let groups = n / 3;
-        // −1 iff p > t, or p < t ⇔ !(p > t − 1) where flipped: one compare, one XOR.
-        let bit = |p: u32, o: usize| -> u32 {
-            // SAFETY: o < oc: `thr` holds 4·oc bytes, `flip` at least oc (checked above).
-            let (t, f) = unsafe {
-                (
-                    i32::from_le(thr.as_ptr().add(4 * o).cast::<i32>().read_unaligned()),
-                    u32::from(*flip.get_unchecked(o) & 1),
-                )
-            };
-            u32::from(p as i32 > t.saturating_sub(f as i32)) ^ f
-        };
+        if oc > 128 {
+            return false;
+        }
+        let (tadj, flips) = (&pre.tadj, &pre.flips);
         // Per output word: the popcounts of its (up to) 32 channels first, two per kernel call
         // (the kernel takes 12 registers: nothing else stays in one across it), then the 32
         // compares in a loop of their own.
@@ -569,9 +591,10 @@ pub(crate) mod fast {
                     *p = xor_popcount(column, weights.get(at..at + per_out).unwrap_or(&[]));
                 }
             }
-            let mut word = 0u32;
-            for (i, &p) in pc.iter().take(m).enumerate() {
-                word |= bit(p, o0 + i) << i;
+            let mut word = flips.get(j).copied().unwrap_or(0);
+            let t = tadj.get(o0..o0 + m).unwrap_or(&[]);
+            for (i, (&p, &t)) in pc.iter().zip(t).enumerate() {
+                word ^= ((t - p as i32) as u32 >> 31) << i;
             }
             for (d, s) in word_out.iter_mut().zip(word.to_le_bytes()) {
                 *d = s as i8;
@@ -929,6 +952,12 @@ pub(crate) mod fast {
             BinaryOutput::Packed { .. } => words(g.oc) * 4,
             BinaryOutput::Int8 { .. } => g.oc,
         };
+        let pre = match prm.output {
+            BinaryOutput::Packed { thresholds } if cfg!(all(target_arch = "arm", tinykd_dsp)) => {
+                Some(PackedPre::new(thresholds.bytes(), prm.flip, k))
+            }
+            _ => None,
+        };
         for (px, out_px) in y.chunks_exact_mut(out_stride.max(1)).enumerate() {
             let column: &[u32] = if is_dense {
                 need(input.get(..col_len))?
@@ -959,7 +988,16 @@ pub(crate) mod fast {
                 }
                 col
             };
-            fast_epilogue(prm, k, zp_out, out_px, column, weights, per_out)?;
+            fast_epilogue(
+                prm,
+                k,
+                zp_out,
+                out_px,
+                column,
+                weights,
+                per_out,
+                pre.as_ref(),
+            )?;
         }
         Ok(true)
     }
