@@ -432,17 +432,17 @@ pub(crate) mod fast {
         weights: &[u8],
         per_out: usize,
         pre: Option<&PackedPre>,
+        pc: &mut [u32; 32],
     ) -> Result<()> {
         let _ = &pre; // only the DSP build has a use for it
         let per_out = per_out.max(4);
-        let mut pc = [0u32; 32];
         match prm.output {
             #[cfg(all(target_arch = "arm", tinykd_dsp))]
             BinaryOutput::Packed { thresholds }
                 if let Some(pre) = pre
                     && thresholds.len() <= 128
                     && prm.flip.len() >= thresholds.len()
-                    && packed_by3(column, weights, per_out, thresholds.len(), pre, out_px) =>
+                    && packed_by3(column, weights, per_out, thresholds.len(), pre, out_px, pc) =>
             {
                 // Done by the grouped Thumb-2 kernel.
             }
@@ -548,6 +548,7 @@ pub(crate) mod fast {
         oc: usize,
         pre: &PackedPre,
         out_px: &mut [i8],
+        pc: &mut [u32; 32],
     ) -> bool {
         let n = column.len();
         if n == 0
@@ -568,7 +569,6 @@ pub(crate) mod fast {
         // Per output word: the popcounts of its (up to) 32 channels first, two per kernel call
         // (the kernel takes 12 registers: nothing else stays in one across it), then the 32
         // compares in a loop of their own.
-        let mut pc = [0u32; 32];
         for (j, word_out) in out_px.chunks_exact_mut(4).enumerate() {
             let o0 = 32 * j;
             let m = (oc - o0).min(32);
@@ -958,33 +958,26 @@ pub(crate) mod fast {
             }
             _ => None,
         };
+        let mut pc = [0u32; 32]; // popcounts of up to 32 channels of one pixel
         for (px, out_px) in y.chunks_exact_mut(out_stride.max(1)).enumerate() {
             let column: &[u32] = if is_dense {
                 need(input.get(..col_len))?
             } else {
                 let (oy, ox) = (px / g.ow, px % g.ow);
                 let col = need(col.get_mut(..col_len))?;
-                for ky in 0..g.kh {
-                    let iy = (oy * g.sh + ky).checked_sub(g.pt).filter(|&v| v < g.ih);
-                    for kx in 0..g.kw {
-                        let ix = (ox * g.sw + kx).checked_sub(g.pl).filter(|&v| v < g.iw);
-                        let dst = (ky * g.kw + kx) * wc;
-                        let dst = need(col.get_mut(dst..dst + wc))?;
-                        // Word by word (a `memcpy` call per tap would cost more than the copy).
-                        match (iy, ix) {
-                            (Some(iy), Some(ix)) => {
-                                let src = (iy * g.iw + ix) * wc;
-                                for (d, s) in dst.iter_mut().zip(need(input.get(src..src + wc))?) {
-                                    *d = *s;
-                                }
-                            }
-                            _ => {
-                                for d in dst.iter_mut() {
-                                    *d = 0; // padding: +1
-                                }
-                            }
+                let (iy0, _, ny) = super::clip(oy, g.sh, g.pt, g.kh, g.ih);
+                let (ix0, _, nx) = super::clip(ox, g.sw, g.pl, g.kw, g.iw);
+                if (ny, nx) == (g.kh, g.kw) {
+                    // A window without padding: kh runs of kw·wc contiguous words.
+                    let run = g.kw * wc;
+                    for (ky, dst) in col.chunks_exact_mut(run.max(1)).enumerate() {
+                        let src = ((iy0 + ky) * g.iw + ix0) * wc;
+                        for (d, s) in dst.iter_mut().zip(need(input.get(src..src + run))?) {
+                            *d = *s;
                         }
                     }
+                } else {
+                    gather_padded(g, input, col, oy, ox)?;
                 }
                 col
             };
@@ -997,9 +990,39 @@ pub(crate) mod fast {
                 weights,
                 per_out,
                 pre.as_ref(),
+                &mut pc,
             )?;
         }
         Ok(true)
+    }
+
+    /// The column of output pixel `(oy, ox)` whose window reaches into the padding (+1: the
+    /// word 0).
+    fn gather_padded(g: &Geom, input: &[u32], col: &mut [u32], oy: usize, ox: usize) -> Result<()> {
+        let wc = words(g.ic);
+        for ky in 0..g.kh {
+            let iy = (oy * g.sh + ky).checked_sub(g.pt).filter(|&v| v < g.ih);
+            for kx in 0..g.kw {
+                let ix = (ox * g.sw + kx).checked_sub(g.pl).filter(|&v| v < g.iw);
+                let dst = (ky * g.kw + kx) * wc;
+                let dst = need(col.get_mut(dst..dst + wc))?;
+                // Word by word (a `memcpy` call per tap would cost more than the copy).
+                match (iy, ix) {
+                    (Some(iy), Some(ix)) => {
+                        let src = (iy * g.iw + ix) * wc;
+                        for (d, s) in dst.iter_mut().zip(need(input.get(src..src + wc))?) {
+                            *d = *s;
+                        }
+                    }
+                    _ => {
+                        for d in dst.iter_mut() {
+                            *d = 0; // padding: +1
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
