@@ -431,15 +431,14 @@ pub(crate) mod fast {
         column: &[u32],
         weights: &[u8],
         per_out: usize,
-        pre: Option<&PackedPre>,
+        pre: &Pre,
         pc: &mut [u32; 32],
     ) -> Result<()> {
-        let _ = &pre; // only the DSP build has a use for it
         let per_out = per_out.max(4);
         match prm.output {
             #[cfg(all(target_arch = "arm", tinykd_dsp))]
             BinaryOutput::Packed { thresholds }
-                if let Some(pre) = pre
+                if let Pre::Packed(pre) = pre
                     && thresholds.len() <= 128
                     && prm.flip.len() >= thresholds.len()
                     && packed_by3(column, weights, per_out, thresholds.len(), pre, out_px, pc) =>
@@ -482,6 +481,19 @@ pub(crate) mod fast {
                 }
             }
             BinaryOutput::Int8 {
+                act_min, act_max, ..
+            } if let Pre::Int8(ip) = pre => {
+                for (j, (outs, f)) in out_px
+                    .chunks_mut(32)
+                    .zip(weights.chunks(32 * per_out))
+                    .enumerate()
+                {
+                    let pc = need(pc.get_mut(..outs.len()))?;
+                    popcounts(column, f, per_out, pc);
+                    ip.outs(outs, pc, 32 * j, zp_out, act_min, act_max);
+                }
+            }
+            BinaryOutput::Int8 {
                 bias,
                 requant,
                 act_min,
@@ -501,6 +513,92 @@ pub(crate) mod fast {
             }
         }
         Ok(())
+    }
+
+    /// The output stage prepared once per layer (the DSP build, up to 128 channels; on the
+    /// stack: at most 1.3 KB, no allocator).
+    #[allow(clippy::large_enum_variant)]
+    pub(crate) enum Pre {
+        None,
+        #[allow(dead_code)] // built on the DSP targets only
+        Packed(PackedPre),
+        #[allow(dead_code)]
+        Int8(Int8Pre),
+    }
+
+    /// The int8 output stage prepared once per layer: `acc = bias ± (K − 2p)` is
+    /// `base + step · p` (step = ∓2), and the requantization's multiplier and total shift.
+    pub(crate) struct Int8Pre {
+        base: [i32; 128],
+        step: [i8; 128],
+        mult: [i32; 128],
+        total: [u8; 128],
+    }
+
+    impl Int8Pre {
+        fn new(prm: &Params<'_>, k: i32, oc: usize) -> Option<Int8Pre> {
+            let BinaryOutput::Int8 { bias, requant, .. } = prm.output else {
+                return None;
+            };
+            if oc > 128
+                || prm.flip.len() < oc
+                || bias.len() < oc
+                || requant.multipliers.len() < oc
+                || requant.shifts.len() < oc
+            {
+                return None;
+            }
+            let mut pre = Int8Pre {
+                base: [0; 128],
+                step: [0; 128],
+                mult: [0; 128],
+                total: [0; 128],
+            };
+            let params = prm.flip.iter().zip(bias.iter());
+            let params = params.zip(requant.multipliers.iter().zip(requant.shifts.iter()));
+            for (o, ((&fl, b), (m, s))) in params.take(oc).enumerate() {
+                let flipped = fl & 1 == 1;
+                let (base, step) = if flipped {
+                    (b.wrapping_sub(k), 2)
+                } else {
+                    (b.wrapping_add(k), -2)
+                };
+                if let (Some(bd), Some(sd), Some(md), Some(td)) = (
+                    pre.base.get_mut(o),
+                    pre.step.get_mut(o),
+                    pre.mult.get_mut(o),
+                    pre.total.get_mut(o),
+                ) {
+                    (*bd, *sd, *md) = (base, step, m);
+                    *td = (31 - i32::from(s).clamp(-31, 30)) as u8; // in [1, 62]
+                }
+            }
+            Some(pre)
+        }
+
+        /// The outputs of channels `o0..` from their popcounts: `requantize_out` of
+        /// `base + step · p` in one 64-bit expression (clamping the 64-bit value plus the zero
+        /// point to `[min, max]` gives what clamping to i32, the saturating add and the clamp
+        /// give).
+        #[inline(never)]
+        fn outs(&self, outs: &mut [i8], pc: &[u32], o0: usize, zp: i32, min: i8, max: i8) {
+            let n = outs.len();
+            let (Some(base), Some(step), Some(mult), Some(total)) = (
+                self.base.get(o0..o0 + n),
+                self.step.get(o0..o0 + n),
+                self.mult.get(o0..o0 + n),
+                self.total.get(o0..o0 + n),
+            ) else {
+                return;
+            };
+            let params = base.iter().zip(step).zip(mult.iter().zip(total));
+            for ((out, &p), ((&b, &s), (&m, &t))) in outs.iter_mut().zip(pc).zip(params) {
+                let acc = b.wrapping_add(i32::from(s) * p as i32);
+                let t = u32::from(t);
+                let v = (i64::from(acc) * i64::from(m) + (1i64 << (t - 1))) >> t;
+                *out = (v + i64::from(zp)).max(i64::from(min)).min(i64::from(max)) as i8;
+            }
+        }
     }
 
     /// The packed output stage prepared once per layer (up to 128 channels): −1 iff p > t, or
@@ -952,11 +1050,15 @@ pub(crate) mod fast {
             BinaryOutput::Packed { .. } => words(g.oc) * 4,
             BinaryOutput::Int8 { .. } => g.oc,
         };
+        let dsp = cfg!(all(target_arch = "arm", tinykd_dsp));
         let pre = match prm.output {
-            BinaryOutput::Packed { thresholds } if cfg!(all(target_arch = "arm", tinykd_dsp)) => {
-                Some(PackedPre::new(thresholds.bytes(), prm.flip, k))
+            BinaryOutput::Packed { thresholds } if dsp => {
+                Pre::Packed(PackedPre::new(thresholds.bytes(), prm.flip, k))
             }
-            _ => None,
+            BinaryOutput::Int8 { .. } if dsp => {
+                Int8Pre::new(prm, k, g.oc).map_or(Pre::None, Pre::Int8)
+            }
+            _ => Pre::None,
         };
         let mut pc = [0u32; 32]; // popcounts of up to 32 channels of one pixel
         for (px, out_px) in y.chunks_exact_mut(out_stride.max(1)).enumerate() {
@@ -982,15 +1084,7 @@ pub(crate) mod fast {
                 col
             };
             fast_epilogue(
-                prm,
-                k,
-                zp_out,
-                out_px,
-                column,
-                weights,
-                per_out,
-                pre.as_ref(),
-                &mut pc,
+                prm, k, zp_out, out_px, column, weights, per_out, &pre, &mut pc,
             )?;
         }
         Ok(true)
