@@ -685,6 +685,14 @@ const BINARY_CHECKS: usize = 7;
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let target = env::var("TARGET").unwrap_or_default();
+    // TINYKD_BENCH_ONLY="a b …": a benchmark-only firmware with just these benchmark models (no
+    // check models), for models that do not fit the microbit's flash next to everything else
+    // (tools/bench-device.sh measures the int8 twin on the Cortex-M0 this way).
+    println!("cargo:rerun-if-env-changed=TINYKD_BENCH_ONLY");
+    let only: Option<Vec<String>> = env::var("TINYKD_BENCH_ONLY")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.split_whitespace().map(str::to_string).collect());
     // Cortex-M0 on QEMU's microbit (nRF51: 256 KiB flash); its SRAM is enlarged to 64 KiB at
     // run time (`-global nrf51-soc.sram-size=0x10000`, see tools/qemu-runner.sh) so the student
     // fits. mps2-an386: 4 MiB + 4 MiB.
@@ -756,7 +764,7 @@ fn main() {
     println!("cargo:rerun-if-changed={TRAINED}");
     let inc = |f: &str| format!("include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{f}\"))");
     code.push_str(&format!(
-        "#[allow(dead_code)]\npub static BSTUDENT: &[u8] = {};\npub static BTRAINED: &[u8] = {};\n",
+        "#[allow(dead_code)]\npub static BSTUDENT: &[u8] = {};\n#[allow(dead_code)]\npub static BTRAINED: &[u8] = {};\n",
         inc("bench-bstudent.tkd"),
         inc("bench-btrained.tkd")
     ));
@@ -806,12 +814,19 @@ fn main() {
         fs::write(out.join(&file), &blob).unwrap();
         // The int8 twin of the binary student (and its prefixes) does not fit the microbit's
         // 256 KiB of flash next to everything else.
-        if target.starts_with("thumbv6m") && name.starts_with("is") {
+        if let Some(only) = &only {
+            if !only.iter().any(|o| o == name) {
+                continue;
+            }
+        } else if target.starts_with("thumbv6m") && name.starts_with("is") {
             continue;
         }
         // On the microbit, the trained student only (the random-weight one of the same shape
         // runs the same instructions) and no prefixes: flash.
-        if target.starts_with("thumbv6m") && (name.starts_with("bs") || name == "bstudent") {
+        if only.is_none()
+            && target.starts_with("thumbv6m")
+            && (name.starts_with("bs") || name == "bstudent")
+        {
             continue;
         }
         let blob_expr = match name {
@@ -826,5 +841,18 @@ fn main() {
         .unwrap();
     }
     code.push_str("];\n");
+    if only.is_some() {
+        // Benchmark only: the check and host-run lists empty (their models out of flash).
+        for head in [
+            "pub static CHECK: &[&[u8]] = &[\n",
+            "pub static HOST: &[HostRuns] = &[\n",
+        ] {
+            if let Some(a) = code.find(head).map(|a| a + head.len()) {
+                if let Some(b) = code[a..].find("];\n").map(|b| a + b) {
+                    code.replace_range(a..b, "");
+                }
+            }
+        }
+    }
     fs::write(out.join("models.rs"), code).unwrap();
 }
