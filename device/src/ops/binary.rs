@@ -404,6 +404,42 @@ pub(crate) mod fast {
     /// filters per pass.
     #[inline(always)]
     fn popcounts(column: &[u32], filters: &[u8], per_out: usize, pc: &mut [u32]) {
+        #[cfg(all(target_arch = "arm", tinykd_dsp))]
+        {
+            let n = column.len();
+            let pairs = pc.len() / 2;
+            if (n == 9 || n == 18)
+                && per_out == 4 * n
+                && pairs > 0
+                && filters.len() >= pc.len() * per_out
+            {
+                // SAFETY: 2·pairs ≤ pc.len() filters of per_out = 4n bytes lie within `filters`
+                // (checked), `column` has n words, `pc` holds 2·pairs words.
+                unsafe {
+                    if n == 9 {
+                        thumb2::pairs_by3::<9>(
+                            column.as_ptr(),
+                            filters.as_ptr(),
+                            pairs,
+                            pc.as_mut_ptr(),
+                        );
+                    } else {
+                        thumb2::pairs_by3::<18>(
+                            column.as_ptr(),
+                            filters.as_ptr(),
+                            pairs,
+                            pc.as_mut_ptr(),
+                        );
+                    }
+                }
+                if let (Some(p), Some(rest)) =
+                    (pc.get_mut(2 * pairs), filters.get(2 * pairs * per_out..))
+                {
+                    *p = xor_popcount(column, rest);
+                }
+                return;
+            }
+        }
         let pairs = filters.chunks_exact(2 * per_out);
         let rest = pairs.remainder();
         let mut out = pc.chunks_exact_mut(2);
@@ -671,6 +707,20 @@ pub(crate) mod fast {
             let o0 = 32 * j;
             let m = (oc - o0).min(32);
             let mut o = 0;
+            if m >= 2 && (n == 9 || n == 18) {
+                // SAFETY: filters o0 .. o0 + 2·(m/2) ≤ oc lie within `weights` (oc · per_out
+                // bytes, per_out = 4n, checked above), `column` has n words, `pc` holds 32 ≥ m
+                // words, m/2 ≥ 1.
+                unsafe {
+                    let w0 = weights.as_ptr().add(o0 * per_out);
+                    if n == 9 {
+                        thumb2::pairs_by3::<9>(column.as_ptr(), w0, m / 2, pc.as_mut_ptr());
+                    } else {
+                        thumb2::pairs_by3::<18>(column.as_ptr(), w0, m / 2, pc.as_mut_ptr());
+                    }
+                }
+                o = m / 2 * 2;
+            }
             while o + 2 <= m {
                 // SAFETY: filters o0 + o and o0 + o + 1 < oc lie within `weights` (oc · per_out
                 // bytes, checked above), `column` has 3 · groups words, 1 ≤ groups ≤ 10.
@@ -839,6 +889,160 @@ pub(crate) mod fast {
                 );
             }
             (acc0, acc1)
+        }
+
+        /// One group of three column words against two filters (`w` and `w + off`): nibble
+        /// counts of each word added up (≤ 12), then both nibbles of each byte into the byte
+        /// accumulators. 59 instructions (see [`xor_popcount2_by3`]).
+        macro_rules! group3 {
+            () => {
+                concat!(
+                    "ldr {x}, [{c}], #4\n",
+                    "ldr {b}, [{w}, #{off}]\n",
+                    "ldr {a}, [{w}], #4\n",
+                    "eors {a}, {a}, {x}\n",
+                    "eors {b}, {b}, {x}\n",
+                    "and {t}, {a}, #0xaaaaaaaa\n",
+                    "sub {a}, {a}, {t}, lsr #1\n",
+                    "and {t}, {a}, #0xcccccccc\n",
+                    "and {a}, {a}, #0x33333333\n",
+                    "add {na}, {a}, {t}, lsr #2\n",
+                    "and {t}, {b}, #0xaaaaaaaa\n",
+                    "sub {b}, {b}, {t}, lsr #1\n",
+                    "and {t}, {b}, #0xcccccccc\n",
+                    "and {b}, {b}, #0x33333333\n",
+                    "add {nb}, {b}, {t}, lsr #2\n",
+                    "ldr {x}, [{c}], #4\n",
+                    "ldr {b}, [{w}, #{off}]\n",
+                    "ldr {a}, [{w}], #4\n",
+                    "eors {a}, {a}, {x}\n",
+                    "eors {b}, {b}, {x}\n",
+                    "and {t}, {a}, #0xaaaaaaaa\n",
+                    "sub {a}, {a}, {t}, lsr #1\n",
+                    "and {t}, {a}, #0xcccccccc\n",
+                    "and {a}, {a}, #0x33333333\n",
+                    "add {na}, {na}, {a}\n",
+                    "add {na}, {na}, {t}, lsr #2\n",
+                    "and {t}, {b}, #0xaaaaaaaa\n",
+                    "sub {b}, {b}, {t}, lsr #1\n",
+                    "and {t}, {b}, #0xcccccccc\n",
+                    "and {b}, {b}, #0x33333333\n",
+                    "add {nb}, {nb}, {b}\n",
+                    "add {nb}, {nb}, {t}, lsr #2\n",
+                    "ldr {x}, [{c}], #4\n",
+                    "ldr {b}, [{w}, #{off}]\n",
+                    "ldr {a}, [{w}], #4\n",
+                    "eors {a}, {a}, {x}\n",
+                    "eors {b}, {b}, {x}\n",
+                    "and {t}, {a}, #0xaaaaaaaa\n",
+                    "sub {a}, {a}, {t}, lsr #1\n",
+                    "and {t}, {a}, #0xcccccccc\n",
+                    "and {a}, {a}, #0x33333333\n",
+                    "add {na}, {na}, {a}\n",
+                    "add {na}, {na}, {t}, lsr #2\n",
+                    "and {t}, {b}, #0xaaaaaaaa\n",
+                    "sub {b}, {b}, {t}, lsr #1\n",
+                    "and {t}, {b}, #0xcccccccc\n",
+                    "and {b}, {b}, #0x33333333\n",
+                    "add {nb}, {nb}, {b}\n",
+                    "add {nb}, {nb}, {t}, lsr #2\n",
+                    "and {t}, {na}, #0xf0f0f0f0\n",
+                    "and {na}, {na}, #0x0f0f0f0f\n",
+                    "add {acc0}, {acc0}, {na}\n",
+                    "add {acc0}, {acc0}, {t}, lsr #4\n",
+                    "and {t}, {nb}, #0xf0f0f0f0\n",
+                    "and {nb}, {nb}, #0x0f0f0f0f\n",
+                    "add {acc1}, {acc1}, {nb}\n",
+                    "add {acc1}, {acc1}, {t}, lsr #4\n",
+                )
+            };
+        }
+
+        /// The popcounts of `pairs` consecutive filter pairs of `N` words (N = 9 or 18: 3×3
+        /// kernels over 32 or 64 channels) against one column, into `pc` (two per pair): the
+        /// groups unrolled (no counter; the filter offset and the steps are immediates), the
+        /// pair loop in the assembly too (one `STRD` per pair, ≈ 9 instructions of loop per
+        /// pair).
+        ///
+        /// # Safety
+        /// `x` points to `N` readable aligned words, `w` to `2 · pairs` filters of `4N` readable
+        /// bytes each, `pc` to `2 · pairs` writable aligned words, and `pairs ≥ 1`.
+        #[inline(always)]
+        pub(super) unsafe fn pairs_by3<const N: usize>(
+            x: *const u32,
+            w: *const u8,
+            pairs: usize,
+            pc: *mut u32,
+        ) {
+            // SAFETY: the caller guarantees the reads and writes; the asm touches nothing else.
+            unsafe {
+                match N {
+                    9 => core::arch::asm!(
+                        "2:",
+                        "movs {acc0}, #0",
+                        "movs {acc1}, #0",
+                        group3!(),
+                        group3!(),
+                        group3!(),
+                        "movs {t}, #0",
+                        "usad8 {acc0}, {acc0}, {t}",
+                        "usad8 {acc1}, {acc1}, {t}",
+                        "strd {acc0}, {acc1}, [{pc}], #8",
+                        "add {w}, {w}, #{off}",
+                        "sub {c}, {c}, #{off}",
+                        "subs {n}, {n}, #1",
+                        "bne 2b",
+                        c = inout(reg) x => _,
+                        w = inout(reg) w => _,
+                        pc = inout(reg) pc => _,
+                        n = inout(reg) pairs => _,
+                        off = const 36,
+                        acc0 = out(reg) _,
+                        acc1 = out(reg) _,
+                        x = out(reg) _,
+                        a = out(reg) _,
+                        b = out(reg) _,
+                        t = out(reg) _,
+                        na = out(reg) _,
+                        nb = out(reg) _,
+                        options(nostack),
+                    ),
+                    18 => core::arch::asm!(
+                        "2:",
+                        "movs {acc0}, #0",
+                        "movs {acc1}, #0",
+                        group3!(),
+                        group3!(),
+                        group3!(),
+                        group3!(),
+                        group3!(),
+                        group3!(),
+                        "movs {t}, #0",
+                        "usad8 {acc0}, {acc0}, {t}",
+                        "usad8 {acc1}, {acc1}, {t}",
+                        "strd {acc0}, {acc1}, [{pc}], #8",
+                        "add {w}, {w}, #{off}",
+                        "sub {c}, {c}, #{off}",
+                        "subs {n}, {n}, #1",
+                        "bne 2b",
+                        c = inout(reg) x => _,
+                        w = inout(reg) w => _,
+                        pc = inout(reg) pc => _,
+                        n = inout(reg) pairs => _,
+                        off = const 72,
+                        acc0 = out(reg) _,
+                        acc1 = out(reg) _,
+                        x = out(reg) _,
+                        a = out(reg) _,
+                        b = out(reg) _,
+                        t = out(reg) _,
+                        na = out(reg) _,
+                        nb = out(reg) _,
+                        options(nostack),
+                    ),
+                    _ => {}
+                }
+            }
         }
 
         /// The popcounts of `x XOR w0` and `x XOR w1` over `3 · groups` words (1 ≤ groups ≤ 10),
