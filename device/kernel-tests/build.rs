@@ -679,6 +679,41 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
     v
 }
 
+/// Binary models for the unrolled 9- and 18-word kernels of the DSP path with the outputs the
+/// students do not cover: 3×3 over 32 channels with int8 output, 3×3 over 40 channels (two words
+/// per pixel) with packed output, odd channel counts (a last single filter).
+fn unrolled_check_models(rng: &mut Rng) -> [Vec<u8>; 2] {
+    let build = |rng: &mut Rng, cin: u16, packed_out: u16| {
+        let shape = Shape { h: 5, w: 6, c: 3 };
+        let mut b = ModelBuilder::new("bunroll", shape, q(0.03, -5));
+        let x = b.input();
+        let qs = q(0.05, 0);
+        let x = conv(
+            &mut b,
+            rng,
+            x,
+            cin,
+            [1, 1],
+            [1, 1],
+            [0; 4],
+            1,
+            qs,
+            Activation::None,
+        )
+        .unwrap();
+        let x = if packed_out > 0 {
+            let x = bconv(&mut b, rng, x, packed_out, [3, 3], [1, 1], [1; 4], None).unwrap();
+            bconv(&mut b, rng, x, 5, [1, 1], [1, 1], [0; 4], Some(q(0.1, 3))).unwrap()
+        } else {
+            bconv(&mut b, rng, x, 7, [3, 3], [1, 1], [1; 4], Some(q(0.1, 3))).unwrap()
+        };
+        let x = b.global_avg_pool(x).unwrap();
+        dense(&mut b, rng, x, 10, q(0.1, 0));
+        b.finish().expect("valid")
+    };
+    [build(rng, 32, 0), build(rng, 40, 3)]
+}
+
 /// Random binary models in the check (flash-bound on the microbit).
 const BINARY_CHECKS: usize = 7;
 
@@ -755,6 +790,21 @@ fn main() {
         )
         .unwrap();
         binary.push(blob);
+    }
+    // (DSP-only code paths: not in the microbit's full flash.)
+    let unrolled = if target.starts_with("thumbv6m") {
+        Vec::new()
+    } else {
+        unrolled_check_models(&mut Rng(0xB1C4_EC09)).to_vec()
+    };
+    for (i, blob) in unrolled.iter().enumerate() {
+        let name = format!("ucheck{i}.tkd");
+        fs::write(out.join(&name), blob).unwrap();
+        writeln!(
+            code,
+            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
+        )
+        .unwrap();
     }
     code.push_str("];\n");
     // Host runs: the binary models and the binary student, each on a few inputs, run here on the
