@@ -3,6 +3,10 @@
 # insn-count plugin (issue 10), printed as Markdown:
 #
 #   tools/bench-device.sh            # Cortex-M4 (mps2-an386) and Cortex-M0 (microbit)
+#   tools/bench-device.sh bstudent istudent   # only these rows (no flash table);
+#   BENCH_CORES=m4 tools/bench-device.sh ...  # only the Cortex-M4 (m0: only the Cortex-M0)
+# Rows marked † ran in a benchmark-only firmware (build.rs TINYKD_BENCH_ONLY): models that do not
+# fit the microbit's flash next to the check models.
 #
 # Per layer: MACs, executed instructions of one inference with the fast kernels and with the
 # portable ones, instructions per MAC, speed-up, and the arena with and without the scratch plan.
@@ -20,12 +24,41 @@ if [[ ! -f $plugin || tools/insn-plugin/insncount.c -nt $plugin ]]; then
 fi
 llvm_bin=$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin
 
-# B0, B1, bstudent, istudent: the binary layers and students of docs/binary-kernels.md (MACs of
-# the binary ones are binary MACs; istudent is not in the microbit firmware: flash).
-layers=(L1 L2 L3 L4 L5a L5b student B0 B1 bstudent istudent)
+# B0, B1, bstudent, istudent, btrained: the binary layers and students of docs/binary-kernels.md
+# (MACs of the binary ones are binary MACs; istudent is not in the microbit firmware: flash);
+# bs1..bs5 / is1..is5: the students' first 1..5 ops (differences: the per-layer split).
+layers=(L1 L2 L3 L4 L5a L5b student B0 B1 bs1 bs2 bs3 bs4 bs5 bstudent btrained is1 is2 is3 is4 is5 istudent)
+only_rows=0
+if [[ $# -gt 0 ]]; then
+    layers=("$@")
+    only_rows=1
+fi
+cores=${BENCH_CORES:-m4,m0}
 
-count() { # elf machine layer mode -> "insns line" / "bench line"
-    INSN_PLUGIN=$root/$plugin QEMU_MACHINE=$2 tools/qemu-runner.sh "$1" bench "$3" "$4" 2>&1
+count() { # elf machine layer mode -> "insns line" / "bench line" (a layer this firmware lacks
+    # exits non-zero with "unknown layer", one too large for its RAM with "does not fit")
+    INSN_PLUGIN=$root/$plugin QEMU_MACHINE=$2 tools/qemu-runner.sh "$1" bench "$3" "$4" 2>&1 || true
+}
+
+row() { # elf machine layer [mark] -> one table row; returns 3 if the firmware lacks the layer
+    local elf=$1 machine=$2 layer=$3 mark=${4:-}
+    local out load fast port macs arena arena0
+    out=$(count "$elf" "$machine" "$layer" load)
+    if grep -q 'does not fit' <<<"$out"; then
+        echo "| $layer | | (arena does not fit this machine's RAM) | | | | | | |"
+        return 0
+    fi
+    if grep -q 'unknown layer' <<<"$out"; then
+        return 3
+    fi
+    load=$(sed -n 's/^insns: //p' <<<"$out")
+    macs=$(sed -n 's/.* macs \([0-9]*\) .*/\1/p' <<<"$out")
+    arena=$(sed -n 's/.* arena \([0-9]*\) .*/\1/p' <<<"$out")
+    arena0=$(sed -n 's/.* arena_without_scratch \([0-9]*\) .*/\1/p' <<<"$out")
+    fast=$(( $(count "$elf" "$machine" "$layer" fast | sed -n 's/^insns: //p') - load ))
+    port=$(( $(count "$elf" "$machine" "$layer" port | sed -n 's/^insns: //p') - load ))
+    awk -v l="$layer$mark" -v m="$macs" -v f="$fast" -v p="$port" -v a="$arena" -v a0="$arena0" \
+        'BEGIN { printf "| %s | %d | %d | **%.2f** | %d | %.2f | %.1f× | %d B | %d B |\n", l, m, f, f / m, p, p / m, p / f, a, a0 }'
 }
 
 table() { # target machine core
@@ -37,34 +70,29 @@ table() { # target machine core
     echo
     echo "| layer | MACs | fast: insns | insns/MAC | portable: insns | insns/MAC | speed-up | arena (scratch plan) | arena (no scratch) |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-    local fast_total=0 port_total=0 macs_total=0
+    local missing=()
     for layer in "${layers[@]}"; do
-        local out load fast port macs arena arena0
-        out=$(count "$elf" "$machine" "$layer" load)
-        if grep -q 'does not fit' <<<"$out"; then
-            echo "| $layer | | (arena does not fit this machine's RAM) | | | | | | |"
-            continue
-        fi
-        if grep -q 'unknown layer' <<<"$out"; then
-            echo "| $layer | | (not in this target's firmware: flash) | | | | | | |"
-            continue
-        fi
-        load=$(sed -n 's/^insns: //p' <<<"$out")
-        macs=$(sed -n 's/.* macs \([0-9]*\) .*/\1/p' <<<"$out")
-        arena=$(sed -n 's/.* arena \([0-9]*\) .*/\1/p' <<<"$out")
-        arena0=$(sed -n 's/.* arena_without_scratch \([0-9]*\) .*/\1/p' <<<"$out")
-        fast=$(( $(count "$elf" "$machine" "$layer" fast | sed -n 's/^insns: //p') - load ))
-        port=$(( $(count "$elf" "$machine" "$layer" port | sed -n 's/^insns: //p') - load ))
-        awk -v l="$layer" -v m="$macs" -v f="$fast" -v p="$port" -v a="$arena" -v a0="$arena0" \
-            'BEGIN { printf "| %s | %d | %d | **%.2f** | %d | %.2f | %.1f× | %d B | %d B |\n", l, m, f, f / m, p, p / m, p / f, a, a0 }'
+        row "$elf" "$machine" "$layer" || missing+=("$layer")
     done
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        # Models that do not fit this target's flash next to everything else: a benchmark-only
+        # firmware with just them (build.rs, TINYKD_BENCH_ONLY), marked †.
+        (cd device/kernel-tests &&
+            TINYKD_BENCH_ONLY="${missing[*]}" cargo build -q --release --target "$target")
+        for layer in "${missing[@]}"; do
+            row "$elf" "$machine" "$layer" " †" ||
+                echo "| $layer | | (not in this target's firmware) | | | | | | |"
+        done
+        (cd device/kernel-tests && cargo build -q --release --target "$target")
+    fi
 }
 
 echo "## Instructions per inference (QEMU 10 TCG insn-count plugin), $(date -u +%Y-%m-%d)"
 echo
 echo "Command: \`tools/bench-device.sh\` (rustc $(rustc -vV | sed -n 's/^release: //p'), $(qemu-system-arm --version | head -n 1))."
-table thumbv7em-none-eabihf mps2-an386 "Cortex-M4"
-table thumbv6m-none-eabi microbit "Cortex-M0"
+[[ $cores == *m4* ]] && table thumbv7em-none-eabihf mps2-an386 "Cortex-M4"
+[[ $cores == *m0* ]] && table thumbv6m-none-eabi microbit "Cortex-M0"
+[[ $only_rows == 1 ]] && exit 0
 
 echo
 echo "## Flash: device/size-probe (load + validate + run + argmax), llvm-size"

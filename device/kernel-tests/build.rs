@@ -249,6 +249,32 @@ fn plane_check_model(rng: &mut Rng, i: usize) -> Vec<u8> {
     }
 }
 
+/// An int8 max pool of 4k channels (the DSP kernel's case): kernels 1..=3, strides 1..=2,
+/// padding smaller than the kernel, after a conv so the values are spread.
+fn pool_check_model(rng: &mut Rng) -> Vec<u8> {
+    loop {
+        let c = 4 * rng.int(1, 5) as u16;
+        let shape = Shape {
+            h: rng.int(1, 9) as u16,
+            w: rng.int(1, 9) as u16,
+            c,
+        };
+        let mut b = ModelBuilder::new("pool", shape, q(0.03, rng.int(-128, 127) as i8));
+        let x = b.input();
+        let k = [rng.int(1, 3) as u8, rng.int(1, 3) as u8];
+        let spec = PoolSpec {
+            kernel: k,
+            stride: [rng.int(1, 2) as u8, rng.int(1, 2) as u8],
+            padding: [0, 1, 2, 3].map(|i| rng.int(0, i64::from(k[i % 2]) - 1) as u8),
+        };
+        if b.max_pool2d(x, spec).is_ok() {
+            if let Ok(blob) = b.finish() {
+                return blob;
+            }
+        }
+    }
+}
+
 fn binary_check_model(rng: &mut Rng) -> Vec<u8> {
     loop {
         let shape = Shape {
@@ -340,45 +366,138 @@ fn binary_check_model(rng: &mut Rng) -> Vec<u8> {
     }
 }
 
-/// The binary student (issue 6) and its int8 twin of the same shape: 28×28×1 → int8 conv 3×3
-/// (16) → max pool → conv 3×3 (32) → max pool → conv 3×3 (64) → conv 3×3 (64) → GAP → dense
-/// (10). In the binary one the three inner convs are binary (the first binarizes its int8
-/// input, the last writes int8 for the head) and the second pool is binary.
-fn students(rng: &mut Rng) -> [(Vec<u8>, u64, u64); 2] {
+/// The binary student of `configs/binary-student.toml` (issue 6) and its int8 twin, built up to
+/// `depth` ops (1..=7; prefixes give the per-layer split of the benchmark): 28×28×1 → int8 conv
+/// 3×3 1→32 pad 1 (no activation) → int8 max pool 2 → binary conv 3×3 32→64 pad 1 (+1),
+/// binarizing its int8 input with per-channel thresholds, packed output → binary max pool 2 →
+/// binary conv 3×3 64→64 pad 1, int8 output (ReLU) → global average pool → int8 dense 10. The
+/// twin has int8 convs (ReLU) and int8 max pools in place of the binary ones. Returns the blob
+/// and its (int8, binary) MACs.
+fn student(binary: bool, depth: usize) -> (Vec<u8>, u64, u64) {
+    let rng = &mut Rng(if binary { 0x57D7 } else { 0x57D8 });
     let qi = q(1.0 / 32.0, -128);
+    let qs = q(1.0 / 16.0, 0);
     let qo = q(1.0 / 24.0, -128);
-    let relu = Activation::Relu;
     let pool = PoolSpec {
         kernel: [2, 2],
         stride: [2, 2],
         padding: [0; 4],
     };
-    let int8_macs = 28 * 28 * 16 * 9 + 64 * 10;
-    let inner = 14 * 14 * 32 * 144 + 7 * 7 * 64 * 288 + 7 * 7 * 64 * 576;
-    let mut b = ModelBuilder::new("bstudent", Shape { h: 28, w: 28, c: 1 }, qi);
-    let x = b.input();
-    let x = conv(&mut b, rng, x, 16, [3, 3], [1, 1], [1; 4], 1, qo, relu).unwrap();
-    let x = b.max_pool2d(x, pool).unwrap();
-    let x = bconv(&mut b, rng, x, 32, [3, 3], [1, 1], [1; 4], None).unwrap();
-    let x = b.binary_max_pool2d(x, pool).unwrap();
-    let x = bconv(&mut b, rng, x, 64, [3, 3], [1, 1], [1; 4], None).unwrap();
-    let x = bconv(&mut b, rng, x, 64, [3, 3], [1, 1], [1; 4], Some(qo)).unwrap();
-    let x = b.global_avg_pool(x).unwrap();
-    dense(&mut b, rng, x, 10, qo);
-    let binary = b.finish().expect("valid");
-    let mut b = ModelBuilder::new("istudent", Shape { h: 28, w: 28, c: 1 }, qi);
-    let x = b.input();
-    let x = conv(&mut b, rng, x, 16, [3, 3], [1, 1], [1; 4], 1, qo, relu).unwrap();
-    let x = b.max_pool2d(x, pool).unwrap();
-    let x = conv(&mut b, rng, x, 32, [3, 3], [1, 1], [1; 4], 1, qo, relu).unwrap();
-    let x = b.max_pool2d(x, pool).unwrap();
-    let x = conv(&mut b, rng, x, 64, [3, 3], [1, 1], [1; 4], 1, qo, relu).unwrap();
-    let x = conv(&mut b, rng, x, 64, [3, 3], [1, 1], [1; 4], 1, qo, relu).unwrap();
-    let x = b.global_avg_pool(x).unwrap();
-    dense(&mut b, rng, x, 10, qo);
-    let int8 = b.finish().expect("valid");
-    [(binary, int8_macs, inner), (int8, int8_macs + inner, 0)]
+    let name = if binary { "bstudent" } else { "istudent" };
+    let mut b = ModelBuilder::new(name, Shape { h: 28, w: 28, c: 1 }, qi);
+    let mut x = b.input();
+    let (mut int8_macs, mut binary_macs) = (0u64, 0u64);
+    let (k1, k2) = (9 * 32u32, 9 * 64u32);
+    for op in 0..depth.min(7) {
+        x = match (op, binary) {
+            (0, _) => {
+                int8_macs += 28 * 28 * 32 * 9;
+                let none = Activation::None;
+                conv(&mut b, rng, x, 32, [3, 3], [1, 1], [1; 4], 1, qs, none).unwrap()
+            }
+            (1, _) => b.max_pool2d(x, pool).unwrap(),
+            (2, true) => {
+                binary_macs += 14 * 14 * 64 * u64::from(k1);
+                let zp = i32::from(b.quant(x).zero_point);
+                // Around the zero point, and at and past the int8 range's ends (the SIMD
+                // binarization clamps them).
+                let input_thresholds = (0..32)
+                    .map(|c| match c {
+                        3 => 200,
+                        7 => -300,
+                        11 => 127,
+                        15 => -128,
+                        19 => 128,
+                        _ => zp + rng.int(-10, 10) as i32,
+                    })
+                    .collect();
+                let spec = BinaryConv2dSpec {
+                    out_channels: 64,
+                    kernel: [3, 3],
+                    stride: [1, 1],
+                    padding: [1; 4],
+                    weights: pm1(rng, 64 * k1 as usize),
+                    input_thresholds,
+                    output: folded(rng, k1, 64),
+                };
+                b.binary_conv2d(x, spec).unwrap()
+            }
+            (3, true) => b.binary_max_pool2d(x, pool).unwrap(),
+            (4, true) => {
+                binary_macs += 7 * 7 * 64 * u64::from(k2);
+                let output = match int8_out(rng, k2, 64, qo) {
+                    BinaryOutputSpec::Int8 {
+                        flip,
+                        bias,
+                        scales,
+                        output,
+                        ..
+                    } => BinaryOutputSpec::Int8 {
+                        flip,
+                        bias,
+                        scales,
+                        output,
+                        activation: Activation::Relu,
+                    },
+                    packed => packed,
+                };
+                let spec = BinaryConv2dSpec {
+                    out_channels: 64,
+                    kernel: [3, 3],
+                    stride: [1, 1],
+                    padding: [1; 4],
+                    weights: pm1(rng, 64 * k2 as usize),
+                    input_thresholds: vec![],
+                    output,
+                };
+                b.binary_conv2d(x, spec).unwrap()
+            }
+            (2, false) => {
+                int8_macs += 14 * 14 * 64 * u64::from(k1);
+                conv(
+                    &mut b,
+                    rng,
+                    x,
+                    64,
+                    [3, 3],
+                    [1, 1],
+                    [1; 4],
+                    1,
+                    qo,
+                    Activation::Relu,
+                )
+                .unwrap()
+            }
+            (3, false) => b.max_pool2d(x, pool).unwrap(),
+            (4, false) => {
+                int8_macs += 7 * 7 * 64 * u64::from(k2);
+                conv(
+                    &mut b,
+                    rng,
+                    x,
+                    64,
+                    [3, 3],
+                    [1, 1],
+                    [1; 4],
+                    1,
+                    qo,
+                    Activation::Relu,
+                )
+                .unwrap()
+            }
+            (5, _) => b.global_avg_pool(x).unwrap(),
+            _ => {
+                int8_macs += 64 * 10;
+                dense(&mut b, rng, x, 10, qo)
+            }
+        };
+    }
+    (b.finish().expect("valid"), int8_macs, binary_macs)
 }
+
+/// The trained binary student (`configs/binary-student.toml`, Fashion-MNIST), exported by the
+/// host crate.
+const TRAINED: &str = "test-data/bstudent-trained.tkd";
 
 /// Benchmark layers: (name, description, blob, MACs).
 fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
@@ -502,22 +621,34 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
             arena_without,
         ));
     }
-    let [(bin, bin_int8_macs, bin_binary_macs), (int8, int8_macs, _)] = students(&mut Rng(0x57D7));
-    let arena0 = |blob: &[u8]| tinykd_format::validate(blob).unwrap().arena_size();
-    let _ = bin_int8_macs;
+    // The students; the prefixes `bs1`..`bs5` / `is1`..`is5` (the first n ops) give the
+    // per-layer split. MACs: binary MACs for the binary ones (the int8 stem and head add
+    // 225 792 + 640 int8 MACs), int8 MACs for the twin.
+    for (binary, prefix, full) in [(true, "bs", "bstudent"), (false, "is", "istudent")] {
+        for depth in [1, 2, 3, 4, 5, 7] {
+            let (blob, int8_macs, binary_macs) = student(binary, depth);
+            let name: &'static str = match depth {
+                7 => full,
+                _ => Box::leak(format!("{prefix}{depth}").into_boxed_str()),
+            };
+            let what = match (binary, depth) {
+                (true, 7) => "binary student (configs/binary-student.toml), random weights",
+                (false, 7) => "int8 twin of bstudent (same shapes)",
+                _ => "prefix of the student (first ops)",
+            };
+            let macs = if binary { binary_macs } else { int8_macs };
+            let arena = tinykd_format::validate(&blob).unwrap().arena_size();
+            v.push((name, what, blob, macs, arena));
+        }
+    }
+    let trained = fs::read(TRAINED).expect("test-data/bstudent-trained.tkd");
+    let arena = tinykd_format::validate(&trained).unwrap().arena_size();
     v.push((
-        "bstudent",
-        "binary student: int8 conv, 3 binary convs, binary+int8 pool, GAP, dense",
-        bin.clone(),
-        bin_binary_macs,
-        arena0(&bin),
-    ));
-    v.push((
-        "istudent",
-        "int8 twin of bstudent (same shapes)",
-        int8.clone(),
-        int8_macs,
-        arena0(&int8),
+        "btrained",
+        "the trained binary student (Fashion-MNIST, test-data/bstudent-trained.tkd)",
+        trained,
+        14 * 14 * 64 * 288 + 7 * 7 * 64 * 576,
+        arena,
     ));
     // The Fashion-MNIST-size student.
     let mut b = ModelBuilder::new("student", Shape { h: 28, w: 28, c: 1 }, qi);
@@ -548,12 +679,55 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
     v
 }
 
+/// Binary models for the unrolled 9- and 18-word kernels of the DSP path with the outputs the
+/// students do not cover: 3×3 over 32 channels with int8 output, 3×3 over 40 channels (two words
+/// per pixel) with packed output, odd channel counts (a last single filter).
+fn unrolled_check_models(rng: &mut Rng) -> [Vec<u8>; 2] {
+    let build = |rng: &mut Rng, cin: u16, packed_out: u16| {
+        let shape = Shape { h: 5, w: 6, c: 3 };
+        let mut b = ModelBuilder::new("bunroll", shape, q(0.03, -5));
+        let x = b.input();
+        let qs = q(0.05, 0);
+        let x = conv(
+            &mut b,
+            rng,
+            x,
+            cin,
+            [1, 1],
+            [1, 1],
+            [0; 4],
+            1,
+            qs,
+            Activation::None,
+        )
+        .unwrap();
+        let x = if packed_out > 0 {
+            let x = bconv(&mut b, rng, x, packed_out, [3, 3], [1, 1], [1; 4], None).unwrap();
+            bconv(&mut b, rng, x, 5, [1, 1], [1, 1], [0; 4], Some(q(0.1, 3))).unwrap()
+        } else {
+            bconv(&mut b, rng, x, 7, [3, 3], [1, 1], [1; 4], Some(q(0.1, 3))).unwrap()
+        };
+        let x = b.global_avg_pool(x).unwrap();
+        dense(&mut b, rng, x, 10, q(0.1, 0));
+        b.finish().expect("valid")
+    };
+    [build(rng, 32, 0), build(rng, 40, 3)]
+}
+
 /// Random binary models in the check (flash-bound on the microbit).
 const BINARY_CHECKS: usize = 7;
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let target = env::var("TARGET").unwrap_or_default();
+    // TINYKD_BENCH_ONLY="a b …": a benchmark-only firmware with just these benchmark models (no
+    // check models), for models that do not fit the microbit's flash next to everything else
+    // (tools/bench-device.sh measures the int8 twin on the Cortex-M0 this way).
+    println!("cargo:rerun-if-env-changed=TINYKD_BENCH_ONLY");
+    let only: Option<Vec<String>> = env::var("TINYKD_BENCH_ONLY")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.split_whitespace().map(str::to_string).collect());
     // Cortex-M0 on QEMU's microbit (nRF51: 256 KiB flash); its SRAM is enlarged to 64 KiB at
     // run time (`-global nrf51-soc.sram-size=0x10000`, see tools/qemu-runner.sh) so the student
     // fits. mps2-an386: 4 MiB + 4 MiB.
@@ -592,6 +766,17 @@ fn main() {
         )
         .unwrap();
     }
+    let mut mrng = Rng(0x9001_0001);
+    for i in 0..8 {
+        let blob = pool_check_model(&mut mrng);
+        let name = format!("mcheck{i}.tkd");
+        fs::write(out.join(&name), &blob).unwrap();
+        writeln!(
+            code,
+            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
+        )
+        .unwrap();
+    }
     // Binary models (format 1.2) join the fast-vs-reference check.
     let mut brng = Rng(0xB1C4_EC01);
     let mut binary = Vec::new();
@@ -606,15 +791,41 @@ fn main() {
         .unwrap();
         binary.push(blob);
     }
+    // (DSP-only code paths: not in the microbit's full flash.)
+    let unrolled = if target.starts_with("thumbv6m") {
+        Vec::new()
+    } else {
+        unrolled_check_models(&mut Rng(0xB1C4_EC09)).to_vec()
+    };
+    for (i, blob) in unrolled.iter().enumerate() {
+        let name = format!("ucheck{i}.tkd");
+        fs::write(out.join(&name), blob).unwrap();
+        writeln!(
+            code,
+            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
+        )
+        .unwrap();
+    }
     code.push_str("];\n");
     // Host runs: the binary models and the binary student, each on a few inputs, run here on the
     // host with tinykd-device (reference kernels); the firmware must produce the same bytes.
-    binary.push(students(&mut Rng(0x57D7))[0].0.clone());
+    binary.push(student(true, 7).0);
+    binary.push(fs::read(TRAINED).expect("test-data/bstudent-trained.tkd"));
+    println!("cargo:rerun-if-changed={TRAINED}");
+    let inc = |f: &str| format!("include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{f}\"))");
+    code.push_str(&format!(
+        "#[allow(dead_code)]\npub static BSTUDENT: &[u8] = {};\n#[allow(dead_code)]\npub static BTRAINED: &[u8] = {};\n",
+        inc("bench-bstudent.tkd"),
+        inc("bench-btrained.tkd")
+    ));
     code.push_str("/// (blob, inputs, the host's outputs, runs)\n");
     code.push_str("pub type HostRuns = (&'static [u8], &'static [u8], &'static [u8], usize);\n");
     code.push_str("pub static HOST: &[HostRuns] = &[\n");
     let mut irng = Rng(0x4057_0001);
     for (i, blob) in binary.iter().enumerate() {
+        if target.starts_with("thumbv6m") && i == BINARY_CHECKS {
+            continue; // the random-weight student: not in the microbit's flash (below)
+        }
         let model = tinykd_device::Model::from_bytes(blob).expect("host: blob loads");
         let runs = 3;
         let mut inputs = Vec::new();
@@ -627,19 +838,19 @@ fn main() {
             outputs.extend(y.iter().map(|&v| v as u8));
         }
         // The same files as the check models and the benchmark's binary student.
-        let bn = if i < BINARY_CHECKS {
-            format!("bcheck{i}.tkd")
-        } else {
-            "bench-bstudent.tkd".to_string()
+        // (The students are the statics the benchmark table uses too: one copy in flash.)
+        let blob_expr = match i.checked_sub(BINARY_CHECKS) {
+            None => inc(&format!("bcheck{i}.tkd")),
+            Some(0) => "BSTUDENT".to_string(),
+            Some(_) => "BTRAINED".to_string(),
         };
         let (xn, yn) = (format!("host{i}.x"), format!("host{i}.y"));
         fs::write(out.join(&xn), &inputs).unwrap();
         fs::write(out.join(&yn), &outputs).unwrap();
-        let inc = |f: &str| format!("include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{f}\"))");
         writeln!(
             code,
             "    ({}, {}, {}, {runs}),",
-            inc(&bn),
+            blob_expr,
             inc(&xn),
             inc(&yn)
         )
@@ -648,15 +859,50 @@ fn main() {
     code.push_str("];\n");
     code.push_str("pub static BENCH: &[(&str, &str, &[u8], u64, usize)] = &[\n");
     for (name, what, blob, macs, arena_without) in bench_models() {
-        // The int8 twin of the binary student does not fit the microbit's 256 KiB of flash
-        // next to everything else.
-        if target.starts_with("thumbv6m") && name == "istudent" {
-            continue;
-        }
+        // Every file is written (BSTUDENT includes bench-bstudent.tkd on every target).
         let file = format!("bench-{name}.tkd");
         fs::write(out.join(&file), &blob).unwrap();
-        writeln!(code, "    ({name:?}, {what:?}, include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{file}\")), {macs}, {arena_without}),").unwrap();
+        // The int8 twin of the binary student (and its prefixes) does not fit the microbit's
+        // 256 KiB of flash next to everything else.
+        if let Some(only) = &only {
+            if !only.iter().any(|o| o == name) {
+                continue;
+            }
+        } else if target.starts_with("thumbv6m") && name.starts_with("is") {
+            continue;
+        }
+        // On the microbit, the trained student only (the random-weight one of the same shape
+        // runs the same instructions) and no prefixes: flash.
+        if only.is_none()
+            && target.starts_with("thumbv6m")
+            && (name.starts_with("bs") || name == "bstudent")
+        {
+            continue;
+        }
+        let blob_expr = match name {
+            "bstudent" => "BSTUDENT".to_string(),
+            "btrained" => "BTRAINED".to_string(),
+            _ => inc(&file),
+        };
+        writeln!(
+            code,
+            "    ({name:?}, {what:?}, {blob_expr}, {macs}, {arena_without}),"
+        )
+        .unwrap();
     }
     code.push_str("];\n");
+    if only.is_some() {
+        // Benchmark only: the check and host-run lists empty (their models out of flash).
+        for head in [
+            "pub static CHECK: &[&[u8]] = &[\n",
+            "pub static HOST: &[HostRuns] = &[\n",
+        ] {
+            if let Some(a) = code.find(head).map(|a| a + head.len()) {
+                if let Some(b) = code[a..].find("];\n").map(|b| a + b) {
+                    code.replace_range(a..b, "");
+                }
+            }
+        }
+    }
     fs::write(out.join("models.rs"), code).unwrap();
 }

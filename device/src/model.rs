@@ -189,7 +189,7 @@ impl<'a> Model<'a> {
         match op {
             Op::Conv2d(c) => ops::conv2d_with(flavor, c, x, y, scratch),
             Op::Dense(d) => ops::dense_with(flavor, d, x, y, scratch),
-            Op::MaxPool2d(p) => ops::max_pool2d::max_pool2d(p, x, y),
+            Op::MaxPool2d(p) => ops::max_pool2d::max_pool2d_with(flavor, p, x, y),
             Op::AvgPool2d(p) => ops::avg_pool2d::avg_pool2d(p, x, y),
             Op::GlobalAvgPool { .. } => ops::global_avg_pool::global_avg_pool(x, y),
             Op::Add(add) => {

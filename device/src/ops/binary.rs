@@ -312,6 +312,8 @@ pub(crate) mod fast {
     use super::{as_bytes, input_word, words, Geom, Params};
     use crate::error::{need, Result};
     use tinykd_format::BinaryOutput;
+    #[cfg(all(target_arch = "arm", tinykd_dsp))]
+    use tinykd_format::LeI32s;
 
     /// `Σ popcount(a[i] XOR w[i])` over `a.len()` words, `w` read little-endian from bytes.
     ///
@@ -357,6 +359,19 @@ pub(crate) mod fast {
     #[inline(always)]
     fn xor_popcount2(a: &[u32], w0: &[u8], w1: &[u8]) -> (u32, u32) {
         #[cfg(all(target_arch = "arm", tinykd_dsp))]
+        if !a.is_empty()
+            && a.len() % 3 == 0
+            && a.len() <= 30
+            && w0.len() >= 4 * a.len()
+            && w1.len() >= 4 * a.len()
+        {
+            // SAFETY: `a` has 3..=30 words, a multiple of 3, and both filters hold at least
+            // `4 · a.len()` bytes (checked above), which is all the kernel reads.
+            return unsafe {
+                thumb2::xor_popcount2_by3(a.as_ptr(), a.len() / 3, w0.as_ptr(), w1.as_ptr())
+            };
+        }
+        #[cfg(all(target_arch = "arm", tinykd_dsp))]
         if !a.is_empty() && w0.len() >= 4 * a.len() && w1.len() >= 4 * a.len() {
             if a.len() <= 31 {
                 // SAFETY: `a` has 1..=31 words and both filters hold at least `4 · a.len()`
@@ -389,6 +404,42 @@ pub(crate) mod fast {
     /// filters per pass.
     #[inline(always)]
     fn popcounts(column: &[u32], filters: &[u8], per_out: usize, pc: &mut [u32]) {
+        #[cfg(all(target_arch = "arm", tinykd_dsp))]
+        {
+            let n = column.len();
+            let pairs = pc.len() / 2;
+            if (n == 9 || n == 18)
+                && per_out == 4 * n
+                && pairs > 0
+                && filters.len() >= pc.len() * per_out
+            {
+                // SAFETY: 2·pairs ≤ pc.len() filters of per_out = 4n bytes lie within `filters`
+                // (checked), `column` has n words, `pc` holds 2·pairs words.
+                unsafe {
+                    if n == 9 {
+                        thumb2::pairs_by3::<9>(
+                            column.as_ptr(),
+                            filters.as_ptr(),
+                            pairs,
+                            pc.as_mut_ptr(),
+                        );
+                    } else {
+                        thumb2::pairs_by3::<18>(
+                            column.as_ptr(),
+                            filters.as_ptr(),
+                            pairs,
+                            pc.as_mut_ptr(),
+                        );
+                    }
+                }
+                if let (Some(p), Some(rest)) =
+                    (pc.get_mut(2 * pairs), filters.get(2 * pairs * per_out..))
+                {
+                    *p = xor_popcount(column, rest);
+                }
+                return;
+            }
+        }
         let pairs = filters.chunks_exact(2 * per_out);
         let rest = pairs.remainder();
         let mut out = pc.chunks_exact_mut(2);
@@ -407,6 +458,7 @@ pub(crate) mod fast {
     /// The output pixel from its column: the popcounts of 32 output channels at a time, then
     /// the threshold (packed) or requantization (int8) on zipped slices (no bounds checks).
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn fast_epilogue(
         prm: &Params<'_>,
         k: i32,
@@ -415,10 +467,20 @@ pub(crate) mod fast {
         column: &[u32],
         weights: &[u8],
         per_out: usize,
+        pre: &Pre,
+        pc: &mut [u32; 32],
     ) -> Result<()> {
         let per_out = per_out.max(4);
-        let mut pc = [0u32; 32];
         match prm.output {
+            #[cfg(all(target_arch = "arm", tinykd_dsp))]
+            BinaryOutput::Packed { thresholds }
+                if let Pre::Packed(pre) = pre
+                    && thresholds.len() <= 128
+                    && prm.flip.len() >= thresholds.len()
+                    && packed_by3(column, weights, per_out, thresholds.len(), pre, out_px, pc) =>
+            {
+                // Done by the grouped Thumb-2 kernel.
+            }
             BinaryOutput::Packed { thresholds } => {
                 // −1 iff p > t, or p < t ⇔ !(p > t − 1) where flipped: one compare, one XOR.
                 let bit = |p: u32, t: &[u8], fl: u8| {
@@ -455,6 +517,19 @@ pub(crate) mod fast {
                 }
             }
             BinaryOutput::Int8 {
+                act_min, act_max, ..
+            } if let Pre::Int8(ip) = pre => {
+                for (j, (outs, f)) in out_px
+                    .chunks_mut(32)
+                    .zip(weights.chunks(32 * per_out))
+                    .enumerate()
+                {
+                    let pc = need(pc.get_mut(..outs.len()))?;
+                    popcounts(column, f, per_out, pc);
+                    ip.outs(outs, pc, 32 * j, zp_out, act_min, act_max);
+                }
+            }
+            BinaryOutput::Int8 {
                 bias,
                 requant,
                 act_min,
@@ -469,19 +544,288 @@ pub(crate) mod fast {
                 for (outs, f) in out_px.chunks_mut(32).zip(weights.chunks(32 * per_out)) {
                     let pc = need(pc.get_mut(..outs.len()))?;
                     popcounts(column, f, per_out, pc);
-                    for (out, (&p, (((&fl, b), m), s))) in
-                        outs.iter_mut().zip(pc.iter().zip(params.by_ref()))
-                    {
-                        let dot = k.wrapping_sub(2 * p as i32);
-                        let dot = if fl & 1 == 1 { dot.wrapping_neg() } else { dot };
-                        let acc = b.wrapping_add(dot);
-                        *out =
-                            super::requantize_out(acc, m, i32::from(s), zp_out, act_min, act_max);
-                    }
+                    int8_outs(outs, pc, &mut params, k, zp_out, act_min, act_max);
                 }
             }
         }
         Ok(())
+    }
+
+    /// The output stage prepared once per layer (the DSP build, up to 128 channels; on the
+    /// stack: at most 1.3 KB, no allocator).
+    #[allow(clippy::large_enum_variant)]
+    pub(crate) enum Pre {
+        None,
+        #[allow(dead_code)] // built on the DSP targets only
+        Packed(PackedPre),
+        #[allow(dead_code)]
+        Int8(Int8Pre),
+    }
+
+    /// The int8 output stage prepared once per layer: `acc = bias ± (K − 2p)` is
+    /// `base + step · p` (step = ∓2), and the requantization's multiplier and total shift.
+    pub(crate) struct Int8Pre {
+        base: [i32; 128],
+        step: [i8; 128],
+        mult: [i32; 128],
+        total: [u8; 128],
+    }
+
+    impl Int8Pre {
+        fn new(prm: &Params<'_>, k: i32, oc: usize) -> Option<Int8Pre> {
+            let BinaryOutput::Int8 { bias, requant, .. } = prm.output else {
+                return None;
+            };
+            if oc > 128
+                || prm.flip.len() < oc
+                || bias.len() < oc
+                || requant.multipliers.len() < oc
+                || requant.shifts.len() < oc
+            {
+                return None;
+            }
+            let mut pre = Int8Pre {
+                base: [0; 128],
+                step: [0; 128],
+                mult: [0; 128],
+                total: [0; 128],
+            };
+            let params = prm.flip.iter().zip(bias.iter());
+            let params = params.zip(requant.multipliers.iter().zip(requant.shifts.iter()));
+            for (o, ((&fl, b), (m, s))) in params.take(oc).enumerate() {
+                let flipped = fl & 1 == 1;
+                let (base, step) = if flipped {
+                    (b.wrapping_sub(k), 2)
+                } else {
+                    (b.wrapping_add(k), -2)
+                };
+                if let (Some(bd), Some(sd), Some(md), Some(td)) = (
+                    pre.base.get_mut(o),
+                    pre.step.get_mut(o),
+                    pre.mult.get_mut(o),
+                    pre.total.get_mut(o),
+                ) {
+                    (*bd, *sd, *md) = (base, step, m);
+                    *td = (31 - i32::from(s).clamp(-31, 30)) as u8; // in [1, 62]
+                }
+            }
+            Some(pre)
+        }
+
+        /// The outputs of channels `o0..` from their popcounts: `requantize_out` of
+        /// `base + step · p` in one 64-bit expression (clamping the 64-bit value plus the zero
+        /// point to `[min, max]` gives what clamping to i32, the saturating add and the clamp
+        /// give).
+        #[inline(never)]
+        fn outs(&self, outs: &mut [i8], pc: &[u32], o0: usize, zp: i32, min: i8, max: i8) {
+            let n = outs.len();
+            let (Some(base), Some(step), Some(mult), Some(total)) = (
+                self.base.get(o0..o0 + n),
+                self.step.get(o0..o0 + n),
+                self.mult.get(o0..o0 + n),
+                self.total.get(o0..o0 + n),
+            ) else {
+                return;
+            };
+            let params = base.iter().zip(step).zip(mult.iter().zip(total));
+            for ((out, &p), ((&b, &s), (&m, &t))) in outs.iter_mut().zip(pc).zip(params) {
+                let acc = b.wrapping_add(i32::from(s) * p as i32);
+                let t = u32::from(t);
+                let v = (i64::from(acc) * i64::from(m) + (1i64 << (t - 1))) >> t;
+                *out = (v + i64::from(zp)).max(i64::from(min)).min(i64::from(max)) as i8;
+            }
+        }
+    }
+
+    /// The packed output stage prepared once per layer (up to 128 channels): −1 iff p > t, or
+    /// p < t ⇔ !(p > t − 1) where flipped. `tadj` holds t − flip clamped to [−1, K] (the same
+    /// compares for p ∈ [0, K]), so that `p > t'` is the sign bit of `t' − p`; `flips` holds
+    /// the flips, XORed into each output word.
+    pub(crate) struct PackedPre {
+        tadj: [i32; 128],
+        flips: [u32; 4],
+    }
+
+    impl PackedPre {
+        fn new(thr: &[u8], flip: &[u8], k: i32) -> PackedPre {
+            let mut pre = PackedPre {
+                tadj: [0; 128],
+                flips: [0; 4],
+            };
+            for (o, (dst, (t, f))) in pre
+                .tadj
+                .iter_mut()
+                .zip(thr.chunks_exact(4).zip(flip))
+                .enumerate()
+            {
+                let fl = i32::from(*f & 1);
+                let raw = i32::from_le_bytes(t.try_into().unwrap_or([0; 4]));
+                *dst = raw.saturating_sub(fl).clamp(-1, k.max(-1));
+                if let Some(w) = pre.flips.get_mut(o / 32) {
+                    *w |= (fl as u32) << (o % 32);
+                }
+            }
+            pre
+        }
+    }
+
+    /// A packed output pixel on Cortex-M4/M7 when every filter is 3..=30 words, a multiple of
+    /// 3 (every 3×3 conv up to 320 input channels): the lengths are checked once, then per pair
+    /// of filters one call of the grouped kernel and two threshold compares, no bounds checks.
+    /// `false`: not this case (nothing written).
+    #[cfg(all(target_arch = "arm", tinykd_dsp))]
+    #[inline(always)]
+    fn packed_by3(
+        column: &[u32],
+        weights: &[u8],
+        per_out: usize,
+        oc: usize,
+        pre: &PackedPre,
+        out_px: &mut [i8],
+        pc: &mut [u32; 32],
+    ) -> bool {
+        let n = column.len();
+        if n == 0
+            || n % 3 != 0
+            || n > 30
+            || per_out != 4 * n
+            || oc == 0
+            || weights.len() < oc * per_out
+            || out_px.len() != 4 * oc.div_ceil(32)
+        {
+            return false;
+        }
+        let groups = n / 3;
+        if oc > 128 {
+            return false;
+        }
+        let (tadj, flips) = (&pre.tadj, &pre.flips);
+        // Per output word: the popcounts of its (up to) 32 channels first, two per kernel call
+        // (the kernel takes 12 registers: nothing else stays in one across it), then the 32
+        // compares in a loop of their own.
+        for (j, word_out) in out_px.chunks_exact_mut(4).enumerate() {
+            let o0 = 32 * j;
+            let m = (oc - o0).min(32);
+            let mut o = 0;
+            if m >= 2 && (n == 9 || n == 18) {
+                // SAFETY: filters o0 .. o0 + 2·(m/2) ≤ oc lie within `weights` (oc · per_out
+                // bytes, per_out = 4n, checked above), `column` has n words, `pc` holds 32 ≥ m
+                // words, m/2 ≥ 1.
+                unsafe {
+                    let w0 = weights.as_ptr().add(o0 * per_out);
+                    if n == 9 {
+                        thumb2::pairs_by3::<9>(column.as_ptr(), w0, m / 2, pc.as_mut_ptr());
+                    } else {
+                        thumb2::pairs_by3::<18>(column.as_ptr(), w0, m / 2, pc.as_mut_ptr());
+                    }
+                }
+                o = m / 2 * 2;
+            }
+            while o + 2 <= m {
+                // SAFETY: filters o0 + o and o0 + o + 1 < oc lie within `weights` (oc · per_out
+                // bytes, checked above), `column` has 3 · groups words, 1 ≤ groups ≤ 10.
+                let (p0, p1) = unsafe {
+                    let w0 = weights.as_ptr().add((o0 + o) * per_out);
+                    thumb2::xor_popcount2_by3(column.as_ptr(), groups, w0, w0.add(per_out))
+                };
+                if let Some([a, b]) = pc.get_mut(o..o + 2) {
+                    (*a, *b) = (p0, p1);
+                }
+                o += 2;
+            }
+            if o < m {
+                let at = (o0 + o) * per_out;
+                if let Some(p) = pc.get_mut(o) {
+                    *p = xor_popcount(column, weights.get(at..at + per_out).unwrap_or(&[]));
+                }
+            }
+            let mut word = flips.get(j).copied().unwrap_or(0);
+            let t = tadj.get(o0..o0 + m).unwrap_or(&[]);
+            for (i, (&p, &t)) in pc.iter().zip(t).enumerate() {
+                word ^= ((t - p as i32) as u32 >> 31) << i;
+            }
+            for (d, s) in word_out.iter_mut().zip(word.to_le_bytes()) {
+                *d = s as i8;
+            }
+        }
+        true
+    }
+
+    /// Binarizes an int8 input of 32·m channels (m ≤ 4) into `packed` with the DSP extension:
+    /// per four channels `SSUB8` against the four thresholds (clamped to int8; its GE flags are
+    /// exactly `x ≥ t`), `SEL` of 0 or the bit weights `1, 2, 4, 8`, `USAD8` to sum them into a
+    /// nibble: 5 instructions per 4 values (a threshold of 128 or more, which no int8 value
+    /// reaches from below, sets its bit through a mask). `false`: not this case.
+    #[cfg(all(target_arch = "arm", tinykd_dsp))]
+    fn binarize_simd(x: &[i8], g: &Geom, thr: &LeI32s<'_>, packed: &mut [u32]) -> bool {
+        let ic = g.ic;
+        let wc = ic / 32;
+        let pixels = g.ih * g.iw;
+        let per_channel = thr.len() > 1;
+        if ic == 0
+            || ic % 32 != 0
+            || wc > 4
+            || x.len() != pixels * ic
+            || packed.len() != pixels * wc
+            || (per_channel && thr.len() != ic)
+        {
+            return false;
+        }
+        // The thresholds as int8 bytes, four per word, and the always-set bits.
+        let mut tw = [0u32; 32];
+        let mut force = [0u32; 4];
+        for c in 0..ic {
+            let Some(t) = thr.get(if per_channel { c } else { 0 }) else {
+                return false;
+            };
+            if let Some(w) = tw.get_mut(c / 4) {
+                *w |= u32::from(t.clamp(-128, 127) as i8 as u8) << (8 * (c % 4));
+            }
+            if let (true, Some(f)) = (t > 127, force.get_mut(c / 32)) {
+                *f |= 1 << (c % 32);
+            }
+        }
+        for (px_words, px) in packed.chunks_exact_mut(wc).zip(x.chunks_exact(ic)) {
+            for (j, (w, f)) in px_words.iter_mut().zip(force).enumerate() {
+                let Some(t) = tw.get(8 * j..8 * j + 8) else {
+                    return false;
+                };
+                let bits: u32;
+                // SAFETY: `px` holds `ic = 32·wc` bytes, so the 32 bytes at `32·j` (j < wc) are
+                // readable; `t` is 8 words. The asm only reads them (unaligned word loads are
+                // allowed on Cortex-M3/M4/M7).
+                unsafe {
+                    core::arch::asm!(
+                        "ldr {a}, [{x}, #0]", "ldr {b}, [{t}, #0]", "ssub8 {a}, {a}, {b}",
+                        "sel {a}, {z}, {pat}", "usad8 {w}, {a}, {z}",
+                        "ldr {a}, [{x}, #4]", "ldr {b}, [{t}, #4]", "ssub8 {a}, {a}, {b}",
+                        "sel {a}, {z}, {pat}", "usad8 {a}, {a}, {z}", "orr {w}, {w}, {a}, lsl #4",
+                        "ldr {a}, [{x}, #8]", "ldr {b}, [{t}, #8]", "ssub8 {a}, {a}, {b}",
+                        "sel {a}, {z}, {pat}", "usad8 {a}, {a}, {z}", "orr {w}, {w}, {a}, lsl #8",
+                        "ldr {a}, [{x}, #12]", "ldr {b}, [{t}, #12]", "ssub8 {a}, {a}, {b}",
+                        "sel {a}, {z}, {pat}", "usad8 {a}, {a}, {z}", "orr {w}, {w}, {a}, lsl #12",
+                        "ldr {a}, [{x}, #16]", "ldr {b}, [{t}, #16]", "ssub8 {a}, {a}, {b}",
+                        "sel {a}, {z}, {pat}", "usad8 {a}, {a}, {z}", "orr {w}, {w}, {a}, lsl #16",
+                        "ldr {a}, [{x}, #20]", "ldr {b}, [{t}, #20]", "ssub8 {a}, {a}, {b}",
+                        "sel {a}, {z}, {pat}", "usad8 {a}, {a}, {z}", "orr {w}, {w}, {a}, lsl #20",
+                        "ldr {a}, [{x}, #24]", "ldr {b}, [{t}, #24]", "ssub8 {a}, {a}, {b}",
+                        "sel {a}, {z}, {pat}", "usad8 {a}, {a}, {z}", "orr {w}, {w}, {a}, lsl #24",
+                        "ldr {a}, [{x}, #28]", "ldr {b}, [{t}, #28]", "ssub8 {a}, {a}, {b}",
+                        "sel {a}, {z}, {pat}", "usad8 {a}, {a}, {z}", "orr {w}, {w}, {a}, lsl #28",
+                        x = in(reg) px.as_ptr().add(32 * j),
+                        t = in(reg) t.as_ptr(),
+                        z = in(reg) 0u32,
+                        pat = in(reg) 0x0804_0201u32,
+                        w = out(reg) bits,
+                        a = out(reg) _,
+                        b = out(reg) _,
+                        options(nostack, readonly, pure),
+                    );
+                }
+                *w = bits | f;
+            }
+        }
+        true
     }
 
     /// The Thumb-2 micro-kernel (Cortex-M3/M4/M7; selected with the DSP builds).
@@ -546,6 +890,298 @@ pub(crate) mod fast {
             }
             (acc0, acc1)
         }
+
+        /// One group of three column words against two filters (`w` and `w + off`): nibble
+        /// counts of each word added up (≤ 12), then both nibbles of each byte into the byte
+        /// accumulators. 59 instructions (see [`xor_popcount2_by3`]).
+        macro_rules! group3 {
+            () => {
+                concat!(
+                    "ldr {x}, [{c}], #4\n",
+                    "ldr {b}, [{w}, #{off}]\n",
+                    "ldr {a}, [{w}], #4\n",
+                    "eors {a}, {a}, {x}\n",
+                    "eors {b}, {b}, {x}\n",
+                    "and {t}, {a}, #0xaaaaaaaa\n",
+                    "sub {a}, {a}, {t}, lsr #1\n",
+                    "and {t}, {a}, #0xcccccccc\n",
+                    "and {a}, {a}, #0x33333333\n",
+                    "add {na}, {a}, {t}, lsr #2\n",
+                    "and {t}, {b}, #0xaaaaaaaa\n",
+                    "sub {b}, {b}, {t}, lsr #1\n",
+                    "and {t}, {b}, #0xcccccccc\n",
+                    "and {b}, {b}, #0x33333333\n",
+                    "add {nb}, {b}, {t}, lsr #2\n",
+                    "ldr {x}, [{c}], #4\n",
+                    "ldr {b}, [{w}, #{off}]\n",
+                    "ldr {a}, [{w}], #4\n",
+                    "eors {a}, {a}, {x}\n",
+                    "eors {b}, {b}, {x}\n",
+                    "and {t}, {a}, #0xaaaaaaaa\n",
+                    "sub {a}, {a}, {t}, lsr #1\n",
+                    "and {t}, {a}, #0xcccccccc\n",
+                    "and {a}, {a}, #0x33333333\n",
+                    "add {na}, {na}, {a}\n",
+                    "add {na}, {na}, {t}, lsr #2\n",
+                    "and {t}, {b}, #0xaaaaaaaa\n",
+                    "sub {b}, {b}, {t}, lsr #1\n",
+                    "and {t}, {b}, #0xcccccccc\n",
+                    "and {b}, {b}, #0x33333333\n",
+                    "add {nb}, {nb}, {b}\n",
+                    "add {nb}, {nb}, {t}, lsr #2\n",
+                    "ldr {x}, [{c}], #4\n",
+                    "ldr {b}, [{w}, #{off}]\n",
+                    "ldr {a}, [{w}], #4\n",
+                    "eors {a}, {a}, {x}\n",
+                    "eors {b}, {b}, {x}\n",
+                    "and {t}, {a}, #0xaaaaaaaa\n",
+                    "sub {a}, {a}, {t}, lsr #1\n",
+                    "and {t}, {a}, #0xcccccccc\n",
+                    "and {a}, {a}, #0x33333333\n",
+                    "add {na}, {na}, {a}\n",
+                    "add {na}, {na}, {t}, lsr #2\n",
+                    "and {t}, {b}, #0xaaaaaaaa\n",
+                    "sub {b}, {b}, {t}, lsr #1\n",
+                    "and {t}, {b}, #0xcccccccc\n",
+                    "and {b}, {b}, #0x33333333\n",
+                    "add {nb}, {nb}, {b}\n",
+                    "add {nb}, {nb}, {t}, lsr #2\n",
+                    "and {t}, {na}, #0xf0f0f0f0\n",
+                    "and {na}, {na}, #0x0f0f0f0f\n",
+                    "add {acc0}, {acc0}, {na}\n",
+                    "add {acc0}, {acc0}, {t}, lsr #4\n",
+                    "and {t}, {nb}, #0xf0f0f0f0\n",
+                    "and {nb}, {nb}, #0x0f0f0f0f\n",
+                    "add {acc1}, {acc1}, {nb}\n",
+                    "add {acc1}, {acc1}, {t}, lsr #4\n",
+                )
+            };
+        }
+
+        /// The popcounts of `pairs` consecutive filter pairs of `N` words (N = 9 or 18: 3×3
+        /// kernels over 32 or 64 channels) against one column, into `pc` (two per pair): the
+        /// groups unrolled (no counter; the filter offset and the steps are immediates), the
+        /// pair loop in the assembly too (one `STRD` per pair, ≈ 9 instructions of loop per
+        /// pair).
+        ///
+        /// # Safety
+        /// `x` points to `N` readable aligned words, `w` to `2 · pairs` filters of `4N` readable
+        /// bytes each, `pc` to `2 · pairs` writable aligned words, and `pairs ≥ 1`.
+        #[inline(always)]
+        pub(super) unsafe fn pairs_by3<const N: usize>(
+            x: *const u32,
+            w: *const u8,
+            pairs: usize,
+            pc: *mut u32,
+        ) {
+            // SAFETY: the caller guarantees the reads and writes; the asm touches nothing else.
+            unsafe {
+                match N {
+                    9 => core::arch::asm!(
+                        "2:",
+                        "movs {acc0}, #0",
+                        "movs {acc1}, #0",
+                        group3!(),
+                        group3!(),
+                        group3!(),
+                        "movs {t}, #0",
+                        "usad8 {acc0}, {acc0}, {t}",
+                        "usad8 {acc1}, {acc1}, {t}",
+                        "strd {acc0}, {acc1}, [{pc}], #8",
+                        "add {w}, {w}, #{off}",
+                        "sub {c}, {c}, #{off}",
+                        "subs {n}, {n}, #1",
+                        "bne 2b",
+                        c = inout(reg) x => _,
+                        w = inout(reg) w => _,
+                        pc = inout(reg) pc => _,
+                        n = inout(reg) pairs => _,
+                        off = const 36,
+                        acc0 = out(reg) _,
+                        acc1 = out(reg) _,
+                        x = out(reg) _,
+                        a = out(reg) _,
+                        b = out(reg) _,
+                        t = out(reg) _,
+                        na = out(reg) _,
+                        nb = out(reg) _,
+                        options(nostack),
+                    ),
+                    18 => core::arch::asm!(
+                        "2:",
+                        "movs {acc0}, #0",
+                        "movs {acc1}, #0",
+                        group3!(),
+                        group3!(),
+                        group3!(),
+                        group3!(),
+                        group3!(),
+                        group3!(),
+                        "movs {t}, #0",
+                        "usad8 {acc0}, {acc0}, {t}",
+                        "usad8 {acc1}, {acc1}, {t}",
+                        "strd {acc0}, {acc1}, [{pc}], #8",
+                        "add {w}, {w}, #{off}",
+                        "sub {c}, {c}, #{off}",
+                        "subs {n}, {n}, #1",
+                        "bne 2b",
+                        c = inout(reg) x => _,
+                        w = inout(reg) w => _,
+                        pc = inout(reg) pc => _,
+                        n = inout(reg) pairs => _,
+                        off = const 72,
+                        acc0 = out(reg) _,
+                        acc1 = out(reg) _,
+                        x = out(reg) _,
+                        a = out(reg) _,
+                        b = out(reg) _,
+                        t = out(reg) _,
+                        na = out(reg) _,
+                        nb = out(reg) _,
+                        options(nostack),
+                    ),
+                    _ => {}
+                }
+            }
+        }
+
+        /// The popcounts of `x XOR w0` and `x XOR w1` over `3 · groups` words (1 ≤ groups ≤ 10),
+        /// summed: per word one load of `x` and of each filter word, per filter `EOR` + 5 SWAR
+        /// steps to nibble counts (≤ 4) with immediate masks (no mask registers); three words'
+        /// nibbles add up (≤ 12) before both nibbles of each byte go into the byte accumulator
+        /// (≤ 24 per group, ≤ 240 in all; two masks, two adds), and `USAD8` against zero sums
+        /// the four bytes at the end. 59 instructions per 3 words and 2 filters (9.8 per word and
+        /// filter, 11.5 for [`xor_popcount2`]).
+        ///
+        /// # Safety
+        /// `x` points to `3 · groups` readable aligned words, `w0` and `w1` to `12 · groups`
+        /// readable bytes each, and `1 ≤ groups ≤ 10`.
+        #[inline(always)]
+        pub(super) unsafe fn xor_popcount2_by3(
+            x: *const u32,
+            groups: usize,
+            w0: *const u8,
+            w1: *const u8,
+        ) -> (u32, u32) {
+            let (acc0, acc1): (u32, u32);
+            let off = (w1 as usize).wrapping_sub(w0 as usize);
+            // SAFETY: the caller guarantees the reads; the asm touches only its operands.
+            unsafe {
+                core::arch::asm!(
+                    "2:",
+                    // word 1: the nibble counts start the group
+                    "ldr {x}, [{c}], #4",
+                    "ldr {b}, [{w}, {off}]",
+                    "ldr {a}, [{w}], #4",
+                    "eors {a}, {a}, {x}",
+                    "eors {b}, {b}, {x}",
+                    "and {t}, {a}, #0xaaaaaaaa",
+                    "sub {a}, {a}, {t}, lsr #1",
+                    "and {t}, {a}, #0xcccccccc",
+                    "and {a}, {a}, #0x33333333",
+                    "add {na}, {a}, {t}, lsr #2",
+                    "and {t}, {b}, #0xaaaaaaaa",
+                    "sub {b}, {b}, {t}, lsr #1",
+                    "and {t}, {b}, #0xcccccccc",
+                    "and {b}, {b}, #0x33333333",
+                    "add {nb}, {b}, {t}, lsr #2",
+                    // words 2 and 3 add theirs
+                    "ldr {x}, [{c}], #4",
+                    "ldr {b}, [{w}, {off}]",
+                    "ldr {a}, [{w}], #4",
+                    "eors {a}, {a}, {x}",
+                    "eors {b}, {b}, {x}",
+                    "and {t}, {a}, #0xaaaaaaaa",
+                    "sub {a}, {a}, {t}, lsr #1",
+                    "and {t}, {a}, #0xcccccccc",
+                    "and {a}, {a}, #0x33333333",
+                    "add {na}, {na}, {a}",
+                    "add {na}, {na}, {t}, lsr #2",
+                    "and {t}, {b}, #0xaaaaaaaa",
+                    "sub {b}, {b}, {t}, lsr #1",
+                    "and {t}, {b}, #0xcccccccc",
+                    "and {b}, {b}, #0x33333333",
+                    "add {nb}, {nb}, {b}",
+                    "add {nb}, {nb}, {t}, lsr #2",
+                    "ldr {x}, [{c}], #4",
+                    "ldr {b}, [{w}, {off}]",
+                    "ldr {a}, [{w}], #4",
+                    "eors {a}, {a}, {x}",
+                    "eors {b}, {b}, {x}",
+                    "and {t}, {a}, #0xaaaaaaaa",
+                    "sub {a}, {a}, {t}, lsr #1",
+                    "and {t}, {a}, #0xcccccccc",
+                    "and {a}, {a}, #0x33333333",
+                    "add {na}, {na}, {a}",
+                    "add {na}, {na}, {t}, lsr #2",
+                    "and {t}, {b}, #0xaaaaaaaa",
+                    "sub {b}, {b}, {t}, lsr #1",
+                    "and {t}, {b}, #0xcccccccc",
+                    "and {b}, {b}, #0x33333333",
+                    "add {nb}, {nb}, {b}",
+                    "add {nb}, {nb}, {t}, lsr #2",
+                    // nibbles (≤ 12): both of each byte added into the byte accumulator
+                    "and {t}, {na}, #0xf0f0f0f0",
+                    "and {na}, {na}, #0x0f0f0f0f",
+                    "add {acc0}, {acc0}, {na}",
+                    "add {acc0}, {acc0}, {t}, lsr #4",
+                    "and {t}, {nb}, #0xf0f0f0f0",
+                    "and {nb}, {nb}, #0x0f0f0f0f",
+                    "add {acc1}, {acc1}, {nb}",
+                    "add {acc1}, {acc1}, {t}, lsr #4",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    "movs {t}, #0",
+                    "usad8 {acc0}, {acc0}, {t}",
+                    "usad8 {acc1}, {acc1}, {t}",
+                    c = inout(reg) x => _,
+                    w = inout(reg) w0 => _,
+                    off = in(reg) off,
+                    n = inout(reg) groups => _,
+                    acc0 = inout(reg) 0u32 => acc0,
+                    acc1 = inout(reg) 0u32 => acc1,
+                    x = out(reg) _,
+                    a = out(reg) _,
+                    b = out(reg) _,
+                    t = out(reg) _,
+                    na = out(reg) _,
+                    nb = out(reg) _,
+                    options(nostack, readonly),
+                );
+            }
+            (acc0, acc1)
+        }
+    }
+
+    /// The int8 outputs of up to 32 channels from their popcounts; a function of its own, so
+    /// that the requantization has the registers the popcount kernel's caller spills.
+    #[inline(never)]
+    fn int8_outs<'p>(
+        outs: &mut [i8],
+        pc: &[u32],
+        params: &mut impl Iterator<Item = (((&'p u8, i32), i32), i8)>,
+        k: i32,
+        zp_out: i32,
+        act_min: i8,
+        act_max: i8,
+    ) {
+        for (out, (&p, (((&fl, b), m), s))) in outs.iter_mut().zip(pc.iter().zip(params)) {
+            let dot = k.wrapping_sub(2 * p as i32);
+            let dot = if fl & 1 == 1 { dot.wrapping_neg() } else { dot };
+            let acc = b.wrapping_add(dot);
+            *out = rq_out(acc, m, i32::from(s), zp_out, act_min, act_max);
+        }
+    }
+
+    /// `requantize_out` inline, in one 64-bit expression: binary int8 outputs often have real
+    /// multipliers of 0.5 or more (`Rq`'s cold general path). Clamping the 64-bit value plus
+    /// the zero point to `[min, max]` (int8) gives what clamping to i32, the saturating add and
+    /// the clamp give.
+    #[inline(always)]
+    fn rq_out(acc: i32, m: i32, shift: i32, zp: i32, min: i8, max: i8) -> i8 {
+        let total = 31 - shift.clamp(-31, 30); // in [1, 62]
+        let v = (i64::from(acc) * i64::from(m) + (1i64 << (total - 1))) >> total;
+        (v + i64::from(zp)).max(i64::from(min)).min(i64::from(max)) as i8
     }
 
     /// Sum of the four bytes of `v`.
@@ -587,8 +1223,14 @@ pub(crate) mod fast {
                 return Ok(false);
             }
             let (packed, col) = scratch_words.split_at_mut(n);
-            for (i, w) in packed.iter_mut().enumerate() {
-                *w = input_word(x, g, &prm.input_thresholds, i / wc, i % wc)?;
+            #[cfg(all(target_arch = "arm", tinykd_dsp))]
+            let done = binarize_simd(x, g, &prm.input_thresholds, packed);
+            #[cfg(not(all(target_arch = "arm", tinykd_dsp)))]
+            let done = false;
+            if !done {
+                for (i, w) in packed.iter_mut().enumerate() {
+                    *w = input_word(x, g, &prm.input_thresholds, i / wc, i % wc)?;
+                }
             }
             (&*packed, col)
         };
@@ -612,32 +1254,73 @@ pub(crate) mod fast {
             BinaryOutput::Packed { .. } => words(g.oc) * 4,
             BinaryOutput::Int8 { .. } => g.oc,
         };
+        let dsp = cfg!(all(target_arch = "arm", tinykd_dsp));
+        let pre = match prm.output {
+            BinaryOutput::Packed { thresholds } if dsp => {
+                Pre::Packed(PackedPre::new(thresholds.bytes(), prm.flip, k))
+            }
+            BinaryOutput::Int8 { .. } if dsp => {
+                Int8Pre::new(prm, k, g.oc).map_or(Pre::None, Pre::Int8)
+            }
+            _ => Pre::None,
+        };
+        let mut pc = [0u32; 32]; // popcounts of up to 32 channels of one pixel
         for (px, out_px) in y.chunks_exact_mut(out_stride.max(1)).enumerate() {
             let column: &[u32] = if is_dense {
                 need(input.get(..col_len))?
             } else {
                 let (oy, ox) = (px / g.ow, px % g.ow);
                 let col = need(col.get_mut(..col_len))?;
-                for ky in 0..g.kh {
-                    let iy = (oy * g.sh + ky).checked_sub(g.pt).filter(|&v| v < g.ih);
-                    for kx in 0..g.kw {
-                        let ix = (ox * g.sw + kx).checked_sub(g.pl).filter(|&v| v < g.iw);
-                        let dst = (ky * g.kw + kx) * wc;
-                        let dst = need(col.get_mut(dst..dst + wc))?;
-                        match (iy, ix) {
-                            (Some(iy), Some(ix)) => {
-                                let src = (iy * g.iw + ix) * wc;
-                                dst.copy_from_slice(need(input.get(src..src + wc))?);
-                            }
-                            _ => dst.fill(0), // padding: +1
+                let (iy0, _, ny) = super::clip(oy, g.sh, g.pt, g.kh, g.ih);
+                let (ix0, _, nx) = super::clip(ox, g.sw, g.pl, g.kw, g.iw);
+                if (ny, nx) == (g.kh, g.kw) {
+                    // A window without padding: kh runs of kw·wc contiguous words.
+                    let run = g.kw * wc;
+                    for (ky, dst) in col.chunks_exact_mut(run.max(1)).enumerate() {
+                        let src = ((iy0 + ky) * g.iw + ix0) * wc;
+                        for (d, s) in dst.iter_mut().zip(need(input.get(src..src + run))?) {
+                            *d = *s;
                         }
                     }
+                } else {
+                    gather_padded(g, input, col, oy, ox)?;
                 }
                 col
             };
-            fast_epilogue(prm, k, zp_out, out_px, column, weights, per_out)?;
+            fast_epilogue(
+                prm, k, zp_out, out_px, column, weights, per_out, &pre, &mut pc,
+            )?;
         }
         Ok(true)
+    }
+
+    /// The column of output pixel `(oy, ox)` whose window reaches into the padding (+1: the
+    /// word 0).
+    fn gather_padded(g: &Geom, input: &[u32], col: &mut [u32], oy: usize, ox: usize) -> Result<()> {
+        let wc = words(g.ic);
+        for ky in 0..g.kh {
+            let iy = (oy * g.sh + ky).checked_sub(g.pt).filter(|&v| v < g.ih);
+            for kx in 0..g.kw {
+                let ix = (ox * g.sw + kx).checked_sub(g.pl).filter(|&v| v < g.iw);
+                let dst = (ky * g.kw + kx) * wc;
+                let dst = need(col.get_mut(dst..dst + wc))?;
+                // Word by word (a `memcpy` call per tap would cost more than the copy).
+                match (iy, ix) {
+                    (Some(iy), Some(ix)) => {
+                        let src = (iy * g.iw + ix) * wc;
+                        for (d, s) in dst.iter_mut().zip(need(input.get(src..src + wc))?) {
+                            *d = *s;
+                        }
+                    }
+                    _ => {
+                        for d in dst.iter_mut() {
+                            *d = 0; // padding: +1
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -3,10 +3,97 @@
 
 use tinykd_format::PoolOp;
 
-use super::{clip, In, Out};
+use super::{clip, Flavor, In, Out};
 use crate::error::{need, Result};
 
-/// Runs one max pool.
+/// Runs one max pool with the given kernels (the DSP one where it applies).
+pub(crate) fn max_pool2d_with(flavor: Flavor, op: &PoolOp, x: In<'_>, y: Out<'_>) -> Result<()> {
+    #[cfg(all(target_arch = "arm", tinykd_dsp))]
+    if flavor == Flavor::Dsp && x.shape.c % 4 == 0 {
+        return max_pool2d_dsp(op, x, y);
+    }
+    let _ = flavor;
+    max_pool2d(op, x, y)
+}
+
+/// Four channels at a time: the signed bytewise max of two words is `SSUB8` (its GE flags are
+/// exactly `a ≥ b` per byte) and `SEL`. Channels a multiple of 4; the same windows and values
+/// as [`max_pool2d`].
+#[cfg(all(target_arch = "arm", tinykd_dsp))]
+fn max_pool2d_dsp(op: &PoolOp, x: In<'_>, y: Out<'_>) -> Result<()> {
+    let (ih, iw, c) = (
+        usize::from(x.shape.h),
+        usize::from(x.shape.w),
+        usize::from(x.shape.c),
+    );
+    let ow = usize::from(y.shape.w).max(1);
+    let [kh, kw] = op.kernel.map(usize::from);
+    let [sh, sw] = op.stride.map(usize::from);
+    let [pt, pl, _, _] = op.padding.map(usize::from);
+    let c = c.max(4);
+    let xb = super::fast::as_bytes(x.data);
+    let word = |at: usize| -> Result<u32> {
+        let b: &[u8; 4] = need(xb.get(at..at + 4).and_then(|b| b.try_into().ok()))?;
+        Ok(u32::from_le_bytes(*b))
+    };
+    for (p, out_px) in y.data.chunks_exact_mut(c).enumerate() {
+        let (oy, ox) = (p / ow, p % ow);
+        let (iy0, _, ny) = clip(oy, sh, pt, kh, ih);
+        let (ix0, _, nx) = clip(ox, sw, pl, kw, iw);
+        if (ny, nx) == (2, 2) {
+            // A whole 2×2 window (the usual pool): four cells of c bytes, word by word.
+            let cell = |iy: usize, ix: usize| {
+                let at = (iy * iw + ix) * c;
+                need(xb.get(at..at + c))
+            };
+            let (a, b) = (cell(iy0, ix0)?, cell(iy0, ix0 + 1)?);
+            let (d, e) = (cell(iy0 + 1, ix0)?, cell(iy0 + 1, ix0 + 1)?);
+            let w = |v: &[u8]| u32::from_le_bytes(v.try_into().unwrap_or([0x80; 4]));
+            let cells = a.chunks_exact(4).zip(b.chunks_exact(4));
+            let cells = cells.zip(d.chunks_exact(4).zip(e.chunks_exact(4)));
+            for (out, ((a, b), (d, e))) in out_px.chunks_exact_mut(4).zip(cells) {
+                let m = smax4(smax4(w(a), w(b)), smax4(w(d), w(e)));
+                for (o, s) in out.iter_mut().zip(m.to_le_bytes()) {
+                    *o = s as i8;
+                }
+            }
+            continue;
+        }
+        for (j, out) in out_px.chunks_exact_mut(4).enumerate() {
+            let mut m = 0x8080_8080u32; // −128 everywhere (validation: ≥ 1 valid cell)
+            for iy in iy0..iy0 + ny {
+                for ix in ix0..ix0 + nx {
+                    m = smax4(m, word((iy * iw + ix) * c + 4 * j)?);
+                }
+            }
+            for (d, s) in out.iter_mut().zip(m.to_le_bytes()) {
+                *d = s as i8;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The bytewise signed max of two words of four int8 values.
+#[cfg(all(target_arch = "arm", tinykd_dsp))]
+#[inline(always)]
+fn smax4(a: u32, b: u32) -> u32 {
+    let m: u32;
+    // SAFETY: register-only DSP instructions (`SEL` reads the GE flags `SSUB8` just set).
+    unsafe {
+        core::arch::asm!(
+            "ssub8 {m}, {a}, {b}",
+            "sel {m}, {a}, {b}",
+            m = out(reg) m,
+            a = in(reg) a,
+            b = in(reg) b,
+            options(pure, nomem, nostack),
+        );
+    }
+    m
+}
+
+/// Runs one max pool (the reference).
 pub(crate) fn max_pool2d(op: &PoolOp, x: In<'_>, y: Out<'_>) -> Result<()> {
     let (ih, iw, c) = (
         usize::from(x.shape.h),
