@@ -182,6 +182,26 @@ fn bad_binary_configs_are_named_errors() {
         "{e}"
     );
 
+    // RPReLU folds into the next binary layer's threshold; on the int8 output it cannot run.
+    let cfg = std::fs::read_to_string(CONFIG).unwrap().replace(
+        "activation = \"relu\" }",
+        "activation = \"relu\", rprelu = true }",
+    );
+    std::fs::write(&bad, cfg).unwrap();
+    let e = fails(&[
+        "train",
+        "--model",
+        "student",
+        "--config",
+        bad.to_str().unwrap(),
+        "--out",
+        o,
+    ]);
+    assert!(
+        e.contains("layer 4 (binary_conv)") && e.contains("RPReLU needs a packed output"),
+        "{e}"
+    );
+
     // The two-step recipe on a student without binary layers.
     let e = fails(&[
         "train",

@@ -1,7 +1,7 @@
 //! The host's simulation of a binary student (float signs, BatchNorm, RSign thresholds, int8
 //! fake quantization) against the device's XNOR/popcount kernels on the exported blob. The
 //! export folds BatchNorm and the next sign into popcount thresholds (negative slopes included)
-//! and τ into the producer or into int8 input thresholds, reorders dense weights from CHW to HWC,
+//! (and RPReLU) and τ into the producer or into int8 input thresholds, reorders dense weights from CHW to HWC,
 //! and lowers a shortcut layer to an int8 binary branch plus an `add`. Every packed output must
 //! agree except at float ties, so the logits agree to within about an output LSB.
 
@@ -20,17 +20,18 @@ layers = [
     { conv = { out = 16, kernel = 3, padding = 1, activation = "none" } },
     { binary_conv = { out = 16, kernel = 3, padding = 1, threshold = true, shortcut = true } },
     { max_pool = { kernel = 2 } },
-    { binary_conv = { out = 40, kernel = 3, padding = 1, threshold = true } },
+    { binary_conv = { out = 40, kernel = 3, padding = 1, threshold = true, rprelu = true } },
     { max_pool = { kernel = 2 } },
     { binary_conv = { out = 33, kernel = 3, stride = 2, padding = 1, scale = false } },
-    { binary_dense = { out = 70, threshold = true } },
+    { binary_dense = { out = 70, threshold = true, rprelu = true } },
     { binary_dense = { out = 48, activation = "relu", threshold = true } },
     { dense = { out = 10 } },
 ]
 "#;
 
-/// Random BatchNorm slopes (about a third negative), shifts and RSign thresholds, so that flips
-/// and folded thresholds are exercised; running statistics from a few training-mode batches.
+/// Random BatchNorm slopes (about a third negative), shifts, RSign thresholds and RPReLU
+/// parameters, so that flips and folded thresholds are exercised; running statistics from a few
+/// training-mode batches.
 fn randomize(mut student: Student, device: &Device) -> Student {
     let normal = |dims: [usize; 1], s: f64| {
         Param::from_tensor(Tensor::<1>::random(
@@ -49,6 +50,16 @@ fn randomize(mut student: Student, device: &Device) -> Student {
         bn.beta = normal(bn.beta.dims(), 1.0);
         if let Some(t) = threshold {
             *t = normal(t.dims(), 0.2);
+        }
+        let rprelu = match layer {
+            StudentLayer::BinaryConv(b) => b.rprelu.as_mut(),
+            StudentLayer::BinaryDense(b) => b.rprelu.as_mut(),
+            _ => None,
+        };
+        if let Some(r) = rprelu {
+            r.shift_in = normal(r.shift_in.dims(), 0.5);
+            r.slope = normal(r.slope.dims(), 0.3);
+            r.shift_out = normal(r.shift_out.dims(), 0.5);
         }
     }
     for _ in 0..4 {

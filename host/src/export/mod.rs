@@ -233,6 +233,7 @@ pub fn export_student(
                             next_tau: next_binary_threshold(&student, index),
                             out_q: branch_q.unwrap_or(out_q).into(),
                             activation: s.activation,
+                            rprelu: block.rprelu.as_ref(),
                         },
                         |reason| ExportError::Unsupported {
                             index,
@@ -263,6 +264,7 @@ pub fn export_student(
                             next_tau: next_binary_threshold(&student, index),
                             out_q: out_q.into(),
                             activation: d.activation,
+                            rprelu: block.rprelu.as_ref(),
                         },
                         |reason| ExportError::Unsupported {
                             index,
@@ -399,6 +401,8 @@ struct BinaryStage<'a> {
     packed: bool,
     /// The consumer's τ, for a packed output.
     next_tau: Option<Vec<f32>>,
+    /// The layer's RPReLU (packed outputs only), folded with τ.
+    rprelu: Option<&'a crate::models::binary::Rprelu>,
     /// Quantization of an int8 output.
     out_q: Quant,
     /// Activation of an int8 output.
@@ -424,6 +428,8 @@ fn binary_output(
         let (mut thresholds, mut flip) = (Vec::with_capacity(out), Vec::with_capacity(out));
         for c in 0..out {
             let tau = st.next_tau.as_deref().map_or(0.0, |t| f(t, c));
+            // sign(f(z) − τ) = sign(z − f⁻¹(τ)) for the increasing RPReLU f.
+            let tau = st.rprelu.map_or(tau, |r| r.inverse(c, tau));
             let (t, fl) = fold_batchnorm_sign(
                 k,
                 f(&st.alpha, c),

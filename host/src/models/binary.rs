@@ -69,6 +69,11 @@ pub struct BinaryConvSpec {
     /// default none. A packed output is a sign, so an activation there is an error.
     #[serde(default)]
     pub activation: Activation,
+    /// ReActNet's RPReLU after the BatchNorm (default false): a learned per-channel shift, slope
+    /// and shift, see [`Rprelu`]. Only on a packed output, where it folds into the consumer's
+    /// threshold; the device has no such int8 activation.
+    #[serde(default)]
+    pub rprelu: bool,
     /// Add the layer's int8 input to its output, Bi-Real Net's real-valued shortcut around a
     /// binary convolution (default false). Needs `out` = input channels, stride 1 and a
     /// shape-keeping padding; the output is then int8 (an int8 binary branch plus an `add`).
@@ -104,6 +109,7 @@ impl BinaryConvSpec {
             threshold: self
                 .threshold
                 .then(|| Param::from_tensor(Tensor::zeros([in_channels], device))),
+            rprelu: self.rprelu.then(|| Rprelu::new(self.out, device)),
             spec: self.clone(),
         }
     }
@@ -118,6 +124,8 @@ pub struct BinaryConvBlock {
     pub bn: BatchNorm,
     /// RSign's learned input threshold τ, one per input channel.
     pub threshold: Option<Param<Tensor<1>>>,
+    /// RPReLU after the BatchNorm.
+    pub rprelu: Option<Rprelu>,
     /// The layer's settings.
     #[module(skip)]
     pub spec: BinaryConvSpec,
@@ -132,7 +140,11 @@ impl BinaryConvBlock {
     /// # Shapes
     /// - input `[batch, in, h, w]`, output `[batch, out, h', w']`
     pub fn forward(&self, x: Tensor<4>, binary_weights: bool) -> Tensor<4> {
-        self.bn.forward(self.scaled_dot(x, binary_weights))
+        let y = self.bn.forward(self.scaled_dot(x, binary_weights));
+        match &self.rprelu {
+            Some(r) => r.forward(y),
+            None => y,
+        }
     }
 
     /// The int8-output stage as the device computes it ([`int8_stage`]): `A·dot + |A|·round(B/|A|)`
@@ -218,6 +230,9 @@ pub struct BinaryDenseSpec {
     /// As [`BinaryConvSpec::activation`].
     #[serde(default)]
     pub activation: Activation,
+    /// As [`BinaryConvSpec::rprelu`].
+    #[serde(default)]
+    pub rprelu: bool,
 }
 
 impl BinaryDenseSpec {
@@ -235,6 +250,7 @@ impl BinaryDenseSpec {
             threshold: self
                 .threshold
                 .then(|| Param::from_tensor(Tensor::zeros([input[0]], device))),
+            rprelu: self.rprelu.then(|| Rprelu::new(self.out, device)),
             spec: self.clone(),
         }
     }
@@ -249,6 +265,8 @@ pub struct BinaryDenseBlock {
     pub bn: BatchNorm,
     /// RSign's learned input threshold τ, one per input channel.
     pub threshold: Option<Param<Tensor<1>>>,
+    /// RPReLU after the BatchNorm.
+    pub rprelu: Option<Rprelu>,
     /// The layer's settings.
     #[module(skip)]
     pub spec: BinaryDenseSpec,
@@ -260,7 +278,11 @@ impl BinaryDenseBlock {
     /// # Shapes
     /// - input `[batch, c, h, w]`, output `[batch, out]`
     pub fn forward(&self, x: Tensor<4>, binary_weights: bool) -> Tensor<2> {
-        self.bn.forward(self.scaled_dot(x, binary_weights))
+        let y = self.bn.forward(self.scaled_dot(x, binary_weights));
+        match &self.rprelu {
+            Some(r) => r.forward(y),
+            None => y,
+        }
     }
 
     /// As [`BinaryConvBlock::forward_int8`].
@@ -311,6 +333,67 @@ impl BinaryDenseBlock {
     pub fn clipped(mut self) -> Self {
         self.weight = self.weight.map(clip_latent);
         self
+    }
+}
+
+/// ReActNet's RPReLU, per channel `c`: `f(z) = z − γ_c + ζ_c` for `z > γ_c`, else
+/// `β_c·(z − γ_c) + ζ_c`. The slope is used as `max(β, 0.01)`, so `f` is strictly increasing: then
+/// `sign(f(z) − τ) = sign(z − f⁻¹(τ))` and the whole function folds into the consumer's popcount
+/// threshold ([`Rprelu::inverse`]). Without a residual stream (ReActNet's) it adds no function a
+/// threshold could not express, only another parametrisation to train.
+#[derive(Module, Debug)]
+pub struct Rprelu {
+    /// γ, the input shift.
+    pub shift_in: Param<Tensor<1>>,
+    /// β, the slope below γ (initialised to 0.25, PReLU's default).
+    pub slope: Param<Tensor<1>>,
+    /// ζ, the output shift.
+    pub shift_out: Param<Tensor<1>>,
+}
+
+/// The smallest slope RPReLU uses: keeps it strictly increasing, so it folds into a threshold.
+pub const RPRELU_MIN_SLOPE: f32 = 0.01;
+
+impl Rprelu {
+    /// Identity shifts and slope 0.25 for `channels` channels.
+    pub fn new(channels: usize, device: &Device) -> Self {
+        Self {
+            shift_in: Param::from_tensor(Tensor::zeros([channels], device)),
+            slope: Param::from_tensor(Tensor::full([channels], 0.25, device)),
+            shift_out: Param::from_tensor(Tensor::zeros([channels], device)),
+        }
+    }
+
+    /// Applies it over dimension 1 of `[batch, channels, …]`.
+    pub fn forward<const D: usize>(&self, z: Tensor<D>) -> Tensor<D> {
+        let mut shape = [1usize; D];
+        shape[1] = self.shift_in.dims()[0];
+        let g = self.shift_in.val().reshape(shape);
+        let b = self.slope.val().clamp_min(RPRELU_MIN_SLOPE).reshape(shape);
+        let zeta = self.shift_out.val().reshape(shape);
+        let x = z - g;
+        let below = x.clone().lower_equal_elem(0.0);
+        x.clone().mask_where(below, x * b) + zeta
+    }
+
+    /// `f⁻¹(v)` for channel `c`, in f64 (for folding the consumer's threshold τ = `v`).
+    pub fn inverse(&self, c: usize, v: f64) -> f64 {
+        let at = |p: &Param<Tensor<1>>| {
+            let v: Vec<f32> = p
+                .val()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec()
+                .unwrap_or_default();
+            f64::from(v.get(c).copied().unwrap_or(0.0))
+        };
+        let (g, b, zeta) = (at(&self.shift_in), at(&self.slope), at(&self.shift_out));
+        let b = b.max(f64::from(RPRELU_MIN_SLOPE));
+        if v >= zeta {
+            v - zeta + g
+        } else {
+            (v - zeta) / b + g
+        }
     }
 }
 
@@ -409,6 +492,7 @@ mod tests {
             threshold: false,
             grad: SignGrad::Ste,
             activation: Activation::None,
+            rprelu: false,
             shortcut: false,
         };
         let block = spec.init(1, &dev());
@@ -436,6 +520,7 @@ mod tests {
             threshold: true,
             grad: SignGrad::ApproxSign,
             activation: Activation::None,
+            rprelu: false,
             shortcut: false,
         };
         let block = spec.init(2, &dev());
@@ -469,6 +554,7 @@ mod int8_stage_tests {
             threshold: true,
             grad: SignGrad::Ste,
             activation: Activation::None,
+            rprelu: false,
         };
         let mut block = spec.init([5, 2, 2], &device);
         let p = |s: f64| {

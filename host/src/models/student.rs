@@ -316,11 +316,21 @@ impl StudentConfig {
             out.push(shape);
         }
         for (index, (layer, packed)) in self.layers.iter().zip(self.packed_outputs()).enumerate() {
-            let (kind, activation) = match layer {
-                LayerSpec::BinaryConv(s) => ("binary_conv", s.activation),
-                LayerSpec::BinaryDense(d) => ("binary_dense", d.activation),
+            let (kind, activation, rprelu) = match layer {
+                LayerSpec::BinaryConv(s) => ("binary_conv", s.activation, s.rprelu),
+                LayerSpec::BinaryDense(d) => ("binary_dense", d.activation, d.rprelu),
                 _ => continue,
             };
+            if rprelu && !packed {
+                return Err(StudentConfigError::Layer {
+                    index,
+                    kind,
+                    reason: "RPReLU needs a packed output (a binary layer next), where it folds \
+                             into that layer's threshold; an int8 output has no RPReLU on the \
+                             device"
+                        .into(),
+                });
+            }
             if packed && activation != Activation::None {
                 return Err(StudentConfigError::Layer {
                     index,
