@@ -58,7 +58,10 @@ impl Embedded {
         let mut values: Vec<i8> = self.expected.clone();
         values.sort_unstable();
         values.dedup();
-        let n = self.labels.len().max(1);
+        let n = self.labels.len();
+        if n == 0 {
+            return (0, 0);
+        }
         let mut classes: Vec<usize> = self
             .expected
             .chunks_exact(self.expected.len() / n)
@@ -126,7 +129,7 @@ pub fn builtin(name: &str, samples: usize) -> Embedded {
     // A comparison means something only if the outputs are spread out.
     let (values, classes) = embedded.spread();
     assert!(
-        samples == 0 || values >= 32,
+        samples < 8 || values >= 32,
         "{name}: degenerate host outputs: {values} distinct values, {classes} distinct classes"
     );
     embedded

@@ -225,6 +225,55 @@ pub fn log_report(name: &str, report: &Report, ticks: Ticks, stack_used: Option<
     }
 }
 
+/// A board firmware's whole run: paints the stack, runs every case ([`run_case`]), logs each
+/// report ([`log_report`]) with the stack's high-water mark, and exits through semihosting with
+/// status 0 when every output byte of every case equals the host's, 1 otherwise (2 when a case
+/// could not run). `probe-rs run` ends with that status; without a debugger the core stops.
+#[cfg(all(target_os = "none", feature = "semihosting"))]
+pub fn run_all_and_exit(
+    board: &str,
+    cases: &[Case],
+    arena: &mut [u8],
+    clock: &mut dyn FnMut() -> u32,
+    ticks: Ticks,
+) -> ! {
+    let stack = Stack::from_linker();
+    stack.paint();
+    #[cfg(feature = "defmt")]
+    defmt::info!(
+        "tinykd on {}: {} model(s), arena {} B, stack {} B",
+        board,
+        cases.len(),
+        arena.len(),
+        stack.size()
+    );
+    #[cfg(not(feature = "defmt"))]
+    semihosting::println!(
+        "tinykd on {}: {} model(s), arena {} B, stack {} B",
+        board,
+        cases.len(),
+        arena.len(),
+        stack.size()
+    );
+    let mut status = 0;
+    for case in cases {
+        match run_case(case, arena, clock) {
+            Ok(report) => {
+                log_report(case.name, &report, ticks, Some(stack.high_water()));
+                if !report.identical() {
+                    status = 1;
+                }
+            }
+            Err(_e) => {
+                #[cfg(feature = "defmt")]
+                defmt::error!("{}: cannot run: {}", case.name, _e);
+                status = 2;
+            }
+        }
+    }
+    semihosting::process::exit(status)
+}
+
 /// An 8-byte aligned wrapper, for blobs in flash and arenas in RAM: blob weights and the arena
 /// are borrowed in place, and an aligned base keeps every offset the exporter aligned also
 /// aligned in memory. `build.rs` wraps each embedded blob in it.
