@@ -4,6 +4,9 @@
 #
 #   tools/board-sizes.sh [model...]     # default: int8-student binary-student
 #
+# A model is a built-in test model (TINYKD_MODEL) or a blob's path (TINYKD_BLOB), e.g.
+# `tools/board-sizes.sh runs/quickstart/student-kd-qat/student.tkd`.
+#
 # Each firmware embeds the model with one test sample (TINYKD_SAMPLES_LIMIT=1; with none, LTO
 # proves that the kernels are never called and drops them), so the figures are what a
 # deployment of that blob costs, plus 794 B for the sample and its outputs: the runtime, the
@@ -30,7 +33,12 @@ printf '| board | core | model | blob B | arena B | flash B | static RAM B |\n|-
 for entry in "${boards[@]}"; do
     read -r board target chip core <<<"$entry"
     for model in "${models[@]}"; do
-        log=$(cd "boards/$board" && TINYKD_MODEL=$model TINYKD_SAMPLES_LIMIT=1 \
+        if [[ $model == *.tkd ]]; then
+            source=(TINYKD_BLOB="$(realpath "$model")")
+        else
+            source=(TINYKD_MODEL="$model")
+        fi
+        log=$(cd "boards/$board" && env "${source[@]}" TINYKD_SAMPLES_LIMIT=1 \
             cargo build --release 2>&1) || { echo "$log" >&2; exit 1; }
         blob=$(sed -n 's/.*embedded [^:]*: blob \([0-9]*\) B.*/\1/p' <<<"$log" | tail -n 1)
         arena=$(sed -n 's/.*embedded [^:]*: blob [0-9]* B, arena \([0-9]*\) B.*/\1/p' <<<"$log" | tail -n 1)
@@ -41,6 +49,6 @@ for entry in "${boards[@]}"; do
             $1 ~ /^\.(bss|uninit|noinit|rwdata_dummy)$/ { ram += $2 }
             END { print flash + 0, ram + 0 }')
         printf '| %s | %s (%s) | %s | %s | %s | %s | %s |\n' \
-            "$board" "$chip" "$core" "$model" "${blob:-?}" "${arena:-?}" "$flash" "$ram"
+            "$board" "$chip" "$core" "$(basename "$model")" "${blob:-?}" "${arena:-?}" "$flash" "$ram"
     done
 done
