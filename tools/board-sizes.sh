@@ -40,6 +40,13 @@ for entry in "${boards[@]}"; do
         fi
         log=$(cd "boards/$board" && env "${source[@]}" TINYKD_SAMPLES_LIMIT=1 \
             cargo build --release 2>&1) || { echo "$log" >&2; exit 1; }
+        # Warnings in the firmware's own code or in tinykd's crates fail the build (crates.io
+        # dependencies are capped by cargo); the build script's `embedded …` notes are not warnings.
+        if grep -E '^warning' <<<"$log" | grep -vqE "^warning: tinykd-[a-z0-9-]+@[0-9.]+: embedded "; then
+            echo "$log" >&2
+            echo "error: warnings in the $board firmware" >&2
+            exit 1
+        fi
         blob=$(sed -n 's/.*embedded [^:]*: blob \([0-9]*\) B.*/\1/p' <<<"$log" | tail -n 1)
         arena=$(sed -n 's/.*embedded [^:]*: blob [0-9]* B, arena \([0-9]*\) B.*/\1/p' <<<"$log" | tail -n 1)
         elf=target/boards/$target/release/tinykd-$board
