@@ -2,8 +2,9 @@
 //!
 //! End-to-end checks of tinykd across its crates; the tests themselves are in `tests/`
 //! (`qemu_e2e.rs`: the same blob on the host and on the emulated Cortex-M4F board, byte for
-//! byte). This library holds what they share: a deterministic random-weight int8 CNN built with
-//! `tinykd-format`'s builder, random sample sets for it, and a MAC count read back from a blob.
+//! byte). This library holds what they share: the deterministic random-weight int8 CNN and the
+//! students of `tinykd-test-models` (re-exported; the firmware build scripts embed the same
+//! models), random sample sets for the CNN, and a MAC count read back from a blob.
 //!
 //! Everything is seeded and uses its own tiny generator, so the model and the inputs are the
 //! same on every machine and with every version of every dependency: an instruction count

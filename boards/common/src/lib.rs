@@ -132,7 +132,9 @@ pub fn run_case(
             have: to_u32(arena.len()),
         });
     }
-    if Some(case.inputs.len()) != n.checked_mul(input_len)
+    if input_len == 0
+        || output_len == 0
+        || Some(case.inputs.len()) != n.checked_mul(input_len)
         || Some(case.expected.len()) != n.checked_mul(output_len)
     {
         return Err(CaseError::BadCase);
