@@ -45,7 +45,9 @@ step "clippy (boards: common, build, on-device tests)"
 for crate in common build; do
     (cd "boards/$crate" && cargo clippy -q --all-targets --target-dir ../../target/boards-host -- -D warnings)
 done
-(cd boards/common && cargo test -q --target-dir ../../target/boards-host)
+for crate in common build; do
+    (cd "boards/$crate" && cargo test -q --target-dir ../../target/boards-host)
+done
 (cd boards/ondevice-tests && cargo clippy -q --release --tests -- -D warnings)
 
 # Proof that the device-side crates are no_std without an allocator: these targets have no std

@@ -307,3 +307,75 @@ fn env_path(var: &str) -> Option<PathBuf> {
         )
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch folder under the system's temporary directory, removed at the end.
+    struct Scratch(PathBuf);
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let dir =
+                env::temp_dir().join(format!("tinykd-board-build-{name}-{}", std::process::id()));
+            fs::create_dir_all(&dir).expect("scratch folder");
+            Self(dir)
+        }
+    }
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_blob_takes_the_test_set_next_to_it_up_to_the_limit() {
+        let scratch = Scratch::new("tks");
+        let model = tinykd_test_models::int8_student();
+        let (inputs, labels) =
+            tinykd_test_models::random_images(tinykd_test_models::STUDENT_INPUT, 10, 5, 1);
+        let blob = scratch.0.join("student.tkd");
+        fs::write(&blob, &model.blob).unwrap();
+        let tks = tinykd_format::samples::to_vec(784, &inputs, &labels).unwrap();
+        fs::write(scratch.0.join("test.tks"), tks).unwrap();
+
+        let case = from_file(&blob, 3);
+        assert_eq!(case.name, "student");
+        assert_eq!(case.labels, labels[..3]);
+        assert_eq!(case.inputs, inputs[..3 * 784]);
+        assert_eq!(case.expected.len(), 3 * 10);
+        assert_eq!(case.arena_size, 15_680);
+        // The expected outputs are the host run's, sample by sample.
+        let again = host_run("x".into(), model.blob, inputs[784..1568].to_vec(), vec![0]);
+        assert_eq!(again.expected, case.expected[10..20]);
+    }
+
+    #[test]
+    #[should_panic(expected = "samples of 3 values")]
+    fn a_test_set_of_the_wrong_shape_is_refused() {
+        let scratch = Scratch::new("shape");
+        let blob = scratch.0.join("student.tkd");
+        fs::write(&blob, tinykd_test_models::int8_student().blob).unwrap();
+        let tks = tinykd_format::samples::to_vec(3, &[1, 2, 3], &[0]).unwrap();
+        fs::write(scratch.0.join("test.tks"), tks).unwrap();
+        from_file(&blob, 10);
+    }
+
+    #[test]
+    fn the_generated_code_embeds_every_case_and_the_largest_arena() {
+        let scratch = Scratch::new("write");
+        env::set_var("OUT_DIR", &scratch.0);
+        write(&[builtin("e2e-cnn", 2), builtin("binary-student", 2)]);
+        let code = fs::read_to_string(scratch.0.join("models.rs")).unwrap();
+        assert!(
+            code.contains("pub const ARENA_SIZE: usize = 15680;"),
+            "{code}"
+        );
+        assert!(
+            code.contains("pub static CASES: [tinykd_board::Case; 2]"),
+            "{code}"
+        );
+        assert!(code.contains("name: \"binary-student\""), "{code}");
+        assert_eq!(fs::read(scratch.0.join("case1.labels")).unwrap().len(), 2);
+    }
+}
