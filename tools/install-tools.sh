@@ -3,12 +3,15 @@
 # x86_64, root). Idempotent: a second run only checks. Used by .ci/run; run it by hand once on
 # a fresh machine before tools/test-all.sh.
 #
-#   - QEMU 10 for Arm (qemu-system-arm) from bookworm-backports: bookworm's own 7.2 would
-#     remove the preinstalled qemu-utils 10.0 (same source package, conflicting versions);
+#   - QEMU 10 for Arm (qemu-system-arm) and RISC-V (qemu-system-riscv, for qemu-system-riscv32)
+#     from bookworm-backports: bookworm's own 7.2 would remove the preinstalled qemu-utils 10.0
+#     (same source package, conflicting versions);
+#   - python3, for tools/qemu-test-runner.py (the on-device tests' QEMU runner);
 #   - dataset-fashion-mnist (the host crate's data tests read /usr/share/datasets/fashion-mnist);
 #   - gcc, to build the QEMU insn-count plugin (tools/insn-plugin/insncount.c);
-#   - the Rust targets of the no_std builds and the firmware, rustfmt, clippy, llvm-tools
-#     (llvm-size for the firmware's flash/RAM figures).
+#   - the Rust targets of the no_std builds, the on-device tests and the board firmware
+#     (thumbv6m, thumbv7em, thumbv8m.main, riscv32imc), rustfmt, clippy, llvm-tools (llvm-size for
+#     the firmware's flash/RAM figures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,10 +56,20 @@ if [[ -z $major || $major -lt 10 ]]; then
 fi
 echo "qemu: $(qemu-system-arm --version | head -n 1)"
 
+# RISC-V (the on-device tests on QEMU `virt`): a package of its own in QEMU 10, same backports.
+if ! command -v qemu-system-riscv32 >/dev/null; then
+    log "installing qemu-system-riscv 10 from bookworm-backports"
+    has_backports || add_backports
+    apt_update_once
+    apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-riscv
+fi
+echo "qemu: $(qemu-system-riscv32 --version | head -n 1)"
+
 missing=()
 [[ -d /usr/share/datasets/fashion-mnist ]] || missing+=(dataset-fashion-mnist)
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 command -v timeout >/dev/null || missing+=(coreutils)
+command -v python3 >/dev/null || missing+=(python3)
 if [[ ${#missing[@]} -gt 0 ]]; then
     log "installing ${missing[*]}"
     apt_update_once
@@ -64,7 +77,8 @@ if [[ ${#missing[@]} -gt 0 ]]; then
 fi
 
 log "rust targets and components"
-rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imc-unknown-none-elf
+rustup target add thumbv7em-none-eabihf thumbv6m-none-eabi thumbv8m.main-none-eabihf \
+    riscv32imc-unknown-none-elf
 rustup component add rustfmt clippy llvm-tools
 
 log "QEMU insn-count plugin"

@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 tools/install-tools.sh
 
 board=boards/qemu-mps2-an386
+# The real boards' firmware (each its own workspace, all built into target/boards).
+real_boards=(nrf52840-dk rp-pico nucleo-l4r5zi esp32c3)
 step() {
     printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*"
 }
@@ -20,6 +22,9 @@ step "format"
 cargo fmt --all --check
 cargo fmt --manifest-path "$board/Cargo.toml" --check
 cargo fmt --manifest-path device/kernel-tests/Cargo.toml --check
+for crate in common build ondevice-tests "${real_boards[@]}"; do
+    cargo fmt --manifest-path "boards/$crate/Cargo.toml" --check
+done
 
 # --release: clippy's build scripts and proc macros are then the very ones the release test
 # build below reuses, instead of a second, debug set.
@@ -31,6 +36,19 @@ step "clippy (kernel-tests firmware, thumbv7em-none-eabihf and thumbv6m-none-eab
 for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
     (cd device/kernel-tests && cargo clippy -q --release --target "$target" -- -D warnings)
 done
+
+# The board crates' shared code (host lints and unit tests) and the on-device tests. The real
+# boards' firmware is not linted here: checking four HALs a second time (clippy cannot reuse the
+# release build's artefacts) would double their build time; tools/board-sizes.sh fails on any
+# compiler warning in their own code instead.
+step "clippy (boards: common, build, on-device tests)"
+for crate in common build; do
+    (cd "boards/$crate" && cargo clippy -q --all-targets --target-dir ../../target/boards-host -- -D warnings)
+done
+for crate in common build; do
+    (cd "boards/$crate" && cargo test -q --target-dir ../../target/boards-host)
+done
+(cd boards/ondevice-tests && cargo clippy -q --release --tests -- -D warnings)
 
 # Proof that the device-side crates are no_std without an allocator: these targets have no std
 # at all (thumbv6m has no atomic CAS either), so any std or alloc in the graph fails to build.
@@ -65,6 +83,21 @@ step "firmware build and size"
 llvm_bin=$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin
 "$llvm_bin/llvm-size" -A target/boards/thumbv7em-none-eabihf/release/qemu-mps2-an386 |
     grep -E '^(section|\.vector_table|\.text|\.rodata|\.data|\.bss|\.uninit|Total)'
+
+# The built-in test models (int8 CNN, int8 and binary students) on every emulated core, each
+# output byte against tinykd-device's on the host (computed by the build script): one QEMU boot
+# per test (tools/qemu-test-runner.py; on a board, probe-rs does the same, see docs/boards.md).
+step "on-device accuracy tests in QEMU: Cortex-M4, M7, M33, M0, RISC-V"
+for run in "mps2-an386 thumbv7em-none-eabihf" "mps2-an500 thumbv7em-none-eabihf" \
+    "mps2-an505 thumbv8m.main-none-eabihf" "microbit thumbv6m-none-eabi" \
+    "virt riscv32imc-unknown-none-elf"; do
+    read -r machine target <<<"$run"
+    (cd boards/ondevice-tests && QEMU_MACHINE=$machine cargo test -q --release --target "$target")
+done
+
+# Every real board's firmware builds for its target (for both students); flash and RAM.
+step "board firmware builds and sizes (nRF52840-DK, Pico, NUCLEO-L4R5ZI, ESP32-C3)"
+tools/board-sizes.sh
 
 # The GPU path must keep compiling (and building offline from the package registries alone);
 # there is no GPU in CI to run it on. `cuda` is never enabled: burn-cuda's build downloads an

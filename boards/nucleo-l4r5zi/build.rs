@@ -1,0 +1,7 @@
+//! Links `memory.x` and embeds the blob (`TINYKD_BLOB`, else the built-in `TINYKD_MODEL`,
+//! default `int8-student`) with its test subset and the host's outputs (`tinykd-board-build`).
+fn main() {
+    tinykd_board_build::link_memory_x("memory.x", &["defmt.x"]);
+    tinykd_board_build::embed_one("int8-student", 100);
+    println!("cargo:rerun-if-changed=build.rs");
+}
