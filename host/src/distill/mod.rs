@@ -88,6 +88,16 @@ pub trait Distiller: Module {
     fn needs_teacher(&self) -> bool {
         true
     }
+
+    /// Called after every optimizer step, as [`crate::models::Classifier::after_step`] is on
+    /// the model: online methods pass it on to their peers (binary peers clip their latent
+    /// weights). Default: nothing.
+    fn after_step(self) -> Self
+    where
+        Self: Sized,
+    {
+        self
+    }
 }
 
 /// Sums per-layer losses into one term named `name`, weighted by `weight` (no term when empty).
@@ -492,6 +502,24 @@ impl Distiller for Method {
     fn needs_teacher(&self) -> bool {
         !matches!(self, Method::Dml(_) | Method::Mcl(_))
     }
+
+    fn after_step(self) -> Self {
+        use crate::models::Classifier;
+        let step = |peers: Vec<crate::models::student::Student>| {
+            peers.into_iter().map(Classifier::after_step).collect()
+        };
+        match self {
+            Method::Dml(mut m) => {
+                m.peers = step(m.peers);
+                Method::Dml(m)
+            }
+            Method::Mcl(mut m) => {
+                m.peers = step(m.peers);
+                Method::Mcl(m)
+            }
+            other => other,
+        }
+    }
 }
 
 /// A built recipe: the optional KD term and the optional method, trained with the student.
@@ -535,6 +563,11 @@ impl Distiller for Distillation {
         self.kd.is_some()
             || self.contrast.is_some()
             || self.method.as_ref().is_some_and(Distiller::needs_teacher)
+    }
+
+    fn after_step(mut self) -> Self {
+        self.method = self.method.map(Distiller::after_step);
+        self
     }
 }
 

@@ -226,6 +226,7 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
             let grads = GradientsParams::from_grads(total.backward(), &trainee);
             trainee = optim.step(lr, trainee, grads);
             trainee.model = trainee.model.after_step();
+            trainee.method = trainee.method.map(Distiller::after_step);
             global_step += 1;
 
             loss_sum += f64::from(total_value) * b as f64;
