@@ -27,17 +27,7 @@ fn a_binary_student_trains_exports_and_runs_identically_on_the_board() {
     let d = tempfile::tempdir().unwrap();
     let teacher = d.path().join("teacher");
     let t = teacher.to_str().unwrap();
-    let mut args = vec![
-        "train",
-        "--out",
-        t,
-        "--epochs",
-        "1",
-        "--set",
-        "model.preset=tiny",
-    ];
-    args.extend(SMALL);
-    ok(&args);
+    train_tiny_teacher(t, &SMALL);
 
     // Two-step (epoch 0: binary activations, real weights; epoch 1: binary weights), KD and
     // CMIM with banks small enough for 256 images.
@@ -139,64 +129,52 @@ fn bad_binary_configs_are_named_errors() {
         "{e}"
     );
 
+    // The shipped config with one edit, which `train` must refuse.
+    let bad = d.path().join("bad.toml");
+    let edited = |from: &str, to: &str, count: usize| {
+        let cfg = std::fs::read_to_string(CONFIG)
+            .unwrap()
+            .replacen(from, to, count);
+        std::fs::write(&bad, cfg).unwrap();
+        fails(&[
+            "train",
+            "--model",
+            "student",
+            "--config",
+            bad.to_str().unwrap(),
+            "--out",
+            o,
+        ])
+    };
+
     // The first binary layer's output is the second's sign: an activation there is meaningless.
-    let cfg = std::fs::read_to_string(CONFIG).unwrap().replacen(
+    let e = edited(
         "threshold = true }",
         "threshold = true, activation = \"relu\" }",
         1,
     );
-    let bad = d.path().join("bad.toml");
-    std::fs::write(&bad, cfg).unwrap();
-    let e = fails(&[
-        "train",
-        "--model",
-        "student",
-        "--config",
-        bad.to_str().unwrap(),
-        "--out",
-        o,
-    ]);
     assert!(
         e.contains("layer 2 (binary_conv)") && e.contains("must be none"),
         "{e}"
     );
 
     // A shortcut needs the output to have the input's shape.
-    let cfg = std::fs::read_to_string(CONFIG).unwrap().replacen(
+    let e = edited(
         "threshold = true }",
         "threshold = true, shortcut = true }",
         1,
     );
-    std::fs::write(&bad, cfg).unwrap();
-    let e = fails(&[
-        "train",
-        "--model",
-        "student",
-        "--config",
-        bad.to_str().unwrap(),
-        "--out",
-        o,
-    ]);
     assert!(
         e.contains("layer 2 (binary_conv)") && e.contains("needs out = 32"),
         "{e}"
     );
 
     // RPReLU folds into the next binary layer's threshold; on the int8 output it cannot run.
-    let cfg = std::fs::read_to_string(CONFIG).unwrap().replace(
+    let e = edited(
         "activation = \"relu\" }",
         "activation = \"relu\", rprelu = true }",
+        1,
     );
-    std::fs::write(&bad, cfg).unwrap();
-    let e = fails(&[
-        "train",
-        "--model",
-        "student",
-        "--config",
-        bad.to_str().unwrap(),
-        "--out",
-        o,
-    ]);
     assert!(
         e.contains("layer 4 (binary_conv)") && e.contains("RPReLU needs a packed output"),
         "{e}"

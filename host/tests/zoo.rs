@@ -50,17 +50,7 @@ fn every_method_trains_a_student() {
     let d = tempfile::tempdir().unwrap();
     let teacher = d.path().join("teacher");
     let t = teacher.to_str().unwrap();
-    let mut args = vec![
-        "train",
-        "--out",
-        t,
-        "--epochs",
-        "1",
-        "--set",
-        "model.preset=tiny",
-    ];
-    args.extend(SMALL);
-    ok(&args);
+    train_tiny_teacher(t, &SMALL);
 
     for (method, extra) in METHODS {
         let out = d.path().join(method);

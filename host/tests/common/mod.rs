@@ -42,3 +42,19 @@ pub fn lines_of_kind(run: &Path, kind: &str) -> Vec<serde_json::Value> {
         .filter(|v| v["kind"] == kind)
         .collect()
 }
+
+/// Trains the `tiny` teacher preset for one epoch into `out`, with `extra` arguments (data
+/// limits): the teacher the distillation tests start from.
+pub fn train_tiny_teacher(out: &str, extra: &[&str]) {
+    let mut args = vec![
+        "train",
+        "--out",
+        out,
+        "--epochs",
+        "1",
+        "--set",
+        "model.preset=tiny",
+    ];
+    args.extend(extra);
+    ok(&args);
+}
