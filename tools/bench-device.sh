@@ -27,7 +27,7 @@ llvm_bin=$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p
 # B0, B1, bstudent, istudent, btrained: the binary layers and students of docs/binary-kernels.md
 # (MACs of the binary ones are binary MACs; istudent is not in the microbit firmware: flash);
 # bs1..bs5 / is1..is5: the students' first 1..5 ops (differences: the per-layer split).
-layers=(L1 L2 L3 L4 L5a L5b student B0 B1 bs1 bs2 bs3 bs4 bs5 bstudent btrained is1 is2 is3 is4 is5 istudent)
+layers=(L1 L2 L3 L4 L5a L5b student C1 C2 C3 B0 B1 bs1 bs2 bs3 bs4 bs5 bstudent btrained is1 is2 is3 is4 is5 istudent)
 only_rows=0
 if [[ $# -gt 0 ]]; then
     layers=("$@")

@@ -249,6 +249,82 @@ fn plane_check_model(rng: &mut Rng, i: usize) -> Vec<u8> {
     }
 }
 
+/// A random 1-D CNN (issue 7): a `[1, T, C]` window, one to three conv1d layers (kernel
+/// `[1, k]`, k = 3, 5, 7, 9; stride 1–2; same or random padding; odd channel counts; every
+/// third one depthwise), a `[1, 2]` max pool, and global average pooling + dense at the end.
+fn conv1d_check_model(rng: &mut Rng, i: usize) -> Vec<u8> {
+    loop {
+        let c = [1, 3, 6, rng.int(1, 17) as u16][i % 4];
+        let t = rng.int(8, 80) as u16;
+        let zp_in = rng.int(-128, 127) as i8;
+        let mut b = ModelBuilder::new(
+            "conv1d",
+            Shape { h: 1, w: t, c },
+            q(rng.float(0.01, 0.05), zp_in),
+        );
+        let mut x = b.input();
+        let mut ok = true;
+        for layer in 0..rng.int(1, 3) {
+            let s = b.shape(x);
+            let k = [3u8, 5, 7, 9][rng.int(0, 3) as usize];
+            let stride = rng.int(1, 2) as u8;
+            let (p, pr) = if layer % 2 == 0 {
+                (k / 2, k / 2)
+            } else {
+                (
+                    rng.int(0, i64::from(k) - 1) as u8,
+                    rng.int(0, i64::from(k) - 1) as u8,
+                )
+            };
+            let out_q = q(rng.float(0.02, 0.08), rng.int(-128, 127) as i8);
+            let act =
+                [Activation::None, Activation::Relu, Activation::Relu6][rng.int(0, 2) as usize];
+            let depthwise = (i + layer as usize) % 3 == 2;
+            let (oc, groups) = if depthwise {
+                (s.c, s.c)
+            } else {
+                (rng.int(1, 33) as u16, 1)
+            };
+            match conv(
+                &mut b,
+                rng,
+                x,
+                oc,
+                [1, k],
+                [1, stride],
+                [0, p, 0, pr],
+                groups,
+                out_q,
+                act,
+            ) {
+                Some(y) => x = y,
+                None => ok = false,
+            }
+            if ok && rng.int(0, 1) == 1 && b.shape(x).w >= 2 {
+                let spec = PoolSpec {
+                    kernel: [1, 2],
+                    stride: [1, 2],
+                    padding: [0; 4],
+                };
+                match b.max_pool2d(x, spec) {
+                    Ok(y) => x = y,
+                    Err(_) => ok = false,
+                }
+            }
+        }
+        if ok && i % 2 == 1 {
+            let g = b.global_avg_pool(x).expect("global average pool");
+            let out_q = q(rng.float(0.02, 0.08), rng.int(-128, 127) as i8);
+            x = dense(&mut b, rng, g, 6, out_q);
+        }
+        if ok {
+            if let Ok(blob) = b.finish() {
+                return blob;
+            }
+        }
+    }
+}
+
 /// An int8 max pool of 4k channels (the DSP kernel's case): kernels 1..=3, strides 1..=2,
 /// padding smaller than the kernel, after a conv so the values are spread.
 fn pool_check_model(rng: &mut Rng) -> Vec<u8> {
@@ -572,6 +648,28 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
         &|b, r, x| dense(b, r, x, 64, qo),
         256 * 64,
     );
+    // Conv1d layers of a HAPT-size 1-D CNN (issue 7): windows of 128 samples × 3 channels.
+    single(
+        "C1",
+        "conv1d k5 s1 p2, 128x3 -> 128x16",
+        Shape { h: 1, w: 128, c: 3 },
+        &|b, r, x| conv(b, r, x, 16, [1, 5], [1, 1], [0, 2, 0, 2], 1, qo, relu).unwrap(),
+        128 * 16 * 5 * 3,
+    );
+    single(
+        "C2",
+        "conv1d k5 s1 p2, 64x16 -> 64x32",
+        Shape { h: 1, w: 64, c: 16 },
+        &|b, r, x| conv(b, r, x, 32, [1, 5], [1, 1], [0, 2, 0, 2], 1, qo, relu).unwrap(),
+        64 * 32 * 5 * 16,
+    );
+    single(
+        "C3",
+        "depthwise conv1d k5 s1 p2, 64x32",
+        Shape { h: 1, w: 64, c: 32 },
+        &|b, r, x| conv(b, r, x, 32, [1, 5], [1, 1], [0, 2, 0, 2], 32, qo, relu).unwrap(),
+        64 * 32 * 5,
+    );
     {
         // The binarizing 1×1 conv alone (B1 − B0 = the 3×3 binary conv).
         let mut b = ModelBuilder::new(
@@ -770,6 +868,18 @@ fn main() {
     for i in 0..8 {
         let blob = pool_check_model(&mut mrng);
         let name = format!("mcheck{i}.tkd");
+        fs::write(out.join(&name), &blob).unwrap();
+        writeln!(
+            code,
+            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
+        )
+        .unwrap();
+    }
+    // 1-D CNNs (issue 7).
+    let mut crng = Rng(0xC0_1D01);
+    for i in 0..12 {
+        let blob = conv1d_check_model(&mut crng, i);
+        let name = format!("ccheck{i}.tkd");
         fs::write(out.join(&name), &blob).unwrap();
         writeln!(
             code,

@@ -116,6 +116,7 @@ fn wrong_magic_and_versions() {
     // Newer minor with appended optional data: loads and runs.
     let mut b = blob[..blob.len() - 4].to_vec();
     b[4] = tinykd_format::VERSION_MINOR + 1;
+    b.push(0); // format 1.3's input normalisation field: none
     b.extend_from_slice(&[0xAA; 13]);
     let body_len = (b.len() - HEADER_LEN) as u32;
     b[8..12].copy_from_slice(&body_len.to_le_bytes());

@@ -282,6 +282,8 @@ pub struct ModelBuilder {
     ops: Vec<Encoded>,
     /// Layout of each tensor (format 1.2: binary ops write packed tensors).
     layouts: Vec<Layout>,
+    /// Per-channel `(mean, std)` of the input (format 1.3), if set.
+    input_norm: Option<Vec<(f32, f32)>>,
 }
 
 type Built<T> = core::result::Result<T, BuildError>;
@@ -298,7 +300,42 @@ impl ModelBuilder {
             tensors: alloc::vec![(input_shape, input_quant)],
             ops: Vec::new(),
             layouts: alloc::vec![Layout::Int8],
+            input_norm: None,
         }
+    }
+
+    /// Stores the per-channel `(mean, std)` of the model input (format 1.3, SPEC §5.2): the
+    /// model was trained on `(raw − mean) / std`, and a device feeding raw physical values
+    /// (`tinykd_device::Stream`) applies the same before quantizing. One pair per input channel;
+    /// every mean finite, every std finite and positive. A blob with a normalisation is written
+    /// as format 1.3; without one the blob keeps its older minor and bytes.
+    ///
+    /// ```
+    /// use tinykd_format::{validate, Error, ModelBuilder, Quant, Shape, BuildFault};
+    /// let q = Quant { scale: 0.05, zero_point: 0 };
+    /// let mut b = ModelBuilder::new("imu", Shape { h: 1, w: 4, c: 2 }, q);
+    /// let x = b.input();
+    /// b.global_avg_pool(x).unwrap();
+    /// assert_eq!(
+    ///     b.input_normalization(&[(0.0, 1.0)]).unwrap_err().fault,
+    ///     BuildFault::Invalid(Error::InputNormBadCount)
+    /// );
+    /// b.input_normalization(&[(0.0, 1.0), (-1.0, 0.5)]).unwrap();
+    /// let blob = b.finish().unwrap();
+    /// let desc = validate(&blob).unwrap();
+    /// assert_eq!(desc.version(), (1, 3));
+    /// let norm = desc.input_normalization().unwrap();
+    /// assert_eq!(norm.get(1), Some((-1.0, 0.5)));
+    /// ```
+    pub fn input_normalization(&mut self, pairs: &[(f32, f32)]) -> Built<()> {
+        let channels = usize::from(self.shape(TensorId(0)).c);
+        let bytes = crate::norm::encode(pairs);
+        crate::InputNorm::new(&bytes, channels).map_err(|e| BuildError {
+            op: None,
+            fault: BuildFault::Invalid(e),
+        })?;
+        self.input_norm = Some(pairs.to_vec());
+        Ok(())
     }
 
     /// The input tensor.
@@ -999,6 +1036,7 @@ impl ModelBuilder {
             body.extend_from_slice(&op.bytes);
         }
         let table = with_scratch.then_some(&scratch_offsets[..]);
+        let norm = self.input_norm.as_deref().map(crate::norm::encode);
         let blob = encode_parts(
             &self.name,
             arena_size,
@@ -1007,6 +1045,7 @@ impl ModelBuilder {
             &body,
             table,
             binary,
+            norm.as_deref(),
         )
         .map_err(|e| model_err(BuildFault::Invalid(e)))?;
         validate(&blob).map_err(|e| model_err(BuildFault::Invalid(e)))?;
@@ -1041,7 +1080,16 @@ pub fn encode_blob(
         body = postcard::to_extend(op, body)?;
     }
     let binary = ops.iter().any(Op::is_binary);
-    encode_parts(name, arena_size, tensors, ops.len(), &body, None, binary)
+    encode_parts(
+        name,
+        arena_size,
+        tensors,
+        ops.len(),
+        &body,
+        None,
+        binary,
+        None,
+    )
 }
 
 /// As [`encode_blob`], as a format 1.1 blob with the scratch table `scratch` (one arena offset per
@@ -1078,13 +1126,16 @@ pub fn encode_blob_with_scratch(
         &body,
         Some(scratch),
         binary,
+        None,
     )
 }
 
 /// Header, postcard head, op count, pre-encoded ops, the scratch table (1.1) if given, CRC.
 ///
 /// The minor version is the lowest that expresses the model: 1.0 without a scratch table, 1.1
-/// with one, and 1.2 when an op is binary (then "no scratch plan" is an empty table).
+/// with one, 1.2 when an op is binary (then "no scratch plan" is an empty table), and 1.3 with an
+/// input normalisation (`norm`: its stored bytes, SPEC §5.2).
+#[allow(clippy::too_many_arguments)]
 fn encode_parts(
     name: &str,
     arena_size: u32,
@@ -1093,6 +1144,7 @@ fn encode_parts(
     op_bytes: &[u8],
     scratch: Option<&[u32]>,
     binary: bool,
+    norm: Option<&[u8]>,
 ) -> crate::Result<Vec<u8>> {
     let table: Vec<u8> = tensors.iter().flat_map(|t| t.to_record()).collect();
     let head = BodyHead {
@@ -1118,7 +1170,18 @@ fn encode_parts(
             body = postcard::to_extend(&[0u8; 0][..], body)?;
             2
         }
+        (None, false) if norm.is_some() => {
+            body = postcard::to_extend(&[0u8; 0][..], body)?;
+            2
+        }
         (None, false) => 0,
+    };
+    let minor = match norm {
+        Some(norm) => {
+            body = postcard::to_extend(norm, body)?;
+            3
+        }
+        None => minor,
     };
     let body_len = u32::try_from(body.len()).map_err(|_| Error::BodyTruncated)?;
     let mut blob = Vec::with_capacity(body.len() + crate::HEADER_LEN + crate::CRC_LEN);

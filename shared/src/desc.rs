@@ -575,6 +575,8 @@ pub struct ModelDesc<'a> {
     pub(crate) op_count: u16,
     /// The scratch table (SPEC §5.1): one u32 LE arena offset per op; empty in a v1.0 blob.
     pub(crate) scratch: &'a [u8],
+    /// The input normalisation (SPEC §5.2, format 1.3), checked; empty if the blob has none.
+    pub(crate) input_norm: &'a [u8],
     pub(crate) extension: &'a [u8],
     pub(crate) input: TensorDesc,
     pub(crate) output: TensorDesc,
@@ -654,6 +656,15 @@ impl<'a> ModelDesc<'a> {
             0 => Some(Layout::Int8),
             t => self.ops().nth(t - 1).map(|op| op.output_layout()),
         }
+    }
+    /// The per-channel `(mean, std)` of the model input (SPEC §5.2, format 1.3), if the blob
+    /// carries one: a sensor node feeds `(raw − mean) / std`, quantized with
+    /// [`ModelDesc::input`]'s quantization. `None` for older blobs and models without one.
+    pub fn input_normalization(&self) -> Option<crate::InputNorm<'a>> {
+        if self.input_norm.is_empty() {
+            return None;
+        }
+        crate::InputNorm::new(self.input_norm, usize::from(self.input.shape.c)).ok()
     }
     /// Optional data a newer minor version appended after the op list (empty for this version's
     /// blobs); this reader does not interpret it.

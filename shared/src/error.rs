@@ -98,6 +98,10 @@ pub enum Error {
     OpBadThresholds = 37,
     /// A packed weight word has a bit set beyond the input channels (the padding bits must be 0).
     OpBadWeightBits = 38,
+    /// The input normalisation (format 1.3) is not one `(mean, std)` pair per input channel.
+    InputNormBadCount = 39,
+    /// An input normalisation mean is not finite, or a std is not a finite positive number.
+    InputNormBadValue = 40,
 }
 
 /// `Result` with this crate's [`Error`].
@@ -151,6 +155,8 @@ impl Error {
             Error::OpBadLayout => "op: tensor layout (int8 or packed) not what the op requires",
             Error::OpBadThresholds => "op: threshold or flip length or value wrong",
             Error::OpBadWeightBits => "op: packed weights have bits set past the channels",
+            Error::InputNormBadCount => "input normalisation: not one (mean, std) per channel",
+            Error::InputNormBadValue => "input normalisation: mean not finite or std not > 0",
         }
     }
 }
@@ -224,6 +230,8 @@ mod tests {
             (Error::OpBadLayout, 36),
             (Error::OpBadThresholds, 37),
             (Error::OpBadWeightBits, 38),
+            (Error::InputNormBadCount, 39),
+            (Error::InputNormBadValue, 40),
         ];
         for (i, (e, n)) in all.iter().enumerate() {
             assert_eq!(*e as u8, *n);

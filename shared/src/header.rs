@@ -8,8 +8,10 @@ pub const MAGIC: [u8; 3] = *b"TKD";
 pub const VERSION_MAJOR: u8 = 1;
 /// The minor format version this crate writes. Newer minors load (their appended data is skipped).
 /// 1.1 appended the scratch table (SPEC §5.1); 1.0 blobs, which lack it, still load. 1.2 added the
-/// binary ops and packed tensors (SPEC §3.2); 1.0 and 1.1 blobs load unchanged.
-pub const VERSION_MINOR: u8 = 2;
+/// binary ops and packed tensors (SPEC §3.2); 1.0 and 1.1 blobs load unchanged. 1.3 added the
+/// optional per-channel input normalisation (SPEC §5.2); the builder writes 1.3 only for a model
+/// that has one, so every other blob keeps the bytes (and minor) it had.
+pub const VERSION_MINOR: u8 = 3;
 /// Length of the fixed header: magic, major, minor, flags, reserved, `body_len`.
 pub const HEADER_LEN: usize = 12;
 /// Length of the trailing CRC-32.
@@ -78,7 +80,7 @@ impl Header {
     /// The 12 header bytes for this version and a body of `body_len` bytes.
     ///
     /// ```
-    /// assert_eq!(tinykd_format::Header::encode(0x0102), *b"TKD\x01\x02\x00\x00\x00\x02\x01\x00\x00");
+    /// assert_eq!(tinykd_format::Header::encode(0x0102), *b"TKD\x01\x03\x00\x00\x00\x02\x01\x00\x00");
     /// ```
     pub fn encode(body_len: u32) -> [u8; HEADER_LEN] {
         Self::encode_minor(VERSION_MINOR, body_len)

@@ -41,6 +41,7 @@ mod builder;
 mod desc;
 mod error;
 mod header;
+mod norm;
 mod quant;
 pub mod samples;
 mod scratch;
@@ -61,6 +62,7 @@ pub use desc::{
 };
 pub use error::{Error, Result};
 pub use header::{crc32, Header, CRC_LEN, HEADER_LEN, MAGIC, VERSION_MAJOR, VERSION_MINOR};
+pub use norm::{InputNorm, INPUT_NORM_RECORD_LEN};
 pub use quant::{average, quantize_multiplier, requantize, Activation, Quant};
 pub use scratch::{scratch_len, IM2COL_COLUMNS};
 pub use validate::validate;

@@ -8,8 +8,9 @@ use crate::desc::{BodyHead, TENSOR_RECORD_LEN};
 use crate::header::{CRC_LEN, HEADER_LEN};
 use crate::{
     packed_len, packed_words, scratch_len, AddOp, BinaryConv2dOp, BinaryDenseOp, BinaryOutput,
-    Bits, Conv2dOp, DenseOp, Error, Header, I8s, Layout, LeI32s, ModelDesc, Op, PoolOp, Quant,
-    Requant, Result, Shape, TensorDesc, MAX_NAME_LEN, MAX_TENSORS, MAX_TENSOR_LEN, VERSION_MINOR,
+    Bits, Conv2dOp, DenseOp, Error, Header, I8s, InputNorm, Layout, LeI32s, ModelDesc, Op, PoolOp,
+    Quant, Requant, Result, Shape, TensorDesc, MAX_NAME_LEN, MAX_TENSORS, MAX_TENSOR_LEN,
+    VERSION_MINOR,
 };
 
 /// Checks a blob completely and returns its descriptor (SPEC §6).
@@ -101,6 +102,17 @@ pub fn validate(blob: &[u8]) -> Result<ModelDesc<'_>> {
     } else {
         (&[][..], rest)
     };
+    // Format 1.3 appends the input normalisation: 8 bytes per input channel, or none (SPEC §5.2).
+    let (input_norm, rest) = if header.minor >= 3 {
+        let (norm, tail) = postcard::take_from_bytes::<&[u8]>(rest)?;
+        if !norm.is_empty() {
+            let input = tensors.get(0)?;
+            InputNorm::new(norm, usize::from(input.shape.c))?;
+        }
+        (norm, tail)
+    } else {
+        (&[][..], rest)
+    };
     // A newer minor may append optional data, which this reader skips (SPEC §1).
     let newer_minor = header.minor > VERSION_MINOR;
     if !rest.is_empty() && !newer_minor {
@@ -132,6 +144,7 @@ pub fn validate(blob: &[u8]) -> Result<ModelDesc<'_>> {
         ops: ops_bytes,
         op_count,
         scratch,
+        input_norm,
         extension: rest,
         input: tensors.get(0)?,
         output: tensors.get(tensor_count - 1)?,
@@ -705,6 +718,7 @@ mod tests {
     fn newer_minor_may_append_data_same_minor_may_not() {
         let blob = tiny();
         let mut extended = body(&blob).to_vec();
+        extended.push(0); // 1.3: no input normalisation
         extended.extend_from_slice(b"future optional data");
         let newer = wrap(&extended, VERSION_MAJOR, VERSION_MINOR + 1);
         let desc = validate(&newer).unwrap();
@@ -715,7 +729,59 @@ mod tests {
         let same = wrap(&extended, VERSION_MAJOR, VERSION_MINOR);
         assert_eq!(validate(&same).unwrap_err(), Error::BodyTrailingData);
         // A newer minor without extra data loads too.
-        assert!(validate(&wrap(body(&blob), VERSION_MAJOR, 7)).is_ok());
+        assert!(validate(&wrap(&extended[..body(&blob).len() + 1], VERSION_MAJOR, 7)).is_ok());
+    }
+
+    /// Format 1.3's input normalisation: written only when set (older models keep minor and
+    /// bytes), read back, and every hostile value or count refused with its error, never a panic.
+    #[test]
+    fn input_normalization_faults() {
+        let blob = tiny();
+        assert!(validate(&blob).unwrap().input_normalization().is_none());
+        let c = usize::from(validate(&blob).unwrap().input().shape.c);
+        let with = |norm: &[u8]| {
+            let b = postcard::to_extend(norm, body(&blob).to_vec()).unwrap();
+            let w: &'static [u8] = wrap(&b, VERSION_MAJOR, 3).leak();
+            validate(w)
+        };
+        let good: Vec<u8> = (0..c)
+            .flat_map(|i| [i as f32, 0.5 + i as f32].map(f32::to_le_bytes))
+            .flatten()
+            .collect();
+        let desc = with(&good).unwrap();
+        assert_eq!(desc.version(), (1, 3));
+        let norm = desc.input_normalization().unwrap();
+        assert_eq!(norm.len(), c);
+        assert_eq!(norm.get(c - 1), Some(((c - 1) as f32, c as f32 - 0.5)));
+        assert!(with(&[]).unwrap().input_normalization().is_none());
+        assert_eq!(
+            with(&[&good[..], &good[..8]].concat()).unwrap_err(),
+            Error::InputNormBadCount
+        );
+        assert_eq!(
+            with(&good[..good.len() - 1]).unwrap_err(),
+            Error::InputNormBadCount
+        );
+        for bad in [f32::NAN, f32::INFINITY, 0.0, -1.0] {
+            let mut b = good.clone();
+            b[4..8].copy_from_slice(&bad.to_le_bytes());
+            assert_eq!(with(&b).unwrap_err(), Error::InputNormBadValue, "std {bad}");
+        }
+        let mut b = good.clone();
+        b[..4].copy_from_slice(&f32::NEG_INFINITY.to_le_bytes());
+        assert_eq!(with(&b).unwrap_err(), Error::InputNormBadValue);
+        // Truncated: the 1.3 field missing entirely, or cut short.
+        assert_eq!(
+            validate(&wrap(body(&blob), VERSION_MAJOR, 3)).unwrap_err(),
+            Error::BodyUnexpectedEnd
+        );
+        let mut cut = body(&blob).to_vec();
+        cut.push(16);
+        cut.extend_from_slice(&[0; 3]);
+        assert_eq!(
+            validate(&wrap(&cut, VERSION_MAJOR, 3)).unwrap_err(),
+            Error::BodyUnexpectedEnd
+        );
     }
 
     #[test]

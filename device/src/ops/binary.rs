@@ -1383,10 +1383,20 @@ mod tests {
                 0 => 32 * rng.range(1, 3) as usize,
                 _ => rng.range(1, 75) as usize,
             };
-            let (ih, iw) = (rng.range(1, 6) as usize, rng.range(1, 6) as usize);
+            // Every fifth case a conv1d: a `[1, T, C]` window, kernel `[1, k]`, k = 3..9.
+            let conv1d = case % 5 == 3;
+            let (ih, iw) = if conv1d {
+                (1, rng.range(1, 40) as usize)
+            } else {
+                (rng.range(1, 6) as usize, rng.range(1, 6) as usize)
+            };
             let oc = rng.range(1, 45) as usize;
             let (kh, kw, sh, sw, pad) = if dense {
                 (ih, iw, 1, 1, [0usize; 4])
+            } else if conv1d {
+                let k = [3, 5, 7, 9][case % 4];
+                let pad = [0, rng.range(0, 4) as usize, 0, rng.range(0, 4) as usize];
+                (1, k, 1, rng.range(1, 2) as usize, pad)
             } else {
                 (
                     rng.range(1, 3) as usize,

@@ -507,6 +507,144 @@ mod equivalence {
         assert!(ran > 400, "{ran}");
     }
 
+    /// Conv1d as TFLite lowers it: the window `[1, T, C]` (time-major HWC), kernel `[1, k]`,
+    /// stride `[1, s]`, padding `[0, p, 0, q]`; every flavor against the reference on random
+    /// shapes (k = 3, 5, 7, 9, odd channel counts, depthwise, long and short sequences).
+    #[test]
+    fn conv1d_fast_matches_reference() {
+        let mut rng = Rng(0xC0_1D);
+        let mut ran = 0;
+        for i in 0..400 {
+            let depthwise = i % 3 == 2;
+            let k = [3u8, 5, 7, 9][i % 4];
+            let s = rng.range(1, 2) as u8;
+            let (p, q) = if i % 2 == 0 {
+                (k / 2, k / 2)
+            } else {
+                (
+                    rng.range(0, i64::from(k) - 1) as u8,
+                    rng.range(0, i64::from(k) - 1) as u8,
+                )
+            };
+            let w = if i % 7 == 0 {
+                rng.range(64, 160) as u16
+            } else {
+                rng.range(1, 40) as u16
+            };
+            let ic = [1, 3, 6, 16, rng.range(1, 33) as u16][i % 5];
+            let (oc, groups) = if depthwise {
+                (ic, ic)
+            } else {
+                (rng.range(1, 35) as u16, 1)
+            };
+            let Some(ow) = out_dim(w, k, s, p, q) else {
+                continue;
+            };
+            let ins = Shape { h: 1, w, c: ic };
+            let outs = Shape { h: 1, w: ow, c: oc };
+            let per_out = k as usize * (ic / groups) as usize;
+            let x = rng.i8s(ins.elements() as usize);
+            let wts = rng.weights(oc as usize * per_out);
+            let bias: Vec<i32> = (0..oc).map(|_| rng.range(-40_000, 40_000) as i32).collect();
+            let bias_b = le_i32(&bias);
+            let (m, sh) = requant(&mut rng, oc as usize, (-14, -4));
+            let zp_in = [-128, 127, 0, rng.range(-128, 127) as i8][i % 4];
+            let zp_out = rng.range(-128, 127) as i8;
+            let act = act_range(&mut rng);
+            let op = Conv2dOp {
+                input: 0,
+                kernel: [1, k],
+                stride: [1, s],
+                padding: [0, p, 0, q],
+                groups,
+                weights: I8s(&wts),
+                bias: LeI32s(&bias_b),
+                requant: Requant {
+                    multipliers: LeI32s(&m),
+                    shifts: I8s(&sh),
+                },
+                act_min: act.0,
+                act_max: act.1,
+            };
+            let len = scratch_len(&Op::Conv2d(op), ins, outs) as usize;
+            let run = |flavor: Flavor, skew: usize| {
+                let mut y = std::vec![0i8; outs.elements() as usize];
+                let mut sc = scratch(len, skew);
+                conv2d_with(
+                    flavor,
+                    &op,
+                    In {
+                        data: &x,
+                        shape: ins,
+                        zero_point: zp_in,
+                    },
+                    Out {
+                        data: &mut y,
+                        shape: outs,
+                        zero_point: zp_out,
+                    },
+                    Some(&mut bytes(&mut sc)[skew..skew + len]),
+                )
+                .unwrap();
+                y
+            };
+            let want = run(Flavor::Portable, 0);
+            // The reference itself against the i64 oracle.
+            assert_eq!(want, oracle_conv1d(&x, ins, &op, outs, zp_in, zp_out));
+            for flavor in [Flavor::Dsp, Flavor::Scalar] {
+                assert_eq!(run(flavor, 0), want, "{flavor:?} {ins:?} {outs:?} {op:?}");
+            }
+            assert_eq!(run(Flavor::Dsp, 1), want, "misaligned scratch");
+            ran += 1;
+        }
+        assert!(ran > 300, "{ran}");
+    }
+
+    /// Conv1d written out in i64 with no shared code (the oracle of `ops::testutil`'s rounding).
+    fn oracle_conv1d(
+        x: &[i8],
+        ins: Shape,
+        op: &Conv2dOp<'_>,
+        outs: Shape,
+        zp_in: i8,
+        zp_out: i8,
+    ) -> Vec<i8> {
+        let (k, s, p) = (
+            op.kernel[1] as i64,
+            op.stride[1] as i64,
+            op.padding[1] as i64,
+        );
+        let cpg = (ins.c / op.groups) as i64;
+        let opg = (outs.c / op.groups) as i64;
+        let mut y = Vec::new();
+        for t in 0..outs.w as i64 {
+            for o in 0..outs.c as i64 {
+                let g = o / opg;
+                let mut acc = op.bias.get(o as usize).unwrap() as i64;
+                for j in 0..k {
+                    let ti = t * s + j - p;
+                    if ti < 0 || ti >= ins.w as i64 {
+                        continue;
+                    }
+                    for ci in 0..cpg {
+                        let xv = x[(ti * ins.c as i64 + g * cpg + ci) as usize] as i64;
+                        let wv = op.weights.0[((o * k + j) * cpg + ci) as usize] as i8 as i64;
+                        acc += (xv - zp_in as i64) * wv;
+                    }
+                }
+                y.push(oracle_requant(
+                    acc,
+                    op.requant.multipliers.get(o as usize).unwrap(),
+                    op.requant.shifts.0[o as usize] as i8 as i32,
+                    zp_out,
+                    op.act_min,
+                    op.act_max,
+                ));
+            }
+        }
+        y
+    }
+
     /// The depthwise plane path (3×3, stride 1, even output width ≥ 4): every padding, odd
     /// channel counts, full and partial activation ranges, zero points at the extremes.
     #[test]
