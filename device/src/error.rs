@@ -19,6 +19,14 @@ pub enum Error {
     RunArenaTooSmall,
     /// A kernel found its data inconsistent with the validated descriptor (a bug: please report).
     RunInconsistent,
+    /// A pushed sample does not have the model's channel count
+    /// ([`Stream::channels`](crate::Stream::channels)).
+    StreamChannelCount,
+    /// The stream's ring buffer is not exactly one window
+    /// ([`Model::input_len`](crate::Model::input_len) values), or its arena is too small.
+    StreamBufferSize,
+    /// The hop is 0.
+    StreamBadHop,
 }
 
 /// `Result` with this crate's [`Error`].
@@ -39,6 +47,9 @@ impl Error {
             Error::RunInputLength => 256,
             Error::RunArenaTooSmall => 257,
             Error::RunInconsistent => 258,
+            Error::StreamChannelCount => 259,
+            Error::StreamBufferSize => 260,
+            Error::StreamBadHop => 261,
         }
     }
 }
@@ -50,6 +61,11 @@ impl fmt::Display for Error {
             Error::RunInputLength => f.write_str("run: input length differs from the model's"),
             Error::RunArenaTooSmall => f.write_str("run: arena smaller than the model needs"),
             Error::RunInconsistent => f.write_str("run: kernel data inconsistent (bug)"),
+            Error::StreamChannelCount => f.write_str("stream: sample channel count differs"),
+            Error::StreamBufferSize => {
+                f.write_str("stream: ring not one window or arena too small")
+            }
+            Error::StreamBadHop => f.write_str("stream: hop is 0"),
         }
     }
 }
@@ -88,6 +104,9 @@ mod tests {
         assert_eq!(Error::RunInputLength.code(), 256);
         assert_eq!(Error::RunArenaTooSmall.code(), 257);
         assert_eq!(Error::RunInconsistent.code(), 258);
+        assert_eq!(Error::StreamChannelCount.code(), 259);
+        assert_eq!(Error::StreamBufferSize.code(), 260);
+        assert_eq!(Error::StreamBadHop.code(), 261);
         assert_eq!(
             std::format!("{}", Error::Blob(F::PlanOverlap)),
             "invalid model blob: memory plan: live tensors share bytes"

@@ -17,6 +17,7 @@ mod fmt;
 mod error;
 mod model;
 mod ops;
+pub mod stream;
 
 pub use error::{Error, Result};
 
@@ -55,6 +56,8 @@ pub mod bench {
     }
 }
 pub use model::Model;
+pub use stream::{Prediction, Stream};
+pub use tinykd_format::InputNorm;
 pub use tinykd_format::{ModelDesc, Quant, Shape};
 
 /// Index of the largest value (the first one on ties); 0 for an empty slice.

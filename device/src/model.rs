@@ -96,6 +96,13 @@ impl<'a> Model<'a> {
         self.desc.input().quant
     }
 
+    /// The per-channel `(mean, std)` the model input was normalised with (format 1.3, SPEC
+    /// §5.2), if the blob carries it: feed `(raw − mean) / std`, quantized with
+    /// [`Model::input_quant`]. [`Stream::push`](crate::Stream::push) does this for you.
+    pub fn input_normalization(&self) -> Option<tinykd_format::InputNorm<'a>> {
+        self.desc.input_normalization()
+    }
+
     /// Output quantization, for dequantizing scores.
     pub const fn output_quant(&self) -> Quant {
         self.desc.output().quant
