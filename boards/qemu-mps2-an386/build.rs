@@ -44,4 +44,51 @@ fn main() {
          pub const IO_CAP: usize = {io};\n"
     );
     fs::write(out.join("capacity.rs"), code).expect("write capacity.rs");
+    replay_inputs(&out);
+}
+
+/// The replay example's blob and recording (`src/bin/replay.rs`): the files named by
+/// `TINYKD_STREAM_BLOB` / `TINYKD_STREAM` (a trained model, a real recorded test stream), or by
+/// default the seeded conv1d test model and a synthetic stream, exactly as
+/// `tests/tests/stream_replay.rs` builds them for the host side. Writes `stream.tkd`,
+/// `stream.tkr` and `replay.rs` (the arena size and window length as constants).
+fn replay_inputs(out: &std::path::Path) {
+    let file = |var: &str| {
+        println!("cargo:rerun-if-env-changed={var}");
+        env::var_os(var).map(|p| {
+            println!("cargo:rerun-if-changed={}", PathBuf::from(&p).display());
+            fs::read(&p).unwrap_or_else(|e| panic!("{var}={p:?}: {e}"))
+        })
+    };
+    let blob = file("TINYKD_STREAM_BLOB")
+        .unwrap_or_else(|| tinykd_test_models::conv1d_stream_model().blob);
+    let stream = file("TINYKD_STREAM").unwrap_or_else(|| {
+        let (values, labels) = tinykd_test_models::synthetic_stream(
+            tinykd_test_models::DEFAULT_STREAM_STEPS,
+            tinykd_test_models::DEFAULT_STREAM_SEED,
+        );
+        tinykd_format::recording::encode(3, &values, &labels).expect("consistent stream")
+    });
+    let desc = tinykd_format::validate(&blob).expect("TINYKD_STREAM_BLOB: invalid blob");
+    let rec = tinykd_format::recording::Recording::from_bytes(&stream)
+        .expect("TINYKD_STREAM: invalid recording");
+    assert_eq!(
+        rec.channels(),
+        u32::from(desc.input().shape.c),
+        "the recording's channels differ from the model's input channels"
+    );
+    fs::write(out.join("stream.tkd"), &blob).expect("write stream.tkd");
+    fs::write(out.join("stream.tkr"), &stream).expect("write stream.tkr");
+    let code = format!(
+        "/// Arena bytes of the embedded model.\n\
+         pub const ARENA: usize = {};\n\
+         /// Values of one window (the ring buffer).\n\
+         pub const WINDOW_LEN: usize = {};\n\
+         /// Channels per sample.\n\
+         pub const CHANNELS: usize = {};\n",
+        desc.arena_size(),
+        desc.input().len,
+        desc.input().shape.c
+    );
+    fs::write(out.join("replay.rs"), code).expect("write replay.rs");
 }

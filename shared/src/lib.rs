@@ -43,6 +43,7 @@ mod error;
 mod header;
 mod norm;
 mod quant;
+pub mod recording;
 pub mod samples;
 mod scratch;
 mod validate;

@@ -477,6 +477,111 @@ pub fn random_images(shape: Shape, classes: u16, n: usize, seed: u64) -> (Vec<i8
     (inputs, labels)
 }
 
+/// Window of the streaming test model: 128 samples × 3 accelerometer channels (HAPT: 2.56 s at
+/// 50 Hz, in g).
+pub const STREAM_INPUT: Shape = Shape { h: 1, w: 128, c: 3 };
+/// Classes of the streaming test model (HAPT's six activities).
+pub const STREAM_CLASSES: u16 = 6;
+
+/// A conv1d of kernel `[1, k]`, "same" padding, stride 1, ReLU.
+fn conv1d(
+    b: &mut ModelBuilder,
+    rng: &mut Rng,
+    x: TensorId,
+    out_channels: u16,
+    k: u8,
+    groups: u16,
+    output: Quant,
+) -> TensorId {
+    let fan_in = usize::from(k) * usize::from(b.shape(x).c / groups);
+    let (weights, weight_scales, bias) =
+        random_params(rng, usize::from(out_channels), fan_in, b.quant(x).scale);
+    b.conv2d(
+        x,
+        Conv2dSpec {
+            out_channels,
+            kernel: [1, k],
+            stride: [1, 1],
+            padding: [0, k / 2, 0, k / 2],
+            groups,
+            weights,
+            weight_scales,
+            bias,
+            output,
+            activation: Activation::Relu,
+        },
+    )
+    .expect("the streaming model's conv1d layers are valid")
+}
+
+/// The streaming test model (issue 7): a 1-D CNN of the HAPT student's shape with seeded random
+/// weights and an input normalisation (format 1.3), so the board normalises raw values in g:
+/// `[1, 128, 3]` → conv1d 16 (k 5) → max pool `[1, 2]` → conv1d 32 (k 5) → max pool → depthwise
+/// conv1d (k 5) → global average pool → dense 6.
+pub fn conv1d_stream_model() -> TestModel {
+    let mut rng = Rng(0x5742_EA01);
+    let relu = quant(1.0 / 24.0, -128);
+    let mut b = ModelBuilder::new("stream-cnn", STREAM_INPUT, quant(1.0 / 32.0, 0));
+    let pool = PoolSpec {
+        kernel: [1, 2],
+        stride: [1, 2],
+        padding: [0; 4],
+    };
+    let x = b.input();
+    let x = conv1d(&mut b, &mut rng, x, 16, 5, 1, relu);
+    let x = b.max_pool2d(x, pool).expect("valid pool");
+    let x = conv1d(&mut b, &mut rng, x, 32, 5, 1, relu);
+    let x = b.max_pool2d(x, pool).expect("valid pool");
+    let x = conv1d(&mut b, &mut rng, x, 32, 5, 32, relu);
+    let x = b.global_avg_pool(x).expect("valid pool");
+    dense_with_bias(
+        &mut b,
+        &mut rng,
+        x,
+        STREAM_CLASSES,
+        quant(1.0 / 16.0, 0),
+        Activation::None,
+        8,
+    );
+    // Body-frame acceleration in g: gravity mostly along x (a phone at the waist, as in HAPT).
+    b.input_normalization(&[(0.8, 0.4), (0.0, 0.35), (0.1, 0.3)])
+        .expect("one (mean, std) per channel");
+    finish(b)
+}
+
+/// A synthetic accelerometer recording (`.tkr` values and labels) of `steps` samples × 3
+/// channels in g: segments of 150 steps, each a random activity (label 0..6) with its own
+/// gravity direction, oscillation frequency and amplitude, plus noise.
+pub fn synthetic_stream(steps: usize, seed: u64) -> (Vec<f32>, Vec<u8>) {
+    let mut rng = Rng(seed);
+    let (mut values, mut labels) = (Vec::new(), Vec::new());
+    let mut segment = (0u8, [1.0f32, 0.0, 0.0], 0.0f32, 0.0f32);
+    for t in 0..steps {
+        if t % 150 == 0 {
+            let label = rng.int(0, i64::from(STREAM_CLASSES) - 1) as u8;
+            let g = [
+                rng.float(0.5, 1.0),
+                rng.float(-0.5, 0.5),
+                rng.float(-0.5, 0.5),
+            ];
+            segment = (label, g, rng.float(0.5, 3.0), rng.float(0.0, 0.8));
+        }
+        let (label, g, hz, amp) = segment;
+        let phase = 2.0 * core::f32::consts::PI * hz * t as f32 / 50.0;
+        for (c, &gc) in g.iter().enumerate() {
+            let wave = amp * (phase + c as f32).sin();
+            values.push(gc + wave + rng.float(-0.05, 0.05));
+        }
+        labels.push(label);
+    }
+    (values, labels)
+}
+
+/// Steps of the default synthetic stream: 16 windows of 128 at a hop of 64.
+pub const DEFAULT_STREAM_STEPS: usize = 128 + 15 * 64;
+/// Seed of the default synthetic stream.
+pub const DEFAULT_STREAM_SEED: u64 = 0x5742_EA02;
+
 #[cfg(test)]
 mod tests {
     use super::*;
