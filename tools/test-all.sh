@@ -52,11 +52,13 @@ done
 
 # Proof that the device-side crates are no_std without an allocator: these targets have no std
 # at all (thumbv6m has no atomic CAS either), so any std or alloc in the graph fails to build.
-step "no_std builds of tinykd-format and tinykd-device"
+step "no_std builds of tinykd-format, tinykd-device and tinykd-lis3dh"
 for target in thumbv6m-none-eabi thumbv7em-none-eabihf riscv32imc-unknown-none-elf; do
     for features in "" "defmt"; do
         echo "  $target ${features:-(no features)}"
         cargo build -q -p tinykd-device --target "$target" --no-default-features \
+            ${features:+--features "$features"}
+        cargo build -q -p tinykd-lis3dh --target "$target" --no-default-features \
             ${features:+--features "$features"}
     done
 done
@@ -70,11 +72,12 @@ for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
 done
 
 step "rustdoc (tinykd-format, tinykd-device), warnings denied"
-RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p tinykd-format -p tinykd-device
+RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p tinykd-format -p tinykd-device -p tinykd-lis3dh
 
 # The host crate trains with burn and is only bearable optimised; the workspace's release
 # profile is set up for that. Includes the QEMU end-to-end test, which builds the firmware
-# itself (into target/boards) and boots it.
+# itself (into target/boards) and boots it, and the stream replay test (tests/stream_replay.rs:
+# a recorded stream through tinykd_device::Stream, host vs the `replay` firmware, every window).
 step "tests (workspace, release)"
 cargo test --workspace --release
 
