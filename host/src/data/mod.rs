@@ -4,6 +4,9 @@
 //!   error naming the file;
 //! - [`Dataset`]: a split held in memory as raw bytes, with a subset option ([`Dataset::truncate`])
 //!   so tests train on a few hundred images;
+//! - [`series`]: multichannel time series (sensor recordings): the UEA/UCR `.ts`, CSV, NPY and
+//!   EDF/BDF formats, windowing, per-channel normalisation, subject-wise splits and channel
+//!   selection;
 //! - [`Loader`]: seeded shuffling, augmentation (random crop with padding, horizontal flip),
 //!   normalization and batching into `Tensor<4>` NCHW images plus `Tensor<1, Int>` labels.
 //!
@@ -15,6 +18,7 @@ use std::path::PathBuf;
 mod dataset;
 pub mod idx;
 mod loader;
+pub mod series;
 
 pub use dataset::{Dataset, DatasetKind, Split};
 pub use loader::{
@@ -91,6 +95,10 @@ pub enum DataError {
         /// Number of classes.
         classes: usize,
     },
+    /// A time-series file is malformed or a series operation was asked something impossible
+    /// (see [`series::SeriesError`]; each names the file and the line or record).
+    #[error(transparent)]
+    Series(#[from] series::SeriesError),
     /// A dataset file is missing from the directory.
     #[error("no dataset file in {}: tried {tried}", dir.display())]
     MissingFile {
