@@ -427,11 +427,12 @@ fn parse_tals(raw: &[u8], out: &mut Vec<Annotation>) -> Result<(), String> {
     Ok(())
 }
 
-/// One [`Recording`] of the chosen signals (all ordinary signals with `None`), labelled per step
-/// by the annotations: an annotation with a positive duration labels the samples in
-/// `[onset, onset + duration)`, one without labels them up to the next annotation's onset (or the
-/// end). Steps no annotation covers are unlabelled. The subject is the first word of the patient
-/// field (EDF+'s patient code) unless it is empty or `X`.
+/// One [`Recording`] of the chosen signals (all ordinary signals with `None`; names are signal
+/// labels, indices count the ordinary signals only), labelled per step by the annotations: an
+/// annotation with a positive duration labels the samples in `[onset, onset + duration)`, one
+/// without labels them up to the next annotation's onset (or the end). Steps no annotation covers
+/// are unlabelled. The subject is the first word of the patient field (EDF+'s patient code) unless
+/// it is empty or `X`.
 ///
 /// # Errors
 /// [`SeriesError::ChannelUnknown`] for a name or index that is not an ordinary signal of the file
