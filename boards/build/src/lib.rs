@@ -137,11 +137,15 @@ pub fn embed_stream() {
             tinykd_test_models::conv1d_stream_model().blob,
         ),
     };
-    let desc = tinykd_format::validate(&blob)
+    write_stream(&out_dir(), &name, &blob);
+}
+
+/// The files of [`embed_stream`], in `out`.
+fn write_stream(out: &Path, name: &str, blob: &[u8]) {
+    let desc = tinykd_format::validate(blob)
         .unwrap_or_else(|e| panic!("TINYKD_STREAM_BLOB ({name}): not a valid blob: {e}"));
     let input = desc.input();
-    let out = out_dir();
-    fs::write(out.join("stream.tkd"), &blob).expect("write stream.tkd");
+    fs::write(out.join("stream.tkd"), blob).expect("write stream.tkd");
     let code = format!(
         "// Written by tinykd-board-build (build.rs): the streaming model's sizes.\n\
          /// Arena bytes of the embedded streaming model.\n\
@@ -407,6 +411,31 @@ mod tests {
         let tks = tinykd_format::samples::to_vec(3, &[1, 2, 3], &[0]).unwrap();
         fs::write(scratch.0.join("test.tks"), tks).unwrap();
         from_file(&blob, 10);
+    }
+
+    #[test]
+    fn the_stream_files_size_ring_and_arena_from_the_blob() {
+        let scratch = Scratch::new("stream");
+        let blob = tinykd_test_models::conv1d_stream_model().blob;
+        write_stream(&scratch.0, "conv1d-stream", &blob);
+        assert_eq!(fs::read(scratch.0.join("stream.tkd")).unwrap(), blob);
+        let code = fs::read_to_string(scratch.0.join("stream.rs")).unwrap();
+        assert!(
+            code.contains("pub const STREAM_ARENA: usize = 3712;"),
+            "{code}"
+        );
+        // 128 samples × 3 channels.
+        assert!(
+            code.contains("pub const STREAM_WINDOW_LEN: usize = 384;"),
+            "{code}"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "not a valid blob")]
+    fn a_broken_stream_blob_is_refused() {
+        let scratch = Scratch::new("stream-broken");
+        write_stream(&scratch.0, "broken", b"not a blob");
     }
 
     #[test]
