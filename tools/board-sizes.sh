@@ -15,6 +15,10 @@
 # The stack is the rest of RAM and is not counted (the firmware logs its high-water mark).
 #   flash = .vector_table + .boot2 + .text + .rodata + .data (+ ESP32-C3: .trap, .rwtext, app descriptor)
 #   RAM   = .data + .bss + .uninit (+ ESP32-C3: .noinit and the IRAM taken by .trap/.rwtext)
+#
+# Last row: the nRF52840-DK's accelerometer streaming example (examples/accel_stream.rs: LIS3DH
+# over I2C at 50 Hz into tinykd_device::Stream), with its streaming model (TINYKD_STREAM_BLOB,
+# default the conv1d stream test model); RAM there is the ring buffer, the arena and the log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +33,26 @@ boards=(
     "esp32c3 riscv32imc-unknown-none-elf ESP32-C3 RV32IMC"
 )
 
+# Fails on warnings in the firmware's own code or in tinykd's crates (crates.io dependencies
+# are capped by cargo); the build scripts' `embedded …` notes are not warnings.
+check_warnings() {
+    local board=$1 log=$2
+    if grep -E '^warning' <<<"$log" | grep -vqE "^warning: tinykd-[a-z0-9-]+@[0-9.]+: embedded "; then
+        echo "$log" >&2
+        echo "error: warnings in the $board firmware" >&2
+        exit 1
+    fi
+}
+
+# Prints "flash ram" of an ELF (the sections in the header).
+elf_sizes() {
+    "$llvm_bin/llvm-size" -A "$1" | awk '
+        $1 ~ /^\.(vector_table|boot2|text|rodata|gnu\.sgstubs|flash\.appdesc|trap|rwtext)$/ { flash += $2 }
+        $1 == ".data" { flash += $2; ram += $2 }
+        $1 ~ /^\.(bss|uninit|noinit|rwdata_dummy)$/ { ram += $2 }
+        END { print flash + 0, ram + 0 }'
+}
+
 printf '| board | core | model | blob B | arena B | flash B | static RAM B |\n|---|---|---|---|---|---|---|\n'
 for entry in "${boards[@]}"; do
     read -r board target chip core <<<"$entry"
@@ -40,22 +64,23 @@ for entry in "${boards[@]}"; do
         fi
         log=$(cd "boards/$board" && env "${source[@]}" TINYKD_SAMPLES_LIMIT=1 \
             cargo build --release 2>&1) || { echo "$log" >&2; exit 1; }
-        # Warnings in the firmware's own code or in tinykd's crates fail the build (crates.io
-        # dependencies are capped by cargo); the build script's `embedded …` notes are not warnings.
-        if grep -E '^warning' <<<"$log" | grep -vqE "^warning: tinykd-[a-z0-9-]+@[0-9.]+: embedded "; then
-            echo "$log" >&2
-            echo "error: warnings in the $board firmware" >&2
-            exit 1
-        fi
+        check_warnings "$board" "$log"
+        # The firmware's own note is the last one (the streaming example's comes first).
         blob=$(sed -n 's/.*embedded [^:]*: blob \([0-9]*\) B.*/\1/p' <<<"$log" | tail -n 1)
         arena=$(sed -n 's/.*embedded [^:]*: blob [0-9]* B, arena \([0-9]*\) B.*/\1/p' <<<"$log" | tail -n 1)
-        elf=target/boards/$target/release/tinykd-$board
-        read -r flash ram < <("$llvm_bin/llvm-size" -A "$elf" | awk '
-            $1 ~ /^\.(vector_table|boot2|text|rodata|gnu\.sgstubs|flash\.appdesc|trap|rwtext)$/ { flash += $2 }
-            $1 == ".data" { flash += $2; ram += $2 }
-            $1 ~ /^\.(bss|uninit|noinit|rwdata_dummy)$/ { ram += $2 }
-            END { print flash + 0, ram + 0 }')
+        read -r flash ram < <(elf_sizes "target/boards/$target/release/tinykd-$board")
         printf '| %s | %s (%s) | %s | %s | %s | %s | %s |\n' \
             "$board" "$chip" "$core" "$(basename "$model")" "${blob:-?}" "${arena:-?}" "$flash" "$ram"
     done
 done
+
+# The accelerometer streaming example (built, never run here: no board).
+log=$(cd boards/nrf52840-dk && TINYKD_SAMPLES_LIMIT=1 cargo build --release --example accel_stream 2>&1) ||
+    { echo "$log" >&2; exit 1; }
+check_warnings "nrf52840-dk accel_stream" "$log"
+stream=$(sed -n 's/.*embedded stream model \([^:]*\): blob.*/\1/p' <<<"$log" | tail -n 1)
+blob=$(sed -n 's/.*embedded stream model [^:]*: blob \([0-9]*\) B.*/\1/p' <<<"$log" | tail -n 1)
+arena=$(sed -n 's/.*embedded stream model [^:]*: blob [0-9]* B, arena \([0-9]*\) B.*/\1/p' <<<"$log" | tail -n 1)
+read -r flash ram < <(elf_sizes target/boards/thumbv7em-none-eabihf/release/examples/accel_stream)
+printf '| nrf52840-dk accel_stream | nRF52840 (Cortex-M4F) | %s (stream) | %s | %s | %s | %s |\n' \
+    "${stream:-?}" "${blob:-?}" "${arena:-?}" "$flash" "$ram"

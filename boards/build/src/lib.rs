@@ -113,6 +113,58 @@ pub fn embed_builtins(samples: usize) {
     write(&cases);
 }
 
+/// A streaming example (`tinykd_device::Stream` fed by a sensor): embeds `TINYKD_STREAM_BLOB`
+/// (a trained time-series student; a path as for `TINYKD_BLOB`), else the seeded conv1d
+/// stream test model (`tinykd_test_models::conv1d_stream_model`, HAPT-shaped: 128 samples × 3
+/// accelerometer channels in g, with input normalisation), the default of the QEMU replay
+/// firmware too. Writes `$OUT_DIR/stream.tkd` and `$OUT_DIR/stream.rs`: `STREAM_ARENA` (the
+/// blob's arena) and `STREAM_WINDOW_LEN` (values of one window: the ring buffer), so the
+/// firmware's static buffers are exactly big enough. The channel count is not checked here: the
+/// firmware checks it against its sensor's and says so.
+pub fn embed_stream() {
+    let (name, blob) = match env_path("TINYKD_STREAM_BLOB") {
+        Some(path) => {
+            println!("cargo:rerun-if-changed={}", path.display());
+            let blob = fs::read(&path)
+                .unwrap_or_else(|e| panic!("TINYKD_STREAM_BLOB={}: {e}", path.display()));
+            let name = path
+                .file_stem()
+                .map_or_else(|| "blob".to_string(), |s| s.to_string_lossy().into_owned());
+            (name, blob)
+        }
+        None => (
+            "conv1d-stream".to_string(),
+            tinykd_test_models::conv1d_stream_model().blob,
+        ),
+    };
+    write_stream(&out_dir(), &name, &blob);
+}
+
+/// The files of [`embed_stream`], in `out`.
+fn write_stream(out: &Path, name: &str, blob: &[u8]) {
+    let desc = tinykd_format::validate(blob)
+        .unwrap_or_else(|e| panic!("TINYKD_STREAM_BLOB ({name}): not a valid blob: {e}"));
+    let input = desc.input();
+    fs::write(out.join("stream.tkd"), blob).expect("write stream.tkd");
+    let code = format!(
+        "// Written by tinykd-board-build (build.rs): the streaming model's sizes.\n\
+         /// Arena bytes of the embedded streaming model.\n\
+         pub const STREAM_ARENA: usize = {};\n\
+         /// Values of one window (window × channels): the ring buffer.\n\
+         pub const STREAM_WINDOW_LEN: usize = {};\n",
+        desc.arena_size(),
+        input.len,
+    );
+    fs::write(out.join("stream.rs"), code).expect("write stream.rs");
+    println!(
+        "cargo:warning=embedded stream model {name}: blob {} B, arena {} B, window {} × {} channels",
+        blob.len(),
+        desc.arena_size(),
+        input.len / u32::from(input.shape.c).max(1),
+        input.shape.c,
+    );
+}
+
 /// A built-in test model over seeded random inputs.
 pub fn builtin(name: &str, samples: usize) -> Embedded {
     let model = tinykd_test_models::by_name(name).unwrap_or_else(|| {
@@ -359,6 +411,31 @@ mod tests {
         let tks = tinykd_format::samples::to_vec(3, &[1, 2, 3], &[0]).unwrap();
         fs::write(scratch.0.join("test.tks"), tks).unwrap();
         from_file(&blob, 10);
+    }
+
+    #[test]
+    fn the_stream_files_size_ring_and_arena_from_the_blob() {
+        let scratch = Scratch::new("stream");
+        let blob = tinykd_test_models::conv1d_stream_model().blob;
+        write_stream(&scratch.0, "conv1d-stream", &blob);
+        assert_eq!(fs::read(scratch.0.join("stream.tkd")).unwrap(), blob);
+        let code = fs::read_to_string(scratch.0.join("stream.rs")).unwrap();
+        assert!(
+            code.contains("pub const STREAM_ARENA: usize = 3712;"),
+            "{code}"
+        );
+        // 128 samples × 3 channels.
+        assert!(
+            code.contains("pub const STREAM_WINDOW_LEN: usize = 384;"),
+            "{code}"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "not a valid blob")]
+    fn a_broken_stream_blob_is_refused() {
+        let scratch = Scratch::new("stream-broken");
+        write_stream(&scratch.0, "broken", b"not a blob");
     }
 
     #[test]
