@@ -153,7 +153,8 @@ impl Images {
         for i in 0..ds.len() {
             pixels.extend(
                 ds.image(i)
-                    .iter()
+                    .into_iter()
+                    .flatten()
                     .map(|&p| (f32::from(p) / 255.0 - mean) / std),
             );
         }

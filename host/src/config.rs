@@ -107,6 +107,16 @@ pub struct DataConfig {
     /// Normalization standard deviation (default: the dataset's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub std: Option<f64>,
+    /// Sensor sets: window length in time steps (default: [`DatasetKind::default_window`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<usize>,
+    /// Sensor streams (HAPT): steps between window starts (default: half a window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_stride: Option<usize>,
+    /// HAPT: the subjects held out as the test split (default: the 9 test subjects of the UCI
+    /// HAR split, [`crate::data::sensors::HAPT_TEST_SUBJECTS`]); every other subject trains.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_subjects: Option<Vec<u32>>,
 }
 
 impl Default for DataConfig {
@@ -124,6 +134,9 @@ impl Default for DataConfig {
             hflip: None,
             mean: None,
             std: None,
+            window: None,
+            window_stride: None,
+            test_subjects: None,
         }
     }
 }
@@ -145,6 +158,15 @@ impl DataConfig {
             })
     }
 
+    /// The shape `[channels, rows, cols]` of one sample: `[1, 28, 28]` for the image sets,
+    /// `[channels, 1, window]` for the sensor sets.
+    pub fn sample_shape(&self) -> [usize; 3] {
+        match self.dataset.default_window() {
+            Some(w) => [self.dataset.channels(), 1, self.window.unwrap_or(w)],
+            None => [1, 28, 28],
+        }
+    }
+
     /// The normalization in effect.
     pub fn normalization(&self) -> Normalization {
         let (m, s) = self.dataset.mean_std();
@@ -154,8 +176,12 @@ impl DataConfig {
         }
     }
 
-    /// The training augmentation in effect.
+    /// The training augmentation in effect (none for time series: crops and flips are image
+    /// transforms).
     pub fn augmentation(&self) -> Augmentation {
+        if !self.dataset.is_image() {
+            return Augmentation::default();
+        }
         Augmentation {
             crop_padding: self.crop_padding,
             hflip: self
@@ -460,19 +486,57 @@ impl RunConfig {
             ));
         }
         let classes = d.dataset.classes();
+        if let Some(w) = d.window {
+            if d.dataset.is_image() || w == 0 {
+                return Err(invalid(
+                    "data.window",
+                    "a window of at least 1 step, for sensor datasets only",
+                ));
+            }
+        }
+        if d.window_stride == Some(0) {
+            return Err(invalid("data.window_stride", "must be at least 1"));
+        }
+        if (d.window_stride.is_some() || d.test_subjects.is_some())
+            && d.dataset != DatasetKind::Hapt
+        {
+            return Err(invalid(
+                "data.window_stride",
+                "window_stride and test_subjects apply to continuous recordings (hapt); the UEA \
+                 sets come as cases with their own train/test files",
+            ));
+        }
+        let [channels, rows, cols] = d.sample_shape();
         match &self.model {
-            ModelSpec::Teacher(t) => t
-                .config(1, classes)
-                .validate()
-                .map_err(|r| invalid("model", r))?,
+            ModelSpec::Teacher(t) => {
+                if !d.dataset.is_image() {
+                    return Err(invalid(
+                        "model.kind",
+                        "the ResNet teacher is for images; for a sensor dataset write the \
+                         teacher as a layer list (kind = \"student\", e.g. \
+                         configs/sensors/hapt-teacher.toml)",
+                    ));
+                }
+                t.config(1, classes)
+                    .validate()
+                    .map_err(|r| invalid("model", r))?
+            }
             ModelSpec::Student(s) => {
                 s.shapes()
                     .map_err(|e| invalid("model.layers", e.to_string()))?;
-                if s.in_channels != 1 || s.input_size != [28, 28] {
+                s.clone()
+                    .resolve_channels(&d.dataset.channel_names())
+                    .map_err(|e| invalid("model.channels", e.to_string()))?;
+                let seen = match &s.channels {
+                    Some(_) => s.in_channels,
+                    None => channels,
+                };
+                if s.in_channels != seen || s.input_size != [rows, cols] {
                     return Err(invalid(
                         "model.input_size",
                         format!(
-                            "the dataset has 1x28x28 images, the student expects {}x{}x{}",
+                            "the dataset gives {seen}x{rows}x{cols} samples, the network \
+                             expects {}x{}x{}",
                             s.in_channels, s.input_size[0], s.input_size[1]
                         ),
                     ));
@@ -570,6 +634,14 @@ impl RunConfig {
         self.data.mean = Some(f32_to_f64_decimal(n.mean));
         self.data.std = Some(f32_to_f64_decimal(n.std));
         self.data.hflip = Some(aug.hflip);
+        if let ModelSpec::Student(s) = &mut self.model {
+            s.resolve_channels(&self.data.dataset.channel_names())
+                .map_err(|e| invalid("model.channels", e.to_string()))?;
+        }
+        if !self.data.dataset.is_image() {
+            self.data.crop_padding = 0;
+            self.data.window = Some(self.data.sample_shape()[2]);
+        }
         if let Some(d) = &mut self.distill {
             d.gamma = Some(d.ce_weight());
             d.alpha = Some(d.kd_weight());

@@ -82,7 +82,7 @@ fn binary_simulation_matches_device_kernels() {
     let plain = device.clone().without_autodiff();
     let x = Tensor::<4>::random([64, 1, 16, 16], Distribution::Normal(0.0, 1.0), &plain);
     let quant = calibrate(&student, [x.clone()]);
-    let blob = export_student(&student, &quant, "binary").expect("export");
+    let blob = export_student(&student, &quant, "binary", None).expect("export");
     let summary = summarize(&blob).expect("blob loads");
     println!(
         "blob {} bytes, arena {} bytes",

@@ -18,7 +18,7 @@ fn fake_quant_matches_device_kernels() {
         .expect("valid preset");
     let x = Tensor::<4>::random([48, 1, 28, 28], Distribution::Normal(0.0, 1.0), &device);
     let quant = calibrate(&student, [x.clone()]);
-    let blob = export_student(&student, &quant, "test").expect("export");
+    let blob = export_student(&student, &quant, "test", None).expect("export");
     let summary = summarize(&blob).expect("blob loads");
     println!(
         "blob {} bytes, arena {} bytes",

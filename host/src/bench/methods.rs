@@ -64,6 +64,7 @@ impl BenchRow {
         rows.push(Self::distill("crd", "crd", &[]));
         rows.push(Self::distill("crd+kd", "crd", &["distill.alpha=1.0"]));
         rows.push(Self::distill("dkd", "dkd", &[]));
+        rows.push(Self::distill("sk", "sk", &[]));
         rows.push(Self::online("dml"));
         rows.push(Self::online("mcl"));
         rows

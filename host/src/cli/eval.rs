@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::CliError;
-use crate::data::{Dataset, Split};
+use crate::data::Split;
 use crate::train::run::{device_of, eval_loader};
 
 /// Which split to evaluate.
@@ -80,7 +80,7 @@ impl EvalArgs {
             }
             (_, m) => m,
         };
-        let mut set = Dataset::load(&config.data.dir()?, config.data.dataset, split)?;
+        let mut set = crate::train::run::load_split(&config.data, split)?;
         if let Some(n) = self.limit {
             set.truncate(n);
         }

@@ -26,6 +26,14 @@ pub struct ExportArgs {
     /// Only the first N test images in the test set.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// Sensor students (HAPT): also write the start of a test subject's recording, raw readings
+    /// of the student's channels with per-step labels, as a `.tkr` file to replay through the
+    /// device's streaming API (`TINYKD_STREAM`, docs/sensor-nodes.md).
+    #[arg(long, value_name = "FILE")]
+    pub recording: Option<PathBuf>,
+    /// Steps of the recording (default 3264: 50 windows of 128 with a hop of 64).
+    #[arg(long, value_name = "N", default_value_t = 3264)]
+    pub recording_steps: usize,
 }
 
 impl ExportArgs {
@@ -48,6 +56,31 @@ impl ExportArgs {
         if let Some(t) = report.test_set {
             println!("wrote {}", t.display());
         }
+        if let Some(path) = &self.recording {
+            let steps = write_recording(&self.run, path, self.recording_steps)?;
+            println!("wrote {}: {steps} steps", path.display());
+        }
         Ok(())
     }
+}
+
+/// Writes the `.tkr` recording of `run`'s student channels; returns the number of steps.
+fn write_recording(
+    run: &std::path::Path,
+    path: &std::path::Path,
+    steps: usize,
+) -> Result<usize, CliError> {
+    let config = crate::config::RunConfig::from_run_dir(run)?;
+    let crate::config::ModelSpec::Student(student) = &config.model else {
+        return Err(CliError::Usage("only students are exported".into()));
+    };
+    let channels = student
+        .channel_indices()
+        .map_err(|e| CliError::Usage(e.to_string()))?
+        .unwrap_or_else(|| (0..student.in_channels).collect());
+    let (values, labels) = crate::train::run::test_recording(&config.data, &channels, steps)?;
+    let bytes = tinykd_format::recording::encode(channels.len() as u32, &values, &labels)
+        .ok_or_else(|| CliError::Usage("the recording is too long for a .tkr file".into()))?;
+    std::fs::write(path, bytes).map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+    Ok(labels.len())
 }

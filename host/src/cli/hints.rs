@@ -44,7 +44,7 @@ impl HintsArgs {
         let teacher = model.frozen();
         let choice = choose_hints(teacher.as_ref(), &loader, self.samples, self.k, &device);
 
-        let probe = burn::tensor::Tensor::<4>::zeros([1, 1, train.rows(), train.cols()], &device);
+        let probe = burn::tensor::Tensor::<4>::zeros(crate::train::probe_shape(&train, 1), &device);
         let mut out = teacher.taps(probe);
         out.feature_maps = out.candidate_maps.clone();
         let shapes = TapShapes::of(&out);

@@ -11,8 +11,12 @@ use serde::{Deserialize, Serialize};
 use super::idx::read_idx_u8;
 use super::DataError;
 
-/// Which dataset a directory holds. Both use the same file names and format; they differ in the
-/// normalization constants and in whether a horizontal flip is a label-preserving augmentation.
+/// Which dataset a run reads.
+///
+/// The image sets (MNIST-style IDX files) differ in the normalization constants and in whether a
+/// horizontal flip is a label-preserving augmentation. The sensor sets are multichannel time
+/// series cut into windows `[channels, 1, window]` ([`super::sensors`]); their files come from
+/// `tools/setup-sensor-data.sh` (docs/sensor-data.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
@@ -20,24 +24,80 @@ pub enum DatasetKind {
     FashionMnist,
     /// LeCun's MNIST digits (flips do not preserve the label).
     Mnist,
+    /// UCI HAPT smartphone recordings: 3-axis accelerometer (g) and gyroscope (rad/s) at 50 Hz,
+    /// 30 subjects, the 6 basic activities.
+    Hapt,
+    /// UEA BasicMotions: a wrist-worn accelerometer and gyroscope (6 channels, 100 steps), 4
+    /// activities.
+    BasicMotions,
+    /// UEA JapaneseVowels: 12 LPC cepstrum coefficients of uttered vowels (7 to 29 steps), 9
+    /// speakers.
+    JapaneseVowels,
 }
 
 impl DatasetKind {
-    /// Where Debian's `dataset-fashion-mnist` package installs the files; MNIST has no default.
+    /// Where the files are by default: Debian's `dataset-fashion-mnist` package for
+    /// Fashion-MNIST, `data/sensors/…` (relative to the working directory, where
+    /// `tools/setup-sensor-data.sh` writes) for the sensor sets; MNIST has no default.
     pub fn default_dir(self) -> Option<PathBuf> {
         match self {
             Self::FashionMnist => Some(PathBuf::from("/usr/share/datasets/fashion-mnist")),
             Self::Mnist => None,
+            Self::Hapt => Some(PathBuf::from("data/sensors/hapt")),
+            Self::BasicMotions | Self::JapaneseVowels => Some(PathBuf::from("data/sensors/ts")),
         }
     }
 
     /// Number of classes.
     pub fn classes(self) -> usize {
-        10
+        match self {
+            Self::FashionMnist | Self::Mnist => 10,
+            Self::Hapt => 6,
+            Self::BasicMotions => 4,
+            Self::JapaneseVowels => 9,
+        }
+    }
+
+    /// Whether samples are images (as opposed to windows of a time series).
+    pub fn is_image(self) -> bool {
+        matches!(self, Self::FashionMnist | Self::Mnist)
+    }
+
+    /// Channels of a sample: 1 for the grayscale images, the sensor channels otherwise.
+    pub fn channels(self) -> usize {
+        match self {
+            Self::FashionMnist | Self::Mnist => 1,
+            Self::Hapt | Self::BasicMotions => 6,
+            Self::JapaneseVowels => 12,
+        }
+    }
+
+    /// The names of the channels, in order (what `model.channels` may name). HAPT and
+    /// BasicMotions: `acc_x, acc_y, acc_z, gyro_x, gyro_y, gyro_z`; JapaneseVowels: `lpc_0` …
+    /// `lpc_11`; images: `pixel`.
+    pub fn channel_names(self) -> Vec<String> {
+        const IMU: [&str; 6] = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"];
+        match self {
+            Self::FashionMnist | Self::Mnist => vec!["pixel".into()],
+            Self::Hapt | Self::BasicMotions => IMU.map(String::from).to_vec(),
+            Self::JapaneseVowels => (0..12).map(|i| format!("lpc_{i}")).collect(),
+        }
+    }
+
+    /// The window length a sensor set is cut into when `data.window` is not given: 128 steps
+    /// (2.56 s) for HAPT, as in the UCI HAR windows; the length of the longest case for the
+    /// UEA sets (shorter cases are zero-padded after normalization). `None` for images.
+    pub fn default_window(self) -> Option<usize> {
+        match self {
+            Self::FashionMnist | Self::Mnist => None,
+            Self::Hapt => Some(128),
+            Self::BasicMotions => Some(100),
+            Self::JapaneseVowels => Some(29),
+        }
     }
 
     /// Whether mirroring an image left-right keeps its label (true for clothing, false for
-    /// digits: a mirrored 2 is not a 2).
+    /// digits: a mirrored 2 is not a 2; never for a time series).
     pub fn hflip_preserves_label(self) -> bool {
         matches!(self, Self::FashionMnist)
     }
@@ -45,10 +105,12 @@ impl DatasetKind {
     /// The per-pixel mean and standard deviation of the training split, on pixels scaled to
     /// `[0, 1]`. Fashion-MNIST: 0.2860 / 0.3530 (computed over the 60k training images, see
     /// [`Dataset::pixel_mean_std`]); MNIST: 0.1307 / 0.3081 (the values PyTorch's examples use).
+    /// Sensor sets are normalized per channel when loaded: (0, 1).
     pub fn mean_std(self) -> (f32, f32) {
         match self {
             Self::FashionMnist => (0.2860, 0.3530),
             Self::Mnist => (0.1307, 0.3081),
+            _ => (0.0, 1.0),
         }
     }
 }
@@ -71,14 +133,50 @@ impl Split {
     }
 }
 
-/// A labelled set of single-channel images held as raw bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A labelled set of samples of one shape `[channels, rows, cols]`: grayscale images held as raw
+/// bytes (normalized per batch by the loader), or windows of a multichannel time series held as
+/// normalized floats, `[channels, 1, length]`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
-    images: Vec<u8>,
+    samples: Samples,
     labels: Vec<u8>,
+    channels: usize,
     rows: usize,
     cols: usize,
     classes: usize,
+    channel_names: Vec<String>,
+}
+
+/// How a [`Dataset`] holds its samples.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Samples {
+    /// Raw 8-bit pixels, one channel, row-major per image.
+    Pixels(Vec<u8>),
+    /// Normalized values, channel-major per sample: `[(i·C + c)·rows·cols + y·cols + x]`.
+    Values(Vec<f32>),
+}
+
+impl Samples {
+    fn len(&self) -> usize {
+        match self {
+            Self::Pixels(p) => p.len(),
+            Self::Values(v) => v.len(),
+        }
+    }
+
+    fn truncate(&mut self, n: usize) {
+        match self {
+            Self::Pixels(p) => p.truncate(n),
+            Self::Values(v) => v.truncate(n),
+        }
+    }
+
+    fn split_off(&mut self, at: usize) -> Self {
+        match self {
+            Self::Pixels(p) => Self::Pixels(p.split_off(at)),
+            Self::Values(v) => Self::Values(v.split_off(at)),
+        }
+    }
 }
 
 impl Dataset {
@@ -105,12 +203,70 @@ impl Dataset {
             });
         }
         check_labels(&labels, classes, origin)?;
-        Ok(Self {
-            images,
+        Ok(Self::grayscale(images, labels, rows, cols, classes))
+    }
+
+    fn grayscale(
+        images: Vec<u8>,
+        labels: Vec<u8>,
+        rows: usize,
+        cols: usize,
+        classes: usize,
+    ) -> Self {
+        Self {
+            samples: Samples::Pixels(images),
             labels,
+            channels: 1,
             rows,
             cols,
             classes,
+            channel_names: vec!["pixel".to_string()],
+        }
+    }
+
+    /// Builds a dataset of normalized float samples of shape `[channels, rows, cols]`
+    /// (`values` channel-major per sample, see [`Samples::Values`]); `channel_names` names each
+    /// channel.
+    ///
+    /// # Errors
+    /// [`DataError::CountMismatch`] when the value, label and channel-name counts disagree,
+    /// [`DataError::LabelOutOfRange`] for a label `>= classes`, [`DataError::NotFinite`] for a
+    /// NaN or infinite value; `origin` names the source in them.
+    pub fn from_values(
+        values: Vec<f32>,
+        labels: Vec<u8>,
+        [channels, rows, cols]: [usize; 3],
+        classes: usize,
+        channel_names: Vec<String>,
+        origin: &Path,
+    ) -> Result<Self, DataError> {
+        let per_sample = channels * rows * cols;
+        if per_sample == 0
+            || values.len() != labels.len() * per_sample
+            || channel_names.len() != channels
+        {
+            return Err(DataError::CountMismatch {
+                images: origin.to_path_buf(),
+                labels: origin.to_path_buf(),
+                n_images: values.len().checked_div(per_sample).unwrap_or(0),
+                n_labels: labels.len(),
+            });
+        }
+        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+            return Err(DataError::NotFinite {
+                path: origin.to_path_buf(),
+                sample: index / per_sample,
+            });
+        }
+        check_labels(&labels, classes, origin)?;
+        Ok(Self {
+            samples: Samples::Values(values),
+            labels,
+            channels,
+            rows,
+            cols,
+            classes,
+            channel_names,
         })
     }
 
@@ -139,13 +295,7 @@ impl Dataset {
             });
         }
         check_labels(&lab.data, classes, labels)?;
-        Ok(Self {
-            images: img.data,
-            labels: lab.data,
-            rows,
-            cols,
-            classes,
-        })
+        Ok(Self::grayscale(img.data, lab.data, rows, cols, classes))
     }
 
     /// Loads `split` of the MNIST-style dataset in `dir`, looking for
@@ -170,6 +320,25 @@ impl Dataset {
         self.labels.is_empty()
     }
 
+    /// The shape of one sample, `[channels, rows, cols]`.
+    pub fn shape(&self) -> [usize; 3] {
+        [self.channels, self.rows, self.cols]
+    }
+
+    /// The name of each channel, in order.
+    pub fn channel_names(&self) -> &[String] {
+        &self.channel_names
+    }
+
+    /// The samples.
+    pub fn samples(&self) -> &Samples {
+        &self.samples
+    }
+
+    fn sample_len(&self) -> usize {
+        self.channels * self.rows * self.cols
+    }
+
     /// Image height in pixels.
     pub fn rows(&self) -> usize {
         self.rows
@@ -185,10 +354,13 @@ impl Dataset {
         self.classes
     }
 
-    /// The raw pixels of image `i`, row-major. Panics if `i >= len()` (an index, not data).
-    pub fn image(&self, i: usize) -> &[u8] {
-        let n = self.rows * self.cols;
-        &self.images[i * n..(i + 1) * n]
+    /// The raw pixels of image `i`, row-major (`None` past the end or for a float dataset).
+    pub fn image(&self, i: usize) -> Option<&[u8]> {
+        let n = self.sample_len();
+        match &self.samples {
+            Samples::Pixels(p) => p.get(i * n..(i + 1) * n),
+            Samples::Values(_) => None,
+        }
     }
 
     /// The label of image `i`. Panics if `i >= len()`.
@@ -205,14 +377,11 @@ impl Dataset {
     /// of their own: the validation split.
     pub fn split_off(&mut self, n: usize) -> Dataset {
         let keep = self.len().saturating_sub(n);
-        let images = self.images.split_off(keep * self.rows * self.cols);
-        let labels = self.labels.split_off(keep);
         Dataset {
-            images,
-            labels,
-            rows: self.rows,
-            cols: self.cols,
-            classes: self.classes,
+            samples: self.samples.split_off(keep * self.sample_len()),
+            labels: self.labels.split_off(keep),
+            channel_names: self.channel_names.clone(),
+            ..*self
         }
     }
 
@@ -221,22 +390,26 @@ impl Dataset {
     pub fn truncate(&mut self, n: usize) {
         if n < self.len() {
             self.labels.truncate(n);
-            self.images.truncate(n * self.rows * self.cols);
+            self.samples.truncate(n * self.sample_len());
         }
     }
 
-    /// Mean and standard deviation of all pixels scaled to `[0, 1]` (population std, in f64).
+    /// Mean and standard deviation of all pixels scaled to `[0, 1]` (population std, in f64);
+    /// of all values for a float dataset.
     pub fn pixel_mean_std(&self) -> (f32, f32) {
-        if self.images.is_empty() {
+        if self.samples.len() == 0 {
             return (0.0, 1.0);
         }
         let (mut sum, mut sq) = (0f64, 0f64);
-        for &p in &self.images {
-            let v = f64::from(p) / 255.0;
+        let mut add = |v: f64| {
             sum += v;
             sq += v * v;
+        };
+        match &self.samples {
+            Samples::Pixels(p) => p.iter().for_each(|&p| add(f64::from(p) / 255.0)),
+            Samples::Values(v) => v.iter().for_each(|&v| add(f64::from(v))),
         }
-        let n = self.images.len() as f64;
+        let n = self.samples.len() as f64;
         let mean = sum / n;
         let var = (sq / n - mean * mean).max(0.0);
         (mean as f32, var.sqrt() as f32)

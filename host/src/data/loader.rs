@@ -19,7 +19,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::Dataset;
+use super::{Dataset, Samples};
 
 /// Generator stream of the epoch's image order.
 const STREAM_SHUFFLE: u64 = 1;
@@ -196,7 +196,7 @@ impl Iterator for EpochBatches<'_> {
 impl ExactSizeIterator for EpochBatches<'_> {}
 
 /// Builds the batch of `indices`: augments (drawing from `rng` in index order), normalizes, and
-/// uploads to `device`.
+/// uploads to `device`. Float samples are already normalized and are not augmented.
 fn make_batch(
     dataset: &Dataset,
     indices: &[usize],
@@ -204,17 +204,50 @@ fn make_batch(
     rng: &mut StdRng,
     device: &Device,
 ) -> Batch {
-    let (rows, cols) = (dataset.rows(), dataset.cols());
+    let [channels, rows, cols] = dataset.shape();
+    let per_sample = channels * rows * cols;
+    let mut values = Vec::with_capacity(indices.len() * per_sample);
+    match dataset.samples() {
+        Samples::Pixels(pixels) => {
+            let images = |i: usize| &pixels[i * per_sample..(i + 1) * per_sample];
+            augment_pixels(images, rows, cols, indices, config, rng, &mut values);
+        }
+        Samples::Values(all) => {
+            for &i in indices {
+                values.extend_from_slice(&all[i * per_sample..(i + 1) * per_sample]);
+            }
+        }
+    }
+    let targets: Vec<i64> = indices
+        .iter()
+        .map(|&i| i64::from(dataset.label(i)))
+        .collect();
+    let b = indices.len();
+    Batch {
+        images: Tensor::from_data(TensorData::new(values, [b, channels, rows, cols]), device),
+        targets: Tensor::from_data(TensorData::new(targets, [b]), device),
+        indices: indices.to_vec(),
+    }
+}
+
+/// Crops, flips and normalizes the grayscale images of `indices` into `out`.
+fn augment_pixels<'p>(
+    image: impl Fn(usize) -> &'p [u8],
+    rows: usize,
+    cols: usize,
+    indices: &[usize],
+    config: &LoaderConfig,
+    rng: &mut StdRng,
+    out: &mut Vec<f32>,
+) {
     let Normalization { mean, std } = config.normalization;
     let scale = 1.0 / (255.0 * std);
     let offset = -mean / std;
     // The normalized value of a black padding pixel.
     let pad_value = offset;
-    let mut pixels = Vec::with_capacity(indices.len() * rows * cols);
-    let mut targets = Vec::with_capacity(indices.len());
     let aug = config.augmentation;
     for &i in indices {
-        let src = dataset.image(i);
+        let src = image(i);
         let p = aug.crop_padding as isize;
         let (dy, dx) = if p > 0 {
             (rng.gen_range(-p..=p), rng.gen_range(-p..=p))
@@ -232,16 +265,9 @@ fn make_batch(
                 } else {
                     pad_value
                 };
-                pixels.push(v);
+                out.push(v);
             }
         }
-        targets.push(i64::from(dataset.label(i)));
-    }
-    let b = indices.len();
-    Batch {
-        images: Tensor::from_data(TensorData::new(pixels, [b, 1, rows, cols]), device),
-        targets: Tensor::from_data(TensorData::new(targets, [b]), device),
-        indices: indices.to_vec(),
     }
 }
 

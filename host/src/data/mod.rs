@@ -18,9 +18,10 @@ use std::path::PathBuf;
 mod dataset;
 pub mod idx;
 mod loader;
+pub mod sensors;
 pub mod series;
 
-pub use dataset::{Dataset, DatasetKind, Split};
+pub use dataset::{Dataset, DatasetKind, Samples, Split};
 pub use loader::{
     derive_seed, Augmentation, Batch, EpochBatches, Loader, LoaderConfig, Normalization,
 };
@@ -99,6 +100,14 @@ pub enum DataError {
     /// (see [`series::SeriesError`]; each names the file and the line or record).
     #[error(transparent)]
     Series(#[from] series::SeriesError),
+    /// A sample holds a NaN or an infinite value.
+    #[error("{}: sample {sample} holds a NaN or infinite value", path.display())]
+    NotFinite {
+        /// The source.
+        path: PathBuf,
+        /// Position of the sample.
+        sample: usize,
+    },
     /// A dataset file is missing from the directory.
     #[error("no dataset file in {}: tried {tried}", dir.display())]
     MissingFile {

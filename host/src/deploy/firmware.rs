@@ -26,7 +26,8 @@ const SCRUBBED_ENV: &[&str] = &[
 ];
 
 /// Builds the firmware in `board` (e.g. `boards/qemu-mps2-an386`) with `cargo build --release`
-/// and returns the path of its ELF.
+/// and returns the path of its ELF: the binary named like the package (a board crate may hold
+/// other binaries, such as the stream `replay` firmware).
 ///
 /// Uses the cargo that runs the current build when there is one (`$CARGO`), else `cargo` on
 /// `PATH`. The ELF path is taken from cargo's own JSON messages, so it is right wherever the
@@ -40,6 +41,7 @@ pub fn build_firmware(board: &Path) -> Result<PathBuf> {
     if !board.join("Cargo.toml").is_file() {
         return Err(build_error("no Cargo.toml in that folder".to_string()));
     }
+    let package = package_name(&board.join("Cargo.toml")).map_err(build_error)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(&cargo);
     command
@@ -47,7 +49,8 @@ pub fn build_firmware(board: &Path) -> Result<PathBuf> {
         .args([
             "build",
             "--release",
-            "--bins",
+            "--bin",
+            &package,
             "--message-format=json-render-diagnostics",
         ])
         .stdin(Stdio::null())
@@ -69,6 +72,19 @@ pub fn build_firmware(board: &Path) -> Result<PathBuf> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     executable_from_messages(&stdout)
         .ok_or_else(|| build_error(format!("cargo reported no executable; stderr:\n{stderr}")))
+}
+
+/// `[package] name` of a manifest.
+fn package_name(manifest: &Path) -> std::result::Result<String, String> {
+    let text = std::fs::read_to_string(manifest)
+        .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+    let value: toml::Value =
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    value["package"]
+        .get("name")
+        .and_then(|n| n.as_str())
+        .map(String::from)
+        .ok_or_else(|| format!("{} has no [package] name", manifest.display()))
 }
 
 /// The last `executable` that cargo's `compiler-artifact` messages name.

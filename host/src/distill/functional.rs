@@ -34,14 +34,16 @@ pub fn l2_normalize_unguarded<const D: usize>(x: Tensor<D>, dim: usize) -> Tenso
 pub fn pool_to_common_size(a: Tensor<4>, b: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
     let [_, _, ha, wa] = a.dims();
     let [_, _, hb, wb] = b.dims();
-    if ha > hb {
-        (adaptive_avg_pool2d(a, [hb, wb]), b)
-    } else if ha < hb {
-        let pooled = adaptive_avg_pool2d(b, [ha, wa]);
-        (a, pooled)
-    } else {
-        (a, b)
-    }
+    // Per axis, so that 1-D maps ([c, 1, steps]) pool along time only.
+    let common = [ha.min(hb), wa.min(wb)];
+    let fit = |t: Tensor<4>, h, w| {
+        if [h, w] == common {
+            t
+        } else {
+            adaptive_avg_pool2d(t, common)
+        }
+    };
+    (fit(a, ha, wa), fit(b, hb, wb))
 }
 
 /// `Σ_b Σ_c p (log p − log q) / B`: KL divergence with PyTorch's `batchmean` reduction, from

@@ -36,6 +36,7 @@ pub mod nst;
 pub mod online;
 pub mod pkt;
 pub mod rkd;
+pub mod sk;
 pub mod sp;
 pub mod taps;
 pub mod vid;
@@ -359,6 +360,8 @@ pub enum MethodConfig {
     Crd(crd::CrdConfig),
     /// Decoupled KD, Zhao et al., CVPR 2022.
     Dkd(dkd::DkdConfig),
+    /// Similarity-keeping KD for channel-subset students, Huang et al., IEEE TETCI.
+    Sk(sk::SkConfig),
 }
 
 /// `method = "kd"`: no term besides the recipe's KD.
@@ -374,8 +377,8 @@ impl Default for MethodConfig {
 
 impl MethodConfig {
     /// Every method name a config may use.
-    pub const NAMES: [&'static str; 12] = [
-        "kd", "fitnet", "at", "sp", "cc", "vid", "rkd", "pkt", "nst", "fsp", "crd", "dkd",
+    pub const NAMES: [&'static str; 13] = [
+        "kd", "fitnet", "at", "sp", "cc", "vid", "rkd", "pkt", "nst", "fsp", "crd", "dkd", "sk",
     ];
 
     /// The method's config name.
@@ -393,6 +396,7 @@ impl MethodConfig {
             Self::Fsp(_) => "fsp",
             Self::Crd(_) => "crd",
             Self::Dkd(_) => "dkd",
+            Self::Sk(_) => "sk",
         }
     }
 
@@ -410,6 +414,7 @@ impl MethodConfig {
             Self::Nst(c) => Some(c.beta),
             Self::Fsp(c) => Some(c.beta),
             Self::Crd(c) => Some(c.beta),
+            Self::Sk(c) => Some(c.beta),
         }
     }
 
@@ -432,6 +437,7 @@ impl MethodConfig {
             Self::Fsp(c) => Method::Fsp(c.init(s, t)?),
             Self::Crd(c) => Method::Crd(c.init(s, t, ctx.train_labels, ctx.seed, device)?),
             Self::Dkd(c) => Method::Dkd(c.init(s, t)?),
+            Self::Sk(c) => Method::Sk(c.init(s, t)?),
         };
         Ok(Some(method))
     }
@@ -463,6 +469,8 @@ pub enum Method {
     Crd(crd::Crd),
     /// See [`dkd::Dkd`].
     Dkd(dkd::Dkd),
+    /// See [`sk::Sk`].
+    Sk(sk::Sk),
     /// See [`dml::Dml`] (online).
     Dml(dml::Dml),
     /// See [`mcl::Mcl`] (online).
@@ -494,6 +502,7 @@ impl Distiller for Method {
             Method::Fsp(m) => m.loss(student, teacher, ctx),
             Method::Crd(m) => m.loss(student, teacher, ctx),
             Method::Dkd(m) => m.loss(student, teacher, ctx),
+            Method::Sk(m) => m.loss(student, teacher, ctx),
             Method::Dml(m) => m.loss(student, teacher, ctx),
             Method::Mcl(m) => m.loss(student, teacher, ctx),
         }

@@ -119,11 +119,14 @@ fn quantize_rows(
     Ok((q, b))
 }
 
-/// Lowers `student` with activation quantization `quant` to a blob.
+/// Lowers `student` with activation quantization `quant` to a blob; `input_norm`, one
+/// `(mean, std)` per input channel, is written into it (format 1.3) for sensor students, whose
+/// nodes normalize raw readings on the device.
 pub fn export_student(
     student: &Student,
     quant: &StudentQuant,
     name: &str,
+    input_norm: Option<&[(f32, f32)]>,
 ) -> Result<Vec<u8>, ExportError> {
     let student = student.valid();
     if quant.layers.len() != student.layers.len() {
@@ -141,6 +144,10 @@ pub fn export_student(
     };
     let input_quant: Quant = quant.input.into();
     let mut b = ModelBuilder::new(name, shape, input_quant);
+    if let Some(norm) = input_norm {
+        b.input_normalization(norm)
+            .map_err(|e| ExportError::Build(e.to_string()))?;
+    }
     let mut x: TensorId = b.input();
     let mut s_in = quant.input.scale;
     // Host layout of the current activation: [channels, height, width].
@@ -281,11 +288,17 @@ pub fn export_student(
             (StudentLayer::MaxPool(_), LayerSpec::MaxPool(p))
             | (StudentLayer::AvgPool(_), LayerSpec::AvgPool(p)) => {
                 let kind = "pool";
-                let k: u8 = narrow(p.kernel, index, kind, "kernel")?;
-                let st: u8 = narrow(p.stride.unwrap_or(p.kernel), index, kind, "stride")?;
+                let [kh, kw] = p.kernel.0;
+                let [sh, sw] = p.stride().0;
                 let ps = PoolSpec {
-                    kernel: [k, k],
-                    stride: [st, st],
+                    kernel: [
+                        narrow(kh, index, kind, "kernel")?,
+                        narrow(kw, index, kind, "kernel")?,
+                    ],
+                    stride: [
+                        narrow(sh, index, kind, "stride")?,
+                        narrow(sw, index, kind, "stride")?,
+                    ],
                     padding: [0; 4],
                 };
                 let y = if matches!(spec, LayerSpec::MaxPool(_)) {

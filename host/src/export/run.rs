@@ -3,11 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use super::{export_student, quantize_inputs, summarize, BlobSummary, ExportError};
-use crate::config::RunConfig;
-use crate::data::{Dataset, Split};
+use crate::config::{ModelSpec, RunConfig};
+use crate::data::Split;
 use crate::deploy::{DeployError, SampleSet};
+use crate::models::student::select_channels;
 use crate::quant::{read_quant, Quant};
-use crate::train::run::{device_of, eval_loader};
+use crate::train::run::{channel_stats, device_of, eval_loader, load_split};
 use crate::train::{load_model, RunError, RunModel};
 
 /// Why exporting a run failed.
@@ -78,9 +79,17 @@ pub fn export_run(
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("student");
-    let blob = export_student(&student, &quant, name).map_err(|source| ExportRunError::Export {
-        run: run_dir.to_path_buf(),
-        source,
+    // Sensor students carry the normalization of their channels, so a node can push raw
+    // readings (tinykd_device::stream).
+    let input_norm = channel_stats(&config.data)?.map(|all| match &student.input_select {
+        Some(keep) => keep.iter().filter_map(|&c| all.get(c).copied()).collect(),
+        None => all,
+    });
+    let blob = export_student(&student, &quant, name, input_norm.as_deref()).map_err(|source| {
+        ExportRunError::Export {
+            run: run_dir.to_path_buf(),
+            source,
+        }
     })?;
     let summary = summarize(&blob).map_err(ExportRunError::Invalid)?;
     std::fs::write(blob_path, &blob).map_err(|source| ExportRunError::Io {
@@ -115,23 +124,27 @@ pub fn quantized_split(
     input: Quant,
     device: &burn::prelude::Device,
 ) -> Result<SampleSet, ExportRunError> {
-    let mut set = Dataset::load(
-        &config.data.dir().map_err(RunError::from)?,
-        config.data.dataset,
-        split,
-    )
-    .map_err(RunError::from)?;
+    let mut set = load_split(&config.data, split)?;
     if let Some(n) = limit {
         set.truncate(n);
     }
+    // The blob's input is the student's channels only (`model.channels`).
+    let keep = match &config.model {
+        ModelSpec::Student(s) => s
+            .channel_indices()
+            .map_err(|e| RunError::Model(e.to_string()))?,
+        ModelSpec::Teacher(_) => None,
+    };
     let loader = eval_loader(&set, &config.data);
     let plain = device.clone().without_autodiff();
     let mut inputs = Vec::new();
     let mut labels = Vec::new();
     for batch in loader.epoch(0, 0, &plain) {
-        let [_, c, h, w] = batch.images.dims();
-        let sample_len = c * h * w;
-        inputs.extend(quantize_inputs(batch.images, input));
+        let images = match &keep {
+            Some(keep) => select_channels(batch.images, keep),
+            None => batch.images,
+        };
+        inputs.extend(quantize_inputs(images, input));
         let targets = batch
             .targets
             .into_data()
@@ -139,7 +152,6 @@ pub fn quantized_split(
             .try_to_vec::<i64>()
             .unwrap_or_default();
         labels.extend(targets.into_iter().map(|t| t as u8));
-        debug_assert_eq!(inputs.len(), labels.len() * sample_len);
     }
     let sample_len = inputs.len().checked_div(labels.len()).unwrap_or(0).max(1);
     Ok(SampleSet::new(sample_len, inputs, labels)?)

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::binary::{BinaryConvBlock, BinaryConvSpec, BinaryDenseBlock, BinaryDenseSpec};
 use super::{Classifier, Output};
+use crate::data::series::window::resolve_channels;
+use crate::data::series::ChannelRef;
 use crate::quant::{
     fake_quant_activation, fake_quant_weight_per_channel, fold_batch_norm, StudentQuant,
 };
@@ -56,6 +58,12 @@ impl Activation {
 ///   { dense = { out = 10 } },
 /// ]
 /// ```
+///
+/// Sizes are square (`kernel = 3`) or per axis (`kernel = [1, 5]`, height then width). A window
+/// of a multichannel time series is a `[channels, 1, length]` input, so a 1-D convolution is
+/// `{ conv = { out = 32, kernel = [1, 5], padding = [0, 2] } }` and a 1-D pool
+/// `{ max_pool = { kernel = [1, 2] } }`: the device runs them with its 2-D kernels, as TFLite
+/// lowers `Conv1D`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum LayerSpec {
@@ -75,21 +83,73 @@ pub enum LayerSpec {
     Dense(DenseSpec),
 }
 
+/// A size along height and width: written `3` when both are equal, `[1, 5]` otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hw(pub [usize; 2]);
+
+impl Hw {
+    /// The same size on both axes.
+    pub const fn square(n: usize) -> Self {
+        Self([n, n])
+    }
+
+    /// Whether either axis is 0.
+    pub fn has_zero(self) -> bool {
+        self.0.contains(&0)
+    }
+}
+
+impl std::fmt::Display for Hw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            [h, w] if h == w => write!(f, "{h}"),
+            [h, w] => write!(f, "{h}x{w}"),
+        }
+    }
+}
+
+impl Serialize for Hw {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            [h, w] if h == w => h.serialize(s),
+            hw => hw.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Hw {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Square(usize),
+            PerAxis([usize; 2]),
+        }
+        match Written::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a size (3) or [height, width] ([1, 5])")
+        })? {
+            Written::Square(n) => Ok(Self::square(n)),
+            Written::PerAxis(hw) => Ok(Self(hw)),
+        }
+    }
+}
+
 /// A convolution layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConvSpec {
     /// Output channels.
     pub out: usize,
-    /// Square kernel size (default 3).
+    /// Kernel size (default 3).
     #[serde(default = "three")]
-    pub kernel: usize,
+    pub kernel: Hw,
     /// Stride (default 1).
-    #[serde(default = "one")]
-    pub stride: usize,
-    /// Zero padding on every side (default 0).
-    #[serde(default)]
-    pub padding: usize,
+    #[serde(default = "one_hw")]
+    pub stride: Hw,
+    /// Zero padding: `p` on every side, or `[ph, pw]` above and below / left and right
+    /// (default 0).
+    #[serde(default = "zero_hw")]
+    pub padding: Hw,
     /// Groups: 1 for a dense convolution, the input channel count for depthwise (default 1).
     #[serde(default = "one")]
     pub groups: usize,
@@ -105,11 +165,18 @@ pub struct ConvSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolSpec {
-    /// Square window size.
-    pub kernel: usize,
+    /// Window size.
+    pub kernel: Hw,
     /// Stride (default: the kernel size).
     #[serde(default)]
-    pub stride: Option<usize>,
+    pub stride: Option<Hw>,
+}
+
+impl PoolSpec {
+    /// The stride, defaulting to the window.
+    pub fn stride(&self) -> Hw {
+        self.stride.unwrap_or(self.kernel)
+    }
 }
 
 /// A dense layer.
@@ -126,8 +193,14 @@ pub struct DenseSpec {
 fn one() -> usize {
     1
 }
-fn three() -> usize {
-    3
+fn three() -> Hw {
+    Hw::square(3)
+}
+fn one_hw() -> Hw {
+    Hw::square(1)
+}
+fn zero_hw() -> Hw {
+    Hw::square(0)
 }
 fn yes() -> bool {
     true
@@ -141,8 +214,15 @@ fn relu_default() -> Activation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StudentConfig {
-    /// Input channels (1 for Fashion-MNIST).
+    /// Input channels the network sees (1 for Fashion-MNIST; with `channels`, its length).
     pub in_channels: usize,
+    /// The dataset channels the network reads, by index or by name, in the order given (default:
+    /// all of them). This is how a student runs on a cheaper sensor than its teacher: the teacher
+    /// reads every channel of a batch, the student `channels = ["acc_x", "acc_y", "acc_z"]` of
+    /// the same batch. Names are resolved against the dataset when a run starts
+    /// ([`StudentConfig::resolve_channels`]) and saved as indices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channels: Option<Vec<ChannelRef>>,
     /// Input height and width.
     pub input_size: [usize; 2],
     /// The layers, in order. The last one must be a dense layer producing the class logits.
@@ -155,6 +235,9 @@ pub enum StudentConfigError {
     /// The list is empty or does not end with a dense layer.
     #[error("a student must end with a dense layer producing the logits")]
     NoClassifier,
+    /// The channel selection is invalid.
+    #[error("{0}")]
+    Channels(String),
     /// A layer's parameters are invalid for the shape that reaches it.
     #[error("layer {index} ({kind}): {reason}")]
     Layer {
@@ -180,9 +263,9 @@ impl StudentConfig {
         let conv = |out| {
             LayerSpec::Conv(ConvSpec {
                 out,
-                kernel: 3,
-                stride: 1,
-                padding: 1,
+                kernel: Hw::square(3),
+                stride: Hw::square(1),
+                padding: Hw::square(1),
                 groups: 1,
                 batch_norm: true,
                 activation: Activation::Relu,
@@ -190,12 +273,13 @@ impl StudentConfig {
         };
         let pool = || {
             LayerSpec::MaxPool(PoolSpec {
-                kernel: 2,
+                kernel: Hw::square(2),
                 stride: None,
             })
         };
         Self {
             in_channels: 1,
+            channels: None,
             input_size: [28, 28],
             layers: vec![
                 conv(16),
@@ -212,11 +296,54 @@ impl StudentConfig {
         }
     }
 
+    /// Rewrites channel names as their indices in `names` (the dataset's channels, in order) and
+    /// checks every index.
+    ///
+    /// # Errors
+    /// An unknown name or an index past the end, naming the channels there are.
+    pub fn resolve_channels(&mut self, names: &[String]) -> Result<(), StudentConfigError> {
+        let Some(refs) = &mut self.channels else {
+            return Ok(());
+        };
+        let indices = resolve_channels(names, refs, "the dataset")
+            .map_err(|e| StudentConfigError::Channels(e.to_string()))?;
+        *refs = indices.into_iter().map(ChannelRef::Index).collect();
+        Ok(())
+    }
+
+    /// The dataset channel indices the network reads (`None`: all of them).
+    ///
+    /// # Errors
+    /// A name that [`StudentConfig::resolve_channels`] has not rewritten.
+    pub fn channel_indices(&self) -> Result<Option<Vec<usize>>, StudentConfigError> {
+        let Some(refs) = &self.channels else {
+            return Ok(None);
+        };
+        refs.iter()
+            .map(|r| match r {
+                ChannelRef::Index(i) => Ok(*i),
+                ChannelRef::Name(n) => Err(StudentConfigError::Channels(format!(
+                    "channel `{n}` is not resolved against a dataset"
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
     /// Walks the layers and returns the `[channels, height, width]` shape after each one (a dense
     /// layer's output is `[out, 1, 1]`), checking every layer against the shape reaching it.
     pub fn shapes(&self) -> Result<Vec<[usize; 3]>, StudentConfigError> {
         if !matches!(self.layers.last(), Some(LayerSpec::Dense(_))) {
             return Err(StudentConfigError::NoClassifier);
+        }
+        if let Some(refs) = &self.channels {
+            if refs.len() != self.in_channels {
+                return Err(StudentConfigError::Channels(format!(
+                    "{} channels selected but in_channels = {}",
+                    refs.len(),
+                    self.in_channels
+                )));
+            }
         }
         let [h, w] = self.input_size;
         let mut shape = [self.in_channels, h, w];
@@ -230,7 +357,7 @@ impl StudentConfig {
             let [c, h, w] = shape;
             shape = match layer {
                 LayerSpec::Conv(s) => {
-                    if s.out == 0 || s.kernel == 0 || s.stride == 0 || s.groups == 0 {
+                    if s.out == 0 || s.kernel.has_zero() || s.stride.has_zero() || s.groups == 0 {
                         return Err(err(
                             "conv",
                             "out, kernel, stride and groups must be > 0".into(),
@@ -242,12 +369,12 @@ impl StudentConfig {
                             format!("groups {} must divide in {c} and out {}", s.groups, s.out),
                         ));
                     }
-                    let size = |n: usize| {
-                        (n + 2 * s.padding)
-                            .checked_sub(s.kernel)
-                            .map(|v| v / s.stride + 1)
+                    let size = |n: usize, a: usize| {
+                        (n + 2 * s.padding.0[a])
+                            .checked_sub(s.kernel.0[a])
+                            .map(|v| v / s.stride.0[a] + 1)
                     };
-                    match (size(h), size(w)) {
+                    match (size(h, 0), size(w, 1)) {
                         (Some(oh), Some(ow)) => [s.out, oh, ow],
                         _ => {
                             return Err(err(
@@ -296,14 +423,14 @@ impl StudentConfig {
                     [d.out, 1, 1]
                 }
                 LayerSpec::MaxPool(p) | LayerSpec::AvgPool(p) => {
-                    let stride = p.stride.unwrap_or(p.kernel);
-                    if p.kernel == 0 || stride == 0 || p.kernel > h || p.kernel > w {
+                    let ([kh, kw], [sh, sw]) = (p.kernel.0, p.stride().0);
+                    if p.kernel.has_zero() || p.stride().has_zero() || kh > h || kw > w {
                         return Err(err(
                             "pool",
                             format!("window {} does not fit input {h}x{w}", p.kernel),
                         ));
                     }
-                    [c, (h - p.kernel) / stride + 1, (w - p.kernel) / stride + 1]
+                    [c, (h - kh) / sh + 1, (w - kw) / sw + 1]
                 }
                 LayerSpec::GlobalAvgPool => [c, 1, 1],
                 LayerSpec::Dense(d) => {
@@ -397,10 +524,13 @@ impl StudentConfig {
         for (spec, shape) in self.layers.iter().zip(&shapes) {
             layers.push(match spec {
                 LayerSpec::Conv(s) => StudentLayer::Conv(ConvBlock {
-                    conv: Conv2dConfig::new([prev[0], s.out], [s.kernel, s.kernel])
-                        .with_stride([s.stride, s.stride])
+                    conv: Conv2dConfig::new([prev[0], s.out], s.kernel.0)
+                        .with_stride(s.stride.0)
                         .with_padding(PaddingConfig2d::Explicit(
-                            s.padding, s.padding, s.padding, s.padding,
+                            s.padding.0[0],
+                            s.padding.0[1],
+                            s.padding.0[0],
+                            s.padding.0[1],
                         ))
                         .with_groups(s.groups)
                         .with_bias(!s.batch_norm)
@@ -412,16 +542,16 @@ impl StudentConfig {
                 }),
                 LayerSpec::BinaryConv(s) => StudentLayer::BinaryConv(s.init(prev[0], device)),
                 LayerSpec::BinaryDense(d) => StudentLayer::BinaryDense(d.init(prev, device)),
-                LayerSpec::MaxPool(p) => {
-                    let k = [p.kernel, p.kernel];
-                    let st = p.stride.unwrap_or(p.kernel);
-                    StudentLayer::MaxPool(MaxPool2dConfig::new(k).with_strides([st, st]).init())
-                }
-                LayerSpec::AvgPool(p) => {
-                    let k = [p.kernel, p.kernel];
-                    let st = p.stride.unwrap_or(p.kernel);
-                    StudentLayer::AvgPool(AvgPool2dConfig::new(k).with_strides([st, st]).init())
-                }
+                LayerSpec::MaxPool(p) => StudentLayer::MaxPool(
+                    MaxPool2dConfig::new(p.kernel.0)
+                        .with_strides(p.stride().0)
+                        .init(),
+                ),
+                LayerSpec::AvgPool(p) => StudentLayer::AvgPool(
+                    AvgPool2dConfig::new(p.kernel.0)
+                        .with_strides(p.stride().0)
+                        .init(),
+                ),
                 LayerSpec::GlobalAvgPool => StudentLayer::GlobalAvgPool(GlobalAvgPool),
                 LayerSpec::Dense(d) => StudentLayer::Dense(DenseBlock {
                     linear: LinearConfig::new(prev.iter().product(), d.out).init(device),
@@ -432,6 +562,7 @@ impl StudentConfig {
         }
         Ok(Student {
             layers,
+            input_select: self.channel_indices()?,
             packed: self.packed_outputs(),
             config: self.clone(),
             quant: None,
@@ -504,6 +635,9 @@ pub struct Student {
     /// [`StudentConfig::packed_outputs`] of `config`.
     #[module(skip)]
     pub packed: Vec<bool>,
+    /// [`StudentConfig::channel_indices`] of `config`: the input channels kept, in order.
+    #[module(skip)]
+    pub input_select: Option<Vec<usize>>,
 }
 
 /// Activations of every layer, for calibration and taps.
@@ -578,6 +712,10 @@ impl Student {
         mut branch_tap: impl FnMut(usize, &Tensor<4>),
     ) -> (Tensor<2>, Tensor<2>, Vec<Tensor<4>>) {
         let q = self.quant.as_ref();
+        let x = match &self.input_select {
+            Some(keep) => select_channels(x, keep),
+            None => x,
+        };
         let mut act = Act::Map(match q {
             Some(q) => fake_quant_activation(x, q.input),
             None => x,
@@ -703,6 +841,11 @@ impl Student {
                         }
                         None => d.activation.apply(d.linear.forward(x)),
                     };
+                    // A hidden dense layer is a feature map too (an MLP student's only ones):
+                    // `[batch, features, 1, 1]`.
+                    if i + 1 != n {
+                        feature_maps.push(y.clone().unsqueeze_dims(&[2, 3]));
+                    }
                     Act::Flat(y)
                 }
             };
@@ -715,6 +858,14 @@ impl Student {
         let embedding = embedding.unwrap_or_else(|| logits.clone());
         (embedding, logits, feature_maps)
     }
+}
+
+/// Channels `keep` of an NCHW batch, in that order (see [`StudentConfig::channels`]).
+pub fn select_channels(x: Tensor<4>, keep: &[usize]) -> Tensor<4> {
+    let keep: Vec<i64> = keep.iter().map(|&c| c as i64).collect();
+    let n = keep.len();
+    let keep = Tensor::<1, Int>::from_data(TensorData::new(keep, [n]), &x.device());
+    x.select(1, keep)
 }
 
 /// The convolution options of a burn `Conv2d` with explicit padding (the only kind students use).

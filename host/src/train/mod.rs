@@ -45,7 +45,7 @@ use crate::models::{Classifier, Output};
 pub use checkpoint::CheckpointState;
 pub use fit::fit;
 pub use optim::{OptimConfig, OptimizerKind};
-pub use run::{load_model, run, RunError, RunModel, RunReport};
+pub use run::{load_model, probe_shape, run, RunError, RunModel, RunReport};
 pub use schedule::{Granularity, ScheduleConfig, ScheduleKind};
 
 /// The modules the optimizer updates together: the model being trained and, when distilling, the

@@ -21,6 +21,7 @@ use super::{
 };
 use crate::backend;
 use crate::config::{ConfigError, DataConfig, ModelSpec, RunConfig};
+use crate::data::sensors::{self, SensorOptions};
 use crate::data::{derive_seed, DataError, Dataset, Loader, LoaderConfig, Split};
 use crate::distill::hints::choose_hints;
 use crate::distill::{Distillation, Hints, MethodContext, TapShapes};
@@ -139,9 +140,8 @@ impl RunModel {
 /// [`RunError::Config`] when the directory has no default, [`RunError::Data`] for unreadable or
 /// malformed files.
 pub fn load_datasets(data: &DataConfig) -> Result<(Dataset, Dataset), RunError> {
-    let dir = data.dir()?;
-    let mut train = Dataset::load(&dir, data.dataset, Split::Train)?;
-    let mut test = Dataset::load(&dir, data.dataset, Split::Test)?;
+    let mut train = load_split(data, Split::Train)?;
+    let mut test = load_split(data, Split::Test)?;
     if let Some(v) = data.validation {
         train.split_off(v);
     }
@@ -163,9 +163,71 @@ pub fn load_validation(data: &DataConfig) -> Result<Option<Dataset>, RunError> {
     let Some(v) = data.validation else {
         return Ok(None);
     };
-    let dir = data.dir()?;
-    let mut train = Dataset::load(&dir, data.dataset, Split::Train)?;
+    let mut train = load_split(data, Split::Train)?;
     Ok(Some(train.split_off(v)))
+}
+
+/// One whole split of the dataset `data` names (no limits applied).
+///
+/// # Errors
+/// As [`load_datasets`].
+pub fn load_split(data: &DataConfig, split: Split) -> Result<Dataset, RunError> {
+    let dir = data.dir()?;
+    if data.dataset.is_image() {
+        return Ok(Dataset::load(&dir, data.dataset, split)?);
+    }
+    Ok(sensors::load(
+        data.dataset,
+        &dir,
+        &sensor_options(data),
+        split,
+    )?)
+}
+
+fn sensor_options(data: &DataConfig) -> SensorOptions {
+    SensorOptions {
+        window: data.window,
+        stride: data.window_stride,
+        test_subjects: data.test_subjects.clone(),
+    }
+}
+
+/// The start of a HAPT test recording, raw, for `channels` (see
+/// [`sensors::test_recording`]).
+///
+/// # Errors
+/// As [`sensors::test_recording`].
+pub fn test_recording(
+    data: &DataConfig,
+    channels: &[usize],
+    steps: usize,
+) -> Result<(Vec<f32>, Vec<u8>), RunError> {
+    Ok(sensors::test_recording(
+        data.dataset,
+        &data.dir()?,
+        &sensor_options(data),
+        channels,
+        steps,
+    )?)
+}
+
+/// The per-channel `(mean, std)` a sensor dataset is normalized with (from its training split),
+/// every channel in order; `None` for images.
+///
+/// # Errors
+/// As [`load_datasets`].
+pub fn channel_stats(data: &DataConfig) -> Result<Option<Vec<(f32, f32)>>, RunError> {
+    if data.dataset.is_image() {
+        return Ok(None);
+    }
+    let stats = sensors::channel_stats(data.dataset, &data.dir()?, &sensor_options(data))?;
+    Ok(Some(stats))
+}
+
+/// The shape of a zero batch of `n` samples of `set`: the probe that gives a network's tap shapes.
+pub fn probe_shape(set: &Dataset, n: usize) -> [usize; 4] {
+    let [c, h, w] = set.shape();
+    [n, c, h, w]
 }
 
 /// The loader of the training split (shuffled, augmented) described by `data`.
@@ -290,7 +352,7 @@ pub fn run(
             for dir in &d.ensemble {
                 members.push(load_model(dir, &plain)?.0.frozen());
             }
-            let probe = Tensor::<4>::zeros([2, 1, train_set.rows(), train_set.cols()], &plain);
+            let probe = Tensor::<4>::zeros(probe_shape(&train_set, 2), &plain);
             let ensemble =
                 EnsembleTeacher::new(members, d.temperature as f32, d.ensemble_features, probe)
                     .map_err(|reason| ConfigError::Invalid {
@@ -335,7 +397,7 @@ pub fn run(
         })?;
     }
     // The taps' shapes come from a two-image forward pass of each network.
-    let probe = || Tensor::<4>::zeros([2, 1, train_set.rows(), train_set.cols()], &device);
+    let probe = || Tensor::<4>::zeros(probe_shape(&train_set, 2), &device);
     let method = match (&config.distill, &teacher, &config.online) {
         (None, None, Some(online)) => {
             let embedding = TapShapes::of(&model.taps(probe())).embedding;

@@ -17,8 +17,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::{Recording, RecordingLabels, SeriesError, SeriesSet};
 
-/// A channel asked for by name or by position.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A channel asked for by name or by position (in a config: `"acc_x"` or `0`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
 pub enum ChannelRef {
     /// The channel's name.
     Name(String),
@@ -48,7 +49,7 @@ impl From<usize> for ChannelRef {
 ///
 /// # Errors
 /// [`SeriesError::ChannelUnknown`] listing every unknown name or index and the available channels.
-pub(crate) fn resolve_channels(
+pub fn resolve_channels(
     names: &[String],
     refs: &[ChannelRef],
     source: &str,
