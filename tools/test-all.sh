@@ -81,6 +81,25 @@ RUSTDOCFLAGS="-D warnings" cargo doc -q --no-deps -p tinykd-format -p tinykd-dev
 step "tests (workspace, release)"
 cargo test --workspace --release
 
+# Issue 7 end to end: a HAPT student that reads only the accelerometer, distilled with SK-KD
+# from a teacher on all six channels (one short epoch each), exported with its input
+# normalization and the start of a real test-subject recording, replayed sample by sample
+# through tinykd_device::Stream on the host and in the `replay` firmware: every window equal.
+step "sensor node: trained HAPT student, real recorded stream, host = QEMU"
+sensor_dir=target/tmp/sensor-e2e
+rm -rf "$sensor_dir"
+tinykd=target/release/tinykd
+small=(--limit 512 --test-limit 128 --set data.batch_size=32 --epochs 1)
+"$tinykd" train --config configs/sensors/hapt-teacher.toml --out "$sensor_dir/teacher" "${small[@]}" >/dev/null
+"$tinykd" distill --teacher "$sensor_dir/teacher" --config configs/sensors/hapt-student.toml \
+    --set 'distill.method.method="sk"' --out "$sensor_dir/student" "${small[@]}" >/dev/null
+"$tinykd" quantize --student "$sensor_dir/student" --out "$sensor_dir/int8" --qat-epochs 0 \
+    --set data.train_limit=512 >/dev/null
+"$tinykd" export "$sensor_dir/int8" --no-test-set --recording "$sensor_dir/stream.tkr" \
+    --recording-steps 1600
+TINYKD_STREAM_BLOB=$PWD/$sensor_dir/int8/student.tkd TINYKD_STREAM=$PWD/$sensor_dir/stream.tkr \
+    cargo test -q --release -p tinykd-tests --test stream_replay -- --nocapture
+
 step "firmware build and size"
 (cd "$board" && cargo build --release)
 llvm_bin=$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin
