@@ -209,7 +209,9 @@ fn trainable<M: Module>(m: &M) -> usize {
     v.0
 }
 
-/// What one step trains, holding the models and optimizer across steps.
+/// What one step trains, holding the models and optimizer across steps. One exists per run, so
+/// the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Workload {
     Teacher {
         model: Teacher,

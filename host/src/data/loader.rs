@@ -339,6 +339,46 @@ mod tests {
     }
 
     #[test]
+    fn float_samples_batch_as_they_are() {
+        // Three windows of 2 channels × 3 steps; value = 100·window + 10·channel + step.
+        let raw: Vec<f32> = (0..3)
+            .flat_map(|i| {
+                (0..2).flat_map(move |c| (0..3).map(move |t| (100 * i + 10 * c + t) as f32))
+            })
+            .collect();
+        let names = vec!["x".to_string(), "y".to_string()];
+        let ds = Dataset::from_values(raw, vec![0, 1, 0], [2, 1, 3], 2, names, Path::new("mem"))
+            .unwrap();
+        let dev = Device::flex();
+        // Augmentation is for images: a float set ignores it.
+        let aug = Augmentation {
+            crop_padding: 2,
+            hflip: true,
+        };
+        let b = Loader::new(&ds, cfg(2, false, false, aug))
+            .epoch(0, 0, &dev)
+            .nth(1)
+            .unwrap();
+        assert_eq!(b.images.dims(), [1, 2, 1, 3]);
+        assert_eq!(
+            values(&b.images),
+            [200.0, 201.0, 202.0, 210.0, 211.0, 212.0]
+        );
+        let nan = Dataset::from_values(
+            vec![f32::NAN; 6],
+            vec![0],
+            [2, 1, 3],
+            2,
+            vec!["x".into(), "y".into()],
+            Path::new("mem"),
+        );
+        assert!(nan
+            .unwrap_err()
+            .to_string()
+            .contains("sample 0 holds a NaN"));
+    }
+
+    #[test]
     fn order_depends_only_on_seed_and_epoch() {
         let ds = tiny(50);
         let loader = Loader::new(&ds, cfg(8, true, false, Augmentation::default()));

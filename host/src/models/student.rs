@@ -908,3 +908,108 @@ impl Classifier for Student {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml_text: &str) -> StudentConfig {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn sizes_are_square_or_per_axis_and_conv1d_shapes_follow() {
+        let cfg = parse(
+            r#"
+            in_channels = 3
+            input_size = [1, 128]
+            layers = [
+                { conv = { out = 8, kernel = [1, 5], padding = [0, 2] } },
+                { max_pool = { kernel = [1, 2] } },
+                { conv = { out = 8, kernel = [1, 3], stride = [1, 2] } },
+                "global_avg_pool",
+                { dense = { out = 6 } },
+            ]
+            "#,
+        );
+        let shapes = cfg.shapes().unwrap();
+        assert_eq!(shapes[0], [8, 1, 128]);
+        assert_eq!(shapes[1], [8, 1, 64]);
+        assert_eq!(shapes[2], [8, 1, 31]);
+        // Square sizes are written back as one number, per-axis ones as a pair.
+        let text = toml::to_string(&cfg).unwrap();
+        assert!(
+            text.contains("kernel = [1, 5]") || text.contains("kernel = [\n"),
+            "{text}"
+        );
+        let back: StudentConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, cfg);
+        let square = toml::to_string(&StudentConfig::mcu_small()).unwrap();
+        assert!(square.contains("kernel = 3"), "{square}");
+        // A 2-D kernel on a one-row input does not fit.
+        let mut tall = cfg.clone();
+        tall.layers[0] = parse(
+            r#"
+            in_channels = 3
+            input_size = [1, 128]
+            layers = [{ conv = { out = 8, kernel = 3 } }, { dense = { out = 6 } }]
+            "#,
+        )
+        .layers[0]
+            .clone();
+        let err = tall.shapes().unwrap_err().to_string();
+        assert!(
+            err.contains("kernel 3 larger than padded input 1x128"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_channel_subset_is_selected_before_the_first_layer() {
+        let mut cfg = parse(
+            r#"
+            in_channels = 2
+            channels = ["b", 0]
+            input_size = [1, 4]
+            layers = [{ dense = { out = 2 } }]
+            "#,
+        );
+        let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        cfg.resolve_channels(&names).unwrap();
+        assert_eq!(cfg.channel_indices().unwrap(), Some(vec![1, 0]));
+        let dev = Device::flex();
+        let student = cfg.init(&dev).unwrap();
+        // Channel c of sample 0 holds c everywhere: the network must see [1, 1, 1, 1, 0, …].
+        let x: Vec<f32> = (0..3).flat_map(|c| [c as f32; 4]).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(x, [1, 3, 1, 4]), &dev);
+        let seen = student.layer_outputs(x).remove(0);
+        let seen: Vec<f32> = seen.to_data().iter::<f32>().collect();
+        assert_eq!(seen, [1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+        let mut bad = cfg.clone();
+        bad.channels = Some(vec![ChannelRef::Name("z".into()), ChannelRef::Index(0)]);
+        assert!(bad.resolve_channels(&names).is_err());
+    }
+
+    #[test]
+    fn hidden_dense_layers_are_feature_maps() {
+        let cfg = parse(
+            r#"
+            in_channels = 1
+            input_size = [4, 4]
+            layers = [
+                { dense = { out = 8, activation = "relu" } },
+                { dense = { out = 5, activation = "relu" } },
+                { dense = { out = 3 } },
+            ]
+            "#,
+        );
+        let dev = Device::flex();
+        let out = cfg
+            .init(&dev)
+            .unwrap()
+            .forward_taps(Tensor::zeros([2, 1, 4, 4], &dev));
+        let dims: Vec<[usize; 4]> = out.feature_maps.iter().map(|m| m.dims()).collect();
+        assert_eq!(dims, [[2, 8, 1, 1], [2, 5, 1, 1]]);
+        assert_eq!(out.embedding.dims(), [2, 5]);
+    }
+}
