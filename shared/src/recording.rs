@@ -109,7 +109,7 @@ impl<'a> Recording<'a> {
 ///
 /// ```
 /// use tinykd_format::recording::{encode, Recording};
-/// let file = encode(1, &[0.5, 1.0], &[2]).unwrap();
+/// let file = encode(1, &[0.5, 1.0], &[2, 255]).unwrap();
 /// assert_eq!(&file[..12], b"TKR1\x02\0\0\0\x01\0\0\0");
 /// assert_eq!(Recording::from_bytes(&file).unwrap().steps(), 2);
 /// assert_eq!(encode(2, &[0.5], &[]), None);
