@@ -76,8 +76,9 @@ impl Default for RunConfig {
 pub struct DataConfig {
     /// Dataset (default `fashion-mnist`).
     pub dataset: DatasetKind,
-    /// Directory with the IDX files (default: the dataset's system location, for Fashion-MNIST
-    /// `/usr/share/datasets/fashion-mnist` from Debian's `dataset-fashion-mnist`).
+    /// Directory with the dataset's files (default: [`DatasetKind::default_dir`]: for
+    /// Fashion-MNIST `/usr/share/datasets/fashion-mnist` from Debian's `dataset-fashion-mnist`,
+    /// for the sensor sets `data/sensors/…` from `tools/setup-sensor-data.sh`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
     /// Use only the first N training images (default: all). For quick tests.
@@ -96,7 +97,8 @@ pub struct DataConfig {
     pub eval_batch_size: usize,
     /// Drop the last incomplete training batch (default true).
     pub drop_last: bool,
-    /// Random-crop padding in pixels, 0 to disable (default 2).
+    /// Random-crop padding in pixels, 0 to disable (default 2; images only, time series are
+    /// not cropped).
     pub crop_padding: usize,
     /// Random horizontal flips (default: on where they keep the label, i.e. Fashion-MNIST only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -497,13 +499,22 @@ impl RunConfig {
         if d.window_stride == Some(0) {
             return Err(invalid("data.window_stride", "must be at least 1"));
         }
-        if (d.window_stride.is_some() || d.test_subjects.is_some())
-            && d.dataset != DatasetKind::Hapt
-        {
+        for (key, set) in [
+            ("data.window_stride", d.window_stride.is_some()),
+            ("data.test_subjects", d.test_subjects.is_some()),
+        ] {
+            if set && d.dataset != DatasetKind::Hapt {
+                return Err(invalid(
+                    key,
+                    "applies to continuous recordings (hapt); the UEA sets come as cases with \
+                     their own train/test files",
+                ));
+            }
+        }
+        if d.test_subjects.as_ref().is_some_and(Vec::is_empty) {
             return Err(invalid(
-                "data.window_stride",
-                "window_stride and test_subjects apply to continuous recordings (hapt); the UEA \
-                 sets come as cases with their own train/test files",
+                "data.test_subjects",
+                "must name at least one subject (omit it for the UCI HAR split)",
             ));
         }
         let [channels, rows, cols] = d.sample_shape();

@@ -186,6 +186,13 @@ fn bad_sensor_configs_are_named_errors() {
     );
     let e = train(&["--set", "data.window_stride=0"]);
     assert!(e.contains("data.window_stride"), "{e}");
+    let e = train(&["--set", "data.test_subjects=[]"]);
+    assert!(
+        e.contains("data.test_subjects") && e.contains("at least one"),
+        "{e}"
+    );
+    let e = train(&["--set", "data.test_subjects=[99]"]);
+    assert!(e.contains("[\"99\"]") && e.contains("no windows"), "{e}");
 
     // The ResNet teacher is for images; a window is not an image.
     let e = fails(&["train", "--out", o, "--set", "data.dataset=\"hapt\""]);

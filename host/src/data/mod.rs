@@ -2,8 +2,11 @@
 //!
 //! - [`idx`]: the IDX(-gz) file format of MNIST and Fashion-MNIST, with every malformed input an
 //!   error naming the file;
-//! - [`Dataset`]: a split held in memory as raw bytes, with a subset option ([`Dataset::truncate`])
-//!   so tests train on a few hundred images;
+//! - [`Dataset`]: a split held in memory, as raw pixels (images) or normalized floats (windows of
+//!   a time series, `[channels, 1, steps]`), with a subset option ([`Dataset::truncate`]) so tests
+//!   train on a few hundred samples;
+//! - [`sensors`]: the built-in sensor sets (HAPT, BasicMotions, JapaneseVowels) as datasets:
+//!   files, windows, subject-wise split, normalization from the training split;
 //! - [`series`]: multichannel time series (sensor recordings): the UEA/UCR `.ts`, CSV, NPY and
 //!   EDF/BDF formats, windowing, per-channel normalisation, subject-wise splits and channel
 //!   selection;

@@ -14,7 +14,8 @@ pub struct Output {
     pub logits: Tensor<2>,
     /// The penultimate representation (input of the classifier), `[batch, features]`.
     pub embedding: Tensor<2>,
-    /// The output of each stage, shallow to deep, `[batch, channels, height, width]` each.
+    /// The output of each stage, shallow to deep, `[batch, channels, height, width]` each (a
+    /// student's hidden dense layers as `[batch, features, 1, 1]`).
     pub feature_maps: Vec<Tensor<4>>,
     /// Every activation a hint may be taken from, shallow to deep: for teachers the stem and
     /// each residual block's inner activation and output, for students their feature maps. The

@@ -380,16 +380,9 @@ mod tests {
             ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
         );
         assert_eq!(recs.iter().map(Recording::steps).sum::<usize>(), 1_122_772);
-        let basic: Vec<String> = [
-            "WALKING",
-            "WALKING_UPSTAIRS",
-            "WALKING_DOWNSTAIRS",
-            "SITTING",
-            "STANDING",
-            "LAYING",
-        ]
-        .map(String::from)
-        .to_vec();
+        let basic: Vec<String> = crate::data::sensors::HAPT_ACTIVITIES
+            .map(String::from)
+            .to_vec();
         let spec = WindowSpec {
             len: 128,
             stride: 64,
