@@ -501,6 +501,68 @@ impl StudentConfig {
         packed
     }
 
+    /// The index in [`StudentConfig::layers`] of each feature-map tap, shallow to deep: every
+    /// convolution (float or binary) and every hidden dense layer, as
+    /// [`crate::models::Output::feature_maps`] lists them.
+    pub fn tap_layers(&self) -> Vec<usize> {
+        let last = self.layers.len().saturating_sub(1);
+        self.layers
+            .iter()
+            .enumerate()
+            .filter(|&(i, l)| match l {
+                LayerSpec::Conv(_) | LayerSpec::BinaryConv(_) => true,
+                LayerSpec::Dense(_) => i != last,
+                _ => false,
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// An auxiliary classifier on feature map `tap`: a fresh network that reads that map and runs
+    /// new copies of the layers after it, then a dense layer of `outputs` logits in place of the
+    /// student's classifier. On the deepest tap, which has no layers of its own left, the tap's
+    /// layer is repeated once at stride 1 (so every auxiliary has at least one layer to learn).
+    ///
+    /// These are the auxiliary branches of HSAKD (Yang et al., IJCAI 2021) and L-MCL (Yang et al.,
+    /// TPAMI 2023): "copies of the remaining stages + pooling + FC". They are trained with the
+    /// student and dropped at export.
+    ///
+    /// # Errors
+    /// `tap` is not a feature map of this student, or the copied layers do not fit.
+    pub fn aux_tail(&self, tap: usize, outputs: usize) -> Result<Self, StudentConfigError> {
+        let taps = self.tap_layers();
+        let &at = taps.get(tap).ok_or_else(|| StudentConfigError::Layer {
+            index: tap,
+            kind: "tap",
+            reason: format!("the student has {} feature maps", taps.len()),
+        })?;
+        let shapes = self.shapes()?;
+        let [c, h, w] = shapes[at];
+        let classifier = self.layers.len() - 1;
+        let mut layers: Vec<LayerSpec> = self.layers[at + 1..classifier].to_vec();
+        if Some(&at) == taps.last() {
+            let mut again = self.layers[at].clone();
+            match &mut again {
+                LayerSpec::Conv(s) => s.stride = Hw::square(1),
+                LayerSpec::BinaryConv(s) => s.stride = 1,
+                _ => {}
+            }
+            layers.insert(0, again);
+        }
+        layers.push(LayerSpec::Dense(DenseSpec {
+            out: outputs,
+            activation: Activation::None,
+        }));
+        let tail = Self {
+            in_channels: c,
+            channels: None,
+            input_size: [h, w],
+            layers,
+        };
+        tail.shapes()?;
+        Ok(tail)
+    }
+
     /// Whether any layer is binary.
     pub fn is_binary(&self) -> bool {
         self.layers
@@ -985,6 +1047,30 @@ mod tests {
         let mut bad = cfg.clone();
         bad.channels = Some(vec![ChannelRef::Name("z".into()), ChannelRef::Index(0)]);
         assert!(bad.resolve_channels(&names).is_err());
+    }
+
+    #[test]
+    fn aux_tails_copy_the_remaining_layers() {
+        let cfg = StudentConfig::mcu_small();
+        assert_eq!(cfg.tap_layers(), [0, 2, 4]);
+        let first = cfg.aux_tail(0, 40).unwrap();
+        assert_eq!((first.in_channels, first.input_size), (16, [28, 28]));
+        // pool, conv 32, pool, conv 64, GAP, then a dense layer of 40.
+        assert_eq!(first.layers.len(), 6);
+        assert_eq!(first.layers[..5], cfg.layers[1..6]);
+        assert_eq!(first.num_classes(), 40);
+        // The deepest tap repeats its own layer, input channels = its output channels.
+        let last = cfg.aux_tail(2, 40).unwrap();
+        assert_eq!((last.in_channels, last.input_size), (64, [7, 7]));
+        assert_eq!(last.layers[0], cfg.layers[4]);
+        assert_eq!(last.shapes().unwrap()[0], [64, 7, 7]);
+        let dev = Device::flex();
+        let out = last
+            .init(&dev)
+            .unwrap()
+            .forward(Tensor::zeros([2, 64, 7, 7], &dev));
+        assert_eq!(out.dims(), [2, 40]);
+        assert!(cfg.aux_tail(3, 40).is_err());
     }
 
     #[test]
