@@ -181,13 +181,36 @@ fn preset_name(p: TeacherPreset) -> &'static str {
 /// # Errors
 /// A bad configuration, or a failed stage; finished stages stay on disk.
 pub fn run_takd(o: &TakdOptions) -> Result<Vec<StageReport>> {
+    run_stages(o, true)
+}
+
+/// Runs (or continues) the assistant stages alone and returns the last one's report (the
+/// teacher's own run when there are no assistants): what a student distils from next, as
+/// `tinykd bench methods` does for its TAKD row.
+///
+/// # Errors
+/// As [`run_takd`].
+pub fn run_assistants(o: &TakdOptions) -> Result<StageReport> {
+    let mut reports = run_stages(o, false)?;
+    Ok(reports.pop().unwrap_or_else(|| StageReport {
+        name: "teacher".into(),
+        dir: o.teacher.clone(),
+        teacher: o.teacher.clone(),
+        test_accuracy: f64::NAN,
+        params: 0,
+    }))
+}
+
+fn run_stages(o: &TakdOptions, with_student: bool) -> Result<Vec<StageReport>> {
     std::fs::create_dir_all(&o.out).with_context(|| o.out.display().to_string())?;
     let mut stages: Vec<(String, Option<TeacherPreset>)> = o
         .assistants
         .iter()
         .map(|&p| (format!("assistant-{}", preset_name(p)), Some(p)))
         .collect();
-    stages.push(("student".into(), None));
+    if with_student {
+        stages.push(("student".into(), None));
+    }
 
     let mut teacher = o.teacher.clone();
     let mut reports = Vec::new();

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::RunConfig;
 use crate::deploy::{run_blob_host, run_blob_qemu, QemuOptions, SampleSet};
 use crate::export::export_run;
+use crate::models::teacher::TeacherPreset;
 use crate::quant::{quantize_run, QuantizeOptions};
+use crate::takd::{run_assistants, TakdOptions};
 
 /// One row of the table: a label and the `--set` overrides that select its recipe.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +25,9 @@ pub struct BenchRow {
     pub key: String,
     /// Overrides applied on top of the distillation defaults; `None` trains the student alone.
     pub overrides: Option<Vec<String>>,
+    /// TAKD: assistants distilled in turn from the teacher (largest first), the student
+    /// distilled from the last one with the row's recipe (empty: from the teacher).
+    pub assistants: Vec<TeacherPreset>,
 }
 
 impl BenchRow {
@@ -32,6 +37,7 @@ impl BenchRow {
         Self {
             key: key.into(),
             overrides: Some(sets),
+            assistants: Vec::new(),
         }
     }
 
@@ -42,6 +48,7 @@ impl BenchRow {
         let mut rows = vec![Self {
             key: "vanilla".into(),
             overrides: None,
+            assistants: Vec::new(),
         }];
         rows.push(Self::distill("kd", "kd", &[]));
         rows.push(Self::distill("fitnet", "fitnet", &[]));
@@ -67,7 +74,23 @@ impl BenchRow {
         rows.push(Self::distill("sk", "sk", &[]));
         rows.push(Self::online("dml"));
         rows.push(Self::online("mcl"));
+        // The teacher's auxiliaries are trained once per teacher, for 2 epochs at this budget.
+        rows.push(Self::distill(
+            "hsakd",
+            "hsakd",
+            &["distill.method.aux_epochs=2"],
+        ));
+        rows.push(Self::takd(TeacherPreset::Small));
         rows
+    }
+
+    /// TAKD with one assistant of `preset`: KD teacher → assistant → student, each stage with
+    /// the run's recipe and schedule.
+    pub fn takd(preset: TeacherPreset) -> Self {
+        Self {
+            assistants: vec![preset],
+            ..Self::distill("takd", "kd", &[])
+        }
     }
 
     /// An online cohort of two (no teacher); the row reports peer 0, the run's own model.
@@ -75,6 +98,7 @@ impl BenchRow {
         Self {
             key: method.into(),
             overrides: Some(vec![format!("online.method={method}")]),
+            assistants: Vec::new(),
         }
     }
 
@@ -259,6 +283,21 @@ fn one_run(o: &MethodsBenchOptions, row: &BenchRow, seed: u64) -> Result<RunResu
         }
     };
     println!("== {} seed {seed} → {}", row.key, dir.display());
+    let mut config = config;
+    if !row.assistants.is_empty() {
+        // The assistants first, each its own stage; the row then distils from the last one.
+        let chain = TakdOptions {
+            teacher: o.teacher.clone(),
+            out: dir.join("chain"),
+            assistants: row.assistants.clone(),
+            config_text: Some(config.to_toml()),
+            overrides: Vec::new(),
+        };
+        let last = run_assistants(&chain)?;
+        if let Some(d) = &mut config.distill {
+            d.teacher = last.dir;
+        }
+    }
     reset_peak_rss();
     let float_dir = dir.join("float");
     let report = crate::train::run(config, &float_dir, false, None)?;

@@ -30,6 +30,7 @@ pub mod fitnet;
 pub mod fsp;
 pub mod functional;
 pub mod hints;
+pub mod hsakd;
 pub mod kd;
 pub mod mcl;
 pub mod nst;
@@ -88,6 +89,14 @@ pub trait Distiller: Module {
     /// Whether the method distils from a teacher (every method but the online ones).
     fn needs_teacher(&self) -> bool {
         true
+    }
+
+    /// Whether the trainer feeds the networks each batch four times, turned by 0°, 90°, 180° and
+    /// 270° ([`hsakd::rotated_views`], `4B` rows, view `k` of image `b` at row `k·B + b`), the
+    /// cross-entropy and the training accuracy reading the unrotated first `B` rows. Default
+    /// false.
+    fn rotated_views(&self) -> bool {
+        false
     }
 
     /// Called after every optimizer step, as [`crate::models::Classifier::after_step`] is on
@@ -264,6 +273,9 @@ impl DistillSpec {
                 return Err(("distill.method.beta", format!("must be finite, got {beta}")));
             }
         }
+        if let MethodConfig::Hsakd(c) = &self.method {
+            c.validate()?;
+        }
         Ok(())
     }
 
@@ -329,6 +341,11 @@ pub struct MethodContext<'a> {
     pub seed: u64,
     /// Whether the teacher's maps are hint layers (FitNets then distils at all of them).
     pub hints: bool,
+    /// The network being trained.
+    pub student_spec: &'a crate::config::ModelSpec,
+    /// HSAKD: the teacher's trained auxiliary classifiers, one per pair
+    /// ([`hsakd::prepare_teacher_aux`]); empty for every other method.
+    pub teacher_aux: &'a [crate::models::auxiliary::AuxClassifier],
 }
 
 /// Every distillation method tinykd knows, as written in a config file (`method = "at"` plus the
@@ -362,6 +379,8 @@ pub enum MethodConfig {
     Dkd(dkd::DkdConfig),
     /// Similarity-keeping KD for channel-subset students, Huang et al., IEEE TETCI.
     Sk(sk::SkConfig),
+    /// Hierarchical self-supervised augmented KD, Yang et al., IJCAI 2021.
+    Hsakd(hsakd::HsakdConfig),
 }
 
 /// `method = "kd"`: no term besides the recipe's KD.
@@ -377,8 +396,9 @@ impl Default for MethodConfig {
 
 impl MethodConfig {
     /// Every method name a config may use.
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 14] = [
         "kd", "fitnet", "at", "sp", "cc", "vid", "rkd", "pkt", "nst", "fsp", "crd", "dkd", "sk",
+        "hsakd",
     ];
 
     /// The method's config name.
@@ -397,6 +417,7 @@ impl MethodConfig {
             Self::Crd(_) => "crd",
             Self::Dkd(_) => "dkd",
             Self::Sk(_) => "sk",
+            Self::Hsakd(_) => "hsakd",
         }
     }
 
@@ -415,6 +436,7 @@ impl MethodConfig {
             Self::Fsp(c) => Some(c.beta),
             Self::Crd(c) => Some(c.beta),
             Self::Sk(c) => Some(c.beta),
+            Self::Hsakd(c) => Some(c.beta),
         }
     }
 
@@ -438,6 +460,23 @@ impl MethodConfig {
             Self::Crd(c) => Method::Crd(c.init(s, t, ctx.train_labels, ctx.seed, device)?),
             Self::Dkd(c) => Method::Dkd(c.init(s, t)?),
             Self::Sk(c) => Method::Sk(c.init(s, t)?),
+            Self::Hsakd(c) => {
+                let pairs = c.pairs(s, t)?;
+                if ctx.teacher_aux.len() != pairs.len() {
+                    return Err(format!(
+                        "HSAKD needs the teacher's {} trained auxiliaries, got {}",
+                        pairs.len(),
+                        ctx.teacher_aux.len()
+                    ));
+                }
+                Method::Hsakd(c.init(
+                    ctx.student_spec,
+                    s.classes,
+                    &pairs,
+                    ctx.teacher_aux.to_vec(),
+                    device,
+                )?)
+            }
         };
         Ok(Some(method))
     }
@@ -471,6 +510,8 @@ pub enum Method {
     Dkd(dkd::Dkd),
     /// See [`sk::Sk`].
     Sk(sk::Sk),
+    /// See [`hsakd::Hsakd`].
+    Hsakd(hsakd::Hsakd),
     /// See [`dml::Dml`] (online).
     Dml(dml::Dml),
     /// See [`mcl::Mcl`] (online).
@@ -503,6 +544,7 @@ impl Distiller for Method {
             Method::Crd(m) => m.loss(student, teacher, ctx),
             Method::Dkd(m) => m.loss(student, teacher, ctx),
             Method::Sk(m) => m.loss(student, teacher, ctx),
+            Method::Hsakd(m) => m.loss(student, teacher, ctx),
             Method::Dml(m) => m.loss(student, teacher, ctx),
             Method::Mcl(m) => m.loss(student, teacher, ctx),
         }
@@ -510,6 +552,10 @@ impl Distiller for Method {
 
     fn needs_teacher(&self) -> bool {
         !matches!(self, Method::Dml(_) | Method::Mcl(_))
+    }
+
+    fn rotated_views(&self) -> bool {
+        matches!(self, Method::Hsakd(_))
     }
 
     fn after_step(self) -> Self {
@@ -572,6 +618,10 @@ impl Distiller for Distillation {
         self.kd.is_some()
             || self.contrast.is_some()
             || self.method.as_ref().is_some_and(Distiller::needs_teacher)
+    }
+
+    fn rotated_views(&self) -> bool {
+        self.method.as_ref().is_some_and(Distiller::rotated_views)
     }
 
     fn after_step(mut self) -> Self {

@@ -1,6 +1,7 @@
 //! Teachers and students. Every model returns its feature taps through one typed contract,
 //! [`Output`], so a distillation method never reaches into a model's internals.
 
+pub mod auxiliary;
 pub mod binary;
 pub mod student;
 pub mod teacher;

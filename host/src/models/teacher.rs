@@ -158,6 +158,41 @@ impl TeacherConfig {
     }
 }
 
+impl TeacherConfig {
+    /// Fresh stages that continue the network after stage `after`: new copies of stages
+    /// `after + 1 ..`, or, after the last stage, one more stage of the last width at stride 1.
+    /// The body of an auxiliary classifier on that stage's output
+    /// ([`crate::models::auxiliary`]).
+    ///
+    /// # Panics
+    /// `after` is not a stage of this configuration.
+    pub fn remaining_stages(&self, after: usize, device: &Device) -> Vec<Stage> {
+        assert!(after < self.widths.len(), "no stage {after}");
+        let last = self.widths.len() - 1;
+        let plan: Vec<(usize, usize)> = if after == last {
+            vec![(self.widths[last], 1)]
+        } else {
+            (after + 1..=last)
+                .map(|s| (self.widths[s], self.strides[s]))
+                .collect()
+        };
+        let mut in_ch = self.widths[after];
+        plan.into_iter()
+            .map(|(out_ch, stride)| {
+                let blocks = (0..self.blocks_per_stage)
+                    .map(|b| {
+                        let block =
+                            BasicBlock::new(in_ch, out_ch, if b == 0 { stride } else { 1 }, device);
+                        in_ch = out_ch;
+                        block
+                    })
+                    .collect();
+                Stage { blocks }
+            })
+            .collect()
+    }
+}
+
 fn conv3x3(c_in: usize, c_out: usize, stride: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([c_in, c_out], [3, 3])
         .with_stride([stride, stride])
@@ -221,6 +256,16 @@ impl BasicBlock {
 #[derive(Module, Debug)]
 pub struct Stage {
     blocks: Vec<BasicBlock>,
+}
+
+impl Stage {
+    /// The stage's output.
+    ///
+    /// # Shapes
+    /// - input `[batch, c_in, h, w]`, output `[batch, c_out, h / stride, w / stride]`
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.blocks.iter().fold(x, |x, b| b.forward(x).1)
+    }
 }
 
 /// The ResNet-style teacher (see the module docs).

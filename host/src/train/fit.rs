@@ -13,6 +13,7 @@ use super::{
     EpochSummary, FitContext, FitOutcome, HookContext, TrainError, TrainSettings, Trainee,
 };
 use crate::data::derive_seed;
+use crate::distill::hsakd::rotated_views as rotated_views_of;
 use crate::distill::{Distiller, StepContext};
 use crate::eval::evaluate;
 use crate::models::Classifier;
@@ -151,6 +152,20 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
     }
     let ce_loss = ce_config.init(device);
     let steps_per_epoch = train.num_batches();
+    let rotated_views = trainee
+        .method
+        .as_ref()
+        .is_some_and(Distiller::rotated_views);
+    let [_, h, w] = train.dataset().shape();
+    if rotated_views && h != w {
+        return Err(setting(
+            "distill.method",
+            format!(
+                "the method trains on rotated views, which need square images; these samples \
+                 are {h}x{w} (a series window cannot be rotated)"
+            ),
+        ));
+    }
     let mut history = Vec::new();
 
     for epoch in start_epoch..settings.epochs {
@@ -181,8 +196,19 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
                 settings.epochs,
             );
             let b = batch.indices.len();
-            let out = trainee.model.forward_taps(batch.images.clone());
-            let ce = ce_loss.forward(out.logits.clone(), batch.targets.clone());
+            let images = if rotated_views {
+                rotated_views_of(batch.images.clone())
+            } else {
+                batch.images.clone()
+            };
+            let out = trainee.model.forward_taps(images.clone());
+            // With rotated views the unrotated images are the first `b` rows.
+            let logits = if rotated_views {
+                out.logits.clone().narrow(0, 0, b)
+            } else {
+                out.logits.clone()
+            };
+            let ce = ce_loss.forward(logits.clone(), batch.targets.clone());
             let ce_value: f32 = ce.clone().into_scalar();
             if !ce_value.is_finite() {
                 return Err(non_finite(epoch, global_step, "ce", ce_value));
@@ -192,7 +218,7 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
             if let Some(method) = &trainee.method {
                 // Online methods have no teacher; they get the student's taps (and ignore them).
                 let t_out = match teacher {
-                    Some(t) => t.taps(batch.images.clone()),
+                    Some(t) => t.taps(images.clone()),
                     None => out.clone(),
                 };
                 let sctx = StepContext {
@@ -200,7 +226,7 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
                     indices: &batch.indices,
                     epoch,
                     step: global_step,
-                    images: &batch.images,
+                    images: &images,
                 };
                 for term in method.loss(&out, &t_out, &sctx) {
                     let v: f32 = term.value.clone().into_scalar();
@@ -216,7 +242,7 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
                 return Err(non_finite(epoch, global_step, "total", total_value));
             }
 
-            let preds = out.logits.without_autodiff().argmax(1).flatten::<1>(0, 1);
+            let preds = logits.without_autodiff().argmax(1).flatten::<1>(0, 1);
             let hits: i64 = preds
                 .equal(batch.targets.without_autodiff())
                 .int()

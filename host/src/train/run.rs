@@ -24,7 +24,8 @@ use crate::config::{ConfigError, DataConfig, ModelSpec, RunConfig};
 use crate::data::sensors::{self, SensorOptions};
 use crate::data::{derive_seed, DataError, Dataset, Loader, LoaderConfig, Split};
 use crate::distill::hints::choose_hints;
-use crate::distill::{Distillation, Hints, MethodContext, TapShapes};
+use crate::distill::hsakd::prepare_teacher_aux;
+use crate::distill::{Distillation, Hints, MethodConfig, MethodContext, TapShapes};
 use crate::eval::{evaluate, EvalReport};
 use crate::models::student::Student;
 use crate::models::teacher::Teacher;
@@ -35,6 +36,9 @@ const HINT_SAMPLES: usize = 2000;
 
 /// Generator stream of the initial weights (epoch slot 0 of [`derive_seed`]).
 const STREAM_INIT: u64 = 0;
+
+/// Generator stream of HSAKD's student auxiliaries (after the teacher's were trained or loaded).
+const STREAM_HSAKD: u64 = 0x48_53_41; // "HSA"
 
 /// Why a run could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -422,12 +426,43 @@ pub fn run(
             };
             let student = TapShapes::of(&model.taps(probe()));
             let teacher = TapShapes::of(&spec.teacher_view(t.taps(probe())).map_err(invalid)?);
+            let teacher_aux = match &spec.method {
+                MethodConfig::Hsakd(c) => {
+                    if spec.hints.is_some() || !spec.ensemble.is_empty() {
+                        return Err(invalid(
+                            "HSAKD's auxiliaries hang on one teacher's stages: remove \
+                             distill.hints and distill.ensemble"
+                                .into(),
+                        )
+                        .into());
+                    }
+                    let stages: Vec<usize> = c
+                        .pairs(&student, &teacher)
+                        .map_err(invalid)?
+                        .into_iter()
+                        .map(|p| p.1)
+                        .collect();
+                    let dir = c
+                        .teacher_aux
+                        .clone()
+                        .unwrap_or_else(|| spec.teacher.join("hsakd-aux"));
+                    let heads =
+                        prepare_teacher_aux(&spec.teacher, &stages, &dir, &config, c, &plain)?;
+                    // Whether the auxiliaries were trained now or loaded, the student's own
+                    // start from the same seed.
+                    device.seed(derive_seed(config.seed, 0, STREAM_HSAKD));
+                    heads
+                }
+                _ => Vec::new(),
+            };
             let ctx = MethodContext {
                 student: &student,
                 teacher: &teacher,
                 train_labels: train_set.labels(),
                 seed: config.seed,
                 hints: spec.hint_layers().is_some(),
+                student_spec: &config.model,
+                teacher_aux: &teacher_aux,
             };
             Some(spec.init(&ctx, &device).map_err(invalid)?)
         }
