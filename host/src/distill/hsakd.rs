@@ -326,15 +326,16 @@ struct AuxRecord {
     stages: Vec<usize>,
     epochs: usize,
     train_limit: Option<usize>,
-    seed: u64,
+    optim: crate::train::OptimConfig,
+    schedule: crate::train::ScheduleConfig,
 }
 
 /// The trained auxiliaries for `stages` of the teacher run in `teacher_dir`, as inference-mode
 /// copies: trained now in `dir` with the teacher frozen (resuming an interrupted training there), or loaded when `dir`
 /// holds a finished training with the same settings.
 ///
-/// `run` is the student run's configuration: its data, optimizer, schedule and seed are used,
-/// for `aux_epochs` epochs.
+/// `run` is the student run's configuration: its data, optimizer and schedule are used, for
+/// `aux_epochs` epochs, with the teacher run's seed (so students of every seed share them).
 ///
 /// # Errors
 /// `dir` holds auxiliaries trained with other settings; training or file errors.
@@ -354,7 +355,8 @@ pub fn prepare_teacher_aux(
         stages: stages.to_vec(),
         epochs: cfg.aux_epochs,
         train_limit: run.data.train_limit,
-        seed: run.seed,
+        optim: run.optim.clone(),
+        schedule: run.schedule.clone(),
     };
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -413,7 +415,8 @@ pub fn prepare_teacher_aux(
     let train = train_loader(&train_set, &run.data);
     let test = eval_loader(&test_set, &run.data);
     let device = plain.clone().autodiff();
-    device.seed(crate::data::derive_seed(run.seed, 0, STREAM_TEACHER_AUX));
+    let seed = teacher_config.seed;
+    device.seed(crate::data::derive_seed(seed, 0, STREAM_TEACHER_AUX));
     let heads = build_heads(teacher_spec, stages, classes, &device).map_err(|reason| {
         crate::train::RunError::Run {
             dir: teacher_dir.to_path_buf(),
@@ -428,7 +431,7 @@ pub fn prepare_teacher_aux(
     let trainee = Trainee::distill(FrozenBackbone { net: teacher }, method);
     let settings = TrainSettings {
         epochs: cfg.aux_epochs,
-        seed: run.seed,
+        seed,
         optim: run.optim.clone(),
         schedule: run.schedule.clone(),
         ce_weight: 0.0,
