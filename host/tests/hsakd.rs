@@ -16,9 +16,10 @@ const SMALL: [&str; 8] = [
     "train.progress=never",
 ];
 
-fn distill(t: &str, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+/// `tinykd distill` of the default student with HSAKD (auxiliaries trained for 1 epoch).
+fn distill(t: &str, out: &std::path::Path, epochs: &str, extra: &[&str]) -> std::process::Output {
     let o = out.to_str().unwrap();
-    let mut args = vec!["distill", "--teacher", t, "--out", o, "--epochs", "1"];
+    let mut args = vec!["distill", "--teacher", t, "--out", o, "--epochs", epochs];
     args.extend(SMALL);
     args.extend([
         "--set",
@@ -38,7 +39,7 @@ fn teacher_auxiliaries_are_trained_once_and_students_distil_from_them() {
     train_tiny_teacher(t, &SMALL);
 
     let first = d.path().join("first");
-    let out = distill(t, &first, &[]);
+    let out = distill(t, &first, "1", &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -69,7 +70,7 @@ fn teacher_auxiliaries_are_trained_once_and_students_distil_from_them() {
     // A second student loads them and, with the same seed, trains to the same weights.
     let written = std::fs::metadata(&heads).unwrap().modified().unwrap();
     let second = d.path().join("second");
-    let out = distill(t, &second, &[]);
+    let out = distill(t, &second, "1", &[]);
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stdout).contains("training the teacher's"));
     assert_eq!(
@@ -91,6 +92,7 @@ fn teacher_auxiliaries_are_trained_once_and_students_distil_from_them() {
     let out = distill(
         t,
         &d.path().join("third"),
+        "1",
         &["--set", "distill.method.aux_epochs=2"],
     );
     assert!(!out.status.success());
@@ -102,6 +104,7 @@ fn teacher_auxiliaries_are_trained_once_and_students_distil_from_them() {
     let out = distill(
         t,
         &d.path().join("fourth"),
+        "1",
         &[
             "--set",
             "distill.method.aux_epochs=2",
@@ -119,4 +122,25 @@ fn teacher_auxiliaries_are_trained_once_and_students_distil_from_them() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(lines_of_kind(&other, "epoch").len(), 2);
+
+    // A student interrupted after its first epoch resumes with the teacher's auxiliaries
+    // reloaded and its own restored: the second epoch is the uninterrupted one's exactly.
+    let whole = d.path().join("whole");
+    let out = distill(t, &whole, "2", &[]);
+    assert!(out.status.success());
+    let last = lines_of_kind(&whole, "epoch")[1].clone();
+    std::fs::remove_dir_all(whole.join("checkpoints/epoch-0002")).unwrap();
+    ok(&["distill", "--resume", whole.to_str().unwrap()]);
+    let resumed = lines_of_kind(&whole, "epoch");
+    let again = resumed.last().unwrap();
+    assert_eq!(resumed.len(), 3, "{resumed:?}");
+    for key in [
+        "loss",
+        "hsakd_aux",
+        "hsakd_final",
+        "test_accuracy",
+        "test_loss",
+    ] {
+        assert_eq!(last[key], again[key], "{key}: {last} vs {again}");
+    }
 }
