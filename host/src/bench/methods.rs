@@ -67,6 +67,7 @@ impl BenchRow {
         rows.push(Self::distill("sk", "sk", &[]));
         rows.push(Self::online("dml"));
         rows.push(Self::online("mcl"));
+        rows.push(Self::online("lmcl"));
         rows
     }
 
