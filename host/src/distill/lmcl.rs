@@ -1013,6 +1013,91 @@ mod tests {
         );
     }
 
+    /// `Σ_params ⟨a, b⟩` of two gradients of one module.
+    struct Dot<'a> {
+        a: &'a GradientsParams,
+        b: &'a GradientsParams,
+        total: f64,
+    }
+
+    impl ModuleVisitor for Dot<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let (Some(x), Some(y)) = (self.a.get::<D>(param.id), self.b.get::<D>(param.id)) {
+                let s: f32 = (x * y).sum().into_scalar();
+                self.total += f64::from(s);
+            }
+        }
+    }
+
+    #[test]
+    fn the_finite_difference_is_the_autodiff_directional_derivative() {
+        // What the meta step estimates by central differences, ⟨v, ∇ℓ(θ)⟩ with the soft targets
+        // held, against the same product from autodiff (v: the stages' CE gradient).
+        let dev = Device::flex().autodiff();
+        let (model, lmcl) = cohort(LmclMeta::FirstOrder, &dev);
+        let images = Tensor::<4>::random([6, 1, 8, 8], burn::tensor::Distribution::Default, &dev);
+        let labels =
+            Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 0, 1, 2], [6]), &dev);
+        let taps = lmcl.settings.taps.clone();
+        let theta = Lookahead {
+            model: Module::valid(&model).train(),
+            cohort: Module::valid(&lmcl.cohort).train(),
+        };
+        let total = |rows: Vec<MclRows>| {
+            rows.iter()
+                .map(|r| lmcl.combined(r).sum())
+                .reduce(|a, b| a + b)
+                .unwrap()
+        };
+        let stages = theta.stages(&images, &taps);
+        let projected = theta.cohort.project(&stages);
+        let held: Vec<Vec<Tensor<2>>> = projected
+            .iter()
+            .map(|n| n.iter().map(|p| p.clone().detach()).collect())
+            .collect();
+        let g = GradientsParams::from_grads(
+            total(lmcl.pair_rows(&projected, None, &labels)).backward(),
+            &theta,
+        );
+        let ce = CrossEntropyLossConfig::new().init(&dev);
+        let outer = theta
+            .stages(&images, &taps)
+            .iter()
+            .flatten()
+            .map(|s| ce.forward(s.logits.clone(), labels.clone()))
+            .reduce(|a, b| a + b)
+            .unwrap();
+        let v = GradientsParams::from_grads(outer.backward(), &theta);
+        let mut dot = Dot {
+            a: &g,
+            b: &v,
+            total: 0.0,
+        };
+        theta.visit(&mut dot);
+        let mut norm = SquaredNorm {
+            grads: &v,
+            total: 0.0,
+        };
+        theta.visit(&mut norm);
+        let eps = 0.01 / norm.total.sqrt();
+        let at = |scale: f64| -> f64 {
+            let shifted = theta.clone().map(&mut Shift {
+                grads: &v,
+                scale: scale as f32,
+            });
+            let stages = shifted.stages(&images, &taps);
+            let projected = shifted.cohort.project(&stages);
+            let t: f32 = total(lmcl.pair_rows(&projected, Some(&held), &labels)).into_scalar();
+            f64::from(t)
+        };
+        let fd = (at(eps) - at(-eps)) / (2.0 * eps);
+        assert!(
+            (fd - dot.total).abs() < 0.01 * dot.total.abs().max(1e-3),
+            "finite difference {fd} vs autodiff {}",
+            dot.total
+        );
+    }
+
     #[test]
     fn uniform_has_no_weighting_network_and_bad_settings_name_their_key() {
         let dev = Device::flex();
