@@ -1032,8 +1032,19 @@ mod tests {
     #[test]
     fn the_finite_difference_is_the_autodiff_directional_derivative() {
         // What the meta step estimates by central differences, ⟨v, ∇ℓ(θ)⟩ with the soft targets
-        // held, against the same product from autodiff (v: the stages' CE gradient).
+        // held, against the same product from autodiff (v: the stages' CE gradient), on five
+        // random tiny cohorts. At ε‖v‖ = 1e-3 they agree within 0.03–6 % (ReLU and max-pool
+        // kinks); at the default 1e-2 within 1–25 %, at 1e-4 float32 rounding dominates.
+        for seed in 0..5 {
+            let err = finite_difference_error(seed, 1e-3);
+            assert!(err < 0.1, "seed {seed}: relative error {err}");
+        }
+    }
+
+    /// `|FD − autodiff| / |autodiff|` of the directional derivative on a random tiny cohort.
+    fn finite_difference_error(seed: u64, relative_eps: f64) -> f64 {
         let dev = Device::flex().autodiff();
+        dev.seed(seed);
         let (model, lmcl) = cohort(LmclMeta::FirstOrder, &dev);
         let images = Tensor::<4>::random([6, 1, 8, 8], burn::tensor::Distribution::Default, &dev);
         let labels =
@@ -1079,7 +1090,7 @@ mod tests {
             total: 0.0,
         };
         theta.visit(&mut norm);
-        let eps = 0.01 / norm.total.sqrt();
+        let eps = relative_eps / norm.total.sqrt();
         let at = |scale: f64| -> f64 {
             let shifted = theta.clone().map(&mut Shift {
                 grads: &v,
@@ -1091,11 +1102,7 @@ mod tests {
             f64::from(t)
         };
         let fd = (at(eps) - at(-eps)) / (2.0 * eps);
-        assert!(
-            (fd - dot.total).abs() < 0.01 * dot.total.abs().max(1e-3),
-            "finite difference {fd} vs autodiff {}",
-            dot.total
-        );
+        (fd - dot.total).abs() / dot.total.abs().max(1e-6)
     }
 
     #[test]
