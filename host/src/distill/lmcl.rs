@@ -34,7 +34,9 @@
 //!    with the weights detached; `θ' = θ − η ∇L_in` (plain SGD, η = the run's learning rate);
 //! 2. `v = ∇_θ' Σ_n Σ_s CE(z_ns(θ'))`;
 //! 3. `∂CE(θ')/∂w_pb = −η ⟨v, ∇ℓ_pb(θ)⟩ ≈ −η (ℓ_pb(θ + εv) − ℓ_pb(θ − εv)) / 2ε` with
-//!    `ε = meta_epsilon / ‖v‖`, the soft terms' targets held at `θ` (they are detached in `L_in`);
+//!    `ε = meta_epsilon / ‖v‖`, the soft terms' targets held at `θ` (they are detached in `L_in`;
+//!    on tiny random cohorts within 1–25 % of autodiff's value at `ε‖v‖` = 0.01, 0.03–6 % at
+//!    0.001: the ReLU and max-pool kinks, not rounding, make the error);
 //! 4. the weighting network takes one SGD step (learning rate η, weight decay `meta_weight_decay`)
 //!    on `Σ_p Σ_b w_pb(φ) · c_pb` with those `c_pb`: its gradient is the hyper-gradient.
 //!
