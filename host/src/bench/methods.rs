@@ -74,6 +74,7 @@ impl BenchRow {
         rows.push(Self::distill("sk", "sk", &[]));
         rows.push(Self::online("dml"));
         rows.push(Self::online("mcl"));
+        rows.push(Self::online("lmcl"));
         // The teacher's auxiliaries are trained once per teacher, for 2 epochs at this budget.
         rows.push(Self::distill(
             "hsakd",

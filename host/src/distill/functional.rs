@@ -70,6 +70,19 @@ pub fn softened_kl(student: Tensor<2>, teacher: Tensor<2>, temperature: f32) -> 
     kl_batchmean(log_p, log_q) * (temperature * temperature)
 }
 
+/// The per-sample terms of [`softened_kl`] before its batch mean:
+/// `T² · Σ_c softmax(t/T) (log softmax(t/T) − log softmax(s/T))`, one per row (what L-MCL weights
+/// sample by sample).
+///
+/// # Shapes
+/// - `student`, `teacher`: `[batch, classes]`
+/// - output: `[batch, 1]`
+pub fn softened_kl_rows(student: Tensor<2>, teacher: Tensor<2>, temperature: f32) -> Tensor<2> {
+    let log_q = log_softmax(student / temperature, 1);
+    let log_p = log_softmax(teacher / temperature, 1);
+    (log_p.clone().exp() * (log_p - log_q)).sum_dim(1) * (temperature * temperature)
+}
+
 /// Pairwise Euclidean distances with a zero diagonal, RKD's `pdist`:
 /// `sqrt(max(‖a‖² + ‖b‖² − 2ab, 1e-12))` off the diagonal.
 ///

@@ -5,7 +5,7 @@
 //! Golden vectors: `tests/golden/losses/mcl.json`, winycg/MCL `losses/cifar_sup_mcl_loss.py`
 //! (`SupMCL`). [`Mcl`] trains a cohort with them (`[online] method = "mcl"`): the run's model is
 //! peer 0, the other peers and every network's projection head are the method's modules. The
-//! layer-wise L-MCL extension (auxiliary branches, meta-learned weights) is not implemented.
+//! layer-wise extension, L-MCL, is [`super::lmcl`]; it weights [`mcl_pair_rows`] per sample.
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
@@ -13,7 +13,7 @@ use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 use super::dml::peers_ce;
-use super::functional::{l2_normalize_unguarded, softened_kl};
+use super::functional::{l2_normalize_unguarded, softened_kl, softened_kl_rows};
 use super::{Distiller, LossTerm, StepContext};
 use crate::models::student::Student;
 use crate::models::{Classifier, Output};
@@ -41,12 +41,96 @@ fn supervised_contrast(
     positives: Tensor<2>,
     off_diagonal: Tensor<2>,
 ) -> Tensor<1> {
+    let (per_anchor, has) = supervised_contrast_anchors(logits, positives, off_diagonal);
+    ((per_anchor * has.clone()).sum() / has.sum().clamp_min(1.0)).neg()
+}
+
+/// The per-anchor parts of [`supervised_contrast`]: each anchor's mean log-probability of its
+/// positives (`[batch, 1]`, 0 without positives) and whether it has any (`[batch, 1]`, 0 or 1).
+fn supervised_contrast_anchors(
+    logits: Tensor<2>,
+    positives: Tensor<2>,
+    off_diagonal: Tensor<2>,
+) -> (Tensor<2>, Tensor<2>) {
     let denom = (logits.clone().exp() * off_diagonal).sum_dim(1).log();
     let log_prob = logits - denom;
     let count = positives.clone().sum_dim(1);
     let has = count.clone().greater_elem(0.0).float();
     let per_anchor = (positives * log_prob).sum_dim(1) / count.clamp_min(1.0);
-    ((per_anchor * has.clone()).sum() / has.sum().clamp_min(1.0)).neg()
+    (per_anchor, has)
+}
+
+/// The positive mask (same class, diagonal excluded) and the off-diagonal mask of a batch.
+fn contrast_masks(labels: Tensor<1, Int>, device: &Device) -> (Tensor<2>, Tensor<2>) {
+    let [b] = labels.dims();
+    let labels = labels.to_device(device);
+    let same = labels
+        .clone()
+        .reshape([b, 1])
+        .equal(labels.reshape([1, b]))
+        .float();
+    let eye = Tensor::<2>::eye(b, device);
+    (same - eye.clone(), eye.neg() + 1.0)
+}
+
+/// The four MCL terms of one pair of embeddings `a`, `b` (L-MCL's `SupMCL`), per anchor: each
+/// `[batch, 1]`, scaled so that the term is `Σ_b w_b · row_b` for per-anchor weights `w` (all
+/// ones: the unweighted loss of the pair). Each term covers both directions (ICL: `a→b` and
+/// `b→a`; VCL: within `a` and within `b`; the soft terms: each side towards the other).
+#[derive(Debug, Clone)]
+pub struct MclRows {
+    /// Vanilla contrastive loss.
+    pub vcl: Tensor<2>,
+    /// Soft vanilla contrastive loss.
+    pub soft_vcl: Tensor<2>,
+    /// Interactive contrastive loss.
+    pub icl: Tensor<2>,
+    /// Soft interactive contrastive loss.
+    pub soft_icl: Tensor<2>,
+}
+
+/// [`MclRows`] of the raw projection-head outputs `a`, `b` (L2-normalised here).
+///
+/// The soft terms' targets are the other side's similarity rows, detached; `soft_targets`
+/// computes them from other embeddings instead (L-MCL's meta step evaluates the loss at perturbed
+/// weights against targets held at the unperturbed ones). As in [`mcl_losses`], an anchor without
+/// a positive is left out of the contrastive means.
+///
+/// # Shapes
+/// - `a`, `b` (and `soft_targets`): `[batch, dim]`; `labels`: `[batch]`
+pub fn mcl_pair_rows(
+    a: Tensor<2>,
+    b: Tensor<2>,
+    soft_targets: Option<(Tensor<2>, Tensor<2>)>,
+    labels: Tensor<1, Int>,
+    tau: f32,
+    kd_temperature: f32,
+) -> MclRows {
+    let device = a.device();
+    let [batch, _] = a.dims();
+    let (positives, off_diagonal) = contrast_masks(labels, &device);
+    let sim = |x: &Tensor<2>, y: &Tensor<2>| x.clone().matmul(y.clone().transpose()) / tau;
+    let (a, b) = (l2_normalize_unguarded(a, 1), l2_normalize_unguarded(b, 1));
+    let (ta, tb) = match soft_targets {
+        Some((ta, tb)) => (l2_normalize_unguarded(ta, 1), l2_normalize_unguarded(tb, 1)),
+        None => (a.clone(), b.clone()),
+    };
+    let (ta, tb) = (ta.detach(), tb.detach());
+    let contrast = |logits: Tensor<2>| {
+        let (per_anchor, has) =
+            supervised_contrast_anchors(logits, positives.clone(), off_diagonal.clone());
+        let anchors = has.clone().sum().clamp_min(1.0).unsqueeze_dim::<2>(1);
+        (per_anchor * has).neg() / anchors
+    };
+    let soft = |s: Tensor<2>, t: Tensor<2>| softened_kl_rows(s, t, kd_temperature) / batch as f32;
+    let (ab, ba) = (sim(&a, &b), sim(&b, &a));
+    let (aa, bb) = (sim(&a, &a), sim(&b, &b));
+    MclRows {
+        soft_icl: soft(ab.clone(), sim(&tb, &ta)) + soft(ba.clone(), sim(&ta, &tb)),
+        icl: contrast(ab) + contrast(ba),
+        soft_vcl: soft(aa.clone(), sim(&tb, &tb)) + soft(bb.clone(), sim(&ta, &ta)),
+        vcl: contrast(aa) + contrast(bb),
+    }
 }
 
 /// The MCL terms for the raw projection-head outputs of every network (L2-normalised here, as the
@@ -68,16 +152,7 @@ pub fn mcl_losses(
         .map(|e| l2_normalize_unguarded(e.clone(), 1))
         .collect();
     let device = v.first().map(|t| t.device()).unwrap_or_default();
-    let [b] = labels.dims();
-    let labels = labels.to_device(&device);
-    let same = labels
-        .clone()
-        .reshape([b, 1])
-        .equal(labels.reshape([1, b]))
-        .float();
-    let eye = Tensor::<2>::eye(b, &device);
-    let positives = same - eye.clone();
-    let off_diagonal = eye.neg() + 1.0;
+    let (positives, off_diagonal) = contrast_masks(labels, &device);
     let zero = || Tensor::<1>::zeros([1], &device);
     let sim = |a: &Tensor<2>, c: &Tensor<2>| a.clone().matmul(c.clone().transpose()) / tau;
 

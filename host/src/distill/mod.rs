@@ -32,6 +32,7 @@ pub mod functional;
 pub mod hints;
 pub mod hsakd;
 pub mod kd;
+pub mod lmcl;
 pub mod mcl;
 pub mod nst;
 pub mod online;
@@ -103,6 +104,21 @@ pub trait Distiller: Module {
     /// the model: online methods pass it on to their peers (binary peers clip their latent
     /// weights). Default: nothing.
     fn after_step(self) -> Self
+    where
+        Self: Sized,
+    {
+        self
+    }
+
+    /// Called after every optimizer step (after [`Distiller::after_step`]) with the updated
+    /// run model, the step's batch and learning rate: methods with an optimisation of their own
+    /// besides the loss's gradient step run it here (L-MCL's meta step). Default: nothing.
+    fn meta_step<M: crate::models::Classifier + burn::module::ModuleDisplay>(
+        self,
+        _model: &M,
+        _ctx: &StepContext,
+        _lr: f64,
+    ) -> Self
     where
         Self: Sized,
     {
@@ -516,6 +532,8 @@ pub enum Method {
     Dml(dml::Dml),
     /// See [`mcl::Mcl`] (online).
     Mcl(mcl::Mcl),
+    /// See [`lmcl::Lmcl`] (online).
+    Lmcl(lmcl::Lmcl),
 }
 
 impl Method {
@@ -524,6 +542,7 @@ impl Method {
         match self {
             Method::Dml(m) => &m.peers,
             Method::Mcl(m) => &m.peers,
+            Method::Lmcl(m) => &m.cohort.peers,
             _ => &[],
         }
     }
@@ -547,11 +566,12 @@ impl Distiller for Method {
             Method::Hsakd(m) => m.loss(student, teacher, ctx),
             Method::Dml(m) => m.loss(student, teacher, ctx),
             Method::Mcl(m) => m.loss(student, teacher, ctx),
+            Method::Lmcl(m) => m.loss(student, teacher, ctx),
         }
     }
 
     fn needs_teacher(&self) -> bool {
-        !matches!(self, Method::Dml(_) | Method::Mcl(_))
+        !matches!(self, Method::Dml(_) | Method::Mcl(_) | Method::Lmcl(_))
     }
 
     fn rotated_views(&self) -> bool {
@@ -572,6 +592,22 @@ impl Distiller for Method {
                 m.peers = step(m.peers);
                 Method::Mcl(m)
             }
+            Method::Lmcl(mut m) => {
+                m.cohort.peers = step(m.cohort.peers);
+                Method::Lmcl(m)
+            }
+            other => other,
+        }
+    }
+
+    fn meta_step<M: crate::models::Classifier + burn::module::ModuleDisplay>(
+        self,
+        model: &M,
+        ctx: &StepContext,
+        lr: f64,
+    ) -> Self {
+        match self {
+            Method::Lmcl(m) => Method::Lmcl(m.meta_step(model, ctx, lr)),
             other => other,
         }
     }
@@ -626,6 +662,16 @@ impl Distiller for Distillation {
 
     fn after_step(mut self) -> Self {
         self.method = self.method.map(Distiller::after_step);
+        self
+    }
+
+    fn meta_step<M: crate::models::Classifier + burn::module::ModuleDisplay>(
+        mut self,
+        model: &M,
+        ctx: &StepContext,
+        lr: f64,
+    ) -> Self {
+        self.method = self.method.map(|m| m.meta_step(model, ctx, lr));
         self
     }
 }

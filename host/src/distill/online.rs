@@ -7,6 +7,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::dml::{Dml, DmlConfig};
+use super::lmcl::{Lmcl, LmclConfig};
 use super::mcl::{Mcl, MclConfig};
 use super::Method;
 use crate::models::student::Student;
@@ -19,6 +20,8 @@ pub enum OnlineConfig {
     Dml(DmlConfig),
     /// Mutual contrastive learning, Yang et al., AAAI 2022.
     Mcl(MclConfig),
+    /// Layer-wise mutual contrastive learning, Yang et al., TPAMI 2023.
+    Lmcl(LmclConfig),
 }
 
 impl OnlineConfig {
@@ -27,6 +30,7 @@ impl OnlineConfig {
         match self {
             Self::Dml(_) => "dml",
             Self::Mcl(_) => "mcl",
+            Self::Lmcl(_) => "lmcl",
         }
     }
 
@@ -35,6 +39,7 @@ impl OnlineConfig {
         match self {
             Self::Dml(c) => c.peers,
             Self::Mcl(c) => c.peers,
+            Self::Lmcl(c) => c.peers,
         }
     }
 
@@ -62,6 +67,7 @@ impl OnlineConfig {
             Self::Mcl(c) if c.feat_dim == 0 => {
                 Err(("online.feat_dim", "must be at least 1".into()))
             }
+            Self::Lmcl(c) => c.validate(),
             _ => Ok(()),
         }
     }
@@ -83,6 +89,7 @@ impl OnlineConfig {
         Ok(match self {
             Self::Dml(c) => Method::Dml(Dml::new(peers, c)),
             Self::Mcl(c) => Method::Mcl(Mcl::new(peers, embedding, c, device)),
+            Self::Lmcl(c) => Method::Lmcl(Lmcl::new(peers, c, device)?),
         })
     }
 }

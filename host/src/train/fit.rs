@@ -244,7 +244,7 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
 
             let preds = logits.without_autodiff().argmax(1).flatten::<1>(0, 1);
             let hits: i64 = preds
-                .equal(batch.targets.without_autodiff())
+                .equal(batch.targets.clone().without_autodiff())
                 .int()
                 .sum()
                 .into_scalar();
@@ -253,6 +253,16 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
             trainee = optim.step(lr, trainee, grads);
             trainee.model = trainee.model.after_step();
             trainee.method = trainee.method.map(Distiller::after_step);
+            if let Some(method) = trainee.method.take() {
+                let sctx = StepContext {
+                    targets: &batch.targets,
+                    indices: &batch.indices,
+                    epoch,
+                    step: global_step,
+                    images: &batch.images,
+                };
+                trainee.method = Some(method.meta_step(&trainee.model, &sctx, lr));
+            }
             global_step += 1;
 
             loss_sum += f64::from(total_value) * b as f64;
