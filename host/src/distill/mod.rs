@@ -31,6 +31,7 @@ pub mod fsp;
 pub mod functional;
 pub mod hints;
 pub mod kd;
+pub mod kf;
 pub mod mcl;
 pub mod nst;
 pub mod online;

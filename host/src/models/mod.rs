@@ -2,6 +2,7 @@
 //! [`Output`], so a distillation method never reaches into a model's internals.
 
 pub mod binary;
+pub mod factors;
 pub mod student;
 pub mod teacher;
 
