@@ -535,7 +535,7 @@ pub fn split(
     let common = layout.common.len();
     let (offsets, _) = layout.logit_offsets();
     let mut factors = Vec::with_capacity(n);
-    for t in 0..n {
+    for (t, &offset) in offsets.iter().enumerate() {
         let mut f = layout
             .factor_config(t)
             .init(device)
@@ -552,10 +552,10 @@ pub fn split(
                     let per = features / n;
                     let outs = layout.tasks[t].outputs();
                     dst.linear.weight =
-                        param(w.slice([t * per..(t + 1) * per, offsets[t]..offsets[t] + outs]));
+                        param(w.slice([t * per..(t + 1) * per, offset..offset + outs]));
                     if let Some(b) = &s.linear.bias {
                         dst.linear.bias =
-                            Some(param(b.val().to_device(device).narrow(0, offsets[t], outs)));
+                            Some(param(b.val().to_device(device).narrow(0, offset, outs)));
                     }
                 }
             } else if let (StudentLayer::Conv(dst), StudentLayer::Conv(s)) = (&mut *layer, src) {
