@@ -558,19 +558,13 @@ impl RunConfig {
                         ),
                     ));
                 }
-                // A factor or assembled network of a factorization outputs its tasks' logits.
-                let (outputs, what) = match &self.kf {
-                    Some(kf) => (
-                        kf.tasks.iter().map(|t| t.outputs()).sum(),
-                        "task logits ([kf] tasks: their classes plus \"other\" each)",
-                    ),
-                    None => (classes, "classes"),
-                };
-                if s.num_classes() != outputs {
+                // A factorization derives its network from `[kf]` (`tinykd factorize` writes
+                // `model` itself), and its factor and assembled networks output task logits.
+                if self.kf.is_none() && s.num_classes() != classes {
                     return Err(invalid(
                         "model.layers",
                         format!(
-                            "the last dense layer has {} outputs for {outputs} {what}",
+                            "the last dense layer has {} outputs for {classes} classes",
                             s.num_classes()
                         ),
                     ));

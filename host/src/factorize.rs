@@ -235,10 +235,13 @@ pub fn factorize(
         };
         let inference = factor.valid();
         let acc = task_accuracies(&one, &test, &plain, |x| inference.forward(x));
-        reports.push((dir, acc.into_iter().next().unwrap_or(TaskAccuracy {
-            task: task.name.clone(),
-            accuracy: 0.0,
-        })));
+        reports.push((
+            dir,
+            acc.into_iter().next().unwrap_or(TaskAccuracy {
+                task: task.name.clone(),
+                accuracy: 0.0,
+            }),
+        ));
     }
     let teacher_acc = task_accuracies(&layout, &test, &plain, |x| {
         teacher_task_logits(&layout, teacher.taps(x).logits, 1.0)
@@ -260,12 +263,10 @@ pub fn factorize(
 }
 
 fn save(net: &Student, path: &Path, dir: &Path) -> Result<(), RunError> {
-    net.clone()
-        .save_file(path)
-        .map_err(|e| RunError::Run {
-            dir: dir.to_path_buf(),
-            reason: format!("cannot save {}: {e}", path.display()),
-        })
+    net.clone().save_file(path).map_err(|e| RunError::Run {
+        dir: dir.to_path_buf(),
+        reason: format!("cannot save {}: {e}", path.display()),
+    })
 }
 
 /// Assembles the factors `tasks` (names, in the order their logits will have) of the
@@ -299,7 +300,9 @@ pub fn assemble_run(
             });
         };
         let (_, one) = kf_of(&c)?;
-        if one.common != all.common || one.task_layers != all.task_layers || one.tasks != [task.clone()]
+        if one.common != all.common
+            || one.task_layers != all.task_layers
+            || one.tasks != [task.clone()]
         {
             return Err(RunError::Run {
                 dir,

@@ -112,11 +112,15 @@ pub fn quantize_run(
         let simulated = student.clone().with_quant(Some(quant.clone()));
         let test = eval_loader(&test_set, &config.data);
         // A factorization's networks output task logits: their accuracy is the tasks' mean.
-        let accuracy = match crate::factorize::mean_task_accuracy(&config, &simulated, &test, &device)
-        {
-            Some(a) => a,
-            None => RunModel::Student(simulated).evaluate(&test, &device).accuracy,
-        };
+        let accuracy =
+            match crate::factorize::mean_task_accuracy(&config, &simulated, &test, &device) {
+                Some(a) => a,
+                None => {
+                    RunModel::Student(simulated)
+                        .evaluate(&test, &device)
+                        .accuracy
+                }
+            };
         std::fs::write(out.join("config.toml"), config.to_toml()).map_err(io(out))?;
         std::fs::copy(&weights, out.join("model.bpk")).map_err(io(&weights))?;
         write_quant(&quant_path, &quant)?;
