@@ -122,6 +122,11 @@ fn factorize_resume_assemble_export_run() {
     let of = |name: &str| factors.iter().find(|f| f.0 == name).unwrap().1.clone();
     assert_eq!(tasks[0], ("footwear".to_string(), of("footwear")));
     assert_eq!(tasks[1], ("tops".to_string(), of("tops")));
+    // `tinykd eval` reports the same per-task accuracies.
+    assert_eq!(
+        printed(&ok(&["eval", &asm, "--limit", "100"]), "task "),
+        tasks
+    );
 
     // Quantize (no fine-tuning), export, and run the blob on the device runtime.
     let q = path("asm-q");
