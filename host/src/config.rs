@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::DeviceKind;
 use crate::data::{Augmentation, DatasetKind, Normalization};
+pub use crate::distill::kf::KfConfig;
 pub use crate::distill::online::OnlineConfig;
 pub use crate::distill::DistillSpec;
 use crate::models::student::StudentConfig;
@@ -62,6 +63,10 @@ pub struct RunConfig {
     /// Present for online runs (a cohort of students trained together, no teacher).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online: Option<OnlineConfig>,
+    /// Present for knowledge-factorization runs (`tinykd factorize`) and the factor and assembled
+    /// networks they write: the tasks, the factors' layers and the IMB objective.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kf: Option<KfConfig>,
 }
 
 impl Default for RunConfig {
@@ -363,6 +368,7 @@ impl RunConfig {
             train: TrainConfig::default(),
             distill: None,
             online: None,
+            kf: None,
         }
     }
 
@@ -552,7 +558,9 @@ impl RunConfig {
                         ),
                     ));
                 }
-                if s.num_classes() != classes {
+                // A factorization derives its network from `[kf]` (`tinykd factorize` writes
+                // `model` itself), and its factor and assembled networks output task logits.
+                if self.kf.is_none() && s.num_classes() != classes {
                     return Err(invalid(
                         "model.layers",
                         format!(
@@ -627,6 +635,19 @@ impl RunConfig {
             }
             on.validate()
                 .map_err(|(key, reason)| invalid(key, &reason))?;
+        }
+        if let Some(kf) = &self.kf {
+            kf.validate()
+                .map_err(|(key, reason)| invalid(&key, reason))?;
+            kf.layout(self.data.sample_shape())
+                .validate(self.data.dataset.classes())
+                .map_err(|e| match e {
+                    crate::models::factors::FactorError::Tasks { key, reason }
+                    | crate::models::factors::FactorError::Layers { key, reason } => {
+                        invalid(&key, reason)
+                    }
+                    other => invalid("kf", other.to_string()),
+                })?;
         }
         Ok(())
     }

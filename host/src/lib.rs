@@ -19,6 +19,7 @@ pub mod deploy;
 pub mod distill;
 pub mod eval;
 pub mod export;
+pub mod factorize;
 pub mod models;
 pub mod quant;
 pub mod quickstart;

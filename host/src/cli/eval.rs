@@ -65,6 +65,13 @@ impl EvalArgs {
             SplitChoice::Test => Split::Test,
             SplitChoice::Train => Split::Train,
         };
+        if self.mode == EvalMode::Blob && config.kf.is_some() {
+            return Err(CliError::Usage(
+                "a factorization network outputs task logits: evaluate its blob's host twin \
+                 with `--mode fake-quant` (the device matches it, host/tests/kf.rs)"
+                    .into(),
+            ));
+        }
         if self.mode == EvalMode::Blob {
             return self.eval_blob(&config, split, &device);
         }
@@ -83,6 +90,25 @@ impl EvalArgs {
         let mut set = crate::train::run::load_split(&config.data, split)?;
         if let Some(n) = self.limit {
             set.truncate(n);
+        }
+        if let (Some(kf), crate::train::RunModel::Student(net)) = (&config.kf, &model) {
+            // A factor or assembled network outputs task logits: one accuracy per task.
+            let layout = kf.layout(config.data.sample_shape());
+            let inference = burn::module::Module::valid(net);
+            let tasks = crate::factorize::task_accuracies(
+                &layout,
+                &eval_loader(&set, &config.data),
+                &device,
+                |x| crate::models::Classifier::forward(&inference, x),
+            );
+            if self.json {
+                println!("{}", serde_json::json!({ "tasks": tasks }));
+            } else {
+                for t in &tasks {
+                    println!("task {}: test accuracy {:.2}%", t.task, 100.0 * t.accuracy);
+                }
+            }
+            return Ok(());
         }
         let report = model.evaluate(&eval_loader(&set, &config.data), &device);
         if self.json {

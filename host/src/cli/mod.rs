@@ -7,10 +7,12 @@
 //! `impl FooArgs { pub fn run(self) -> Result<(), CliError> }`, a `mod foo;` line, and one variant
 //! plus one match arm in [`Command`].
 
+pub mod assemble;
 pub mod bench;
 pub mod distill;
 pub mod eval;
 pub mod export;
+pub mod factorize;
 pub mod hints;
 pub mod quantize;
 pub mod quickstart;
@@ -58,6 +60,10 @@ pub enum Command {
     Hints(hints::HintsArgs),
     /// Benchmarks that train many runs and write a Markdown table (`bench methods`).
     Bench(bench::BenchArgs),
+    /// Split a trained teacher into factor networks (Knowledge Factorization, ECCV 2022).
+    Factorize(factorize::FactorizeArgs),
+    /// Assemble any subset of factor networks into one student, without training.
+    Assemble(assemble::AssembleArgs),
 }
 
 impl Command {
@@ -77,6 +83,8 @@ impl Command {
             Command::Takd(a) => a.run(),
             Command::Hints(a) => a.run(),
             Command::Bench(a) => a.run(),
+            Command::Factorize(a) => a.run(),
+            Command::Assemble(a) => a.run(),
         }
     }
 }

@@ -32,6 +32,7 @@ pub mod functional;
 pub mod hints;
 pub mod hsakd;
 pub mod kd;
+pub mod kf;
 pub mod lmcl;
 pub mod mcl;
 pub mod nst;

@@ -3,6 +3,7 @@
 
 pub mod auxiliary;
 pub mod binary;
+pub mod factors;
 pub mod student;
 pub mod teacher;
 

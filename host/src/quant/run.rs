@@ -80,6 +80,14 @@ pub fn quantize_run(
             reason: "only students are quantized (this run trained a teacher)".into(),
         });
     }
+    if config.kf.is_some() && options.qat_epochs > 0 {
+        return Err(RunError::Run {
+            dir: student_run.to_path_buf(),
+            reason: "a factor or assembled network is quantized without fine-tuning: use \
+                     --qat-epochs 0 (QAT would retrain it on the dataset's classes)"
+                .into(),
+        });
+    }
     let weights = student_run.join("model.bpk");
     if !resume && !weights.is_file() {
         return Err(RunError::Run {
@@ -102,8 +110,17 @@ pub fn quantize_run(
         let train = train_loader(&train_set, &config.data);
         let quant = calibrate_on(&student, &train, options.calibration_batches, &device);
         let simulated = student.clone().with_quant(Some(quant.clone()));
-        let report =
-            RunModel::Student(simulated).evaluate(&eval_loader(&test_set, &config.data), &device);
+        let test = eval_loader(&test_set, &config.data);
+        // A factorization's networks output task logits: their accuracy is the tasks' mean.
+        let accuracy =
+            match crate::factorize::mean_task_accuracy(&config, &simulated, &test, &device) {
+                Some(a) => a,
+                None => {
+                    RunModel::Student(simulated)
+                        .evaluate(&test, &device)
+                        .accuracy
+                }
+            };
         std::fs::write(out.join("config.toml"), config.to_toml()).map_err(io(out))?;
         std::fs::copy(&weights, out.join("model.bpk")).map_err(io(&weights))?;
         write_quant(&quant_path, &quant)?;
@@ -111,7 +128,7 @@ pub fn quantize_run(
             run_dir: out.to_path_buf(),
             quant,
             training: None,
-            simulated_accuracy: report.accuracy,
+            simulated_accuracy: accuracy,
         });
     }
 
