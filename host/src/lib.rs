@@ -22,5 +22,6 @@ pub mod export;
 pub mod models;
 pub mod quant;
 pub mod quickstart;
+pub mod synth;
 pub mod takd;
 pub mod train;

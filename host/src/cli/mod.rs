@@ -11,6 +11,7 @@ pub mod bench;
 pub mod distill;
 pub mod eval;
 pub mod export;
+pub mod gan;
 pub mod hints;
 pub mod quantize;
 pub mod quickstart;
@@ -58,6 +59,8 @@ pub enum Command {
     Hints(hints::HintsArgs),
     /// Benchmarks that train many runs and write a Markdown table (`bench methods`).
     Bench(bench::BenchArgs),
+    /// cGAN-KD: train a class-conditional GAN, then sample a teacher-filtered synthetic set.
+    Gan(gan::GanArgs),
 }
 
 impl Command {
@@ -77,6 +80,7 @@ impl Command {
             Command::Takd(a) => a.run(),
             Command::Hints(a) => a.run(),
             Command::Bench(a) => a.run(),
+            Command::Gan(a) => a.run(),
         }
     }
 }
