@@ -84,11 +84,14 @@ pub fn penalised_sp_loss(r_real: Tensor<1>, r_fake: Tensor<1>, lambda: f64) -> T
     sp_div + penalty
 }
 
-/// The rejection step of cDR-RS: raises `max_ratio` to the batch maximum, then accepts sample
-/// `i` when `uniforms[i] ≤ ratios[i] / max_ratio`. Returns the accepted indices.
-pub fn accept(ratios: &[f32], uniforms: &[f32], max_ratio: &mut f32) -> Vec<usize> {
-    let batch_max = ratios.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    *max_ratio = max_ratio.max(batch_max);
+/// The rejection step of cDR-RS: with `raise`, first raises `max_ratio` to the batch maximum
+/// (the official sampler); then accepts sample `i` when `uniforms[i] ≤ ratios[i] / max_ratio`
+/// (a ratio above a fixed `max_ratio` is always accepted). Returns the accepted indices.
+pub fn accept(ratios: &[f32], uniforms: &[f32], max_ratio: &mut f32, raise: bool) -> Vec<usize> {
+    if raise {
+        let batch_max = ratios.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        *max_ratio = max_ratio.max(batch_max);
+    }
     if *max_ratio <= 0.0 {
         // Every ratio is zero: the estimator gives no preference, so nothing is rejected.
         return (0..ratios.len()).collect();
@@ -130,14 +133,21 @@ mod tests {
     fn rejection_sampler_by_hand() {
         let mut m = 2.0;
         // Batch max 4 raises M to 4: p = [0.25, 1, 0.5, 0].
-        let kept = accept(&[1.0, 4.0, 2.0, 0.0], &[0.2, 0.99, 0.6, 0.0], &mut m);
+        let kept = accept(&[1.0, 4.0, 2.0, 0.0], &[0.2, 0.99, 0.6, 0.0], &mut m, true);
         assert_eq!(m, 4.0);
         assert_eq!(kept, vec![0, 1, 3]);
         // A lower batch keeps M.
-        let kept = accept(&[2.0], &[0.5], &mut m);
+        let kept = accept(&[2.0], &[0.5], &mut m, true);
         assert_eq!((m, kept), (4.0, vec![0]));
         let mut zero = 0.0;
-        assert_eq!(accept(&[0.0, 0.0], &[0.5, 0.9], &mut zero), vec![0, 1]);
+        assert_eq!(
+            accept(&[0.0, 0.0], &[0.5, 0.9], &mut zero, true),
+            vec![0, 1]
+        );
+        // A fixed M (tempered acceptance): r = 3 > M = 2 is always kept, M stays.
+        let mut fixed = 2.0;
+        let kept = accept(&[3.0, 1.0, 1.0], &[0.99, 0.4, 0.6], &mut fixed, false);
+        assert_eq!((fixed, kept), (2.0, vec![0, 1]));
     }
 
     #[test]

@@ -188,6 +188,10 @@ pub struct DreConfig {
     pub weight_decay: f64,
     /// Penalty weight λ of `λ·(mean r(fake) − 1)²` (default 0.01).
     pub lambda: f64,
+    /// The rejection sampler's `M`: 1.0 (default) is the paper's, the maximum ratio of the
+    /// burn-in set raised by every batch; a quantile below 1 fixes `M` at that quantile of the
+    /// burn-in ratios (acceptance `min(1, r / M)`), a tempered sampler for peaked ratios.
+    pub max_quantile: f64,
 }
 
 impl Default for DreConfig {
@@ -199,6 +203,7 @@ impl Default for DreConfig {
             lr: 1e-4,
             weight_decay: 1e-4,
             lambda: 0.01,
+            max_quantile: 1.0,
         }
     }
 }
@@ -296,6 +301,13 @@ impl GanRunConfig {
                 return Err(invalid(key, format!("must be in [0, 1), got {b}")));
             }
         }
+        let mq = self.sample.dre.max_quantile;
+        if !(mq > 0.0 && mq <= 1.0) {
+            return Err(invalid(
+                "sample.dre.max_quantile",
+                format!("must be in (0, 1] (1 = the maximum, as the paper), got {mq}"),
+            ));
+        }
         let q = self.sample.filter_quantile;
         if !(q > 0.0 && q <= 1.0) {
             return Err(invalid(
@@ -390,6 +402,7 @@ mod tests {
             ("sample.filter_quantile=0", "sample.filter_quantile"),
             ("sample.dre.hidden=[12]", "sample.dre.hidden"),
             ("sample.dre.lambda=-0.1", "sample.dre.lambda"),
+            ("sample.dre.max_quantile=1.5", "sample.dre.max_quantile"),
             ("data.dataset=hapt", "data.dataset"),
             ("data.synthetic=x", "data.synthetic"),
             ("gan.widht=3", "gan.widht"),

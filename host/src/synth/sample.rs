@@ -354,6 +354,8 @@ pub fn sample(
     let grid_per = config.gan.grid_per_class.max(1);
     let mut grid = vec![0u8; classes * grid_per * SIDE * SIDE];
     let px = SIDE * SIDE;
+    // The official sampler's M is the running maximum; a quantile below 1 fixes M instead.
+    let raise = s.dre.max_quantile >= 1.0;
     for class in 0..classes {
         let c = class as u8;
         let mut rng = StdRng::seed_from_u64(derive_seed(config.seed, class as u64, STREAM_SAMPLE));
@@ -377,9 +379,9 @@ pub fn sample(
         let burn_kept: Vec<usize> = match &dre {
             Some(net) => {
                 let r = ratios(net, &burn_view, &vec![c; s.burn_in], &plain)?;
-                max_ratio = r.iter().copied().fold(0.0, f32::max);
+                max_ratio = quantile(&r, s.dre.max_quantile).unwrap_or(0.0);
                 let u: Vec<f32> = (0..r.len()).map(|_| rng.gen()).collect();
-                accept(&r, &u, &mut max_ratio)
+                accept(&r, &u, &mut max_ratio, raise)
             }
             None => (0..s.burn_in).collect(),
         };
@@ -412,7 +414,7 @@ pub fn sample(
                 Some(net) => {
                     let r = ratios(net, &view, &vec![c; n], &plain)?;
                     let u: Vec<f32> = (0..n).map(|_| rng.gen()).collect();
-                    accept(&r, &u, &mut max_ratio)
+                    accept(&r, &u, &mut max_ratio, raise)
                 }
                 None => (0..n).collect(),
             };
