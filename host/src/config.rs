@@ -124,6 +124,12 @@ pub struct DataConfig {
     /// HAR split, [`crate::data::sensors::HAPT_TEST_SUBJECTS`]); every other subject trains.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_subjects: Option<Vec<u32>>,
+    /// A synthetic training set to add to the real one (cGAN-KD): the directory `tinykd gan
+    /// sample` writes, holding `fake-{images-idx3,labels-idx1}-ubyte` (default: none). It is
+    /// appended after `train_limit` and `validation` are applied, so instance-indexed methods
+    /// (CRD's memory banks) size themselves on the enlarged set. Images only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<PathBuf>,
 }
 
 impl Default for DataConfig {
@@ -144,6 +150,7 @@ impl Default for DataConfig {
             window: None,
             window_stride: None,
             test_subjects: None,
+            synthetic: None,
         }
     }
 }
@@ -425,28 +432,7 @@ impl RunConfig {
         text: Option<(&str, &str)>,
         overrides: &[String],
     ) -> Result<Self, ConfigError> {
-        let mut table = toml::Table::try_from(base).map_err(|e| ConfigError::Syntax {
-            origin: "base config".into(),
-            message: e.to_string(),
-        })?;
-        if let Some((text, origin)) = text {
-            let user: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-                origin: origin.to_string(),
-                message: e.to_string(),
-            })?;
-            merge(&mut table, user);
-        }
-        for arg in overrides {
-            apply_override(&mut table, arg)?;
-        }
-        let merged = toml::to_string(&table).map_err(|e| ConfigError::Syntax {
-            origin: "merged config".into(),
-            message: e.to_string(),
-        })?;
-        let config: RunConfig = toml::from_str(&merged).map_err(|e| ConfigError::Field {
-            key: key_at(&merged, e.span()),
-            message: e.message().to_string(),
-        })?;
+        let config: RunConfig = load_layered(base, text, overrides)?;
         config.validate()?;
         Ok(config)
     }
@@ -504,6 +490,12 @@ impl RunConfig {
         }
         if d.window_stride == Some(0) {
             return Err(invalid("data.window_stride", "must be at least 1"));
+        }
+        if d.synthetic.is_some() && !d.dataset.is_image() {
+            return Err(invalid(
+                "data.synthetic",
+                "synthetic samples (cGAN-KD) are images: this dataset is a sensor set",
+            ));
         }
         for (key, set) in [
             ("data.window_stride", d.window_stride.is_some()),
@@ -716,6 +708,42 @@ impl RunConfig {
 /// The f64 with the same shortest decimal representation as `v`.
 fn f32_to_f64_decimal(v: f32) -> f64 {
     v.to_string().parse().unwrap_or(f64::from(v))
+}
+
+/// The layering of the module docs for any config type: `base`, then the TOML `text` (with its
+/// origin for errors), then `--set` overrides, deserialized strictly (an unknown key or a wrong
+/// type is a [`ConfigError::Field`] naming the dotted key). Validation is the caller's. Used by
+/// [`RunConfig`] and by configs of other stages (`tinykd gan`, [`crate::synth`]).
+///
+/// # Errors
+/// [`ConfigError::Syntax`], [`ConfigError::Override`] or [`ConfigError::Field`].
+pub fn load_layered<T: Serialize + serde::de::DeserializeOwned>(
+    base: &T,
+    text: Option<(&str, &str)>,
+    overrides: &[String],
+) -> Result<T, ConfigError> {
+    let mut table = toml::Table::try_from(base).map_err(|e| ConfigError::Syntax {
+        origin: "base config".into(),
+        message: e.to_string(),
+    })?;
+    if let Some((text, origin)) = text {
+        let user: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        merge(&mut table, user);
+    }
+    for arg in overrides {
+        apply_override(&mut table, arg)?;
+    }
+    let merged = toml::to_string(&table).map_err(|e| ConfigError::Syntax {
+        origin: "merged config".into(),
+        message: e.to_string(),
+    })?;
+    toml::from_str(&merged).map_err(|e| ConfigError::Field {
+        key: key_at(&merged, e.span()),
+        message: e.message().to_string(),
+    })
 }
 
 /// Deep-merges `over` into `base` (see [`TAG_KEYS`] for tagged tables).

@@ -23,5 +23,6 @@ pub mod factorize;
 pub mod models;
 pub mod quant;
 pub mod quickstart;
+pub mod synth;
 pub mod takd;
 pub mod train;

@@ -13,6 +13,7 @@ pub mod distill;
 pub mod eval;
 pub mod export;
 pub mod factorize;
+pub mod gan;
 pub mod hints;
 pub mod quantize;
 pub mod quickstart;
@@ -64,6 +65,8 @@ pub enum Command {
     Factorize(factorize::FactorizeArgs),
     /// Assemble any subset of factor networks into one student, without training.
     Assemble(assemble::AssembleArgs),
+    /// cGAN-KD: train a class-conditional GAN, then sample a teacher-filtered synthetic set.
+    Gan(gan::GanArgs),
 }
 
 impl Command {
@@ -85,6 +88,7 @@ impl Command {
             Command::Bench(a) => a.run(),
             Command::Factorize(a) => a.run(),
             Command::Assemble(a) => a.run(),
+            Command::Gan(a) => a.run(),
         }
     }
 }

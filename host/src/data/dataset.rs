@@ -385,6 +385,35 @@ impl Dataset {
         }
     }
 
+    /// Appends the samples of `other` (same shape, classes and storage) after this set's own: a
+    /// real training set enlarged by a synthetic one (cGAN-KD).
+    ///
+    /// # Errors
+    /// [`DataError::IdxHeader`] naming `origin` (the file `other` came from) when the shapes,
+    /// class counts or storage kinds differ.
+    pub fn append(&mut self, other: Dataset, origin: &Path) -> Result<(), DataError> {
+        let mismatch = |reason: String| DataError::IdxHeader {
+            path: origin.to_path_buf(),
+            reason,
+        };
+        if other.shape() != self.shape() || other.classes != self.classes {
+            return Err(mismatch(format!(
+                "holds {:?} samples of {} classes, the dataset {:?} samples of {} classes",
+                other.shape(),
+                other.classes,
+                self.shape(),
+                self.classes
+            )));
+        }
+        match (&mut self.samples, other.samples) {
+            (Samples::Pixels(a), Samples::Pixels(b)) => a.extend(b),
+            (Samples::Values(a), Samples::Values(b)) => a.extend(b),
+            _ => return Err(mismatch("pixels and float samples cannot be mixed".into())),
+        }
+        self.labels.extend(other.labels);
+        Ok(())
+    }
+
     /// Keeps only the first `n` images (no-op when `n >= len()`): the subset option tests use to
     /// train on a few hundred images.
     pub fn truncate(&mut self, n: usize) {

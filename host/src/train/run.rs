@@ -155,6 +155,9 @@ pub fn load_datasets(data: &DataConfig) -> Result<(Dataset, Dataset), RunError> 
     if let Some(n) = data.test_limit {
         test.truncate(n);
     }
+    if let Some(dir) = &data.synthetic {
+        train.append(crate::synth::load_synthetic(dir, train.classes())?, dir)?;
+    }
     Ok((train, test))
 }
 
