@@ -28,8 +28,8 @@ use crate::models::student::Student;
 use crate::models::Classifier;
 use crate::train::run::{device_of, eval_loader, load_datasets, probe_shape, train_loader};
 use crate::train::{
-    fit, load_model, materialize, EpochSummary, FitContext, ProgressMode, RunError, RunModel,
-    TrainSettings, Trainee,
+    fit, load_model, materialize, EpochSummary, FitContext, RunError, RunModel, TrainSettings,
+    Trainee,
 };
 
 /// Per-task test accuracies, written to `factors.json`.
@@ -188,18 +188,10 @@ pub fn factorize(
         .map_err(model_err)?;
     materialize(&net);
     materialize(&method);
+    // The task CEs (with their own label smoothing) are terms of the method.
     let settings = TrainSettings {
-        epochs: config.train.epochs,
-        seed: config.seed,
-        optim: config.optim.clone(),
-        schedule: config.schedule.clone(),
-        ce_weight: 0.0,
         label_smoothing: 0.0,
-        keep_checkpoints: config.train.keep_checkpoints,
-        log_every: config.train.log_every,
-        progress: config.train.progress.visible(),
-        report_epochs: config.train.progress != ProgressMode::Never,
-        resume,
+        ..TrainSettings::of(&config, 0.0, resume)
     };
     let ctx = FitContext {
         train: &train,

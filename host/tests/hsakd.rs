@@ -53,7 +53,8 @@ fn teacher_auxiliaries_are_trained_once_and_students_distil_from_them() {
     let aux = teacher.join("hsakd-aux");
     let heads = aux.join("heads.bpk");
     assert!(heads.is_file());
-    // The auxiliaries learnt the 40-way joint task: their cross-entropy fell below ln 40.
+    // The auxiliaries trained on the joint labels (the summed cross-entropy of the three heads is
+    // logged; eight steps are too few to assert learning, which docs/results.md measures).
     let aux_epoch = lines_of_kind(&aux, "epoch")[0].clone();
     let aux_ce = aux_epoch["aux_ce"].as_f64().unwrap();
     assert!(aux_ce.is_finite() && aux_ce > 0.0, "{aux_epoch}");

@@ -35,9 +35,7 @@ use crate::config::{ModelSpec, RunConfig};
 use crate::models::auxiliary::AuxClassifier;
 use crate::models::{Classifier, Output};
 use crate::train::run::{eval_loader, load_datasets, load_model, train_loader, RunModel};
-use crate::train::{
-    fit, materialize, FitContext, ProgressMode, TrainError, TrainSettings, Trainee,
-};
+use crate::train::{fit, materialize, FitContext, TrainError, TrainSettings, Trainee};
 
 /// Rotations of the joint label space (0°, 90°, 180°, 270°).
 pub const ROTATIONS: usize = 4;
@@ -351,7 +349,8 @@ pub fn prepare_teacher_aux(
     let teacher_spec = &teacher_config.model;
     let classes = run.data.dataset.classes();
     let record = AuxRecord {
-        teacher: teacher_dir.to_path_buf(),
+        // Canonical, so that `runs/t` and `./runs/t` are the same teacher.
+        teacher: std::fs::canonicalize(teacher_dir).unwrap_or_else(|_| teacher_dir.to_path_buf()),
         stages: stages.to_vec(),
         epochs: cfg.aux_epochs,
         train_limit: run.data.train_limit,
@@ -429,18 +428,13 @@ pub fn prepare_teacher_aux(
     };
     materialize(&method);
     let trainee = Trainee::distill(FrozenBackbone { net: teacher }, method);
+    // The backbone's own CE is a constant here: only the auxiliaries' joint-label CE trains.
     let settings = TrainSettings {
         epochs: cfg.aux_epochs,
         seed,
-        optim: run.optim.clone(),
-        schedule: run.schedule.clone(),
-        ce_weight: 0.0,
         label_smoothing: 0.0,
         keep_checkpoints: 1,
-        log_every: run.train.log_every,
-        progress: run.train.progress.visible(),
-        report_epochs: run.train.progress != ProgressMode::Never,
-        resume: !crate::train::checkpoint::list(dir)?.is_empty(),
+        ..TrainSettings::of(run, 0.0, !crate::train::checkpoint::list(dir)?.is_empty())
     };
     let outcome = fit(
         trainee,

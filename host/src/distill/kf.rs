@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::functional::{l2_normalize, softened_kl};
 use super::{Distiller, LossTerm, StepContext};
 use crate::models::factors::{fashion_tasks, FactorLayout};
-use crate::models::student::{Activation, ConvSpec, Hw, LayerSpec, PoolSpec, StudentConfigError};
+use crate::models::student::{LayerSpec, StudentConfigError};
 use crate::models::Output;
 
 /// Smallest batch variance InfoMin takes the log of.
@@ -141,23 +141,8 @@ pub type TaskSpecToml = crate::models::factors::TaskSpec;
 
 impl Default for KfConfig {
     fn default() -> Self {
-        let conv = |out| {
-            LayerSpec::Conv(ConvSpec {
-                out,
-                kernel: Hw::square(3),
-                stride: Hw::square(1),
-                padding: Hw::square(1),
-                groups: 1,
-                batch_norm: true,
-                activation: Activation::Relu,
-            })
-        };
-        let pool = || {
-            LayerSpec::MaxPool(PoolSpec {
-                kernel: Hw::square(2),
-                stride: None,
-            })
-        };
+        let conv = LayerSpec::conv3x3;
+        let pool = LayerSpec::max_pool2;
         Self {
             teacher: None,
             tasks: fashion_tasks(),

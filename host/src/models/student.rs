@@ -83,6 +83,30 @@ pub enum LayerSpec {
     Dense(DenseSpec),
 }
 
+impl LayerSpec {
+    /// A 3×3 convolution of `out` channels, stride 1, padding 1 (same size), BatchNorm, ReLU: the
+    /// building block of the default students.
+    pub fn conv3x3(out: usize) -> Self {
+        Self::Conv(ConvSpec {
+            out,
+            kernel: Hw::square(3),
+            stride: Hw::square(1),
+            padding: Hw::square(1),
+            groups: 1,
+            batch_norm: true,
+            activation: Activation::Relu,
+        })
+    }
+
+    /// A 2×2 max pool, stride 2 (halves height and width).
+    pub fn max_pool2() -> Self {
+        Self::MaxPool(PoolSpec {
+            kernel: Hw::square(2),
+            stride: None,
+        })
+    }
+}
+
 /// A size along height and width: written `3` when both are equal, `[1, 5]` otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Hw(pub [usize; 2]);
@@ -260,23 +284,8 @@ impl StudentConfig {
     /// The default Fashion-MNIST student: three conv stages (16, 32, 64 channels), global average
     /// pooling and a dense classifier. About 24 K int8 weights: its blob fits in 32 KB.
     pub fn mcu_small() -> Self {
-        let conv = |out| {
-            LayerSpec::Conv(ConvSpec {
-                out,
-                kernel: Hw::square(3),
-                stride: Hw::square(1),
-                padding: Hw::square(1),
-                groups: 1,
-                batch_norm: true,
-                activation: Activation::Relu,
-            })
-        };
-        let pool = || {
-            LayerSpec::MaxPool(PoolSpec {
-                kernel: Hw::square(2),
-                stride: None,
-            })
-        };
+        let conv = LayerSpec::conv3x3;
+        let pool = LayerSpec::max_pool2;
         Self {
             in_channels: 1,
             channels: None,

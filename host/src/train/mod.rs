@@ -214,6 +214,26 @@ pub struct TrainSettings {
     pub resume: bool,
 }
 
+impl TrainSettings {
+    /// The loop settings a run configuration gives: its epochs, seed, optimizer, schedule and
+    /// `[train]` keys, with cross-entropy weight `ce_weight` (γ), fresh or `resume`d.
+    pub fn of(config: &crate::config::RunConfig, ce_weight: f32, resume: bool) -> Self {
+        Self {
+            epochs: config.train.epochs,
+            seed: config.seed,
+            optim: config.optim.clone(),
+            schedule: config.schedule.clone(),
+            ce_weight,
+            label_smoothing: config.train.label_smoothing as f32,
+            keep_checkpoints: config.train.keep_checkpoints,
+            log_every: config.train.log_every,
+            progress: config.train.progress.visible(),
+            report_epochs: config.train.progress != ProgressMode::Never,
+            resume,
+        }
+    }
+}
+
 /// The data, device, directory and collaborators of [`fit`].
 pub struct FitContext<'a, S> {
     /// Training batches.

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::ensemble::EnsembleTeacher;
 use super::{
     fit, materialize, trainable_params, EpochHook, EpochSummary, FitContext, FrozenTeacher,
-    ProgressMode, TeacherTaps, TrainError, TrainSettings, Trainee,
+    TeacherTaps, TrainError, TrainSettings, Trainee,
 };
 use crate::backend;
 use crate::config::{ConfigError, DataConfig, ModelSpec, RunConfig};
@@ -480,19 +480,7 @@ pub fn run(
 
     let method_params = method.as_ref().map_or(0, trainable_params);
 
-    let settings = TrainSettings {
-        epochs: config.train.epochs,
-        seed: config.seed,
-        optim: config.optim.clone(),
-        schedule: config.schedule.clone(),
-        ce_weight,
-        label_smoothing: config.train.label_smoothing as f32,
-        keep_checkpoints: config.train.keep_checkpoints,
-        log_every: config.train.log_every,
-        progress: config.train.progress.visible(),
-        report_epochs: config.train.progress != ProgressMode::Never,
-        resume,
-    };
+    let settings = TrainSettings::of(&config, ce_weight, resume);
     let parts = Parts {
         settings: &settings,
         train: &train,
