@@ -612,6 +612,35 @@ impl RunConfig {
                 "must be at least 1 image, or absent",
             ));
         }
+        if self.data.dataset.is_regression() {
+            // Regression has one output: methods that read class distributions do not apply.
+            if let Some(ds) = &self.distill {
+                if matches!(
+                    ds.method,
+                    crate::distill::MethodConfig::Dkd(_)
+                        | crate::distill::MethodConfig::Hsakd(_)
+                        | crate::distill::MethodConfig::Sk(_)
+                ) {
+                    return Err(invalid(
+                        "distill.method",
+                        format!(
+                            "{} needs class predictions; a regression student distils with \
+                             kd (squared error to the teacher's prediction) or a feature \
+                             method (fitnet, at, sp, cc, vid, rkd, pkt, nst, fsp, crd)",
+                            ds.method.name()
+                        ),
+                    ));
+                }
+            }
+            for (key, set) in [("online", self.online.is_some()), ("kf", self.kf.is_some())] {
+                if set {
+                    return Err(invalid(
+                        key,
+                        "is for classification; this dataset is a regression task",
+                    ));
+                }
+            }
+        }
         if let Some(on) = &self.online {
             if self.distill.is_some() {
                 return Err(invalid(

@@ -9,7 +9,7 @@ use std::path::Path;
 use burn::prelude::*;
 use common::{fails, lines_of_kind, ok, train_tiny_teacher};
 use rand::SeedableRng;
-use tinykd::synth::train::{label_tensor, load_generator, noise};
+use tinykd::synth::train::{class_condition, load_generator, noise};
 
 /// A GAN small enough for a few seconds per epoch.
 const TINY_GAN: [&str; 10] = [
@@ -41,7 +41,7 @@ fn samples_of(run: &Path) -> Vec<f32> {
     let labels: Vec<u8> = (0..10).collect();
     g.forward(
         noise(&mut rng, 10, g.z_dim(), &device),
-        label_tensor(&labels, &device),
+        class_condition(&labels, &device),
     )
     .into_data()
     .try_into_vec::<f32>()

@@ -115,6 +115,13 @@ impl EvalArgs {
             let line =
                 serde_json::to_string(&report).map_err(|e| CliError::Usage(e.to_string()))?;
             println!("{line}");
+        } else if let Some(mae) = report.mae {
+            println!(
+                "{}: {} samples, MAE {mae:.3}, mse {:.5}",
+                self.run.display(),
+                report.images,
+                report.loss
+            );
         } else {
             println!(
                 "{}: {}/{} correct, accuracy {:.2}%, loss {:.4}",

@@ -141,6 +141,18 @@ impl GanSampleArgs {
     fn run(self) -> Result<(), CliError> {
         let r = crate::synth::sample::sample(&self.gan, &self.teacher, &self.out, &self.overrides)
             .map_err(synth)?;
+        if let (Some(mae), Some(shift)) = (r.teacher_burn_in_mae, r.mean_relabel_shift) {
+            println!(
+                "synthetic set {}: {} samples; the teacher's MAE to the conditioning values \
+                 {mae:.2}, the filter kept {:.1} %, relabelling moved the targets by {shift:.2} \
+                 on average ({:.0} s)",
+                r.out_dir.display(),
+                r.written,
+                100.0 * r.filter_pass_rate,
+                r.seconds
+            );
+            return Ok(());
+        }
         println!(
             "synthetic set {}: {} samples; rejection sampling accepted {:.1} %, the teacher \
              filter kept {:.1} % of those, {:.1} % relabelled ({:.0} s)",

@@ -198,13 +198,19 @@ impl ConfigArgs {
 
 /// Prints a finished run's summary to stdout.
 pub(crate) fn print_report(report: &crate::train::RunReport) {
+    let fit = match report.test_mae {
+        Some(mae) => format!("test MAE {mae:.3} (mse {:.5})", report.test_loss),
+        None => format!(
+            "test accuracy {:.2}% (loss {:.4})",
+            100.0 * report.test_accuracy,
+            report.test_loss
+        ),
+    };
     println!(
-        "run {}: {} epochs, {} trainable parameters, test accuracy {:.2}% (loss {:.4}), {:.0} s",
+        "run {}: {} epochs, {} trainable parameters, {fit}, {:.0} s",
         report.run_dir.display(),
         report.epochs_done,
         report.params,
-        100.0 * report.test_accuracy,
-        report.test_loss,
         report.seconds
     );
 }

@@ -22,6 +22,10 @@ use super::DataError;
 pub enum DatasetKind {
     /// Zalando's Fashion-MNIST (clothing; flips preserve the label).
     FashionMnist,
+    /// A regression task on Fashion-MNIST: every image rotated by its own angle, drawn
+    /// uniformly from [−45°, 45°] by its split and index ([`super::rotation`]); the target is
+    /// the angle (one output, MAE in degrees). The files are Fashion-MNIST's.
+    FashionMnistRotation,
     /// LeCun's MNIST digits (flips do not preserve the label).
     Mnist,
     /// UCI HAPT smartphone recordings: 3-axis accelerometer (g) and gyroscope (rad/s) at 50 Hz,
@@ -41,17 +45,21 @@ impl DatasetKind {
     /// `tools/setup-sensor-data.sh` writes) for the sensor sets; MNIST has no default.
     pub fn default_dir(self) -> Option<PathBuf> {
         match self {
-            Self::FashionMnist => Some(PathBuf::from("/usr/share/datasets/fashion-mnist")),
+            Self::FashionMnist | Self::FashionMnistRotation => {
+                Some(PathBuf::from("/usr/share/datasets/fashion-mnist"))
+            }
             Self::Mnist => None,
             Self::Hapt => Some(PathBuf::from("data/sensors/hapt")),
             Self::BasicMotions | Self::JapaneseVowels => Some(PathBuf::from("data/sensors/ts")),
         }
     }
 
-    /// Number of classes.
+    /// Number of classes: the size of a model's output. A regression set has one class (every
+    /// label is 0) and one output, the predicted target.
     pub fn classes(self) -> usize {
         match self {
             Self::FashionMnist | Self::Mnist => 10,
+            Self::FashionMnistRotation => 1,
             Self::Hapt => 6,
             Self::BasicMotions => 4,
             Self::JapaneseVowels => 9,
@@ -60,13 +68,31 @@ impl DatasetKind {
 
     /// Whether samples are images (as opposed to windows of a time series).
     pub fn is_image(self) -> bool {
-        matches!(self, Self::FashionMnist | Self::Mnist)
+        matches!(
+            self,
+            Self::FashionMnist | Self::Mnist | Self::FashionMnistRotation
+        )
+    }
+
+    /// The task's measure per normalized target unit (90 degrees for the rotation task), `None`
+    /// for a classification set.
+    pub fn target_scale(self) -> Option<f32> {
+        match self {
+            Self::FashionMnistRotation => Some(2.0 * super::rotation::MAX_ANGLE),
+            _ => None,
+        }
+    }
+
+    /// Whether the task is regression: samples carry a continuous target in `[0, 1]`
+    /// ([`Dataset::targets`]) and a model has one output.
+    pub fn is_regression(self) -> bool {
+        matches!(self, Self::FashionMnistRotation)
     }
 
     /// Channels of a sample: 1 for the grayscale images, the sensor channels otherwise.
     pub fn channels(self) -> usize {
         match self {
-            Self::FashionMnist | Self::Mnist => 1,
+            Self::FashionMnist | Self::Mnist | Self::FashionMnistRotation => 1,
             Self::Hapt | Self::BasicMotions => 6,
             Self::JapaneseVowels => 12,
         }
@@ -78,7 +104,9 @@ impl DatasetKind {
     pub fn channel_names(self) -> Vec<String> {
         const IMU: [&str; 6] = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"];
         match self {
-            Self::FashionMnist | Self::Mnist => vec!["pixel".into()],
+            Self::FashionMnist | Self::Mnist | Self::FashionMnistRotation => {
+                vec!["pixel".into()]
+            }
             Self::Hapt | Self::BasicMotions => IMU.map(String::from).to_vec(),
             Self::JapaneseVowels => (0..12).map(|i| format!("lpc_{i}")).collect(),
         }
@@ -89,7 +117,7 @@ impl DatasetKind {
     /// UEA sets (shorter cases are zero-padded after normalization). `None` for images.
     pub fn default_window(self) -> Option<usize> {
         match self {
-            Self::FashionMnist | Self::Mnist => None,
+            Self::FashionMnist | Self::Mnist | Self::FashionMnistRotation => None,
             Self::Hapt => Some(128),
             Self::BasicMotions => Some(100),
             Self::JapaneseVowels => Some(29),
@@ -97,7 +125,8 @@ impl DatasetKind {
     }
 
     /// Whether mirroring an image left-right keeps its label (true for clothing, false for
-    /// digits: a mirrored 2 is not a 2; never for a time series).
+    /// digits: a mirrored 2 is not a 2; never for a time series; never for the rotation task,
+    /// where a mirror negates the angle).
     pub fn hflip_preserves_label(self) -> bool {
         matches!(self, Self::FashionMnist)
     }
@@ -108,7 +137,7 @@ impl DatasetKind {
     /// Sensor sets are normalized per channel when loaded: (0, 1).
     pub fn mean_std(self) -> (f32, f32) {
         match self {
-            Self::FashionMnist => (0.2860, 0.3530),
+            Self::FashionMnist | Self::FashionMnistRotation => (0.2860, 0.3530),
             Self::Mnist => (0.1307, 0.3081),
             _ => (0.0, 1.0),
         }
@@ -140,11 +169,23 @@ impl Split {
 pub struct Dataset {
     samples: Samples,
     labels: Vec<u8>,
+    targets: Option<Targets>,
     channels: usize,
     rows: usize,
     cols: usize,
     classes: usize,
     channel_names: Vec<String>,
+}
+
+/// The continuous targets of a regression set: one value per sample, normalized to `[0, 1]`
+/// (what a model is trained to output), and the size of one unit in the task's own measure
+/// (90 for an angle in [−45°, 45°]), so errors are reported in degrees rather than fractions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Targets {
+    /// One normalized target per sample.
+    pub values: Vec<f32>,
+    /// The task's measure per normalized unit (errors are multiplied by it when reported).
+    pub scale: f32,
 }
 
 /// How a [`Dataset`] holds its samples.
@@ -216,6 +257,7 @@ impl Dataset {
         Self {
             samples: Samples::Pixels(images),
             labels,
+            targets: None,
             channels: 1,
             rows,
             cols,
@@ -262,6 +304,7 @@ impl Dataset {
         Ok(Self {
             samples: Samples::Values(values),
             labels,
+            targets: None,
             channels,
             rows,
             cols,
@@ -307,7 +350,50 @@ impl Dataset {
     pub fn load(dir: &Path, kind: DatasetKind, split: Split) -> Result<Self, DataError> {
         let images = find_file(dir, &format!("{}-images-idx3-ubyte", split.prefix()))?;
         let labels = find_file(dir, &format!("{}-labels-idx1-ubyte", split.prefix()))?;
+        if kind == DatasetKind::FashionMnistRotation {
+            let clothing = Self::from_idx_files(&images, &labels, 10)?;
+            return super::rotation::rotated(&clothing, split, &images);
+        }
         Self::from_idx_files(&images, &labels, kind.classes())
+    }
+
+    /// The same samples with continuous regression targets (`values[i]` for sample `i`,
+    /// normalized to `[0, 1]`; `scale` as [`Targets::scale`]).
+    ///
+    /// # Errors
+    /// [`DataError::CountMismatch`] when there is not one target per sample,
+    /// [`DataError::NotFinite`] for a target outside `[0, 1]` or not finite; `origin` names the
+    /// source.
+    pub fn with_targets(
+        mut self,
+        values: Vec<f32>,
+        scale: f32,
+        origin: &Path,
+    ) -> Result<Self, DataError> {
+        if values.len() != self.len() {
+            return Err(DataError::CountMismatch {
+                images: origin.to_path_buf(),
+                labels: origin.to_path_buf(),
+                n_images: self.len(),
+                n_labels: values.len(),
+            });
+        }
+        if let Some(sample) = values
+            .iter()
+            .position(|v| !(v.is_finite() && (0.0..=1.0).contains(v)))
+        {
+            return Err(DataError::NotFinite {
+                path: origin.to_path_buf(),
+                sample,
+            });
+        }
+        self.targets = Some(Targets { values, scale });
+        Ok(self)
+    }
+
+    /// The regression targets, if this is a regression set.
+    pub fn targets(&self) -> Option<&Targets> {
+        self.targets.as_ref()
     }
 
     /// Number of images.
@@ -380,6 +466,10 @@ impl Dataset {
         Dataset {
             samples: self.samples.split_off(keep * self.sample_len()),
             labels: self.labels.split_off(keep),
+            targets: self.targets.as_mut().map(|t| Targets {
+                values: t.values.split_off(keep),
+                scale: t.scale,
+            }),
             channel_names: self.channel_names.clone(),
             ..*self
         }
@@ -405,6 +495,17 @@ impl Dataset {
                 self.classes
             )));
         }
+        match (&mut self.targets, other.targets) {
+            (None, None) => {}
+            (Some(a), Some(b)) if a.scale == b.scale => a.values.extend(b.values),
+            _ => {
+                return Err(mismatch(
+                    "regression targets and class labels cannot be mixed, nor targets of \
+                     different scales"
+                        .into(),
+                ))
+            }
+        }
         match (&mut self.samples, other.samples) {
             (Samples::Pixels(a), Samples::Pixels(b)) => a.extend(b),
             (Samples::Values(a), Samples::Values(b)) => a.extend(b),
@@ -419,6 +520,9 @@ impl Dataset {
     pub fn truncate(&mut self, n: usize) {
         if n < self.len() {
             self.labels.truncate(n);
+            if let Some(t) = &mut self.targets {
+                t.values.truncate(n);
+            }
             self.samples.truncate(n * self.sample_len());
         }
     }

@@ -65,6 +65,8 @@ pub struct Batch {
     pub images: Tensor<4>,
     /// Class indices, `[batch]`.
     pub targets: Tensor<1, Int>,
+    /// Regression targets in `[0, 1]`, `[batch]` (`None` for a classification set).
+    pub values: Option<Tensor<1>>,
     /// The dataset index of each image (what instance-level methods such as CRD key on).
     pub indices: Vec<usize>,
 }
@@ -223,9 +225,14 @@ fn make_batch(
         .map(|&i| i64::from(dataset.label(i)))
         .collect();
     let b = indices.len();
+    let regression = dataset.targets().map(|t| {
+        let v: Vec<f32> = indices.iter().map(|&i| t.values[i]).collect();
+        Tensor::from_data(TensorData::new(v, [b]), device)
+    });
     Batch {
         images: Tensor::from_data(TensorData::new(values, [b, channels, rows, cols]), device),
         targets: Tensor::from_data(TensorData::new(targets, [b]), device),
+        values: regression,
         indices: indices.to_vec(),
     }
 }

@@ -5,6 +5,8 @@
 //! - [`Dataset`]: a split held in memory, as raw pixels (images) or normalized floats (windows of
 //!   a time series, `[channels, 1, steps]`), with a subset option ([`Dataset::truncate`]) so tests
 //!   train on a few hundred samples;
+//! - [`rotation`]: the rotation-angle regression task on Fashion-MNIST (continuous targets,
+//!   [`Targets`]);
 //! - [`sensors`]: the built-in sensor sets (HAPT, BasicMotions, JapaneseVowels) as datasets:
 //!   files, windows, subject-wise split, normalization from the training split;
 //! - [`series`]: multichannel time series (sensor recordings): the UEA/UCR `.ts`, CSV, NPY and
@@ -21,10 +23,11 @@ use std::path::PathBuf;
 mod dataset;
 pub mod idx;
 mod loader;
+pub mod rotation;
 pub mod sensors;
 pub mod series;
 
-pub use dataset::{Dataset, DatasetKind, Samples, Split};
+pub use dataset::{Dataset, DatasetKind, Samples, Split, Targets};
 pub use loader::{
     derive_seed, Augmentation, Batch, EpochBatches, Loader, LoaderConfig, Normalization,
 };

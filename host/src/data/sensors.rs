@@ -59,7 +59,7 @@ pub fn load(
         DatasetKind::Hapt => hapt(dir, options)?,
         DatasetKind::BasicMotions => uea(dir, "BasicMotions", kind, options)?,
         DatasetKind::JapaneseVowels => uea(dir, "JapaneseVowels", kind, options)?,
-        DatasetKind::FashionMnist | DatasetKind::Mnist => {
+        DatasetKind::FashionMnist | DatasetKind::Mnist | DatasetKind::FashionMnistRotation => {
             return Dataset::load(dir, kind, split);
         }
     };
@@ -97,7 +97,9 @@ pub fn channel_stats(
         DatasetKind::Hapt => hapt(dir, options)?.0,
         DatasetKind::BasicMotions => uea(dir, "BasicMotions", kind, options)?.0,
         DatasetKind::JapaneseVowels => uea(dir, "JapaneseVowels", kind, options)?.0,
-        DatasetKind::FashionMnist | DatasetKind::Mnist => return Ok(Vec::new()),
+        DatasetKind::FashionMnist | DatasetKind::Mnist | DatasetKind::FashionMnistRotation => {
+            return Ok(Vec::new())
+        }
     };
     let n = Normalizer::fit(&train)?;
     Ok(n.mean.into_iter().zip(n.std).collect())

@@ -1,4 +1,6 @@
-//! Float evaluation: accuracy and mean cross-entropy of any [`Classifier`] over a dataset.
+//! Float evaluation: accuracy and mean cross-entropy of any [`Classifier`] over a dataset; on a
+//! regression set ([`Dataset::targets`](crate::data::Dataset::targets)), the mean squared error
+//! of the single output and the mean absolute error in the task's measure.
 //!
 //! The model is evaluated as [`Module::valid`] returns it: on the plain (non-autodiff) device, with
 //! BatchNorm using its running statistics. Predictions are returned too, so callers can compare
@@ -20,8 +22,13 @@ pub struct EvalReport {
     pub correct: usize,
     /// `correct / images` (0 when there is no image).
     pub accuracy: f64,
-    /// Mean cross-entropy over the images.
+    /// Mean cross-entropy over the images (regression: mean squared error of the normalized
+    /// target).
     pub loss: f64,
+    /// Regression: mean absolute error in the task's measure (degrees for the rotation task);
+    /// `accuracy` is then 0 and `predictions` empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mae: Option<f64>,
     /// Top-1 class of each image, in the loader's order.
     #[serde(skip)]
     pub predictions: Vec<usize>,
@@ -38,8 +45,30 @@ pub fn evaluate<M: Classifier>(model: &M, loader: &Loader, device: &Device) -> E
         correct: 0,
         accuracy: 0.0,
         loss: 0.0,
+        mae: None,
         predictions: Vec::with_capacity(loader.num_images()),
     };
+    if let Some(targets) = loader.dataset().targets() {
+        let (mut se, mut ae) = (0f64, 0f64);
+        for batch in loader.epoch(0, 0, &device) {
+            let out: Vec<f32> = model
+                .forward(batch.images)
+                .into_data()
+                .try_into_vec::<f32>()
+                .unwrap_or_default();
+            for (p, &i) in out.iter().zip(&batch.indices) {
+                let d = f64::from(*p) - f64::from(targets.values[i]);
+                se += d * d;
+                ae += d.abs();
+            }
+            report.images += batch.indices.len();
+        }
+        if report.images > 0 {
+            report.loss = se / report.images as f64;
+            report.mae = Some(ae / report.images as f64 * f64::from(targets.scale));
+        }
+        return report;
+    }
     let mut loss_sum = 0f64;
     // The epoch number is irrelevant without shuffling or augmentation; 0 keeps it fixed anyway.
     for batch in loader.epoch(0, 0, &device) {

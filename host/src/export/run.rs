@@ -65,6 +65,13 @@ pub fn export_run(
     test_set: Option<(&Path, Option<usize>)>,
 ) -> Result<ExportReport, ExportRunError> {
     let config = RunConfig::from_run_dir(run_dir).map_err(RunError::from)?;
+    if config.data.dataset.is_regression() {
+        return Err(RunError::Run {
+            dir: run_dir.to_path_buf(),
+            reason: crate::quant::REGRESSION_NOT_DEPLOYED.into(),
+        }
+        .into());
+    }
     let device = device_of(&config)?;
     let (model, config) = load_model(run_dir, &device)?;
     let RunModel::Student(student) = model else {

@@ -99,11 +99,9 @@ impl TeacherConfig {
         if self.in_channels == 0 {
             return Err("teacher in_channels must be at least 1".into());
         }
-        if self.classes < 2 {
-            return Err(format!(
-                "teacher classes must be at least 2, got {}",
-                self.classes
-            ));
+        // One output is a regression head (the predicted target).
+        if self.classes == 0 {
+            return Err("teacher classes must be at least 1 (1: a regression output)".into());
         }
         if self.widths.is_empty() || self.widths.contains(&0) {
             return Err(format!(
@@ -365,7 +363,9 @@ mod tests {
             .with_blocks_per_stage(0)
             .validate()
             .is_err());
-        assert!(TeacherConfig::new().with_classes(1).validate().is_err());
+        assert!(TeacherConfig::new().with_classes(0).validate().is_err());
+        // One output: a regression head.
+        assert!(TeacherConfig::new().with_classes(1).validate().is_ok());
         assert!(TeacherConfig::new().validate().is_ok());
     }
 }

@@ -17,7 +17,9 @@ pub use calibrate::{calibrate, range_to_quant};
 pub use fake::{fake_quant_activation, fake_quant_weight_per_channel, weight_scales};
 pub use fold::fold_batch_norm;
 pub use qat::{calibrate_on, QatHook};
-pub use run::{quantize_run, read_quant, QuantizeOptions, QuantizeReport, QUANT_FILE};
+pub use run::{
+    quantize_run, read_quant, QuantizeOptions, QuantizeReport, QUANT_FILE, REGRESSION_NOT_DEPLOYED,
+};
 
 use serde::{Deserialize, Serialize};
 pub use tinykd_format::Quant;

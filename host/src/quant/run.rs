@@ -54,6 +54,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
     }
 }
 
+/// Why a regression student stops at the host (quantization and export): the blob's consumers
+/// (`run-blob`, the boards) read the output as class scores and take the argmax.
+pub const REGRESSION_NOT_DEPLOYED: &str =
+    "a regression student (data.dataset = \"fashion-mnist-rotation\") is trained and \
+     evaluated on the host; quantization and export read the output as class scores and are \
+     not built for a regression head";
+
 /// Quantizes the student trained in `student_run` into the new run `out`.
 ///
 /// With `qat_epochs > 0` the student is fine-tuned with its int8 simulation on (keeping the
@@ -74,6 +81,12 @@ pub fn quantize_run(
     } else {
         RunConfig::from_run_dir(student_run)?
     };
+    if config.data.dataset.is_regression() {
+        return Err(RunError::Run {
+            dir: student_run.to_path_buf(),
+            reason: REGRESSION_NOT_DEPLOYED.into(),
+        });
+    }
     if !matches!(config.model, ModelSpec::Student(_)) {
         return Err(RunError::Run {
             dir: student_run.to_path_buf(),

@@ -19,13 +19,18 @@
 //! 5. a student then trains on real + synthetic data with `data.synthetic = "DIR"` in any run
 //!    config (plain, KD, CRD, any zoo method: the data is the only change).
 //!
-//! Regression (a label-conditional GAN and a regression teacher) is not built: see
-//! docs/cgan-kd.md.
+//! Regression (`data.dataset = "fashion-mnist-rotation"`): the pair is conditioned on the
+//! target value ([`gan::Conditioning::Value`], a CcGAN-style vicinity in [`train`]); sampling
+//! ([`regression`]) generates at evenly spaced values, the regression teacher drops fakes whose
+//! prediction is farther from the condition than the q-quantile of a burn-in set and relabels
+//! the rest with its prediction; the values are written as [`SYNTHETIC_TARGETS`]. cDR-RS is not
+//! built for regression (the paper conditions its density ratio on the label embedding).
 
 pub mod density_ratio;
 pub mod filter;
 pub mod gan;
 pub mod grid;
+pub mod regression;
 pub mod sample;
 pub mod train;
 
@@ -43,20 +48,57 @@ pub const SYNTHETIC_IMAGES: &str = "fake-images-idx3-ubyte";
 /// File name of the synthetic labels (IDX, `u8`, `[n]`) in a sample directory.
 pub const SYNTHETIC_LABELS: &str = "fake-labels-idx1-ubyte";
 
-/// Loads the synthetic set `tinykd gan sample` wrote into `dir`, for `classes` classes.
+/// File name of a regression set's synthetic targets (JSON: `{"scale": s, "values": [...]}`,
+/// one normalized value per image) in a sample directory.
+pub const SYNTHETIC_TARGETS: &str = "fake-targets.json";
+
+/// The targets file of a regression sample directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetsFile {
+    /// The task's measure per normalized unit ([`crate::data::Targets::scale`]).
+    pub scale: f32,
+    /// One normalized target per image.
+    pub values: Vec<f32>,
+}
+
+/// Loads the synthetic set `tinykd gan sample` wrote into `dir`, for `classes` classes; with
+/// `regression`, with its targets ([`SYNTHETIC_TARGETS`]).
 ///
 /// # Errors
-/// [`DataError::MissingFile`] when a file is absent, any IDX error naming the file.
-pub fn load_synthetic(dir: &Path, classes: usize) -> Result<Dataset, DataError> {
+/// [`DataError::MissingFile`] when a file is absent, any IDX error naming the file,
+/// [`DataError::IdxHeader`] for an unreadable targets file, the errors of
+/// [`Dataset::with_targets`].
+pub fn load_synthetic(dir: &Path, classes: usize, regression: bool) -> Result<Dataset, DataError> {
     let images = dir.join(SYNTHETIC_IMAGES);
     let labels = dir.join(SYNTHETIC_LABELS);
-    if !images.is_file() || !labels.is_file() {
+    let targets = dir.join(SYNTHETIC_TARGETS);
+    if !images.is_file() || !labels.is_file() || (regression && !targets.is_file()) {
         return Err(DataError::MissingFile {
             dir: dir.to_path_buf(),
-            tried: format!("{SYNTHETIC_IMAGES}, {SYNTHETIC_LABELS} (data.synthetic)"),
+            tried: format!(
+                "{SYNTHETIC_IMAGES}, {SYNTHETIC_LABELS}{} (data.synthetic)",
+                if regression {
+                    format!(", {SYNTHETIC_TARGETS}")
+                } else {
+                    String::new()
+                }
+            ),
         });
     }
-    Dataset::from_idx_files(&images, &labels, classes)
+    let set = Dataset::from_idx_files(&images, &labels, classes)?;
+    if !regression {
+        return Ok(set);
+    }
+    let text = std::fs::read_to_string(&targets).map_err(|source| DataError::Io {
+        path: targets.clone(),
+        source,
+    })?;
+    let file: TargetsFile = serde_json::from_str(&text).map_err(|e| DataError::IdxHeader {
+        path: targets.clone(),
+        reason: e.to_string(),
+    })?;
+    set.with_targets(file.values, file.scale, &targets)
 }
 
 /// A GAN run and its sampling, as saved in `<gan run>/config.toml`.
@@ -110,6 +152,10 @@ pub struct GanConfig {
     pub beta2: f64,
     /// Samples per class in the per-epoch PNG grid (default 8).
     pub grid_per_class: usize,
+    /// Regression: standard deviation of the noise added to the fakes' condition values (the
+    /// vicinity, in normalized units; default: CcGAN's rule of thumb from the training targets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_noise: Option<f64>,
     /// Checkpoints to keep (default 2).
     pub keep_checkpoints: usize,
     /// Progress bars (default `auto`).
@@ -128,6 +174,7 @@ impl Default for GanConfig {
             beta1: 0.5,
             beta2: 0.999,
             grid_per_class: 8,
+            label_noise: None,
             keep_checkpoints: 2,
             progress: ProgressMode::Auto,
         }
@@ -152,6 +199,9 @@ pub struct SampleConfig {
     pub burn_in: usize,
     /// Replace each label by the teacher's prediction (default true).
     pub relabel: bool,
+    /// Regression: distinct conditioning values, evenly spaced over `[0, 1]` (default 20); each
+    /// gets `per_class` samples.
+    pub values: usize,
     /// The density-ratio network and its training.
     pub dre: DreConfig,
 }
@@ -165,6 +215,7 @@ impl Default for SampleConfig {
             filter_quantile: 0.9,
             burn_in: 1000,
             relabel: true,
+            values: 20,
             dre: DreConfig::default(),
         }
     }
@@ -280,6 +331,7 @@ impl GanRunConfig {
             ("sample.per_class", self.sample.per_class),
             ("sample.batch_size", self.sample.batch_size),
             ("sample.burn_in", self.sample.burn_in),
+            ("sample.values", self.sample.values.saturating_sub(1)),
             ("sample.dre.epochs", self.sample.dre.epochs),
             ("sample.dre.batch_size", self.sample.dre.batch_size),
         ] {
@@ -333,6 +385,24 @@ impl GanRunConfig {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(invalid(key, format!("must be >= 0, got {v}")));
             }
+        }
+        if let Some(s) = g.label_noise {
+            if !(s.is_finite() && s >= 0.0) {
+                return Err(invalid("gan.label_noise", format!("must be >= 0, got {s}")));
+            }
+            if !self.data.dataset.is_regression() {
+                return Err(invalid(
+                    "gan.label_noise",
+                    "is the vicinity of a regression GAN; this dataset has classes",
+                ));
+            }
+        }
+        if self.data.dataset.is_regression() && self.sample.subsample {
+            return Err(invalid(
+                "sample.subsample",
+                "cDR-RS is built for class-conditional GANs; set it false for a regression \
+                 GAN (the teacher filter and relabelling still apply)",
+            ));
         }
         Ok(())
     }

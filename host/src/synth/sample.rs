@@ -20,7 +20,7 @@ use super::density_ratio::{accept, penalised_sp_loss, DensityRatioNet};
 use super::filter::{filter_and_relabel, quantile};
 use super::gan::{Generator, SIDE};
 use super::grid::{to_pixels, write_grid};
-use super::train::{device_of, label_tensor, load_generator, noise};
+use super::train::{class_condition, device_of, label_tensor, load_generator, noise};
 use super::{io_err, GanRunConfig, SynthError, SYNTHETIC_IMAGES, SYNTHETIC_LABELS};
 use crate::config::DataConfig;
 use crate::data::idx::encode_idx_u8;
@@ -48,8 +48,12 @@ pub struct ClassReport {
     pub written: usize,
     /// Of the written, how many the teacher relabelled to another class.
     pub relabelled: usize,
-    /// The CE cut-off (`None`: filtering off).
+    /// The CE cut-off (`None`: filtering off); for a regression GAN, the cut-off of the
+    /// absolute error between the teacher's prediction and the condition (normalized units).
     pub ce_cutoff: Option<f32>,
+    /// Regression: the condition value of this row (normalized).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f32>,
 }
 
 /// The whole sampling run (`report.json`).
@@ -73,8 +77,17 @@ pub struct SampleReport {
     pub written: usize,
     /// Mean penalised SP loss of the density-ratio net's last epoch (`None`: no subsampling).
     pub dre_last_loss: Option<f64>,
-    /// The teacher's accuracy w.r.t. the conditioning labels on the burn-in fakes of all classes.
+    /// The teacher's accuracy w.r.t. the conditioning labels on the burn-in fakes of all classes
+    /// (0 for a regression GAN: see `teacher_burn_in_mae`).
     pub teacher_burn_in_accuracy: f64,
+    /// Regression: the teacher's mean absolute error w.r.t. the conditioning values on the
+    /// burn-in fakes, in the task's measure (how well the GAN follows its condition).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub teacher_burn_in_mae: Option<f64>,
+    /// Regression: mean absolute change of the written samples' targets by relabelling, in the
+    /// task's measure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean_relabel_shift: Option<f64>,
     /// Wall time, seconds.
     pub seconds: f64,
 }
@@ -148,7 +161,7 @@ fn generate(
     let labels = vec![class; n];
     let z = noise(rng, n, generator.z_dim(), device);
     let x: Vec<f32> = generator
-        .forward(z, label_tensor(&labels, device))
+        .forward(z, class_condition(&labels, device))
         .into_data()
         .try_into_vec::<f32>()
         .map_err(data_err)?;
@@ -219,7 +232,7 @@ fn train_density_ratio(
             // Fakes of the same labels, through the teacher (no gradient).
             let z = noise(&mut rng, idx.len(), generator.z_dim(), plain);
             let x: Vec<f32> = generator
-                .forward(z, label_tensor(&labels, plain))
+                .forward(z, class_condition(&labels, plain))
                 .into_data()
                 .try_into_vec::<f32>()
                 .map_err(data_err)?;
@@ -304,6 +317,9 @@ pub fn sample(
 ) -> Result<SampleReport, SynthError> {
     let started = std::time::Instant::now();
     let probe = GanRunConfig::from_run_dir(gan_run, overrides)?;
+    if probe.data.dataset.is_regression() {
+        return super::regression::sample_regression(gan_run, teacher_run, out_dir, overrides);
+    }
     let plain = device_of(&probe)?;
     let (generator, config) = load_generator(gan_run, overrides, &plain)?;
     let (teacher_model, teacher_config) = crate::train::load_model(teacher_run, &plain)?;
@@ -474,6 +490,8 @@ pub fn sample(
         classes: reports,
         dre_last_loss,
         teacher_burn_in_accuracy: ratio(burn_hits as f64, burn_total as f64),
+        teacher_burn_in_mae: None,
+        mean_relabel_shift: None,
         seconds: started.elapsed().as_secs_f64(),
     };
     let path = out_dir.join("report.json");

@@ -20,7 +20,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use super::gan::{d_hinge_loss, g_hinge_loss, Discriminator, GanPair, Generator, SIDE};
+use super::gan::{
+    d_hinge_loss, g_hinge_loss, Condition, Conditioning, Discriminator, GanPair, Generator, SIDE,
+};
 use super::grid::{to_pixels, write_grid};
 use super::{io_err, GanRunConfig, SynthError};
 use crate::config::ConfigError;
@@ -80,6 +82,41 @@ pub fn label_tensor(labels: &[u8], device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(v, [labels.len()]), device)
 }
 
+/// Class labels as a GAN condition.
+pub fn class_condition(labels: &[u8], device: &Device) -> Condition {
+    Condition::Classes(label_tensor(labels, device))
+}
+
+/// Values in `[0, 1]` as a GAN condition.
+pub fn value_condition(values: &[f32], device: &Device) -> Condition {
+    Condition::Values(Tensor::from_data(
+        TensorData::new(values.to_vec(), [values.len()]),
+        device,
+    ))
+}
+
+/// What a GAN on `data` is conditioned on: the target value of a regression set, else its
+/// classes.
+pub fn conditioning_of(dataset: crate::data::DatasetKind) -> Conditioning {
+    if dataset.is_regression() {
+        Conditioning::Value
+    } else {
+        Conditioning::Classes(dataset.classes())
+    }
+}
+
+/// CcGAN's rule-of-thumb vicinity, `1.06 · std(y) · n^(−1/5)` (Silverman's bandwidth).
+pub fn rule_of_thumb_sigma(values: &[f32]) -> f64 {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let var = values
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    1.06 * var.sqrt() * n.powf(-0.2)
+}
+
 /// The images `indices` of `set` scaled to `[-1, 1]`, `[b, 1, 28, 28]`.
 fn real_batch(set: &Dataset, indices: &[usize], device: &Device) -> Tensor<4> {
     let mut v = Vec::with_capacity(indices.len() * SIDE * SIDE);
@@ -105,12 +142,13 @@ pub fn device_of(config: &GanRunConfig) -> Result<Device, SynthError> {
 
 /// A fresh pair for `config` on `device` (weights drawn after seeding the device with the run's
 /// seed).
-pub fn init_pair(config: &GanRunConfig, classes: usize, device: &Device) -> GanPair {
+pub fn init_pair(config: &GanRunConfig, device: &Device) -> GanPair {
     device.seed(config.seed);
     let g = &config.gan;
+    let conditioning = conditioning_of(config.data.dataset);
     GanPair {
-        generator: Generator::new(g.z_dim, g.width, classes, device),
-        discriminator: Discriminator::new(g.width, classes, device),
+        generator: Generator::new(g.z_dim, g.width, conditioning, device),
+        discriminator: Discriminator::new(g.width, conditioning, device),
     }
 }
 
@@ -134,8 +172,7 @@ pub fn load_generator(
     device: &Device,
 ) -> Result<(Generator, GanRunConfig), SynthError> {
     let config = GanRunConfig::from_run_dir(run_dir, overrides)?;
-    let classes = config.data.dataset.classes();
-    let pair = init_pair(&config, classes, device);
+    let pair = init_pair(&config, device);
     let (pair, _, _) = checkpoint::load_latest(run_dir, pair, adam(&config))?;
     Ok((pair.generator.valid(), config))
 }
@@ -176,9 +213,15 @@ pub fn train_gan(
     std::fs::create_dir_all(run_dir).map_err(io_err(run_dir))?;
     let plain = device_of(config)?;
     let device = plain.clone().autodiff();
-    let classes = train.classes();
+    // Regression: the real batch's values, and σ of the fakes' vicinity.
+    let targets = train.targets().map(|t| t.values.clone());
+    let sigma = match (&targets, g.label_noise) {
+        (Some(_), Some(s)) => s,
+        (Some(t), None) => rule_of_thumb_sigma(t),
+        (None, _) => 0.0,
+    };
 
-    let mut pair = init_pair(config, classes, &device);
+    let mut pair = init_pair(config, &device);
     let mut optim = adam(config);
     let (mut start_epoch, mut global_step) = (0, 0);
     if resume {
@@ -222,8 +265,26 @@ pub fn train_gan(
         let (mut d_sum, mut g_sum) = (0f64, 0f64);
         for indices in order.chunks_exact(g.batch_size) {
             let b = indices.len();
-            let labels: Vec<u8> = indices.iter().map(|&i| train.label(i)).collect();
-            let y = label_tensor(&labels, &device);
+            let (y_real, y) = match &targets {
+                Some(t) => {
+                    let real: Vec<f32> = indices.iter().map(|&i| t[i]).collect();
+                    let jitter = normal_noise(&mut noise_rng, b);
+                    let fake: Vec<f32> = real
+                        .iter()
+                        .zip(&jitter)
+                        .map(|(&v, &e)| (v + sigma as f32 * e).clamp(0.0, 1.0))
+                        .collect();
+                    (
+                        value_condition(&real, &device),
+                        value_condition(&fake, &device),
+                    )
+                }
+                None => {
+                    let labels: Vec<u8> = indices.iter().map(|&i| train.label(i)).collect();
+                    let y = class_condition(&labels, &device);
+                    (y.clone(), y)
+                }
+            };
             let real = real_batch(&train, indices, &device);
 
             let fake = pair
@@ -231,7 +292,7 @@ pub fn train_gan(
                 .forward(noise(&mut noise_rng, b, g.z_dim, &device), y.clone())
                 .detach();
             let d_loss = d_hinge_loss(
-                pair.discriminator.forward(real, y.clone()),
+                pair.discriminator.forward(real, y_real),
                 pair.discriminator.forward(fake, y.clone()),
             );
             let d_value: f32 = d_loss.clone().into_scalar();
@@ -260,7 +321,7 @@ pub fn train_gan(
         let n = steps_per_epoch as f64;
         last_losses = (d_sum / n, g_sum / n);
         let grid_path = run_dir.join(format!("samples-epoch-{:04}.png", epoch + 1));
-        write_class_grid(&pair.generator.valid(), config, classes, &plain, &grid_path)?;
+        write_class_grid(&pair.generator.valid(), config, &plain, &grid_path)?;
         metrics.write(&json!({
             "kind": "epoch",
             "epoch": epoch + 1,
@@ -310,7 +371,11 @@ fn check_finite(stage: &'static str, step: usize, value: f32) -> Result<(), Synt
     }
 }
 
-/// Writes the grid of `gan.grid_per_class` samples per class (rows = classes) of `generator`
+/// Rows of a regression GAN's grid: conditions evenly spaced over `[0, 1]`.
+pub const GRID_VALUES: usize = 10;
+
+/// Writes the grid of `gan.grid_per_class` samples per class (rows = classes; for a regression
+/// GAN, [`GRID_VALUES`] rows of values evenly spaced over `[0, 1]`, low to high) of `generator`
 /// (in eval mode) to `path`, from the fixed grid noise.
 ///
 /// # Errors
@@ -318,22 +383,32 @@ fn check_finite(stage: &'static str, step: usize, value: f32) -> Result<(), Synt
 pub fn write_class_grid(
     generator: &Generator,
     config: &GanRunConfig,
-    classes: usize,
     device: &Device,
     path: &Path,
 ) -> Result<(), SynthError> {
     let per = config.gan.grid_per_class.max(1);
     let mut rng = StdRng::seed_from_u64(derive_seed(config.seed, 0, STREAM_GRID));
-    let labels: Vec<u8> = (0..classes as u8)
-        .flat_map(|c| std::iter::repeat_n(c, per))
-        .collect();
-    let z = noise(&mut rng, labels.len(), generator.z_dim(), device);
-    let images = generator.forward(z, label_tensor(&labels, device));
+    let (rows, condition) = match conditioning_of(config.data.dataset) {
+        Conditioning::Classes(classes) => {
+            let labels: Vec<u8> = (0..classes as u8)
+                .flat_map(|c| std::iter::repeat_n(c, per))
+                .collect();
+            (classes, class_condition(&labels, device))
+        }
+        Conditioning::Value => {
+            let values: Vec<f32> = (0..GRID_VALUES)
+                .flat_map(|r| std::iter::repeat_n(r as f32 / (GRID_VALUES - 1) as f32, per))
+                .collect();
+            (GRID_VALUES, value_condition(&values, device))
+        }
+    };
+    let z = noise(&mut rng, rows * per, generator.z_dim(), device);
+    let images = generator.forward(z, condition);
     let values: Vec<f32> = images
         .into_data()
         .try_into_vec::<f32>()
         .map_err(|e| SynthError::Sampling(format!("{e:?}")))?;
-    write_grid(path, &to_pixels(&values), classes, per, SIDE)
+    write_grid(path, &to_pixels(&values), rows, per, SIDE)
 }
 
 #[cfg(test)]

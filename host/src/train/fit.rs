@@ -166,6 +166,10 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
             ),
         ));
     }
+    // A regression set trains the single output with the squared error and reports the mean
+    // absolute error in the task's measure instead of an accuracy.
+    let target_scale = train.dataset().targets().map(|t| f64::from(t.scale));
+    let supervised = if target_scale.is_some() { "mse" } else { "ce" };
     let mut history = Vec::new();
 
     for epoch in start_epoch..settings.epochs {
@@ -184,6 +188,7 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
         let bar = epoch_bar(settings.progress, epoch, settings.epochs, steps_per_epoch);
         let started = Instant::now();
         let (mut loss_sum, mut ce_sum, mut correct, mut seen) = (0f64, 0f64, 0usize, 0usize);
+        let mut abs_err_sum = 0f64;
         let mut term_sums: Vec<(String, f64)> = Vec::new();
         let mut lr = settings.optim.lr;
 
@@ -208,10 +213,18 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
             } else {
                 out.logits.clone()
             };
-            let ce = ce_loss.forward(logits.clone(), batch.targets.clone());
+            // The supervised term: CE on the classes, or the squared error of the single output
+            // on a regression set.
+            let ce = match &batch.values {
+                Some(values) => {
+                    let diff = logits.clone().flatten::<1>(0, 1) - values.clone();
+                    (diff.clone() * diff).mean()
+                }
+                None => ce_loss.forward(logits.clone(), batch.targets.clone()),
+            };
             let ce_value: f32 = ce.clone().into_scalar();
             if !ce_value.is_finite() {
-                return Err(non_finite(epoch, global_step, "ce", ce_value));
+                return Err(non_finite(epoch, global_step, supervised, ce_value));
             }
             let mut total = ce * settings.ce_weight;
             let mut step_terms: Vec<(&'static str, f32)> = Vec::new();
@@ -242,12 +255,25 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
                 return Err(non_finite(epoch, global_step, "total", total_value));
             }
 
-            let preds = logits.without_autodiff().argmax(1).flatten::<1>(0, 1);
-            let hits: i64 = preds
-                .equal(batch.targets.clone().without_autodiff())
-                .int()
-                .sum()
-                .into_scalar();
+            let hits: i64 = match &batch.values {
+                Some(values) => {
+                    let err: f32 = (logits.clone().without_autodiff().flatten::<1>(0, 1)
+                        - values.clone().without_autodiff())
+                    .abs()
+                    .sum()
+                    .into_scalar();
+                    abs_err_sum += f64::from(err);
+                    0
+                }
+                None => logits
+                    .without_autodiff()
+                    .argmax(1)
+                    .flatten::<1>(0, 1)
+                    .equal(batch.targets.clone().without_autodiff())
+                    .int()
+                    .sum()
+                    .into_scalar(),
+            };
 
             let grads = GradientsParams::from_grads(total.backward(), &trainee);
             trainee = optim.step(lr, trainee, grads);
@@ -278,8 +304,9 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
             if settings.log_every > 0 && global_step % settings.log_every == 0 {
                 let mut rec = json!({
                     "kind": "step", "epoch": epoch, "step": global_step, "lr": lr,
-                    "loss": total_value, "ce": ce_value,
+                    "loss": total_value,
                 });
+                rec[supervised] = json!(ce_value);
                 for (name, v) in &step_terms {
                     rec[*name] = json!(v);
                 }
@@ -287,10 +314,13 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
             }
             bar.inc(1);
             let secs = started.elapsed().as_secs_f64();
+            let fit_of = match target_scale {
+                Some(scale) => format!("MAE {:.2}", abs_err_sum / seen as f64 * scale),
+                None => format!("acc {:.2}%", 100.0 * correct as f64 / seen as f64),
+            };
             bar.set_message(format!(
-                "loss {:.4} acc {:.2}% {:.0} img/s",
+                "loss {:.4} {fit_of} {:.0} img/s",
                 loss_sum / seen as f64,
-                100.0 * correct as f64 / seen as f64,
                 seen as f64 / secs.max(1e-9)
             ));
         }
@@ -307,21 +337,29 @@ pub fn fit<S: Classifier + ModuleDisplay, D: Distiller + ModuleDisplay>(
             ce: ce_sum / n,
             terms: term_sums.iter().map(|(k, s)| (k.clone(), s / n)).collect(),
             train_accuracy: correct as f64 / n,
+            train_mae: target_scale.map(|scale| abs_err_sum / n * scale),
             test: test_report,
             images_per_sec: seen as f64 / seconds.max(1e-9),
             seconds,
         };
         let mut rec = json!({
             "kind": "epoch", "epoch": epoch, "step": global_step, "lr": lr,
-            "loss": summary.loss, "ce": summary.ce, "train_accuracy": summary.train_accuracy,
+            "loss": summary.loss, "train_accuracy": summary.train_accuracy,
             "images_per_sec": summary.images_per_sec, "seconds": seconds,
         });
+        rec[supervised] = json!(summary.ce);
+        if let Some(mae) = summary.train_mae {
+            rec["train_mae"] = json!(mae);
+        }
         for (name, v) in &summary.terms {
             rec[name.as_str()] = json!(v);
         }
         if let Some(r) = &summary.test {
             rec["test_accuracy"] = json!(r.accuracy);
             rec["test_loss"] = json!(r.loss);
+            if let Some(mae) = r.mae {
+                rec["test_mae"] = json!(mae);
+            }
         }
         metrics.write(&rec)?;
         if settings.report_epochs {
@@ -381,14 +419,31 @@ fn non_finite(epoch: usize, step: usize, term: &str, value: f32) -> TrainError {
 
 /// One line per epoch for the terminal.
 fn summary_line(s: &EpochSummary, epochs: usize) -> String {
-    let mut line = format!(
-        "epoch {}/{epochs}: loss {:.4} train acc {:.2}%",
-        s.epoch + 1,
-        s.loss,
-        100.0 * s.train_accuracy
-    );
-    if let Some(t) = &s.test {
-        line += &format!(" test acc {:.2}% (loss {:.4})", 100.0 * t.accuracy, t.loss);
+    let mut line = match s.train_mae {
+        Some(mae) => format!(
+            "epoch {}/{epochs}: loss {:.4} train MAE {mae:.3}",
+            s.epoch + 1,
+            s.loss
+        ),
+        None => format!(
+            "epoch {}/{epochs}: loss {:.4} train acc {:.2}%",
+            s.epoch + 1,
+            s.loss,
+            100.0 * s.train_accuracy
+        ),
+    };
+    match &s.test {
+        Some(t) if t.mae.is_some() => {
+            line += &format!(
+                " test MAE {:.3} (mse {:.5})",
+                t.mae.unwrap_or_default(),
+                t.loss
+            );
+        }
+        Some(t) => {
+            line += &format!(" test acc {:.2}% (loss {:.4})", 100.0 * t.accuracy, t.loss);
+        }
+        None => {}
     }
     line += &format!(" | {:.0} img/s, {:.1} s", s.images_per_sec, s.seconds);
     line

@@ -261,12 +261,15 @@ pub struct EpochSummary {
     pub lr: f64,
     /// Mean total loss.
     pub loss: f64,
-    /// Mean (unweighted) cross-entropy.
+    /// Mean (unweighted) cross-entropy; on a regression set, the mean squared error.
     pub ce: f64,
     /// Mean of each distillation term (already weighted), by name.
     pub terms: Vec<(String, f64)>,
-    /// Top-1 accuracy on the (augmented) training batches, in training mode.
+    /// Top-1 accuracy on the (augmented) training batches, in training mode (0 on a regression
+    /// set).
     pub train_accuracy: f64,
+    /// Regression: mean absolute error on the training batches, in the task's measure.
+    pub train_mae: Option<f64>,
     /// Test evaluation, if a test loader was given.
     pub test: Option<EvalReport>,
     /// Training throughput (excludes evaluation and checkpointing).

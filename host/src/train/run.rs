@@ -90,8 +90,10 @@ pub struct RunReport {
     pub method_params: usize,
     /// Test accuracy after the last epoch.
     pub test_accuracy: f64,
-    /// Test cross-entropy after the last epoch.
+    /// Test cross-entropy after the last epoch (regression: squared error).
     pub test_loss: f64,
+    /// Regression: test mean absolute error after the last epoch, in the task's measure.
+    pub test_mae: Option<f64>,
     /// Per-epoch summaries of this invocation (empty if nothing was left to train).
     pub history: Vec<EpochSummary>,
     /// Wall time of this invocation.
@@ -156,7 +158,11 @@ pub fn load_datasets(data: &DataConfig) -> Result<(Dataset, Dataset), RunError> 
         test.truncate(n);
     }
     if let Some(dir) = &data.synthetic {
-        train.append(crate::synth::load_synthetic(dir, train.classes())?, dir)?;
+        let regression = data.dataset.is_regression();
+        train.append(
+            crate::synth::load_synthetic(dir, train.classes(), regression)?,
+            dir,
+        )?;
     }
     Ok((train, test))
 }
@@ -510,6 +516,7 @@ pub fn run(
         params,
         method_params,
         test_accuracy: final_eval.accuracy,
+        test_mae: final_eval.mae,
         test_loss: final_eval.loss,
         history,
         seconds: started.elapsed().as_secs_f64(),
