@@ -149,6 +149,29 @@ fn regression_teacher_student_kd_and_cgan_kd() {
     let e = &lines_of_kind(&kd, "epoch")[0];
     assert!(e["kd"].as_f64().is_some_and(|v| v > 0.0), "{e}");
     assert!(e["test_mae"].as_f64().is_some_and(f64::is_finite), "{e}");
+    // CRD on a one-class set: every other sample is a negative.
+    let crd = d.path().join("crd");
+    ok(&[
+        "distill",
+        "--teacher",
+        t,
+        "--config",
+        STUDENT,
+        "--out",
+        crd.to_str().unwrap(),
+        "--limit",
+        "256",
+        "--test-limit",
+        "128",
+        "--epochs",
+        "1",
+        "--set",
+        "distill.method.method=crd",
+        "--set",
+        "distill.method.nce_k=64",
+    ]);
+    let e = &lines_of_kind(&crd, "epoch")[0];
+    assert!(e["crd"].as_f64().is_some_and(f64::is_finite), "{e}");
 
     // A GAN conditioned on the angle, with a grid of rows of increasing angle per epoch.
     let gan = d.path().join("gan");

@@ -8,7 +8,9 @@
 //! heads, both banks after the momentum update, and the normalisation constants.
 //!
 //! Negatives are drawn as RepDistiller's `CIFAR100InstanceSample` does in `exact` mode: K dataset
-//! indices from other classes only, without replacement. The draw is a function of the run seed and
+//! indices from other classes only, without replacement. On a set with a single class (a
+//! regression set, where every label is 0), any other sample is a negative: the instance
+//! discrimination CRD's objective states (`N` other data points). The draw is a function of the run seed and
 //! the optimizer step, so a resumed run draws what the uninterrupted run would have.
 
 use std::sync::Arc;
@@ -89,8 +91,9 @@ impl CrdConfig {
         if let Some(pool) = negatives.smallest_pool() {
             if pool < self.nce_k {
                 return Err(format!(
-                    "crd.nce_k = {} negatives, but some class has only {pool} samples of other \
-                     classes in the {}-sample training set",
+                    "crd.nce_k = {} negatives, but some sample has only {pool} negatives (samples \
+                     of other classes, or of any other sample in a one-class set) in the \
+                     {}-sample training set",
                     self.nce_k,
                     labels.len()
                 ));
@@ -142,7 +145,8 @@ pub struct CrdSettings {
 #[derive(Debug, Default)]
 pub struct NegativeSampler {
     labels: Vec<u8>,
-    /// For each class, the dataset indices of every sample of another class.
+    /// For each class, the dataset indices of every sample of another class (empty with a
+    /// single class: then every other sample is a negative).
     others: Vec<Vec<u32>>,
 }
 
@@ -154,6 +158,12 @@ impl NegativeSampler {
             .map(|&l| usize::from(l) + 1)
             .max()
             .unwrap_or(0);
+        if classes <= 1 {
+            return Self {
+                labels: labels.to_vec(),
+                others: Vec::new(),
+            };
+        }
         let others = (0..classes)
             .map(|c| {
                 (0..labels.len() as u32)
@@ -169,6 +179,9 @@ impl NegativeSampler {
 
     /// The smallest pool of negatives of any class present.
     fn smallest_pool(&self) -> Option<usize> {
+        if self.others.is_empty() {
+            return self.labels.len().checked_sub(1);
+        }
         self.labels
             .iter()
             .map(|&l| self.others[usize::from(l)].len())
@@ -180,6 +193,13 @@ impl NegativeSampler {
         let mut out = Vec::with_capacity(indices.len() * (k + 1));
         for &i in indices {
             out.push(i as i64);
+            if self.others.is_empty() {
+                // Every sample but `i`: draw from n − 1 and step over `i`.
+                for p in rand::seq::index::sample(rng, self.labels.len() - 1, k) {
+                    out.push((p + usize::from(p >= i)) as i64);
+                }
+                continue;
+            }
             let pool = &self.others[usize::from(self.labels[i])];
             for p in rand::seq::index::sample(rng, pool.len(), k) {
                 out.push(i64::from(pool[p]));
@@ -338,5 +358,35 @@ impl Distiller for Crd {
             contrast,
         ) * self.settings.weight;
         vec![LossTerm { name: "crd", value }]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_class_negatives_are_every_other_sample() {
+        let sampler = NegativeSampler::new(&[0; 6]);
+        assert_eq!(sampler.smallest_pool(), Some(5));
+        let mut rng = StdRng::seed_from_u64(3);
+        let rows = sampler.draw(&[0, 3, 5], 5, &mut rng);
+        for (r, &i) in rows.chunks(6).zip(&[0i64, 3, 5]) {
+            assert_eq!(r[0], i, "the positive first");
+            let mut neg = r[1..].to_vec();
+            neg.sort_unstable();
+            let want: Vec<i64> = (0..6).filter(|&j| j != i).collect();
+            assert_eq!(neg, want, "all five others, each once");
+        }
+    }
+
+    #[test]
+    fn negatives_come_from_other_classes() {
+        let sampler = NegativeSampler::new(&[0, 1, 0, 1, 2]);
+        assert_eq!(sampler.smallest_pool(), Some(3));
+        let mut rng = StdRng::seed_from_u64(3);
+        let rows = sampler.draw(&[0, 4], 2, &mut rng);
+        assert!(rows[1..3].iter().all(|&j| j == 1 || j == 3 || j == 4));
+        assert!(rows[4..6].iter().all(|&j| j < 4));
     }
 }
