@@ -40,6 +40,20 @@ pub const fn packed_len(s: Shape) -> u64 {
     s.h as u64 * s.w as u64 * packed_words(s.c) as u64 * 4
 }
 
+/// Whether a binary convolution of `in_channels` → `out_channels` is exported bit-sliced
+/// ([`crate::Op::BinaryConv2dSliced`], SPEC §3.3): the bit-sliced kernels count 32 filters and
+/// 32 input channels per step whatever the true counts, so they pay when both are multiples of 32
+/// (no idle lanes); elsewhere the row layout's popcount kernels do less work.
+///
+/// ```
+/// assert!(tinykd_format::sliced_pays(64, 32));
+/// assert!(!tinykd_format::sliced_pays(1, 32));
+/// assert!(!tinykd_format::sliced_pays(64, 10));
+/// ```
+pub const fn sliced_pays(in_channels: u16, out_channels: u16) -> bool {
+    in_channels > 0 && in_channels % 32 == 0 && out_channels > 0 && out_channels % 32 == 0
+}
+
 /// How a tensor's bytes hold its elements. Tensor 0 (the model input) is always [`Layout::Int8`];
 /// every other tensor has the layout its op produces ([`crate::Op::output_layout`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -20,7 +20,7 @@ pub const IM2COL_COLUMNS: u32 = 4;
 /// - Depthwise `Conv2d` (`groups = in = out`): the weights repacked as int16 channel pairs,
 ///   `kh·kw · align4(channels) · 2` bytes.
 /// - `Dense`: the input widened to int16, `align4(in) · 2` bytes.
-/// - `BinaryConv2d`: `kh·kw·words(in) · 4` bytes (the packed taps of one output pixel), plus
+/// - `BinaryConv2d` and `BinaryConv2dSliced`: `kh·kw·words(in) · 4` bytes (the packed taps of one output pixel), plus
 ///   `packed_len(input)` when the input is int8 (binarized once, up front);
 /// - `BinaryDense` with an int8 input: `packed_len(input)`;
 /// - every other op (grouped convolutions, pooling, add, reshape, binary max pool, binary dense
@@ -49,7 +49,7 @@ pub fn scratch_len(op: &Op<'_>, input: Shape, output: Shape) -> u32 {
         Op::Dense(_) => align4(input.elements()) * 2,
         // Binary ops (format 1.2): an int8 input binarized once (packed), and for a convolution
         // the packed taps of one output pixel side by side (padded taps as +1 words).
-        Op::BinaryConv2d(c) => {
+        Op::BinaryConv2d(c) | Op::BinaryConv2dSliced(c) => {
             let taps = u64::from(c.kernel[0]) * u64::from(c.kernel[1]);
             let packed_input = if c.input_thresholds.is_empty() {
                 0

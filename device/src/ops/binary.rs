@@ -98,15 +98,18 @@ impl Geom {
 #[derive(Clone, Copy)]
 pub(crate) struct Params<'a> {
     weights: Bits<'a>,
+    /// The weights are bit-sliced (`BinaryConv2dSliced`, SPEC §3.3), not rows of filters.
+    sliced: bool,
     input_thresholds: LeI32s<'a>,
     flip: &'a [u8],
     output: BinaryOutput<'a>,
 }
 
 impl<'a> Params<'a> {
-    fn conv(op: &BinaryConv2dOp<'a>) -> Self {
+    fn conv(op: &BinaryConv2dOp<'a>, sliced: bool) -> Self {
         Params {
             weights: op.weights,
+            sliced,
             input_thresholds: op.input_thresholds,
             flip: op.flip.bytes(),
             output: op.output,
@@ -115,6 +118,7 @@ impl<'a> Params<'a> {
     fn dense(op: &BinaryDenseOp<'a>) -> Self {
         Params {
             weights: op.weights,
+            sliced: false,
             input_thresholds: op.input_thresholds,
             flip: op.flip.bytes(),
             output: op.output,
@@ -202,11 +206,27 @@ fn input_word(x: &[i8], g: &Geom, thresholds: &LeI32s<'_>, pixel: usize, j: usiz
     }
 }
 
+/// Word `j` of tap `tap` of filter `o`, as in the row layout `[out][taps][words(in)]`: read, or
+/// gathered bit by bit from the bit-sliced layout `[groups][taps][32 · words(in)]` (SPEC §3.3).
+#[inline(always)]
+fn filter_word(prm: &Params<'_>, g: &Geom, o: usize, tap: usize, j: usize) -> Result<u32> {
+    let wc = words(g.ic);
+    if !prm.sliced {
+        return need(prm.weights.word((o * g.kh * g.kw + tap) * wc + j));
+    }
+    let lanes = 32 * wc;
+    let base = ((o / 32) * g.kh * g.kw + tap) * lanes + 32 * j;
+    let mut word = 0u32;
+    for bit in 0..32 {
+        word |= (need(prm.weights.word(base + bit))? >> (o % 32) & 1) << bit;
+    }
+    Ok(word)
+}
+
 /// The reference binary convolution / dense layer (no scratch).
 pub(crate) fn conv(prm: &Params<'_>, g: &Geom, x: &[i8], y: &mut [i8], zp_out: i32) -> Result<()> {
     let wc = words(g.ic);
     let k = g.k();
-    let per_out = g.kh * g.kw * wc;
     let out_stride = match prm.output {
         BinaryOutput::Packed { .. } => words(g.oc) * 4,
         BinaryOutput::Int8 { .. } => g.oc,
@@ -219,9 +239,8 @@ pub(crate) fn conv(prm: &Params<'_>, g: &Geom, x: &[i8], y: &mut [i8], zp_out: i
                 for kx in 0..g.kw {
                     let iy = (oy * g.sh + ky).checked_sub(g.pt).filter(|&v| v < g.ih);
                     let ix = (ox * g.sw + kx).checked_sub(g.pl).filter(|&v| v < g.iw);
-                    let w0 = o * per_out + (ky * g.kw + kx) * wc;
                     for j in 0..wc {
-                        let w = need(prm.weights.word(w0 + j))?;
+                        let w = filter_word(prm, g, o, ky * g.kw + kx, j)?;
                         let a = match (iy, ix) {
                             (Some(iy), Some(ix)) => {
                                 input_word(x, g, &prm.input_thresholds, iy * g.iw + ix, j)?
@@ -239,15 +258,17 @@ pub(crate) fn conv(prm: &Params<'_>, g: &Geom, x: &[i8], y: &mut [i8], zp_out: i
     Ok(())
 }
 
-/// Binary convolution: the fast path where it applies (scratch given), else the reference.
+/// Binary convolution (`sliced`: the bit-sliced weight layout): the fast path where it applies
+/// (scratch given), else the reference.
 pub(crate) fn conv2d_with(
     op: &BinaryConv2dOp<'_>,
     x: In<'_>,
     y: Out<'_>,
     scratch: Option<&mut [u8]>,
+    sliced: bool,
 ) -> Result<()> {
     let g = Geom::conv(op, &x, &y);
-    let prm = Params::conv(op);
+    let prm = Params::conv(op, sliced);
     let zp = i32::from(y.zero_point);
     if let Some(s) = scratch {
         if fast::conv(&prm, &g, x.data, y.data, zp, s)? {
@@ -1255,6 +1276,14 @@ pub(crate) mod fast {
             BinaryOutput::Int8 { .. } => g.oc,
         };
         let dsp = cfg!(all(target_arch = "arm", tinykd_dsp));
+        let sliced_pre = if prm.sliced {
+            match sliced::Pre::new(prm, k, g.oc) {
+                Some(p) => Some(p),
+                None => return Ok(false), // past the kernel's limits: the reference
+            }
+        } else {
+            None
+        };
         let pre = match prm.output {
             BinaryOutput::Packed { thresholds } if dsp => {
                 Pre::Packed(PackedPre::new(thresholds.bytes(), prm.flip, k))
@@ -1287,11 +1316,225 @@ pub(crate) mod fast {
                 }
                 col
             };
-            fast_epilogue(
-                prm, k, zp_out, out_px, column, weights, per_out, &pre, &mut pc,
-            )?;
+            match &sliced_pre {
+                Some(sp) => sliced::pixel(prm, sp, k, zp_out, out_px, column, weights, &pre)?,
+                None => fast_epilogue(
+                    prm, k, zp_out, out_px, column, weights, per_out, &pre, &mut pc,
+                )?,
+            }
         }
         Ok(true)
+    }
+
+    pub(crate) mod sliced {
+        //! The bit-sliced kernel of `BinaryConv2dSliced` (SPEC §3.3). Its weights hold, per
+        //! group of 32 filters and per input bit position `i` (tap, channel), one word `W_i`
+        //! whose bit `j` is filter `j`'s weight. With the input bit `x_i`, the words
+        //! `m_i = W_i XOR bcast(x_i)` (`bcast` = 0 or !0) hold the mismatches of all 32 filters,
+        //! and their *vertical* popcount is the 32 counts `p_j`: carry-save adders (Harley-Seal in
+        //! bit-sliced form, 5 logic operations per full adder) add them into counter planes
+        //! (plane `b` = bit `b` of the 32 counts), about 8 instructions per input bit for 32
+        //! filters. The packed output compares the planes with the thresholds' planes by a
+        //! bit-sliced borrow chain (32 outputs at once, the output word directly); an int8 output
+        //! reads the counts back out of the planes.
+
+        use super::{int8_outs, Params, Pre as FastPre};
+        use crate::error::{need, Result};
+        use tinykd_format::BinaryOutput;
+
+        /// Most groups of 32 filters (output channels ≤ 256) the prepared thresholds hold.
+        const MAX_GROUPS: usize = 8;
+        /// Most counter planes: counts up to 2^16 − 1 (K < 65 535).
+        const MAX_PLANES: usize = 16;
+        /// The planes the Harley-Seal step keeps in registers (counts up to 31 per input word).
+        const LOW: usize = 5;
+
+        /// The output stage prepared once per layer.
+        pub(crate) struct Pre {
+            /// Planes of the counter compare: enough bits for `K + 1`.
+            planes: usize,
+            /// Packed output: per group, the planes of `u = t' + 1` (−1 iff `p ≥ u`, with `t'`
+            /// the threshold minus the flip clamped to `[−1, K]`, as the row kernels do); the
+            /// lanes past the last filter hold all ones (`u > p` always: bit 0).
+            u: [u32; MAX_GROUPS * MAX_PLANES],
+            /// Packed output: per group, the flips, XORed into the output word.
+            flips: [u32; MAX_GROUPS],
+        }
+
+        impl Pre {
+            /// `None` past the limits (the caller runs the reference).
+            pub(crate) fn new(prm: &Params<'_>, k: i32, oc: usize) -> Option<Pre> {
+                let k = u32::try_from(k).ok()?;
+                let planes = (u32::BITS - (k + 1).leading_zeros()) as usize;
+                if oc > 32 * MAX_GROUPS || planes > MAX_PLANES || prm.flip.len() < oc {
+                    return None;
+                }
+                let mut pre = Pre {
+                    planes: planes.max(LOW),
+                    u: [0; MAX_GROUPS * MAX_PLANES],
+                    flips: [0; MAX_GROUPS],
+                };
+                if let BinaryOutput::Packed { thresholds } = prm.output {
+                    if thresholds.len() < oc {
+                        return None;
+                    }
+                    for o in 0..32 * oc.div_ceil(32) {
+                        let (grp, lane) = (o / 32, o % 32);
+                        let u = match (thresholds.get(o), prm.flip.get(o)) {
+                            (Some(t), Some(&f)) if o < oc => {
+                                let fl = i32::from(f & 1);
+                                if let Some(w) = pre.flips.get_mut(grp) {
+                                    *w |= (fl as u32) << lane;
+                                }
+                                (t.saturating_sub(fl).clamp(-1, k as i32) + 1) as u32
+                            }
+                            _ => u32::MAX, // padding lane: never −1
+                        };
+                        for b in 0..planes {
+                            if let Some(w) = pre.u.get_mut(grp * MAX_PLANES + b) {
+                                *w |= (u >> b & 1) << lane;
+                            }
+                        }
+                    }
+                }
+                Some(pre)
+            }
+        }
+
+        /// One full adder over 32 lanes: `(a + b + c) = sum + 2 · carry`, 5 operations.
+        #[inline(always)]
+        fn csa(a: u32, b: u32, c: u32) -> (u32, u32) {
+            let u = a ^ b;
+            (u ^ c, (a & b) | (u & c))
+        }
+
+        /// The mismatch word of input bit `k` of `x` against the 32 filters' word `k` of `w`:
+        /// `W_k XOR bcast(x_k)` (`SBFX` + `EOR` on Armv7-M).
+        #[inline(always)]
+        fn mism(w: &[u8; 128], x: u32, k: usize) -> u32 {
+            let wk = u32::from_le_bytes([w[4 * k], w[4 * k + 1], w[4 * k + 2], w[4 * k + 3]]);
+            wk ^ ((x << (31 - k)) as i32 >> 31) as u32
+        }
+
+        /// The low planes (ones … sixteens) of a count.
+        #[derive(Default)]
+        struct Low([u32; LOW]);
+
+        /// Harley-Seal over the 2^`level` mismatch words from bit `k`: adds them into the
+        /// planes below `level` and returns the carry of weight 2^`level`.
+        #[inline(always)]
+        fn tree(l: &mut Low, w: &[u8; 128], x: u32, k: usize, level: usize) -> u32 {
+            let (a, b) = if level == 1 {
+                (mism(w, x, k), mism(w, x, k + 1))
+            } else {
+                let half = 1 << (level - 1);
+                (
+                    tree(l, w, x, k, level - 1),
+                    tree(l, w, x, k + half, level - 1),
+                )
+            };
+            let (s, c) = csa(l.0[level - 1], a, b);
+            l.0[level - 1] = s;
+            c
+        }
+
+        /// The 32 counts `p_j = Σ popcount` of one output pixel's `column` against one group's
+        /// weights (`32 · column.len()` words), as counter planes.
+        #[inline(always)]
+        fn count(column: &[u32], wg: &[u8], planes: &mut [u32; MAX_PLANES], used: usize) {
+            let mut low = Low::default();
+            let mut high = [0u32; MAX_PLANES - LOW];
+            let nhigh = used.saturating_sub(LOW);
+            for (x, w) in column.iter().zip(wg.chunks_exact(128)) {
+                let Ok(w) = <&[u8; 128]>::try_from(w) else {
+                    continue;
+                };
+                // The carry of weight 32 ripples into the high planes (half adders).
+                let mut carry = tree(&mut low, w, *x, 0, LOW);
+                for h in high.iter_mut().take(nhigh) {
+                    let p = *h;
+                    *h = p ^ carry;
+                    carry &= p;
+                }
+            }
+            let (lo, hi) = planes.split_at_mut(LOW);
+            lo.copy_from_slice(&low.0);
+            hi.copy_from_slice(&high);
+        }
+
+        /// One output pixel: per group of 32 filters the counts, then the packed output word or
+        /// the int8 outputs.
+        #[inline(always)]
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) fn pixel(
+            prm: &Params<'_>,
+            pre: &Pre,
+            k: i32,
+            zp_out: i32,
+            out_px: &mut [i8],
+            column: &[u32],
+            weights: &[u8],
+            fast_pre: &FastPre,
+        ) -> Result<()> {
+            let per_group = column.len() * 128;
+            let mut planes = [0u32; MAX_PLANES];
+            match prm.output {
+                BinaryOutput::Packed { .. } => {
+                    let groups = out_px
+                        .chunks_exact_mut(4)
+                        .zip(weights.chunks_exact(per_group));
+                    for (grp, (word_out, wg)) in groups.enumerate() {
+                        count(column, wg, &mut planes, pre.planes);
+                        // p ≥ u ⇔ no borrow out of p − u, plane by plane.
+                        let u = need(pre.u.get(grp * MAX_PLANES..grp * MAX_PLANES + pre.planes))?;
+                        let mut borrow = 0u32;
+                        for (&p, &u) in planes.iter().zip(u) {
+                            borrow = (u & !p) | (!(p ^ u) & borrow);
+                        }
+                        let word = !borrow ^ need(pre.flips.get(grp))?;
+                        for (d, s) in word_out.iter_mut().zip(word.to_le_bytes()) {
+                            *d = s as i8;
+                        }
+                    }
+                }
+                BinaryOutput::Int8 {
+                    bias,
+                    requant,
+                    act_min,
+                    act_max,
+                } => {
+                    let mut params = prm
+                        .flip
+                        .iter()
+                        .zip(bias.iter())
+                        .zip(requant.multipliers.iter())
+                        .zip(requant.shifts.iter());
+                    let groups = out_px.chunks_mut(32).zip(weights.chunks_exact(per_group));
+                    for (grp, (outs, wg)) in groups.enumerate() {
+                        count(column, wg, &mut planes, pre.planes);
+                        // The counts back out of the planes: lanes j and j + 16 per pass, in
+                        // the two halfwords.
+                        let mut counts = [0u32; 32];
+                        let (lo, hi) = counts.split_at_mut(16);
+                        for (j, (lo, hi)) in lo.iter_mut().zip(hi).enumerate() {
+                            let mut acc = 0u32;
+                            for (b, &p) in planes.iter().enumerate().take(pre.planes) {
+                                acc += ((p >> j) & 0x0001_0001) << b;
+                            }
+                            (*lo, *hi) = (acc & 0xffff, acc >> 16);
+                        }
+                        let counts = need(counts.get(..outs.len()))?;
+                        match fast_pre {
+                            FastPre::Int8(ip) => {
+                                ip.outs(outs, counts, 32 * grp, zp_out, act_min, act_max)
+                            }
+                            _ => int8_outs(outs, counts, &mut params, k, zp_out, act_min, act_max),
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
     }
 
     /// The column of output pixel `(oy, ox)` whose window reaches into the padding (+1: the
@@ -1347,6 +1590,28 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Bit-slices ±1 weights `[out][taps][c]` (SPEC §3.3): per group of 32 filters, tap and
+    /// channel of `32 · ceil(c / 32)`, the word whose bit j is filter 32g + j (−1 → 1).
+    fn slice(w: &[i8], out: usize, taps: usize, c: usize) -> Vec<u8> {
+        let lanes = 32 * c.div_ceil(32);
+        let mut bytes = Vec::new();
+        for g in 0..out.div_ceil(32) {
+            for tap in 0..taps {
+                for ch in 0..lanes {
+                    let mut word = 0u32;
+                    for j in 0..32 {
+                        let o = 32 * g + j;
+                        if o < out && ch < c && w[(o * taps + tap) * c + ch] < 0 {
+                            word |= 1 << j;
+                        }
+                    }
+                    bytes.extend_from_slice(&word.to_le_bytes());
+                }
+            }
+        }
+        bytes
     }
 
     fn signs(rng: &mut Rng, n: usize) -> Vec<i8> {
@@ -1538,6 +1803,7 @@ mod tests {
             let t_bytes = le_i32(&thresholds);
             let prm = Params {
                 weights: Bits(&w_packed),
+                sliced: false,
                 input_thresholds: LeI32s(&t_bytes),
                 flip: &flip,
                 output,
@@ -1577,6 +1843,19 @@ mod tests {
             let mut got = vec![0i8; out_len];
             assert!(fast::conv(&prm, &g, x, &mut got, i32::from(zp), scratch).unwrap());
             assert_eq!(got, want, "fast, case {case}");
+            // The same layer with bit-sliced weights (SPEC §3.3): reference and fast path.
+            let w_sliced = slice(&w, oc, kh * kw, ic);
+            let prm = Params {
+                weights: Bits(&w_sliced),
+                sliced: true,
+                ..prm
+            };
+            let mut got = vec![0i8; out_len];
+            conv(&prm, &g, x, &mut got, i32::from(zp)).unwrap();
+            assert_eq!(got, want, "sliced reference, case {case}");
+            let mut got = vec![0i8; out_len];
+            assert!(fast::conv(&prm, &g, x, &mut got, i32::from(zp), scratch).unwrap());
+            assert_eq!(got, want, "sliced fast, case {case}");
         }
         assert!(cases.iter().all(|&n| n > 80), "{cases:?}");
     }

@@ -396,7 +396,7 @@ pub fn count_macs(blob: &[u8]) -> u64 {
                     * u64::from(c.kernel[1])
                     * (input_channels(c.input) / u64::from(c.groups))
             }
-            Op::BinaryConv2d(c) => {
+            Op::BinaryConv2d(c) | Op::BinaryConv2dSliced(c) => {
                 out.shape.elements()
                     * u64::from(c.kernel[0])
                     * u64::from(c.kernel[1])
