@@ -51,7 +51,10 @@ pub const fn packed_len(s: Shape) -> u64 {
 /// assert!(!tinykd_format::sliced_pays(64, 10));
 /// ```
 pub const fn sliced_pays(in_channels: u16, out_channels: u16) -> bool {
-    in_channels > 0 && in_channels % 32 == 0 && out_channels > 0 && out_channels % 32 == 0
+    in_channels > 0
+        && in_channels.is_multiple_of(32)
+        && out_channels > 0
+        && out_channels.is_multiple_of(32)
 }
 
 /// How a tensor's bytes hold its elements. Tensor 0 (the model input) is always [`Layout::Int8`];

@@ -775,7 +775,12 @@ impl ModelBuilder {
                     let mut word = 0u32;
                     for j in 0..32 {
                         let o = 32 * g + j;
-                        if o < out && c < cin && w[(o * taps + tap) * cin + c] < 0 {
+                        let v = if o < out && c < cin {
+                            w.get((o * taps + tap) * cin + c).copied().unwrap_or(1)
+                        } else {
+                            1
+                        };
+                        if v < 0 {
                             word |= 1 << j;
                         }
                     }

@@ -1411,8 +1411,9 @@ pub(crate) mod fast {
         /// The mismatch word of input bit `k` of `x` against the 32 filters' word `k` of `w`:
         /// `W_k XOR bcast(x_k)` (`SBFX` + `EOR` on Armv7-M).
         #[inline(always)]
-        fn mism(w: &[u8; 128], x: u32, k: usize) -> u32 {
-            let wk = u32::from_le_bytes([w[4 * k], w[4 * k + 1], w[4 * k + 2], w[4 * k + 3]]);
+        fn mism(w: &[[u8; 4]; 32], x: u32, k: usize) -> u32 {
+            // `k` < 32 is a constant once inlined: the check folds away.
+            let wk = w.get(k).map_or(0, |b| u32::from_le_bytes(*b));
             wk ^ ((x << (31 - k)) as i32 >> 31) as u32
         }
 
@@ -1423,7 +1424,7 @@ pub(crate) mod fast {
         /// Harley-Seal over the 2^`level` mismatch words from bit `k`: adds them into the
         /// planes below `level` and returns the carry of weight 2^`level`.
         #[inline(always)]
-        fn tree(l: &mut Low, w: &[u8; 128], x: u32, k: usize, level: usize) -> u32 {
+        fn tree(l: &mut Low, w: &[[u8; 4]; 32], x: u32, k: usize, level: usize) -> u32 {
             let (a, b) = if level == 1 {
                 (mism(w, x, k), mism(w, x, k + 1))
             } else {
@@ -1433,8 +1434,12 @@ pub(crate) mod fast {
                     tree(l, w, x, k + half, level - 1),
                 )
             };
-            let (s, c) = csa(l.0[level - 1], a, b);
-            l.0[level - 1] = s;
+            // `level` is a constant once inlined: the check folds away.
+            let Some(plane) = l.0.get_mut(level - 1) else {
+                return 0;
+            };
+            let (s, c) = csa(*plane, a, b);
+            *plane = s;
             c
         }
 
@@ -1445,8 +1450,8 @@ pub(crate) mod fast {
             let mut low = Low::default();
             let mut high = [0u32; MAX_PLANES - LOW];
             let nhigh = used.saturating_sub(LOW);
-            for (x, w) in column.iter().zip(wg.chunks_exact(128)) {
-                let Ok(w) = <&[u8; 128]>::try_from(w) else {
+            for (x, w) in column.iter().zip(wg.as_chunks::<4>().0.chunks_exact(32)) {
+                let Ok(w) = <&[[u8; 4]; 32]>::try_from(w) else {
                     continue;
                 };
                 // The carry of weight 32 ripples into the high planes (half adders).
