@@ -188,6 +188,7 @@ fn bconv(
     stride: [u8; 2],
     padding: [u8; 4],
     int8_output: Option<Quant>,
+    sliced: bool,
 ) -> Option<TensorId> {
     let cin = b.shape(x).c;
     let kk = u32::from(k[0]) * u32::from(k[1]) * u32::from(cin);
@@ -202,19 +203,20 @@ fn bconv(
         Some(q) => int8_out(rng, kk, out, q),
         None => folded(rng, kk, out),
     };
-    b.binary_conv2d(
-        x,
-        BinaryConv2dSpec {
-            out_channels: out,
-            kernel: k,
-            stride,
-            padding,
-            weights: pm1(rng, out as usize * kk as usize),
-            input_thresholds,
-            output,
-        },
-    )
-    .ok()
+    let spec = BinaryConv2dSpec {
+        out_channels: out,
+        kernel: k,
+        stride,
+        padding,
+        weights: pm1(rng, out as usize * kk as usize),
+        input_thresholds,
+        output,
+    };
+    if sliced {
+        b.binary_conv2d_sliced(x, spec).ok()
+    } else {
+        b.binary_conv2d(x, spec).ok()
+    }
 }
 
 /// A random binary model: int8 conv → binary conv (int8 input) → binary convs / max pools
@@ -353,7 +355,7 @@ fn pool_check_model(rng: &mut Rng) -> Vec<u8> {
     }
 }
 
-fn binary_check_model(rng: &mut Rng) -> Vec<u8> {
+fn binary_check_model(rng: &mut Rng, sliced: bool) -> Vec<u8> {
     loop {
         let shape = Shape {
             h: rng.int(3, 10) as u16,
@@ -400,7 +402,7 @@ fn binary_check_model(rng: &mut Rng) -> Vec<u8> {
                 let pad = [0; 4].map(|_| rng.int(0, 1) as u8);
                 let oc = rng.int(1, 50) as u16;
                 let stride = [rng.int(1, 2) as u8, rng.int(1, 2) as u8];
-                bconv(&mut b, rng, x, oc, k, stride, pad, None)
+                bconv(&mut b, rng, x, oc, k, stride, pad, None, sliced)
             };
             match y {
                 Some(y) => x = y,
@@ -413,7 +415,17 @@ fn binary_check_model(rng: &mut Rng) -> Vec<u8> {
         let qo = q(rng.float(0.05, 0.2), rng.int(-10, 10) as i8);
         let oc = rng.int(1, 20) as u16;
         let y = if rng.int(0, 1) == 0 {
-            bconv(&mut b, rng, x, oc, [2, 2], [1, 1], [0, 0, 1, 1], Some(qo))
+            bconv(
+                &mut b,
+                rng,
+                x,
+                oc,
+                [2, 2],
+                [1, 1],
+                [0, 0, 1, 1],
+                Some(qo),
+                sliced,
+            )
         } else {
             let s = b.shape(x);
             let kk = s.elements() as u32;
@@ -444,6 +456,17 @@ fn binary_check_model(rng: &mut Rng) -> Vec<u8> {
     }
 }
 
+/// Which student [`student`] builds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Student {
+    /// Binary inner layers, weights in rows (`BinaryConv2d`).
+    Binary,
+    /// The same layers and weights, bit-sliced (`BinaryConv2dSliced`, format 1.4).
+    Sliced,
+    /// The int8 twin.
+    Int8,
+}
+
 /// The binary student of `configs/binary-student.toml` (issue 6) and its int8 twin, built up to
 /// `depth` ops (1..=7; prefixes give the per-layer split of the benchmark): 28×28×1 → int8 conv
 /// 3×3 1→32 pad 1 (no activation) → int8 max pool 2 → binary conv 3×3 32→64 pad 1 (+1),
@@ -451,8 +474,17 @@ fn binary_check_model(rng: &mut Rng) -> Vec<u8> {
 /// binary conv 3×3 64→64 pad 1, int8 output (ReLU) → global average pool → int8 dense 10. The
 /// twin has int8 convs (ReLU) and int8 max pools in place of the binary ones. Returns the blob
 /// and its (int8, binary) MACs.
-fn student(binary: bool, depth: usize) -> (Vec<u8>, u64, u64) {
+fn student(kind: Student, depth: usize) -> (Vec<u8>, u64, u64) {
+    let binary = kind != Student::Int8;
     let rng = &mut Rng(if binary { 0x57D7 } else { 0x57D8 });
+    // The same convolution, with its weights in rows or bit-sliced (format 1.4).
+    let add = |b: &mut ModelBuilder, x, spec| {
+        if kind == Student::Sliced {
+            b.binary_conv2d_sliced(x, spec)
+        } else {
+            b.binary_conv2d(x, spec)
+        }
+    };
     let qi = q(1.0 / 32.0, -128);
     let qs = q(1.0 / 16.0, 0);
     let qo = q(1.0 / 24.0, -128);
@@ -461,7 +493,11 @@ fn student(binary: bool, depth: usize) -> (Vec<u8>, u64, u64) {
         stride: [2, 2],
         padding: [0; 4],
     };
-    let name = if binary { "bstudent" } else { "istudent" };
+    let name = match kind {
+        Student::Binary => "bstudent",
+        Student::Sliced => "bsliced",
+        Student::Int8 => "istudent",
+    };
     let mut b = ModelBuilder::new(name, Shape { h: 28, w: 28, c: 1 }, qi);
     let mut x = b.input();
     let (mut int8_macs, mut binary_macs) = (0u64, 0u64);
@@ -498,7 +534,7 @@ fn student(binary: bool, depth: usize) -> (Vec<u8>, u64, u64) {
                     input_thresholds,
                     output: folded(rng, k1, 64),
                 };
-                b.binary_conv2d(x, spec).unwrap()
+                add(&mut b, x, spec).unwrap()
             }
             (3, true) => b.binary_max_pool2d(x, pool).unwrap(),
             (4, true) => {
@@ -528,7 +564,7 @@ fn student(binary: bool, depth: usize) -> (Vec<u8>, u64, u64) {
                     input_thresholds: vec![],
                     output,
                 };
-                b.binary_conv2d(x, spec).unwrap()
+                add(&mut b, x, spec).unwrap()
             }
             (2, false) => {
                 int8_macs += 14 * 14 * 64 * u64::from(k1);
@@ -684,7 +720,7 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
             qi,
         );
         let x = b.input();
-        bconv(&mut b, &mut rng, x, 32, [1, 1], [1, 1], [0; 4], None).unwrap();
+        bconv(&mut b, &mut rng, x, 32, [1, 1], [1, 1], [0; 4], None, false).unwrap();
         let without = b.clone().finish_without_scratch().expect("valid");
         let arena_without = tinykd_format::validate(&without).unwrap().arena_size();
         v.push((
@@ -707,8 +743,8 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
             qi,
         );
         let x = b.input();
-        let x = bconv(&mut b, &mut rng, x, 32, [1, 1], [1, 1], [0; 4], None).unwrap();
-        bconv(&mut b, &mut rng, x, 32, [3, 3], [1, 1], [1; 4], None).unwrap();
+        let x = bconv(&mut b, &mut rng, x, 32, [1, 1], [1, 1], [0; 4], None, false).unwrap();
+        bconv(&mut b, &mut rng, x, 32, [3, 3], [1, 1], [1; 4], None, false).unwrap();
         let without = b.clone().finish_without_scratch().expect("valid");
         let arena_without = tinykd_format::validate(&without).unwrap().arena_size();
         // MACs: the 3×3 binary conv (the 1×1 binarizing conv in front adds 14·14·32·16).
@@ -724,16 +760,24 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
     // The students; the prefixes `bs1`..`bs5` / `is1`..`is5` (the first n ops) give the
     // per-layer split. MACs: binary MACs for the binary ones (the int8 stem and head add
     // 225 792 + 640 int8 MACs), int8 MACs for the twin.
-    for (binary, prefix, full) in [(true, "bs", "bstudent"), (false, "is", "istudent")] {
+    for (kind, prefix, full) in [
+        (Student::Binary, "bs", "bstudent"),
+        (Student::Sliced, "ss", "bsliced"),
+        (Student::Int8, "is", "istudent"),
+    ] {
+        let binary = kind != Student::Int8;
         for depth in [1, 2, 3, 4, 5, 7] {
-            let (blob, int8_macs, binary_macs) = student(binary, depth);
+            let (blob, int8_macs, binary_macs) = student(kind, depth);
             let name: &'static str = match depth {
                 7 => full,
                 _ => Box::leak(format!("{prefix}{depth}").into_boxed_str()),
             };
-            let what = match (binary, depth) {
-                (true, 7) => "binary student (configs/binary-student.toml), random weights",
-                (false, 7) => "int8 twin of bstudent (same shapes)",
+            let what = match (kind, depth) {
+                (Student::Binary, 7) => {
+                    "binary student (configs/binary-student.toml), random weights"
+                }
+                (Student::Sliced, 7) => "bstudent with its binary convs bit-sliced (format 1.4)",
+                (Student::Int8, 7) => "int8 twin of bstudent (same shapes)",
                 _ => "prefix of the student (first ops)",
             };
             let macs = if binary { binary_macs } else { int8_macs };
@@ -802,10 +846,43 @@ fn unrolled_check_models(rng: &mut Rng) -> [Vec<u8>; 2] {
         )
         .unwrap();
         let x = if packed_out > 0 {
-            let x = bconv(&mut b, rng, x, packed_out, [3, 3], [1, 1], [1; 4], None).unwrap();
-            bconv(&mut b, rng, x, 5, [1, 1], [1, 1], [0; 4], Some(q(0.1, 3))).unwrap()
+            let x = bconv(
+                &mut b,
+                rng,
+                x,
+                packed_out,
+                [3, 3],
+                [1, 1],
+                [1; 4],
+                None,
+                false,
+            )
+            .unwrap();
+            bconv(
+                &mut b,
+                rng,
+                x,
+                5,
+                [1, 1],
+                [1, 1],
+                [0; 4],
+                Some(q(0.1, 3)),
+                false,
+            )
+            .unwrap()
         } else {
-            bconv(&mut b, rng, x, 7, [3, 3], [1, 1], [1; 4], Some(q(0.1, 3))).unwrap()
+            bconv(
+                &mut b,
+                rng,
+                x,
+                7,
+                [3, 3],
+                [1, 1],
+                [1; 4],
+                Some(q(0.1, 3)),
+                false,
+            )
+            .unwrap()
         };
         let x = b.global_avg_pool(x).unwrap();
         dense(&mut b, rng, x, 10, q(0.1, 0));
@@ -816,6 +893,8 @@ fn unrolled_check_models(rng: &mut Rng) -> [Vec<u8>; 2] {
 
 /// Random binary models in the check (flash-bound on the microbit).
 const BINARY_CHECKS: usize = 7;
+/// Random binary models with bit-sliced convs (format 1.4) in the check.
+const SLICED_CHECKS: usize = 5;
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
@@ -894,8 +973,21 @@ fn main() {
     let mut brng = Rng(0xB1C4_EC01);
     let mut binary = Vec::new();
     for i in 0..BINARY_CHECKS {
-        let blob = binary_check_model(&mut brng);
+        let blob = binary_check_model(&mut brng, false);
         let name = format!("bcheck{i}.tkd");
+        fs::write(out.join(&name), &blob).unwrap();
+        writeln!(
+            code,
+            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
+        )
+        .unwrap();
+        binary.push(blob);
+    }
+    // Bit-sliced binary convs (format 1.4), the same kinds of models.
+    let mut srng = Rng(0x51C4_EC01);
+    for i in 0..SLICED_CHECKS {
+        let blob = binary_check_model(&mut srng, true);
+        let name = format!("scheck{i}.tkd");
         fs::write(out.join(&name), &blob).unwrap();
         writeln!(
             code,
@@ -922,21 +1014,24 @@ fn main() {
     code.push_str("];\n");
     // Host runs: the binary models and the binary student, each on a few inputs, run here on the
     // host with tinykd-device (reference kernels); the firmware must produce the same bytes.
-    binary.push(student(true, 7).0);
+    let checks = binary.len();
+    binary.push(student(Student::Binary, 7).0);
     binary.push(fs::read(TRAINED).expect("test-data/bstudent-trained.tkd"));
+    binary.push(student(Student::Sliced, 7).0);
     println!("cargo:rerun-if-changed={TRAINED}");
     let inc = |f: &str| format!("include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{f}\"))");
     code.push_str(&format!(
-        "#[allow(dead_code)]\npub static BSTUDENT: &[u8] = {};\n#[allow(dead_code)]\npub static BTRAINED: &[u8] = {};\n",
+        "#[allow(dead_code)]\npub static BSTUDENT: &[u8] = {};\n#[allow(dead_code)]\npub static BTRAINED: &[u8] = {};\n#[allow(dead_code)]\npub static BSLICED: &[u8] = {};\n",
         inc("bench-bstudent.tkd"),
-        inc("bench-btrained.tkd")
+        inc("bench-btrained.tkd"),
+        inc("bench-bsliced.tkd")
     ));
     code.push_str("/// (blob, inputs, the host's outputs, runs)\n");
     code.push_str("pub type HostRuns = (&'static [u8], &'static [u8], &'static [u8], usize);\n");
     code.push_str("pub static HOST: &[HostRuns] = &[\n");
     let mut irng = Rng(0x4057_0001);
     for (i, blob) in binary.iter().enumerate() {
-        if target.starts_with("thumbv6m") && i == BINARY_CHECKS {
+        if target.starts_with("thumbv6m") && i == checks {
             continue; // the random-weight student: not in the microbit's flash (below)
         }
         let model = tinykd_device::Model::from_bytes(blob).expect("host: blob loads");
@@ -952,10 +1047,12 @@ fn main() {
         }
         // The same files as the check models and the benchmark's binary student.
         // (The students are the statics the benchmark table uses too: one copy in flash.)
-        let blob_expr = match i.checked_sub(BINARY_CHECKS) {
-            None => inc(&format!("bcheck{i}.tkd")),
-            Some(0) => "BSTUDENT".to_string(),
-            Some(_) => "BTRAINED".to_string(),
+        let blob_expr = match (i.checked_sub(checks), i.checked_sub(BINARY_CHECKS)) {
+            (None, None) => inc(&format!("bcheck{i}.tkd")),
+            (None, Some(j)) => inc(&format!("scheck{j}.tkd")),
+            (Some(0), _) => "BSTUDENT".to_string(),
+            (Some(1), _) => "BTRAINED".to_string(),
+            (Some(_), _) => "BSLICED".to_string(),
         };
         let (xn, yn) = (format!("host{i}.x"), format!("host{i}.y"));
         fs::write(out.join(&xn), &inputs).unwrap();
@@ -989,15 +1086,18 @@ fn main() {
             continue;
         }
         // On the microbit, the trained student only (the random-weight one of the same shape
-        // runs the same instructions) and no prefixes: flash.
+        // runs the same instructions) and the bit-sliced one (in flash for the host check
+        // anyway), no prefixes: flash.
         if only.is_none()
             && target.starts_with("thumbv6m")
-            && (name.starts_with("bs") || name == "bstudent")
+            && (name.starts_with("bs") || name.starts_with("ss"))
+            && name != "bsliced"
         {
             continue;
         }
         let blob_expr = match name {
             "bstudent" => "BSTUDENT".to_string(),
+            "bsliced" => "BSLICED".to_string(),
             "btrained" => "BTRAINED".to_string(),
             _ => inc(&file),
         };

@@ -1417,35 +1417,57 @@ pub(crate) mod fast {
             wk ^ ((x << (31 - k)) as i32 >> 31) as u32
         }
 
-        /// The low planes (ones … sixteens) of a count.
+        /// The low planes of a count: ones, twos, fours, eights, sixteens.
         #[derive(Default)]
-        struct Low([u32; LOW]);
+        struct Low(u32, u32, u32, u32, u32);
 
-        /// Harley-Seal over the 2^`level` mismatch words from bit `k`: adds them into the
-        /// planes below `level` and returns the carry of weight 2^`level`.
+        // Harley-Seal over the mismatch words of bits `k..k + 2^level`: each step adds them
+        // into the planes below `level` and returns the carry of weight 2^level. Not one
+        // recursive function: every call inlines, so that `k` is a constant in `mism`.
+
         #[inline(always)]
-        fn tree(l: &mut Low, w: &[[u8; 4]; 32], x: u32, k: usize, level: usize) -> u32 {
-            let (a, b) = if level == 1 {
-                (mism(w, x, k), mism(w, x, k + 1))
-            } else {
-                let half = 1 << (level - 1);
-                (
-                    tree(l, w, x, k, level - 1),
-                    tree(l, w, x, k + half, level - 1),
-                )
-            };
-            // `level` is a constant once inlined: the check folds away.
-            let Some(plane) = l.0.get_mut(level - 1) else {
-                return 0;
-            };
-            let (s, c) = csa(*plane, a, b);
-            *plane = s;
+        fn two(l: &mut Low, w: &[[u8; 4]; 32], x: u32, k: usize) -> u32 {
+            let c;
+            (l.0, c) = csa(l.0, mism(w, x, k), mism(w, x, k + 1));
+            c
+        }
+
+        #[inline(always)]
+        fn four(l: &mut Low, w: &[[u8; 4]; 32], x: u32, k: usize) -> u32 {
+            let (a, b) = (two(l, w, x, k), two(l, w, x, k + 2));
+            let c;
+            (l.1, c) = csa(l.1, a, b);
+            c
+        }
+
+        #[inline(always)]
+        fn eight(l: &mut Low, w: &[[u8; 4]; 32], x: u32, k: usize) -> u32 {
+            let (a, b) = (four(l, w, x, k), four(l, w, x, k + 4));
+            let c;
+            (l.2, c) = csa(l.2, a, b);
+            c
+        }
+
+        #[inline(always)]
+        fn sixteen(l: &mut Low, w: &[[u8; 4]; 32], x: u32, k: usize) -> u32 {
+            let (a, b) = (eight(l, w, x, k), eight(l, w, x, k + 8));
+            let c;
+            (l.3, c) = csa(l.3, a, b);
+            c
+        }
+
+        /// All 32 bits of `x`: the carry of weight 32.
+        #[inline(always)]
+        fn thirty_two(l: &mut Low, w: &[[u8; 4]; 32], x: u32) -> u32 {
+            let (a, b) = (sixteen(l, w, x, 0), sixteen(l, w, x, 16));
+            let c;
+            (l.4, c) = csa(l.4, a, b);
             c
         }
 
         /// The 32 counts `p_j = Σ popcount` of one output pixel's `column` against one group's
         /// weights (`32 · column.len()` words), as counter planes.
-        #[inline(always)]
+        #[inline(never)]
         fn count(column: &[u32], wg: &[u8], planes: &mut [u32; MAX_PLANES], used: usize) {
             let mut low = Low::default();
             let mut high = [0u32; MAX_PLANES - LOW];
@@ -1455,7 +1477,7 @@ pub(crate) mod fast {
                     continue;
                 };
                 // The carry of weight 32 ripples into the high planes (half adders).
-                let mut carry = tree(&mut low, w, *x, 0, LOW);
+                let mut carry = thirty_two(&mut low, w, *x);
                 for h in high.iter_mut().take(nhigh) {
                     let p = *h;
                     *h = p ^ carry;
@@ -1463,7 +1485,7 @@ pub(crate) mod fast {
                 }
             }
             let (lo, hi) = planes.split_at_mut(LOW);
-            lo.copy_from_slice(&low.0);
+            lo.copy_from_slice(&[low.0, low.1, low.2, low.3, low.4]);
             hi.copy_from_slice(&high);
         }
 
