@@ -20,8 +20,10 @@ pub const IM2COL_COLUMNS: u32 = 4;
 /// - Depthwise `Conv2d` (`groups = in = out`): the weights repacked as int16 channel pairs,
 ///   `kh·kw · align4(channels) · 2` bytes.
 /// - `Dense`: the input widened to int16, `align4(in) · 2` bytes.
-/// - `BinaryConv2d` and `BinaryConv2dSliced`: `kh·kw·words(in) · 4` bytes (the packed taps of one output pixel), plus
+/// - `BinaryConv2d`: `kh·kw·words(in) · 4` bytes (the packed taps of one output pixel), plus
 ///   `packed_len(input)` when the input is int8 (binarized once, up front);
+/// - `BinaryConv2dSliced`: as `BinaryConv2d`, plus `32 · kh·kw·words(in) · 4` bytes (the
+///   weights of one group of 32 filters, word-aligned);
 /// - `BinaryDense` with an int8 input: `packed_len(input)`;
 /// - every other op (grouped convolutions, pooling, add, reshape, binary max pool, binary dense
 ///   on a packed input): 0.
@@ -56,7 +58,14 @@ pub fn scratch_len(op: &Op<'_>, input: Shape, output: Shape) -> u32 {
             } else {
                 crate::packed_len(input)
             };
-            packed_input + taps * crate::packed_words(input.c) as u64 * 4
+            let column = taps * crate::packed_words(input.c) as u64 * 4;
+            // Bit-sliced (format 1.4): one group's weights, 32 words per column word, copied
+            // word-aligned into RAM (the blob's bytes may sit at any address).
+            let group = match op {
+                Op::BinaryConv2dSliced(_) => column * 32,
+                _ => 0,
+            };
+            packed_input + column + group
         }
         Op::BinaryDense(d) if !d.input_thresholds.is_empty() => crate::packed_len(input),
         _ => 0,

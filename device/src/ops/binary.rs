@@ -1276,16 +1276,8 @@ pub(crate) mod fast {
             BinaryOutput::Int8 { .. } => g.oc,
         };
         let dsp = cfg!(all(target_arch = "arm", tinykd_dsp));
-        let sliced_pre = if prm.sliced {
-            match sliced::Pre::new(prm, k, g.oc) {
-                Some(p) => Some(p),
-                None => return Ok(false), // past the kernel's limits: the reference
-            }
-        } else {
-            None
-        };
         let pre = match prm.output {
-            BinaryOutput::Packed { thresholds } if dsp => {
+            BinaryOutput::Packed { thresholds } if dsp && !prm.sliced => {
                 Pre::Packed(PackedPre::new(thresholds.bytes(), prm.flip, k))
             }
             BinaryOutput::Int8 { .. } if dsp => {
@@ -1293,37 +1285,80 @@ pub(crate) mod fast {
             }
             _ => Pre::None,
         };
+        if prm.sliced {
+            // The column, then one group's weights (SPEC §5.1).
+            let Some((col, wbuf)) = col.split_at_mut_checked(col_len) else {
+                return Ok(false);
+            };
+            let Some(wbuf) = wbuf.get_mut(..32 * col_len) else {
+                return Ok(false);
+            };
+            let Some(sp) = sliced::Pre::new(prm, k, g.oc) else {
+                return Ok(false); // past the kernel's limits: the reference
+            };
+            let columns = Columns {
+                g,
+                input,
+                is_dense,
+                col_len,
+            };
+            sliced::run(prm, &sp, &columns, col, wbuf, y, out_stride, zp_out, &pre)?;
+            return Ok(true);
+        }
+        let columns = Columns {
+            g,
+            input,
+            is_dense,
+            col_len,
+        };
         let mut pc = [0u32; 32]; // popcounts of up to 32 channels of one pixel
         for (px, out_px) in y.chunks_exact_mut(out_stride.max(1)).enumerate() {
-            let column: &[u32] = if is_dense {
-                need(input.get(..col_len))?
-            } else {
-                let (oy, ox) = (px / g.ow, px % g.ow);
-                let col = need(col.get_mut(..col_len))?;
-                let (iy0, _, ny) = super::clip(oy, g.sh, g.pt, g.kh, g.ih);
-                let (ix0, _, nx) = super::clip(ox, g.sw, g.pl, g.kw, g.iw);
-                if (ny, nx) == (g.kh, g.kw) {
-                    // A window without padding: kh runs of kw·wc contiguous words.
-                    let run = g.kw * wc;
-                    for (ky, dst) in col.chunks_exact_mut(run.max(1)).enumerate() {
-                        let src = ((iy0 + ky) * g.iw + ix0) * wc;
-                        for (d, s) in dst.iter_mut().zip(need(input.get(src..src + run))?) {
-                            *d = *s;
-                        }
-                    }
-                } else {
-                    gather_padded(g, input, col, oy, ox)?;
-                }
-                col
-            };
-            match &sliced_pre {
-                Some(sp) => sliced::pixel(prm, sp, k, zp_out, out_px, column, weights, &pre)?,
-                None => fast_epilogue(
-                    prm, k, zp_out, out_px, column, weights, per_out, &pre, &mut pc,
-                )?,
-            }
+            let column = columns.of(px, col)?;
+            fast_epilogue(
+                prm, k, zp_out, out_px, column, weights, per_out, &pre, &mut pc,
+            )?;
         }
         Ok(true)
+    }
+
+    /// Where the column of each output pixel comes from: the packed input itself (a window
+    /// that is the whole input), or the taps gathered into the scratch.
+    pub(crate) struct Columns<'a> {
+        g: &'a Geom,
+        input: &'a [u32],
+        is_dense: bool,
+        col_len: usize,
+    }
+
+    impl<'a> Columns<'a> {
+        /// The column of output pixel `px` (gathered into `col` unless dense).
+        #[inline(always)]
+        fn of<'c>(&self, px: usize, col: &'c mut [u32]) -> Result<&'c [u32]>
+        where
+            'a: 'c,
+        {
+            let (g, wc) = (self.g, words(self.g.ic));
+            if self.is_dense {
+                return need(self.input.get(..self.col_len));
+            }
+            let (oy, ox) = (px / g.ow, px % g.ow);
+            let col = need(col.get_mut(..self.col_len))?;
+            let (iy0, _, ny) = super::clip(oy, g.sh, g.pt, g.kh, g.ih);
+            let (ix0, _, nx) = super::clip(ox, g.sw, g.pl, g.kw, g.iw);
+            if (ny, nx) == (g.kh, g.kw) {
+                // A window without padding: kh runs of kw·wc contiguous words.
+                let run = g.kw * wc;
+                for (ky, dst) in col.chunks_exact_mut(run.max(1)).enumerate() {
+                    let src = ((iy0 + ky) * g.iw + ix0) * wc;
+                    for (d, s) in dst.iter_mut().zip(need(self.input.get(src..src + run))?) {
+                        *d = *s;
+                    }
+                }
+            } else {
+                gather_padded(g, self.input, col, oy, ox)?;
+            }
+            Ok(col)
+        }
     }
 
     pub(crate) mod sliced {
@@ -1338,7 +1373,7 @@ pub(crate) mod fast {
         //! bit-sliced borrow chain (32 outputs at once, the output word directly); an int8 output
         //! reads the counts back out of the planes.
 
-        use super::{int8_outs, Params, Pre as FastPre};
+        use super::{int8_outs, Columns, Params, Pre as FastPre};
         use crate::error::{need, Result};
         use tinykd_format::BinaryOutput;
 
@@ -1411,9 +1446,9 @@ pub(crate) mod fast {
         /// The mismatch word of input bit `k` of `x` against the 32 filters' word `k` of `w`:
         /// `W_k XOR bcast(x_k)` (`SBFX` + `EOR` on Armv7-M).
         #[inline(always)]
-        fn mism(w: &[[u8; 4]; 32], x: u32, k: usize) -> u32 {
+        fn mism(w: &[u32; 32], x: u32, k: usize) -> u32 {
             // `k` < 32 is a constant once inlined: the check folds away.
-            let wk = w.get(k).map_or(0, |b| u32::from_le_bytes(*b));
+            let wk = w.get(k).copied().unwrap_or(0);
             wk ^ ((x << (31 - k)) as i32 >> 31) as u32
         }
 
@@ -1426,14 +1461,14 @@ pub(crate) mod fast {
         // recursive function: every call inlines, so that `k` is a constant in `mism`.
 
         #[inline(always)]
-        fn two(l: &mut Low, w: &[[u8; 4]; 32], x: u32, k: usize) -> u32 {
+        fn two(l: &mut Low, w: &[u32; 32], x: u32, k: usize) -> u32 {
             let c;
             (l.0, c) = csa(l.0, mism(w, x, k), mism(w, x, k + 1));
             c
         }
 
         #[inline(always)]
-        fn four(l: &mut Low, w: &[[u8; 4]; 32], x: u32, k: usize) -> u32 {
+        fn four(l: &mut Low, w: &[u32; 32], x: u32, k: usize) -> u32 {
             let (a, b) = (two(l, w, x, k), two(l, w, x, k + 2));
             let c;
             (l.1, c) = csa(l.1, a, b);
@@ -1441,7 +1476,7 @@ pub(crate) mod fast {
         }
 
         #[inline(always)]
-        fn eight(l: &mut Low, w: &[[u8; 4]; 32], x: u32, k: usize) -> u32 {
+        fn eight(l: &mut Low, w: &[u32; 32], x: u32, k: usize) -> u32 {
             let (a, b) = (four(l, w, x, k), four(l, w, x, k + 4));
             let c;
             (l.2, c) = csa(l.2, a, b);
@@ -1449,16 +1484,133 @@ pub(crate) mod fast {
         }
 
         #[inline(always)]
-        fn sixteen(l: &mut Low, w: &[[u8; 4]; 32], x: u32, k: usize) -> u32 {
+        fn sixteen(l: &mut Low, w: &[u32; 32], x: u32, k: usize) -> u32 {
             let (a, b) = (eight(l, w, x, k), eight(l, w, x, k + 8));
             let c;
             (l.3, c) = csa(l.3, a, b);
             c
         }
 
+        /// The Harley-Seal step in Thumb-2 (Cortex-M3/M4/M7): 16 input bits per `asm!` block,
+        /// with the planes ones … eights, the input word, the weight pointer and six temporaries
+        /// in the 12 registers there are; per two bits one `LDRD` of the two weight words, per
+        /// bit `SBFX` + `EOR` (the mismatch word), per full adder 5 logic instructions: 115
+        /// instructions per 16 bits (7.2 per bit and 32 filters).
+        #[cfg(all(target_arch = "arm", tinykd_dsp))]
+        mod thumb2 {
+            use super::{csa, Low};
+
+            /// Full adder `(acc, a) ← (acc ⊕ a ⊕ b, maj(acc, a, b))`: the sum into `acc`, the
+            /// carry into `a`; `u` is clobbered.
+            macro_rules! fa {
+                ($acc:literal, $a:literal, $b:literal) => {
+                    concat!(
+                        "eor {u}, {", $acc, "}, {", $a, "}\n",
+                        "and {", $a, "}, {", $acc, "}, {", $a, "}\n",
+                        "eor {", $acc, "}, {u}, {", $b, "}\n",
+                        "and {u}, {u}, {", $b, "}\n",
+                        "orr {", $a, "}, {", $a, "}, {u}\n",
+                    )
+                };
+            }
+
+            /// Bits `k0`, `k1`: two weight words, their mismatch words, one full adder into
+            /// `ones`; the carry (weight 2) in `d`.
+            macro_rules! pair {
+                ($d:literal; $k0:literal, $k1:literal) => {
+                    concat!(
+                        "ldrd {", $d, "}, {b}, [{w}], #8\n",
+                        "sbfx {u}, {x}, #", $k0, ", #1\n",
+                        "eor {", $d, "}, {", $d, "}, {u}\n",
+                        "sbfx {u}, {x}, #", $k1, ", #1\n",
+                        "eor {b}, {b}, {u}\n",
+                        fa!("ones", $d, "b"),
+                    )
+                };
+            }
+
+            /// Four bits: the carry of weight 4 in `d`.
+            macro_rules! quad {
+                ($d:literal; $k0:literal, $k1:literal, $k2:literal, $k3:literal) => {
+                    concat!(pair!($d; $k0, $k1), pair!("a"; $k2, $k3), fa!("twos", $d, "a"))
+                };
+            }
+
+            /// Eight bits: the carry of weight 8 in `d`.
+            macro_rules! oct {
+                ($d:literal; $k0:literal, $k1:literal, $k2:literal, $k3:literal,
+                 $k4:literal, $k5:literal, $k6:literal, $k7:literal) => {
+                    concat!(
+                        quad!($d; $k0, $k1, $k2, $k3),
+                        quad!("q"; $k4, $k5, $k6, $k7),
+                        fa!("fours", $d, "q"),
+                    )
+                };
+            }
+
+            /// Sixteen bits: the carry of weight 16 in `d`.
+            macro_rules! hex {
+                ($d:literal; $k0:literal, $k1:literal, $k2:literal, $k3:literal,
+                 $k4:literal, $k5:literal, $k6:literal, $k7:literal,
+                 $k8:literal, $k9:literal, $k10:literal, $k11:literal,
+                 $k12:literal, $k13:literal, $k14:literal, $k15:literal) => {
+                    concat!(
+                        oct!($d; $k0, $k1, $k2, $k3, $k4, $k5, $k6, $k7),
+                        oct!("r"; $k8, $k9, $k10, $k11, $k12, $k13, $k14, $k15),
+                        fa!("eights", $d, "r"),
+                    )
+                };
+            }
+
+            /// Runs one 16-bit block; returns its carry of weight 16.
+            macro_rules! block {
+                ($l:expr, $w:expr, $x:expr, $text:expr) => {{
+                    let c16: u32;
+                    core::arch::asm!(
+                        $text,
+                        x = in(reg) $x,
+                        w = inout(reg) $w,
+                        ones = inout(reg) $l.0,
+                        twos = inout(reg) $l.1,
+                        fours = inout(reg) $l.2,
+                        eights = inout(reg) $l.3,
+                        d = out(reg) c16,
+                        r = out(reg) _,
+                        q = out(reg) _,
+                        a = out(reg) _,
+                        b = out(reg) _,
+                        u = out(reg) _,
+                        options(nostack, readonly, pure),
+                    );
+                    c16
+                }};
+            }
+
+            /// The 32 bits of `x` against the 32 weight words `w`: adds them into the planes
+            /// and returns the carry of weight 32.
+            ///
+            /// # Safety
+            /// None beyond the types: `w` is 32 aligned words (what `LDRD` needs).
+            #[inline(always)]
+            #[allow(unused_assignments)] // the pointer after the last block
+            pub(super) unsafe fn thirty_two(l: &mut Low, w: &[u32; 32], x: u32) -> u32 {
+                let mut p = w.as_ptr();
+                // SAFETY: each block reads 16 of the 32 words at `p` (aligned), post-incremented.
+                let (lo, hi) = unsafe {
+                    let lo = block!(l, p, x, hex!("d"; 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+                    let hi = block!(l, p, x, hex!("d"; 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31));
+                    (lo, hi)
+                };
+                let c;
+                (l.4, c) = csa(l.4, lo, hi);
+                c
+            }
+        }
+
         /// All 32 bits of `x`: the carry of weight 32.
         #[inline(always)]
-        fn thirty_two(l: &mut Low, w: &[[u8; 4]; 32], x: u32) -> u32 {
+        #[cfg_attr(all(target_arch = "arm", tinykd_dsp), allow(dead_code))]
+        fn thirty_two(l: &mut Low, w: &[u32; 32], x: u32) -> u32 {
             let (a, b) = (sixteen(l, w, x, 0), sixteen(l, w, x, 16));
             let c;
             (l.4, c) = csa(l.4, a, b);
@@ -1468,16 +1620,20 @@ pub(crate) mod fast {
         /// The 32 counts `p_j = Σ popcount` of one output pixel's `column` against one group's
         /// weights (`32 · column.len()` words), as counter planes.
         #[inline(never)]
-        fn count(column: &[u32], wg: &[u8], planes: &mut [u32; MAX_PLANES], used: usize) {
+        fn count(column: &[u32], wg: &[u32], planes: &mut [u32; MAX_PLANES], used: usize) {
             let mut low = Low::default();
             let mut high = [0u32; MAX_PLANES - LOW];
             let nhigh = used.saturating_sub(LOW);
-            for (x, w) in column.iter().zip(wg.as_chunks::<4>().0.chunks_exact(32)) {
-                let Ok(w) = <&[[u8; 4]; 32]>::try_from(w) else {
+            for (x, w) in column.iter().zip(wg.chunks_exact(32)) {
+                let Ok(w) = <&[u32; 32]>::try_from(w) else {
                     continue;
                 };
-                // The carry of weight 32 ripples into the high planes (half adders).
+                #[cfg(all(target_arch = "arm", tinykd_dsp))]
+                // SAFETY: `w` is 32 readable aligned words.
+                let mut carry = unsafe { thumb2::thirty_two(&mut low, w, *x) };
+                #[cfg(not(all(target_arch = "arm", tinykd_dsp)))]
                 let mut carry = thirty_two(&mut low, w, *x);
+                // The carry of weight 32 ripples into the high planes (half adders).
                 for h in high.iter_mut().take(nhigh) {
                     let p = *h;
                     *h = p ^ carry;
@@ -1489,73 +1645,83 @@ pub(crate) mod fast {
             hi.copy_from_slice(&high);
         }
 
-        /// One output pixel: per group of 32 filters the counts, then the packed output word or
-        /// the int8 outputs.
-        #[inline(always)]
+        /// The layer, group by group: one group's weights copied word-aligned into `wbuf`,
+        /// then per output pixel its column, the 32 counts as planes, and the packed output
+        /// word or the int8 outputs of the group.
         #[allow(clippy::too_many_arguments)]
-        pub(crate) fn pixel(
+        pub(crate) fn run(
             prm: &Params<'_>,
             pre: &Pre,
-            k: i32,
+            columns: &Columns<'_>,
+            col: &mut [u32],
+            wbuf: &mut [u32],
+            y: &mut [i8],
+            out_stride: usize,
             zp_out: i32,
-            out_px: &mut [i8],
-            column: &[u32],
-            weights: &[u8],
             fast_pre: &FastPre,
         ) -> Result<()> {
-            let per_group = column.len() * 128;
+            let k = columns.g.k();
+            let per_group = 4 * wbuf.len();
+            let groups = prm.weights.bytes().chunks_exact(per_group.max(4));
             let mut planes = [0u32; MAX_PLANES];
-            match prm.output {
-                BinaryOutput::Packed { .. } => {
-                    let groups = out_px
-                        .chunks_exact_mut(4)
-                        .zip(weights.chunks_exact(per_group));
-                    for (grp, (word_out, wg)) in groups.enumerate() {
-                        count(column, wg, &mut planes, pre.planes);
-                        // p ≥ u ⇔ no borrow out of p − u, plane by plane.
-                        let u = need(pre.u.get(grp * MAX_PLANES..grp * MAX_PLANES + pre.planes))?;
-                        let mut borrow = 0u32;
-                        for (&p, &u) in planes.iter().zip(u) {
-                            borrow = (u & !p) | (!(p ^ u) & borrow);
-                        }
-                        let word = !borrow ^ need(pre.flips.get(grp))?;
-                        for (d, s) in word_out.iter_mut().zip(word.to_le_bytes()) {
-                            *d = s as i8;
-                        }
-                    }
+            for (grp, wg) in groups.enumerate().take(columns.g.oc.div_ceil(32)) {
+                for (d, s) in wbuf.iter_mut().zip(wg.chunks_exact(4)) {
+                    *d = u32::from_le_bytes(s.try_into().unwrap_or([0; 4]));
                 }
-                BinaryOutput::Int8 {
-                    bias,
-                    requant,
-                    act_min,
-                    act_max,
-                } => {
-                    let mut params = prm
-                        .flip
-                        .iter()
-                        .zip(bias.iter())
-                        .zip(requant.multipliers.iter())
-                        .zip(requant.shifts.iter());
-                    let groups = out_px.chunks_mut(32).zip(weights.chunks_exact(per_group));
-                    for (grp, (outs, wg)) in groups.enumerate() {
-                        count(column, wg, &mut planes, pre.planes);
-                        // The counts back out of the planes: lanes j and j + 16 per pass, in
-                        // the two halfwords.
-                        let mut counts = [0u32; 32];
-                        let (lo, hi) = counts.split_at_mut(16);
-                        for (j, (lo, hi)) in lo.iter_mut().zip(hi).enumerate() {
-                            let mut acc = 0u32;
-                            for (b, &p) in planes.iter().enumerate().take(pre.planes) {
-                                acc += ((p >> j) & 0x0001_0001) << b;
+                let wbuf: &[u32] = wbuf;
+                for (px, out_px) in y.chunks_exact_mut(out_stride.max(1)).enumerate() {
+                    let column = columns.of(px, col)?;
+                    count(column, wbuf, &mut planes, pre.planes);
+                    match prm.output {
+                        BinaryOutput::Packed { .. } => {
+                            // p ≥ u ⇔ no borrow out of p − u, plane by plane.
+                            let at = grp * MAX_PLANES;
+                            let u = need(pre.u.get(at..at + pre.planes))?;
+                            let mut borrow = 0u32;
+                            for (&p, &u) in planes.iter().zip(u) {
+                                borrow = (u & !p) | (!(p ^ u) & borrow);
                             }
-                            (*lo, *hi) = (acc & 0xffff, acc >> 16);
+                            let word = !borrow ^ need(pre.flips.get(grp))?;
+                            let out = need(out_px.get_mut(4 * grp..4 * grp + 4))?;
+                            for (d, s) in out.iter_mut().zip(word.to_le_bytes()) {
+                                *d = s as i8;
+                            }
                         }
-                        let counts = need(counts.get(..outs.len()))?;
-                        match fast_pre {
-                            FastPre::Int8(ip) => {
-                                ip.outs(outs, counts, 32 * grp, zp_out, act_min, act_max)
+                        BinaryOutput::Int8 {
+                            bias,
+                            requant,
+                            act_min,
+                            act_max,
+                        } => {
+                            // The counts back out of the planes: lanes j and j + 16 per pass,
+                            // in the two halfwords.
+                            let mut counts = [0u32; 32];
+                            let (lo, hi) = counts.split_at_mut(16);
+                            for (j, (lo, hi)) in lo.iter_mut().zip(hi).enumerate() {
+                                let mut acc = 0u32;
+                                for (b, &p) in planes.iter().enumerate().take(pre.planes) {
+                                    acc += ((p >> j) & 0x0001_0001) << b;
+                                }
+                                (*lo, *hi) = (acc & 0xffff, acc >> 16);
                             }
-                            _ => int8_outs(outs, counts, &mut params, k, zp_out, act_min, act_max),
+                            let o0 = 32 * grp;
+                            let outs = need(out_px.get_mut(o0..(o0 + 32).min(out_stride)))?;
+                            let counts = need(counts.get(..outs.len()))?;
+                            match fast_pre {
+                                FastPre::Int8(ip) => {
+                                    ip.outs(outs, counts, o0, zp_out, act_min, act_max)
+                                }
+                                _ => {
+                                    let mut params = prm
+                                        .flip
+                                        .iter()
+                                        .zip(bias.iter())
+                                        .zip(requant.multipliers.iter())
+                                        .zip(requant.shifts.iter())
+                                        .skip(o0);
+                                    int8_outs(outs, counts, &mut params, k, zp_out, act_min, act_max)
+                                }
+                            }
                         }
                     }
                 }
@@ -1880,9 +2046,21 @@ mod tests {
             let mut got = vec![0i8; out_len];
             conv(&prm, &g, x, &mut got, i32::from(zp)).unwrap();
             assert_eq!(got, want, "sliced reference, case {case}");
+            // Its scratch (SPEC §5.1): the column and one group's weights after the packed input.
+            let column = kh * kw * ic.div_ceil(32) * 4;
+            let sliced_len = scratch_len + if dense { column } else { 0 } + 32 * column;
+            let mut sliced_scratch = vec![0u32; sliced_len / 4];
+            let sliced_scratch = unsafe {
+                core::slice::from_raw_parts_mut(sliced_scratch.as_mut_ptr().cast::<u8>(), sliced_len)
+            };
             let mut got = vec![0i8; out_len];
-            assert!(fast::conv(&prm, &g, x, &mut got, i32::from(zp), scratch).unwrap());
+            assert!(fast::conv(&prm, &g, x, &mut got, i32::from(zp), sliced_scratch).unwrap());
             assert_eq!(got, want, "sliced fast, case {case}");
+            // One word short: the reference instead, the same bytes.
+            let short = &mut sliced_scratch[..sliced_len - 4];
+            let mut got = vec![0i8; out_len];
+            let ran = fast::conv(&prm, &g, x, &mut got, i32::from(zp), short).unwrap();
+            assert!(!ran, "case {case}: a short scratch falls back");
         }
         assert!(cases.iter().all(|&n| n > 80), "{cases:?}");
     }
