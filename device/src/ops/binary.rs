@@ -1498,7 +1498,6 @@ pub(crate) mod fast {
         /// instructions per 16 bits (7.2 per bit and 32 filters).
         #[cfg(all(target_arch = "arm", tinykd_dsp))]
         mod thumb2 {
-            use super::{csa, Low};
 
             /// Full adder `(acc, a) ← (acc ⊕ a ⊕ b, maj(acc, a, b))`: the sum into `acc`, the
             /// carry into `a`; `u` is clobbered.
@@ -1562,54 +1561,110 @@ pub(crate) mod fast {
                 };
             }
 
-            /// Runs one 16-bit block; returns its carry of weight 16.
-            macro_rules! block {
-                ($l:expr, $w:expr, $x:expr, $text:expr) => {{
-                    let c16: u32;
-                    core::arch::asm!(
-                        $text,
-                        x = in(reg) $x,
-                        w = inout(reg) $w,
-                        ones = inout(reg) $l.0,
-                        twos = inout(reg) $l.1,
-                        fours = inout(reg) $l.2,
-                        eights = inout(reg) $l.3,
-                        d = out(reg) c16,
-                        r = out(reg) _,
-                        q = out(reg) _,
-                        a = out(reg) _,
-                        b = out(reg) _,
-                        u = out(reg) _,
-                        options(nostack, readonly, pure),
-                    );
-                    c16
-                }};
-            }
-
-            /// The 32 bits of `x` against the 32 weight words `w`: adds them into the planes
-            /// and returns the carry of weight 32.
+            /// The counts of one column of `n` words (1 ≤ n ≤ 31) against one group's
+            /// weights, as 10 planes into `planes[..10]`: per column word two 16-bit blocks,
+            /// their carries of weight 16 into the sixteens plane (one full adder), and the
+            /// carry of weight 32 into `c32`; after the column, the `n` carries of weight 32
+            /// ripple into five planes (half adders, at most 31 of them). The column pointer,
+            /// the word count, the sixteens and a carry live on the stack (12 registers).
             ///
             /// # Safety
-            /// None beyond the types: `w` is 32 aligned words (what `LDRD` needs).
+            /// `col` points to `n` readable words, `w` to `32 · n` readable aligned words,
+            /// `c32` to `n` writable words, `planes` to 10 writable aligned words;
+            /// `1 ≤ n ≤ 31`.
             #[inline(always)]
-            #[allow(unused_assignments)] // the pointer after the last block
-            pub(super) unsafe fn thirty_two(l: &mut Low, w: &[u32; 32], x: u32) -> u32 {
-                let mut p = w.as_ptr();
-                // SAFETY: each block reads 16 of the 32 words at `p` (aligned), post-incremented.
-                let (lo, hi) = unsafe {
-                    let lo = block!(l, p, x, hex!("d"; 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-                    let hi = block!(l, p, x, hex!("d"; 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31));
-                    (lo, hi)
-                };
-                let c;
-                (l.4, c) = csa(l.4, lo, hi);
-                c
+            pub(super) unsafe fn column(
+                col: *const u32,
+                n: usize,
+                w: *const u32,
+                c32: *mut u32,
+                planes: *mut u32,
+            ) {
+                // SAFETY: the caller guarantees the reads and writes; the stack frame is the
+                // asm's own (28 bytes, restored).
+                unsafe {
+                    core::arch::asm!(
+                        "sub sp, sp, #28",
+                        "str {x}, [sp, #0]",
+                        "str {d}, [sp, #4]",
+                        "str {r}, [sp, #8]",
+                        "str {b}, [sp, #20]",
+                        "str {d}, [sp, #24]",
+                        "movs {a}, #0",
+                        "str {a}, [sp, #16]",
+                        "movs {ones}, #0",
+                        "movs {twos}, #0",
+                        "movs {fours}, #0",
+                        "movs {eights}, #0",
+                        "2:",
+                        "ldr {u}, [sp, #0]",
+                        "ldr {x}, [{u}], #4",
+                        "str {u}, [sp, #0]",
+                        hex!("d"; 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                        "str {d}, [sp, #12]",
+                        hex!("d"; 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31),
+                        "ldr {r}, [sp, #12]",
+                        "ldr {a}, [sp, #16]",
+                        fa!("a", "r", "d"),
+                        "str {a}, [sp, #16]",
+                        "ldr {q}, [sp, #8]",
+                        "str {r}, [{q}], #4",
+                        "str {q}, [sp, #8]",
+                        "ldr {u}, [sp, #4]",
+                        "subs {u}, {u}, #1",
+                        "str {u}, [sp, #4]",
+                        "bne 2b",
+                        // The low planes out.
+                        "ldr {q}, [sp, #20]",
+                        "ldr {a}, [sp, #16]",
+                        "strd {ones}, {twos}, [{q}, #0]",
+                        "strd {fours}, {eights}, [{q}, #8]",
+                        "str {a}, [{q}, #16]",
+                        // The carries of weight 32: half adders into 32 … 512.
+                        "ldr {w}, [sp, #8]",
+                        "ldr {x}, [sp, #24]",
+                        "sub {w}, {w}, {x}, lsl #2",
+                        "movs {ones}, #0",
+                        "movs {twos}, #0",
+                        "movs {fours}, #0",
+                        "movs {eights}, #0",
+                        "movs {a}, #0",
+                        "3:",
+                        "ldr {r}, [{w}], #4",
+                        "and {d}, {ones}, {r}",
+                        "eor {ones}, {ones}, {r}",
+                        "and {r}, {twos}, {d}",
+                        "eor {twos}, {twos}, {d}",
+                        "and {d}, {fours}, {r}",
+                        "eor {fours}, {fours}, {r}",
+                        "and {r}, {eights}, {d}",
+                        "eor {eights}, {eights}, {d}",
+                        "eor {a}, {a}, {r}",
+                        "subs {x}, {x}, #1",
+                        "bne 3b",
+                        "strd {ones}, {twos}, [{q}, #20]",
+                        "strd {fours}, {eights}, [{q}, #28]",
+                        "str {a}, [{q}, #36]",
+                        "add sp, sp, #28",
+                        x = inout(reg) col => _,
+                        d = inout(reg) n => _,
+                        r = inout(reg) c32 => _,
+                        b = inout(reg) planes => _,
+                        w = inout(reg) w => _,
+                        ones = out(reg) _,
+                        twos = out(reg) _,
+                        fours = out(reg) _,
+                        eights = out(reg) _,
+                        q = out(reg) _,
+                        a = out(reg) _,
+                        u = out(reg) _,
+                    );
+                }
             }
         }
 
         /// All 32 bits of `x`: the carry of weight 32.
         #[inline(always)]
-        #[cfg_attr(all(target_arch = "arm", tinykd_dsp), allow(dead_code))]
         fn thirty_two(l: &mut Low, w: &[u32; 32], x: u32) -> u32 {
             let (a, b) = (sixteen(l, w, x, 0), sixteen(l, w, x, 16));
             let c;
@@ -1621,6 +1676,25 @@ pub(crate) mod fast {
         /// weights (`32 · column.len()` words), as counter planes.
         #[inline(never)]
         fn count(column: &[u32], wg: &[u32], planes: &mut [u32; MAX_PLANES], used: usize) {
+            #[cfg(all(target_arch = "arm", tinykd_dsp))]
+            {
+                let n = column.len();
+                if (1..=31).contains(&n) && wg.len() >= 32 * n {
+                    let mut c32 = [0u32; 31];
+                    // SAFETY: `column` has n ≤ 31 words, `wg` at least 32n aligned words, `c32`
+                    // 31 words, `planes` 16 ≥ 10 words.
+                    unsafe {
+                        thumb2::column(
+                            column.as_ptr(),
+                            n,
+                            wg.as_ptr(),
+                            c32.as_mut_ptr(),
+                            planes.as_mut_ptr(),
+                        );
+                    }
+                    return;
+                }
+            }
             let mut low = Low::default();
             let mut high = [0u32; MAX_PLANES - LOW];
             let nhigh = used.saturating_sub(LOW);
@@ -1628,10 +1702,6 @@ pub(crate) mod fast {
                 let Ok(w) = <&[u32; 32]>::try_from(w) else {
                     continue;
                 };
-                #[cfg(all(target_arch = "arm", tinykd_dsp))]
-                // SAFETY: `w` is 32 readable aligned words.
-                let mut carry = unsafe { thumb2::thirty_two(&mut low, w, *x) };
-                #[cfg(not(all(target_arch = "arm", tinykd_dsp)))]
                 let mut carry = thirty_two(&mut low, w, *x);
                 // The carry of weight 32 ripples into the high planes (half adders).
                 for h in high.iter_mut().take(nhigh) {
