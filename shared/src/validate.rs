@@ -438,20 +438,27 @@ fn check_sliced_weights(weights: &Bits<'_>, taps: u64, cin: u16, cout: u16) -> R
     let last_group = u64::from(cout).saturating_sub(1) / 32;
     let used = cout % 32;
     let filter_mask = if used == 0 { !0u32 } else { !(!0u32 << used) };
-    for (i, word) in weights.bytes().chunks_exact(4).enumerate() {
-        let i = i as u64;
-        let w = u32::from_le_bytes(word.try_into().unwrap_or([0; 4]));
-        let channel = i % lanes;
-        let group = i / (taps * lanes).max(1);
-        let allowed = if channel >= u64::from(cin) {
-            0
-        } else if group == last_group {
+    // Group by group, tap by tap, channel lane by lane (no divisions per word).
+    let per_group = usize::try_from(taps * lanes).unwrap_or(usize::MAX).max(1);
+    let lanes = usize::try_from(lanes).unwrap_or(usize::MAX).max(1);
+    for (group, words) in weights.bytes().chunks(per_group * 4).enumerate() {
+        let filters = if group as u64 == last_group {
             filter_mask
         } else {
             !0
         };
-        if w & !allowed != 0 {
-            return Err(Error::OpBadWeightBits);
+        for tap in words.chunks(lanes * 4) {
+            for (channel, word) in tap.chunks_exact(4).enumerate() {
+                let w = u32::from_le_bytes(word.try_into().unwrap_or([0; 4]));
+                let allowed = if channel >= usize::from(cin) {
+                    0
+                } else {
+                    filters
+                };
+                if w & !allowed != 0 {
+                    return Err(Error::OpBadWeightBits);
+                }
+            }
         }
     }
     Ok(())

@@ -1504,11 +1504,31 @@ pub(crate) mod fast {
             macro_rules! fa {
                 ($acc:literal, $a:literal, $b:literal) => {
                     concat!(
-                        "eor {u}, {", $acc, "}, {", $a, "}\n",
-                        "and {", $a, "}, {", $acc, "}, {", $a, "}\n",
-                        "eor {", $acc, "}, {u}, {", $b, "}\n",
-                        "and {u}, {u}, {", $b, "}\n",
-                        "orr {", $a, "}, {", $a, "}, {u}\n",
+                        "eor {u}, {",
+                        $acc,
+                        "}, {",
+                        $a,
+                        "}\n",
+                        "and {",
+                        $a,
+                        "}, {",
+                        $acc,
+                        "}, {",
+                        $a,
+                        "}\n",
+                        "eor {",
+                        $acc,
+                        "}, {u}, {",
+                        $b,
+                        "}\n",
+                        "and {u}, {u}, {",
+                        $b,
+                        "}\n",
+                        "orr {",
+                        $a,
+                        "}, {",
+                        $a,
+                        "}, {u}\n",
                     )
                 };
             }
@@ -1518,10 +1538,20 @@ pub(crate) mod fast {
             macro_rules! pair {
                 ($d:literal; $k0:literal, $k1:literal) => {
                     concat!(
-                        "ldrd {", $d, "}, {b}, [{w}], #8\n",
-                        "sbfx {u}, {x}, #", $k0, ", #1\n",
-                        "eor {", $d, "}, {", $d, "}, {u}\n",
-                        "sbfx {u}, {x}, #", $k1, ", #1\n",
+                        "ldrd {",
+                        $d,
+                        "}, {b}, [{w}], #8\n",
+                        "sbfx {u}, {x}, #",
+                        $k0,
+                        ", #1\n",
+                        "eor {",
+                        $d,
+                        "}, {",
+                        $d,
+                        "}, {u}\n",
+                        "sbfx {u}, {x}, #",
+                        $k1,
+                        ", #1\n",
                         "eor {b}, {b}, {u}\n",
                         fa!("ones", $d, "b"),
                     )
@@ -1675,12 +1705,19 @@ pub(crate) mod fast {
         /// The 32 counts `p_j = Σ popcount` of one output pixel's `column` against one group's
         /// weights (`32 · column.len()` words), as counter planes.
         #[inline(never)]
-        fn count(column: &[u32], wg: &[u32], planes: &mut [u32; MAX_PLANES], used: usize) {
+        fn count(
+            column: &[u32],
+            wg: &[u32],
+            planes: &mut [u32; MAX_PLANES],
+            used: usize,
+            c32: &mut [u32; 31],
+        ) {
+            #[cfg(not(all(target_arch = "arm", tinykd_dsp)))]
+            let _ = c32;
             #[cfg(all(target_arch = "arm", tinykd_dsp))]
             {
                 let n = column.len();
                 if (1..=31).contains(&n) && wg.len() >= 32 * n {
-                    let mut c32 = [0u32; 31];
                     // SAFETY: `column` has n ≤ 31 words, `wg` at least 32n aligned words, `c32`
                     // 31 words, `planes` 16 ≥ 10 words.
                     unsafe {
@@ -1715,6 +1752,20 @@ pub(crate) mod fast {
             hi.copy_from_slice(&high);
         }
 
+        /// The 32 counts out of the first `P` planes: lanes j and j + 16 per pass, in the two
+        /// halfwords (counts < 2^16), the planes a constant count so that the loops unroll.
+        #[inline(always)]
+        fn unpack<const P: usize>(planes: &[u32; MAX_PLANES], counts: &mut [u32; 32]) {
+            let (lo, hi) = counts.split_at_mut(16);
+            for (j, (lo, hi)) in lo.iter_mut().zip(hi).enumerate() {
+                let mut acc = 0u32;
+                for (b, &p) in planes.iter().enumerate().take(P) {
+                    acc += ((p >> j) & 0x0001_0001) << b;
+                }
+                (*lo, *hi) = (acc & 0xffff, acc >> 16);
+            }
+        }
+
         /// The layer, group by group: one group's weights copied word-aligned into `wbuf`,
         /// then per output pixel its column, the 32 counts as planes, and the packed output
         /// word or the int8 outputs of the group.
@@ -1734,6 +1785,7 @@ pub(crate) mod fast {
             let per_group = 4 * wbuf.len();
             let groups = prm.weights.bytes().chunks_exact(per_group.max(4));
             let mut planes = [0u32; MAX_PLANES];
+            let mut c32 = [0u32; 31]; // the asm's carries of weight 32
             for (grp, wg) in groups.enumerate().take(columns.g.oc.div_ceil(32)) {
                 for (d, s) in wbuf.iter_mut().zip(wg.chunks_exact(4)) {
                     *d = u32::from_le_bytes(s.try_into().unwrap_or([0; 4]));
@@ -1741,7 +1793,7 @@ pub(crate) mod fast {
                 let wbuf: &[u32] = wbuf;
                 for (px, out_px) in y.chunks_exact_mut(out_stride.max(1)).enumerate() {
                     let column = columns.of(px, col)?;
-                    count(column, wbuf, &mut planes, pre.planes);
+                    count(column, wbuf, &mut planes, pre.planes, &mut c32);
                     match prm.output {
                         BinaryOutput::Packed { .. } => {
                             // p ≥ u ⇔ no borrow out of p − u, plane by plane.
@@ -1766,13 +1818,10 @@ pub(crate) mod fast {
                             // The counts back out of the planes: lanes j and j + 16 per pass,
                             // in the two halfwords.
                             let mut counts = [0u32; 32];
-                            let (lo, hi) = counts.split_at_mut(16);
-                            for (j, (lo, hi)) in lo.iter_mut().zip(hi).enumerate() {
-                                let mut acc = 0u32;
-                                for (b, &p) in planes.iter().enumerate().take(pre.planes) {
-                                    acc += ((p >> j) & 0x0001_0001) << b;
-                                }
-                                (*lo, *hi) = (acc & 0xffff, acc >> 16);
+                            if pre.planes <= 10 {
+                                unpack::<10>(&planes, &mut counts);
+                            } else {
+                                unpack::<MAX_PLANES>(&planes, &mut counts);
                             }
                             let o0 = 32 * grp;
                             let outs = need(out_px.get_mut(o0..(o0 + 32).min(out_stride)))?;
@@ -1789,7 +1838,15 @@ pub(crate) mod fast {
                                         .zip(requant.multipliers.iter())
                                         .zip(requant.shifts.iter())
                                         .skip(o0);
-                                    int8_outs(outs, counts, &mut params, k, zp_out, act_min, act_max)
+                                    int8_outs(
+                                        outs,
+                                        counts,
+                                        &mut params,
+                                        k,
+                                        zp_out,
+                                        act_min,
+                                        act_max,
+                                    )
                                 }
                             }
                         }
@@ -2121,7 +2178,10 @@ mod tests {
             let sliced_len = scratch_len + if dense { column } else { 0 } + 32 * column;
             let mut sliced_scratch = vec![0u32; sliced_len / 4];
             let sliced_scratch = unsafe {
-                core::slice::from_raw_parts_mut(sliced_scratch.as_mut_ptr().cast::<u8>(), sliced_len)
+                core::slice::from_raw_parts_mut(
+                    sliced_scratch.as_mut_ptr().cast::<u8>(),
+                    sliced_len,
+                )
             };
             let mut got = vec![0i8; out_len];
             assert!(fast::conv(&prm, &g, x, &mut got, i32::from(zp), sliced_scratch).unwrap());
