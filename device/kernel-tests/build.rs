@@ -609,6 +609,115 @@ fn student(kind: Student, depth: usize) -> (Vec<u8>, u64, u64) {
     (b.finish().expect("valid"), int8_macs, binary_macs)
 }
 
+/// A binary-heavier student (`configs/binary-student-wide.toml`), built up to `depth` ops
+/// (1..=8): 28×28×1 → int8 conv 3×3 stride 2 1→32 pad 1 (no activation, no pool) → binary conv
+/// 3×3 32→64 pad 1 (binarizing its int8 input), packed → binary conv 3×3 64→64 pad 1, packed →
+/// binary max pool 2 → binary conv 3×3 64→64 pad 1 (7×7), packed → binary conv 1×1 64→32, int8
+/// output (ReLU) → global average pool → int8 dense 10. The twin has int8 convs (ReLU) and an
+/// int8 max pool. Binary convs with packed outputs are bit-sliced for [`Student::Sliced`].
+/// Returns the blob, its int8 MACs and its binary MACs.
+fn wide_student(kind: Student, depth: usize) -> (Vec<u8>, u64, u64) {
+    let binary = kind != Student::Int8;
+    let rng = &mut Rng(if binary { 0x57E7 } else { 0x57E8 });
+    let qi = q(1.0 / 32.0, -128);
+    let qs = q(1.0 / 16.0, 0);
+    let qo = q(1.0 / 24.0, -128);
+    let name = match kind {
+        Student::Binary => "wstudent",
+        Student::Sliced => "wsliced",
+        Student::Int8 => "wistudent",
+    };
+    let mut b = ModelBuilder::new(name, Shape { h: 28, w: 28, c: 1 }, qi);
+    let mut x = b.input();
+    let (mut int8_macs, mut binary_macs) = (0u64, 0u64);
+    let pool = PoolSpec {
+        kernel: [2, 2],
+        stride: [2, 2],
+        padding: [0; 4],
+    };
+    let relu = Activation::Relu;
+    // (out, kernel, pixels) of the four inner convs.
+    let inner = [
+        (64u16, 3u8, 14 * 14),
+        (64, 3, 14 * 14),
+        (0, 0, 0),
+        (64, 3, 7 * 7),
+        (32, 1, 7 * 7),
+    ];
+    for op in 0..depth.min(8) {
+        x = match op {
+            0 => {
+                int8_macs += 14 * 14 * 32 * 9;
+                let none = Activation::None;
+                conv(&mut b, rng, x, 32, [3, 3], [2, 2], [1; 4], 1, qs, none).unwrap()
+            }
+            3 if binary => b.binary_max_pool2d(x, pool).unwrap(),
+            3 => b.max_pool2d(x, pool).unwrap(),
+            1..=5 => {
+                let (out, k, pixels) = inner[op - 1];
+                let cin = b.shape(x).c;
+                let kk = u32::from(k) * u32::from(k) * u32::from(cin);
+                let macs = pixels * u64::from(out) * u64::from(kk);
+                let pad = [k / 2; 4];
+                if !binary {
+                    int8_macs += macs;
+                    conv(&mut b, rng, x, out, [k, k], [1, 1], pad, 1, qo, relu).unwrap()
+                } else {
+                    binary_macs += macs;
+                    let int8 = op == 5;
+                    let output = if int8 {
+                        match int8_out(rng, kk, out, qo) {
+                            BinaryOutputSpec::Int8 {
+                                flip,
+                                bias,
+                                scales,
+                                output,
+                                ..
+                            } => BinaryOutputSpec::Int8 {
+                                flip,
+                                bias,
+                                scales,
+                                output,
+                                activation: relu,
+                            },
+                            packed => packed,
+                        }
+                    } else {
+                        folded(rng, kk, out)
+                    };
+                    let zp = i32::from(b.quant(x).zero_point);
+                    let input_thresholds = match b.layout(x) {
+                        tinykd_format::Layout::Int8 => {
+                            (0..cin).map(|_| zp + rng.int(-10, 10) as i32).collect()
+                        }
+                        tinykd_format::Layout::Packed => vec![],
+                    };
+                    let spec = BinaryConv2dSpec {
+                        out_channels: out,
+                        kernel: [k, k],
+                        stride: [1, 1],
+                        padding: pad,
+                        weights: pm1(rng, out as usize * kk as usize),
+                        input_thresholds,
+                        output,
+                    };
+                    if kind == Student::Sliced && !int8 {
+                        b.binary_conv2d_sliced(x, spec).unwrap()
+                    } else {
+                        b.binary_conv2d(x, spec).unwrap()
+                    }
+                }
+            }
+            6 => b.global_avg_pool(x).unwrap(),
+            _ => {
+                int8_macs += 32 * 10;
+                dense(&mut b, rng, x, 10, qo)
+            }
+        };
+    }
+    (b.finish().expect("valid"), int8_macs, binary_macs)
+}
+
 /// The trained binary student (`configs/binary-student.toml`, Fashion-MNIST), exported by the
 /// host crate.
 const TRAINED: &str = "test-data/bstudent-trained.tkd";
@@ -781,6 +890,36 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
                 _ => "prefix of the student (first ops)",
             };
             let macs = if binary { binary_macs } else { int8_macs };
+            let arena = tinykd_format::validate(&blob).unwrap().arena_size();
+            v.push((name, what, blob, macs, arena));
+        }
+    }
+    // The binary-heavier student; prefixes `ws1`..`ws7` / `wi1`..`wi7` for the per-layer split.
+    for (kind, prefix, full) in [
+        (Student::Binary, "", "wstudent"),
+        (Student::Sliced, "ws", "wsliced"),
+        (Student::Int8, "wi", "wistudent"),
+    ] {
+        for depth in [1, 2, 3, 4, 5, 6, 7, 8] {
+            if prefix.is_empty() && depth < 8 {
+                continue;
+            }
+            let (blob, int8_macs, binary_macs) = wide_student(kind, depth);
+            let name: &'static str = match depth {
+                8 => full,
+                _ => Box::leak(format!("{prefix}{depth}").into_boxed_str()),
+            };
+            let what = match (kind, depth) {
+                (Student::Binary, _) => "binary-heavier student (binary-student-wide.toml), rows",
+                (Student::Sliced, 8) => "binary-heavier student, packed-output convs bit-sliced",
+                (Student::Int8, 8) => "int8 twin of wstudent (same shapes)",
+                _ => "prefix of the binary-heavier student (first ops)",
+            };
+            let macs = if kind == Student::Int8 {
+                int8_macs
+            } else {
+                binary_macs
+            };
             let arena = tinykd_format::validate(&blob).unwrap().arena_size();
             v.push((name, what, blob, macs, arena));
         }
@@ -1079,7 +1218,7 @@ fn main() {
                 continue;
             }
         } else if target.starts_with("thumbv6m")
-            && (name.starts_with("is") || name.starts_with('C'))
+            && (name.starts_with("is") || name.starts_with('C') || name.starts_with('w'))
         {
             // (The conv1d layers C1–C3 too: tools/bench-device.sh measures them in a
             // benchmark-only firmware on the Cortex-M0.)
