@@ -1331,8 +1331,9 @@ pub(crate) mod fast {
     }
 
     impl<'a> Columns<'a> {
-        /// The column of output pixel `px` (gathered into `col` unless dense).
-        #[inline(always)]
+        /// The column of output pixel `px` (gathered into `col` unless dense). One copy for
+        /// both layouts' loops (flash).
+        #[inline(never)]
         fn of<'c>(&self, px: usize, col: &'c mut [u32]) -> Result<&'c [u32]>
         where
             'a: 'c,
@@ -1373,7 +1374,7 @@ pub(crate) mod fast {
         //! bit-sliced borrow chain (32 outputs at once, the output word directly); an int8 output
         //! reads the counts back out of the planes.
 
-        use super::{int8_outs, Columns, Params, Pre as FastPre};
+        use super::{rq_out, Columns, Params, Pre as FastPre};
         use crate::error::{need, Result};
         use tinykd_format::BinaryOutput;
 
@@ -1381,8 +1382,6 @@ pub(crate) mod fast {
         const MAX_GROUPS: usize = 8;
         /// Most counter planes: counts up to 2^16 − 1 (K < 65 535).
         const MAX_PLANES: usize = 16;
-        /// The planes the Harley-Seal step keeps in registers (counts up to 31 per input word).
-        const LOW: usize = 5;
 
         /// The output stage prepared once per layer.
         pub(crate) struct Pre {
@@ -1405,7 +1404,7 @@ pub(crate) mod fast {
                     return None;
                 }
                 let mut pre = Pre {
-                    planes: planes.max(LOW),
+                    planes,
                     u: [0; MAX_GROUPS * MAX_PLANES],
                     flips: [0; MAX_GROUPS],
                 };
@@ -1434,61 +1433,6 @@ pub(crate) mod fast {
                 }
                 Some(pre)
             }
-        }
-
-        /// One full adder over 32 lanes: `(a + b + c) = sum + 2 · carry`, 5 operations.
-        #[inline(always)]
-        fn csa(a: u32, b: u32, c: u32) -> (u32, u32) {
-            let u = a ^ b;
-            (u ^ c, (a & b) | (u & c))
-        }
-
-        /// The mismatch word of input bit `k` of `x` against the 32 filters' word `k` of `w`:
-        /// `W_k XOR bcast(x_k)` (`SBFX` + `EOR` on Armv7-M).
-        #[inline(always)]
-        fn mism(w: &[u32; 32], x: u32, k: usize) -> u32 {
-            // `k` < 32 is a constant once inlined: the check folds away.
-            let wk = w.get(k).copied().unwrap_or(0);
-            wk ^ ((x << (31 - k)) as i32 >> 31) as u32
-        }
-
-        /// The low planes of a count: ones, twos, fours, eights, sixteens.
-        #[derive(Default)]
-        struct Low(u32, u32, u32, u32, u32);
-
-        // Harley-Seal over the mismatch words of bits `k..k + 2^level`: each step adds them
-        // into the planes below `level` and returns the carry of weight 2^level. Not one
-        // recursive function: every call inlines, so that `k` is a constant in `mism`.
-
-        #[inline(always)]
-        fn two(l: &mut Low, w: &[u32; 32], x: u32, k: usize) -> u32 {
-            let c;
-            (l.0, c) = csa(l.0, mism(w, x, k), mism(w, x, k + 1));
-            c
-        }
-
-        #[inline(always)]
-        fn four(l: &mut Low, w: &[u32; 32], x: u32, k: usize) -> u32 {
-            let (a, b) = (two(l, w, x, k), two(l, w, x, k + 2));
-            let c;
-            (l.1, c) = csa(l.1, a, b);
-            c
-        }
-
-        #[inline(always)]
-        fn eight(l: &mut Low, w: &[u32; 32], x: u32, k: usize) -> u32 {
-            let (a, b) = (four(l, w, x, k), four(l, w, x, k + 4));
-            let c;
-            (l.2, c) = csa(l.2, a, b);
-            c
-        }
-
-        #[inline(always)]
-        fn sixteen(l: &mut Low, w: &[u32; 32], x: u32, k: usize) -> u32 {
-            let (a, b) = (eight(l, w, x, k), eight(l, w, x, k + 8));
-            let c;
-            (l.3, c) = csa(l.3, a, b);
-            c
         }
 
         /// The Harley-Seal step in Thumb-2 (Cortex-M3/M4/M7): 16 input bits per `asm!` block,
@@ -1693,18 +1637,9 @@ pub(crate) mod fast {
             }
         }
 
-        /// All 32 bits of `x`: the carry of weight 32.
-        #[inline(always)]
-        fn thirty_two(l: &mut Low, w: &[u32; 32], x: u32) -> u32 {
-            let (a, b) = (sixteen(l, w, x, 0), sixteen(l, w, x, 16));
-            let c;
-            (l.4, c) = csa(l.4, a, b);
-            c
-        }
-
         /// The 32 counts `p_j = Σ popcount` of one output pixel's `column` against one group's
         /// weights (`32 · column.len()` words), as counter planes.
-        #[inline(never)]
+        #[inline(always)]
         fn count(
             column: &[u32],
             wg: &[u32],
@@ -1732,24 +1667,20 @@ pub(crate) mod fast {
                     return;
                 }
             }
-            let mut low = Low::default();
-            let mut high = [0u32; MAX_PLANES - LOW];
-            let nhigh = used.saturating_sub(LOW);
-            for (x, w) in column.iter().zip(wg.chunks_exact(32)) {
-                let Ok(w) = <&[u32; 32]>::try_from(w) else {
-                    continue;
-                };
-                let mut carry = thirty_two(&mut low, w, *x);
-                // The carry of weight 32 ripples into the high planes (half adders).
-                for h in high.iter_mut().take(nhigh) {
-                    let p = *h;
-                    *h = p ^ carry;
-                    carry &= p;
+            // Elsewhere (and past 31 column words): per bit, the mismatch word ripples through
+            // the planes (half adders); small code, and on Armv6-M (8 low registers, no barrel
+            // shifter) about as fast as the row layout's popcounts.
+            planes.fill(0);
+            for (&x, w) in column.iter().zip(wg.chunks_exact(32)) {
+                for (k, &wk) in w.iter().enumerate() {
+                    let mut c = wk ^ ((x >> k) & 1).wrapping_neg();
+                    for p in planes.iter_mut().take(used) {
+                        let t = *p & c;
+                        *p ^= c;
+                        c = t;
+                    }
                 }
             }
-            let (lo, hi) = planes.split_at_mut(LOW);
-            lo.copy_from_slice(&[low.0, low.1, low.2, low.3, low.4]);
-            hi.copy_from_slice(&high);
         }
 
         /// The 32 counts out of the first `P` planes: lanes j and j + 16 per pass, in the two
@@ -1763,6 +1694,19 @@ pub(crate) mod fast {
                     acc += ((p >> j) & 0x0001_0001) << b;
                 }
                 (*lo, *hi) = (acc & 0xffff, acc >> 16);
+            }
+        }
+
+        /// [`unpack`] with a run-time plane count (a loop, small code).
+        #[inline(never)]
+        fn unpack_any(planes: &[u32; MAX_PLANES], used: usize, counts: &mut [u32; 32]) {
+            for (j, c) in counts.iter_mut().enumerate() {
+                *c = planes
+                    .iter()
+                    .take(used)
+                    .enumerate()
+                    .map(|(b, &p)| ((p >> j) & 1) << b)
+                    .sum();
             }
         }
 
@@ -1818,10 +1762,11 @@ pub(crate) mod fast {
                             // The counts back out of the planes: lanes j and j + 16 per pass,
                             // in the two halfwords.
                             let mut counts = [0u32; 32];
-                            if pre.planes <= 10 {
+                            // (One unrolled copy for the common case where the code is fast.)
+                            if cfg!(all(target_arch = "arm", tinykd_dsp)) && pre.planes <= 10 {
                                 unpack::<10>(&planes, &mut counts);
                             } else {
-                                unpack::<MAX_PLANES>(&planes, &mut counts);
+                                unpack_any(&planes, pre.planes, &mut counts);
                             }
                             let o0 = 32 * grp;
                             let outs = need(out_px.get_mut(o0..(o0 + 32).min(out_stride)))?;
@@ -1831,22 +1776,19 @@ pub(crate) mod fast {
                                     ip.outs(outs, counts, o0, zp_out, act_min, act_max)
                                 }
                                 _ => {
-                                    let mut params = prm
-                                        .flip
-                                        .iter()
-                                        .zip(bias.iter())
-                                        .zip(requant.multipliers.iter())
-                                        .zip(requant.shifts.iter())
-                                        .skip(o0);
-                                    int8_outs(
-                                        outs,
-                                        counts,
-                                        &mut params,
-                                        k,
-                                        zp_out,
-                                        act_min,
-                                        act_max,
-                                    )
+                                    for (i, (out, &p)) in outs.iter_mut().zip(counts).enumerate() {
+                                        let o = o0 + i;
+                                        let dot = k.wrapping_sub(2 * p as i32);
+                                        let dot = if need(prm.flip.get(o))? & 1 == 1 {
+                                            dot.wrapping_neg()
+                                        } else {
+                                            dot
+                                        };
+                                        let acc = need(bias.get(o))?.wrapping_add(dot);
+                                        let m = need(requant.multipliers.get(o))?;
+                                        let sh = i32::from(need(requant.shifts.get(o))?);
+                                        *out = rq_out(acc, m, sh, zp_out, act_min, act_max);
+                                    }
                                 }
                             }
                         }
