@@ -477,9 +477,11 @@ enum Student {
 fn student(kind: Student, depth: usize) -> (Vec<u8>, u64, u64) {
     let binary = kind != Student::Int8;
     let rng = &mut Rng(if binary { 0x57D7 } else { 0x57D8 });
-    // The same convolution, with its weights in rows or bit-sliced (format 1.4).
-    let add = |b: &mut ModelBuilder, x, spec| {
-        if kind == Student::Sliced {
+    // The same convolution, with its weights in rows or bit-sliced (format 1.4) where the
+    // exporter writes them so (a packed output: `tinykd_format::sliced_pays`).
+    let add = |b: &mut ModelBuilder, x, spec: BinaryConv2dSpec| {
+        let packed = matches!(spec.output, BinaryOutputSpec::Packed { .. });
+        if kind == Student::Sliced && packed {
             b.binary_conv2d_sliced(x, spec)
         } else {
             b.binary_conv2d(x, spec)

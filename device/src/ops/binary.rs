@@ -1331,9 +1331,10 @@ pub(crate) mod fast {
     }
 
     impl<'a> Columns<'a> {
-        /// The column of output pixel `px` (gathered into `col` unless dense). One copy for
-        /// both layouts' loops (flash).
-        #[inline(never)]
+        /// The column of output pixel `px` (gathered into `col` unless dense). Inline where the
+        /// kernels are fast; one copy for both layouts' loops elsewhere (Armv6-M flash).
+        #[cfg_attr(all(target_arch = "arm", tinykd_dsp), inline(always))]
+        #[cfg_attr(not(all(target_arch = "arm", tinykd_dsp)), inline(never))]
         fn of<'c>(&self, px: usize, col: &'c mut [u32]) -> Result<&'c [u32]>
         where
             'a: 'c,
