@@ -1065,9 +1065,9 @@ fn main() {
     writeln!(code, "pub const ARENA_CAP: usize = {arena_cap};").unwrap();
     let mut rng = Rng(0xC4EC_0001);
     code.push_str("pub static CHECK: &[&[u8]] = &[\n");
-    // (36 on the microbit: its 256 KiB of flash also hold the bit-sliced kernel and check.)
+    // (34 on the microbit: its 256 KiB of flash also hold the bit-sliced kernel and check.)
     let int8_checks = if target.starts_with("thumbv6m") {
-        36
+        34
     } else {
         48
     };

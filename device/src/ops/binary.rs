@@ -1638,18 +1638,24 @@ pub(crate) mod fast {
             }
         }
 
-        /// The 32 counts `p_j = Σ popcount` of one output pixel's `column` against one group's
-        /// weights (`32 · column.len()` words), as counter planes.
+        /// Whether [`planes_of`] runs here: the Thumb-2 kernel, columns of 1..=31 words.
         #[inline(always)]
-        fn count(
+        fn asm_path(n: usize) -> bool {
+            cfg!(all(target_arch = "arm", tinykd_dsp)) && (1..=31).contains(&n)
+        }
+
+        /// The 32 counts `p_j` of one output pixel's `column` against one group's weights
+        /// (`32 · column.len()` aligned words), as 10 counter planes (the Thumb-2 kernel; only
+        /// where [`asm_path`] holds).
+        #[inline(always)]
+        fn planes_of(
             column: &[u32],
             wg: &[u32],
             planes: &mut [u32; MAX_PLANES],
-            used: usize,
             c32: &mut [u32; 31],
         ) {
             #[cfg(not(all(target_arch = "arm", tinykd_dsp)))]
-            let _ = c32;
+            let _ = (column, wg, planes, c32);
             #[cfg(all(target_arch = "arm", tinykd_dsp))]
             {
                 let n = column.len();
@@ -1665,22 +1671,47 @@ pub(crate) mod fast {
                             planes.as_mut_ptr(),
                         );
                     }
-                    return;
                 }
             }
-            // Elsewhere (and past 31 column words): per bit, the mismatch word ripples through
-            // the planes (half adders); small code, and on Armv6-M (8 low registers, no barrel
-            // shifter) about as fast as the row layout's popcounts.
-            planes.fill(0);
-            for (&x, w) in column.iter().zip(wg.chunks_exact(32)) {
-                for (k, &wk) in w.iter().enumerate() {
-                    let mut c = wk ^ ((x >> k) & 1).wrapping_neg();
-                    for p in planes.iter_mut().take(used) {
-                        let t = *p & c;
-                        *p ^= c;
-                        c = t;
+        }
+
+        /// Transposes a 32×32 bit matrix in place: bit `k` of word `j` becomes bit `j` of word
+        /// `k` (Hacker's Delight 7-3: five rounds of block swaps; the word order reversed on
+        /// both sides for its most-significant-bit-first numbering).
+        pub(crate) fn transpose32(a: &mut [u32; 32]) {
+            a.reverse();
+            let (mut j, mut m) = (16usize, 0x0000_ffffu32);
+            while j != 0 {
+                let mut k = 0usize;
+                while k < 32 {
+                    let lo = a.get(k).copied().unwrap_or(0);
+                    let hi = a.get(k + j).copied().unwrap_or(0);
+                    let t = (lo ^ (hi >> j)) & m;
+                    if let Some(l) = a.get_mut(k) {
+                        *l = lo ^ t;
                     }
+                    if let Some(h) = a.get_mut(k + j) {
+                        *h = hi ^ (t << j);
+                    }
+                    k = (k + j + 1) & !j;
                 }
+                j >>= 1;
+                m ^= m << j;
+            }
+            a.reverse();
+        }
+
+        /// The counts by rows (where [`asm_path`] does not hold): the group's weights were
+        /// transposed block by block, so word `32q + j` is filter `j`'s word `q`; one XOR and
+        /// popcount per column word and filter, as the row layout's kernels.
+        #[inline(always)]
+        fn counts_by_rows(column: &[u32], wg: &[u32], counts: &mut [u32; 32]) {
+            for (j, c) in counts.iter_mut().enumerate() {
+                *c = column
+                    .iter()
+                    .zip(wg.iter().skip(j).step_by(32))
+                    .map(|(x, w)| (x ^ w).count_ones())
+                    .sum();
             }
         }
 
@@ -1695,19 +1726,6 @@ pub(crate) mod fast {
                     acc += ((p >> j) & 0x0001_0001) << b;
                 }
                 (*lo, *hi) = (acc & 0xffff, acc >> 16);
-            }
-        }
-
-        /// [`unpack`] with a run-time plane count (a loop, small code).
-        #[inline(never)]
-        fn unpack_any(planes: &[u32; MAX_PLANES], used: usize, counts: &mut [u32; 32]) {
-            for (j, c) in counts.iter_mut().enumerate() {
-                *c = planes
-                    .iter()
-                    .take(used)
-                    .enumerate()
-                    .map(|(b, &p)| ((p >> j) & 1) << b)
-                    .sum();
             }
         }
 
@@ -1729,26 +1747,58 @@ pub(crate) mod fast {
             let k = columns.g.k();
             let per_group = 4 * wbuf.len();
             let groups = prm.weights.bytes().chunks_exact(per_group.max(4));
+            let by_planes = asm_path(columns.col_len);
             let mut planes = [0u32; MAX_PLANES];
             let mut c32 = [0u32; 31]; // the asm's carries of weight 32
             for (grp, wg) in groups.enumerate().take(columns.g.oc.div_ceil(32)) {
                 for (d, s) in wbuf.iter_mut().zip(wg.chunks_exact(4)) {
                     *d = u32::from_le_bytes(s.try_into().unwrap_or([0; 4]));
                 }
+                if !by_planes {
+                    for block in wbuf.chunks_exact_mut(32) {
+                        if let Ok(block) = <&mut [u32; 32]>::try_from(block) {
+                            transpose32(block);
+                        }
+                    }
+                }
                 let wbuf: &[u32] = wbuf;
+                let o0 = 32 * grp;
                 for (px, out_px) in y.chunks_exact_mut(out_stride.max(1)).enumerate() {
                     let column = columns.of(px, col)?;
-                    count(column, wbuf, &mut planes, pre.planes, &mut c32);
+                    let mut counts = [0u32; 32];
+                    if by_planes {
+                        planes_of(column, wbuf, &mut planes, &mut c32);
+                    } else {
+                        counts_by_rows(column, wbuf, &mut counts);
+                    }
                     match prm.output {
-                        BinaryOutput::Packed { .. } => {
-                            // p ≥ u ⇔ no borrow out of p − u, plane by plane.
-                            let at = grp * MAX_PLANES;
-                            let u = need(pre.u.get(at..at + pre.planes))?;
-                            let mut borrow = 0u32;
-                            for (&p, &u) in planes.iter().zip(u) {
-                                borrow = (u & !p) | (!(p ^ u) & borrow);
-                            }
-                            let word = !borrow ^ need(pre.flips.get(grp))?;
+                        BinaryOutput::Packed { thresholds } => {
+                            let word = if by_planes {
+                                // p ≥ u ⇔ no borrow out of p − u, plane by plane.
+                                let at = grp * MAX_PLANES;
+                                let u = need(pre.u.get(at..at + pre.planes))?;
+                                let mut borrow = 0u32;
+                                for (&p, &u) in planes.iter().zip(u) {
+                                    borrow = (u & !p) | (!(p ^ u) & borrow);
+                                }
+                                !borrow ^ need(pre.flips.get(grp))?
+                            } else {
+                                // −1 iff p > t, or p < t where flipped; the lanes past the last
+                                // filter stay 0.
+                                let mut word = 0u32;
+                                let lanes = columns.g.oc.saturating_sub(o0).min(32);
+                                for (j, &p) in counts.iter().enumerate().take(lanes) {
+                                    let t = need(thresholds.get(o0 + j))?;
+                                    let p = p as i32;
+                                    let minus = if need(prm.flip.get(o0 + j))? & 1 == 1 {
+                                        p < t
+                                    } else {
+                                        p > t
+                                    };
+                                    word |= u32::from(minus) << j;
+                                }
+                                word
+                            };
                             let out = need(out_px.get_mut(4 * grp..4 * grp + 4))?;
                             for (d, s) in out.iter_mut().zip(word.to_le_bytes()) {
                                 *d = s as i8;
@@ -1760,16 +1810,9 @@ pub(crate) mod fast {
                             act_min,
                             act_max,
                         } => {
-                            // The counts back out of the planes: lanes j and j + 16 per pass,
-                            // in the two halfwords.
-                            let mut counts = [0u32; 32];
-                            // (One unrolled copy for the common case where the code is fast.)
-                            if cfg!(all(target_arch = "arm", tinykd_dsp)) && pre.planes <= 10 {
+                            if by_planes {
                                 unpack::<10>(&planes, &mut counts);
-                            } else {
-                                unpack_any(&planes, pre.planes, &mut counts);
                             }
-                            let o0 = 32 * grp;
                             let outs = need(out_px.get_mut(o0..(o0 + 32).min(out_stride)))?;
                             let counts = need(counts.get(..outs.len()))?;
                             match fast_pre {
@@ -2136,6 +2179,22 @@ mod tests {
             assert!(!ran, "case {case}: a short scratch falls back");
         }
         assert!(cases.iter().all(|&n| n > 80), "{cases:?}");
+    }
+
+    /// The 32×32 bit transpose of the bit-sliced fallback against the definition.
+    #[test]
+    fn transpose32_swaps_rows_and_columns() {
+        let mut rng = Rng(0xB1_0004);
+        for _ in 0..50 {
+            let a: [u32; 32] = core::array::from_fn(|_| rng.next() as u32);
+            let mut t = a;
+            fast::sliced::transpose32(&mut t);
+            for (j, &w) in t.iter().enumerate() {
+                for (k, &v) in a.iter().enumerate() {
+                    assert_eq!(w >> k & 1, v >> j & 1, "bit {k} of word {j}");
+                }
+            }
+        }
     }
 
     #[test]
