@@ -1750,6 +1750,7 @@ pub(crate) mod fast {
             let by_planes = asm_path(columns.col_len);
             let mut planes = [0u32; MAX_PLANES];
             let mut c32 = [0u32; 31]; // the asm's carries of weight 32
+            let mut counts = [0u32; 32]; // every lane written before it is read, per pixel
             for (grp, wg) in groups.enumerate().take(columns.g.oc.div_ceil(32)) {
                 for (d, s) in wbuf.iter_mut().zip(wg.chunks_exact(4)) {
                     *d = u32::from_le_bytes(s.try_into().unwrap_or([0; 4]));
@@ -1765,7 +1766,6 @@ pub(crate) mod fast {
                 let o0 = 32 * grp;
                 for (px, out_px) in y.chunks_exact_mut(out_stride.max(1)).enumerate() {
                     let column = columns.of(px, col)?;
-                    let mut counts = [0u32; 32];
                     if by_planes {
                         planes_of(column, wbuf, &mut planes, &mut c32);
                     } else {
