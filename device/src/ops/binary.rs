@@ -1,5 +1,5 @@
-//! Binary ops (format 1.2, SPEC §3.2): XNOR/popcount convolution and dense layers, binary max
-//! pooling.
+//! Binary ops (format 1.2, SPEC §3.2; the bit-sliced convolution of 1.4, §3.3): XNOR/popcount
+//! convolution and dense layers, binary max pooling.
 //!
 //! Packed tensors hold 32 channels per little-endian `u32` word, bit 1 = −1, `ceil(c / 32)`
 //! words per pixel. An output's accumulator is `p = Σ popcount(x XOR w)` over all `kh · kw` taps
@@ -14,7 +14,9 @@
 //!   taps of each output pixel side by side (so each output channel is one run of XOR +
 //!   popcount over contiguous words), and counts bits two filters per pass with a blocked SWAR
 //!   popcount: a Thumb-2 `asm!` micro-kernel on Cortex-M4/M7 (23 instructions per column word
-//!   for two filters), portable Rust elsewhere, the native instruction where the target has one.
+//!   for two filters), portable Rust elsewhere, the native instruction where the target has one;
+//!   for `BinaryConv2dSliced` (format 1.4, bit-sliced weights) the counts of 32 filters at once
+//!   with bit-sliced adders ([`fast::sliced`]).
 
 use tinykd_format::{BinaryConv2dOp, BinaryDenseOp, BinaryOutput, Bits, LeI32s, PoolOp};
 
@@ -1368,12 +1370,15 @@ pub(crate) mod fast {
         //! group of 32 filters and per input bit position `i` (tap, channel), one word `W_i`
         //! whose bit `j` is filter `j`'s weight. With the input bit `x_i`, the words
         //! `m_i = W_i XOR bcast(x_i)` (`bcast` = 0 or !0) hold the mismatches of all 32 filters,
-        //! and their *vertical* popcount is the 32 counts `p_j`: carry-save adders (Harley-Seal in
-        //! bit-sliced form, 5 logic operations per full adder) add them into counter planes
-        //! (plane `b` = bit `b` of the 32 counts), about 8 instructions per input bit for 32
-        //! filters. The packed output compares the planes with the thresholds' planes by a
-        //! bit-sliced borrow chain (32 outputs at once, the output word directly); an int8 output
-        //! reads the counts back out of the planes.
+        //! and their *vertical* popcount is the 32 counts `p_j`. On Cortex-M4/M7 carry-save
+        //! adders (Harley-Seal in bit-sliced form, 5 logic operations per full adder) add them
+        //! into counter planes (plane `b` = bit `b` of the 32 counts): 7.2 instructions per input
+        //! bit for 32 filters. The packed output compares the planes with the thresholds' planes
+        //! by a bit-sliced borrow chain (32 outputs at once, the output word directly); an int8
+        //! output reads the counts back out of the planes. Elsewhere (and for columns past 31
+        //! words) the group's weights are transposed back to rows once per layer and counted
+        //! with one XOR and popcount per word and filter. The layer runs group by group: the
+        //! group's weights are first copied word-aligned into the scratch (SPEC §5.1).
 
         use super::{rq_out, Columns, Params, Pre as FastPre};
         use crate::error::{need, Result};
