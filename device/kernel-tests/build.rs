@@ -188,6 +188,7 @@ fn bconv(
     stride: [u8; 2],
     padding: [u8; 4],
     int8_output: Option<Quant>,
+    sliced: bool,
 ) -> Option<TensorId> {
     let cin = b.shape(x).c;
     let kk = u32::from(k[0]) * u32::from(k[1]) * u32::from(cin);
@@ -202,19 +203,20 @@ fn bconv(
         Some(q) => int8_out(rng, kk, out, q),
         None => folded(rng, kk, out),
     };
-    b.binary_conv2d(
-        x,
-        BinaryConv2dSpec {
-            out_channels: out,
-            kernel: k,
-            stride,
-            padding,
-            weights: pm1(rng, out as usize * kk as usize),
-            input_thresholds,
-            output,
-        },
-    )
-    .ok()
+    let spec = BinaryConv2dSpec {
+        out_channels: out,
+        kernel: k,
+        stride,
+        padding,
+        weights: pm1(rng, out as usize * kk as usize),
+        input_thresholds,
+        output,
+    };
+    if sliced {
+        b.binary_conv2d_sliced(x, spec).ok()
+    } else {
+        b.binary_conv2d(x, spec).ok()
+    }
 }
 
 /// A random binary model: int8 conv → binary conv (int8 input) → binary convs / max pools
@@ -353,7 +355,7 @@ fn pool_check_model(rng: &mut Rng) -> Vec<u8> {
     }
 }
 
-fn binary_check_model(rng: &mut Rng) -> Vec<u8> {
+fn binary_check_model(rng: &mut Rng, sliced: bool) -> Vec<u8> {
     loop {
         let shape = Shape {
             h: rng.int(3, 10) as u16,
@@ -400,7 +402,7 @@ fn binary_check_model(rng: &mut Rng) -> Vec<u8> {
                 let pad = [0; 4].map(|_| rng.int(0, 1) as u8);
                 let oc = rng.int(1, 50) as u16;
                 let stride = [rng.int(1, 2) as u8, rng.int(1, 2) as u8];
-                bconv(&mut b, rng, x, oc, k, stride, pad, None)
+                bconv(&mut b, rng, x, oc, k, stride, pad, None, sliced)
             };
             match y {
                 Some(y) => x = y,
@@ -413,7 +415,17 @@ fn binary_check_model(rng: &mut Rng) -> Vec<u8> {
         let qo = q(rng.float(0.05, 0.2), rng.int(-10, 10) as i8);
         let oc = rng.int(1, 20) as u16;
         let y = if rng.int(0, 1) == 0 {
-            bconv(&mut b, rng, x, oc, [2, 2], [1, 1], [0, 0, 1, 1], Some(qo))
+            bconv(
+                &mut b,
+                rng,
+                x,
+                oc,
+                [2, 2],
+                [1, 1],
+                [0, 0, 1, 1],
+                Some(qo),
+                sliced,
+            )
         } else {
             let s = b.shape(x);
             let kk = s.elements() as u32;
@@ -444,6 +456,17 @@ fn binary_check_model(rng: &mut Rng) -> Vec<u8> {
     }
 }
 
+/// Which student [`student`] builds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Student {
+    /// Binary inner layers, weights in rows (`BinaryConv2d`).
+    Binary,
+    /// The same layers and weights, bit-sliced (`BinaryConv2dSliced`, format 1.4).
+    Sliced,
+    /// The int8 twin.
+    Int8,
+}
+
 /// The binary student of `configs/binary-student.toml` (issue 6) and its int8 twin, built up to
 /// `depth` ops (1..=7; prefixes give the per-layer split of the benchmark): 28×28×1 → int8 conv
 /// 3×3 1→32 pad 1 (no activation) → int8 max pool 2 → binary conv 3×3 32→64 pad 1 (+1),
@@ -451,8 +474,19 @@ fn binary_check_model(rng: &mut Rng) -> Vec<u8> {
 /// binary conv 3×3 64→64 pad 1, int8 output (ReLU) → global average pool → int8 dense 10. The
 /// twin has int8 convs (ReLU) and int8 max pools in place of the binary ones. Returns the blob
 /// and its (int8, binary) MACs.
-fn student(binary: bool, depth: usize) -> (Vec<u8>, u64, u64) {
+fn student(kind: Student, depth: usize) -> (Vec<u8>, u64, u64) {
+    let binary = kind != Student::Int8;
     let rng = &mut Rng(if binary { 0x57D7 } else { 0x57D8 });
+    // The same convolution, with its weights in rows or bit-sliced (format 1.4) where the
+    // exporter writes them so (a packed output: `tinykd_format::sliced_pays`).
+    let add = |b: &mut ModelBuilder, x, spec: BinaryConv2dSpec| {
+        let packed = matches!(spec.output, BinaryOutputSpec::Packed { .. });
+        if kind == Student::Sliced && packed {
+            b.binary_conv2d_sliced(x, spec)
+        } else {
+            b.binary_conv2d(x, spec)
+        }
+    };
     let qi = q(1.0 / 32.0, -128);
     let qs = q(1.0 / 16.0, 0);
     let qo = q(1.0 / 24.0, -128);
@@ -461,7 +495,11 @@ fn student(binary: bool, depth: usize) -> (Vec<u8>, u64, u64) {
         stride: [2, 2],
         padding: [0; 4],
     };
-    let name = if binary { "bstudent" } else { "istudent" };
+    let name = match kind {
+        Student::Binary => "bstudent",
+        Student::Sliced => "bsliced",
+        Student::Int8 => "istudent",
+    };
     let mut b = ModelBuilder::new(name, Shape { h: 28, w: 28, c: 1 }, qi);
     let mut x = b.input();
     let (mut int8_macs, mut binary_macs) = (0u64, 0u64);
@@ -498,7 +536,7 @@ fn student(binary: bool, depth: usize) -> (Vec<u8>, u64, u64) {
                     input_thresholds,
                     output: folded(rng, k1, 64),
                 };
-                b.binary_conv2d(x, spec).unwrap()
+                add(&mut b, x, spec).unwrap()
             }
             (3, true) => b.binary_max_pool2d(x, pool).unwrap(),
             (4, true) => {
@@ -528,7 +566,7 @@ fn student(binary: bool, depth: usize) -> (Vec<u8>, u64, u64) {
                     input_thresholds: vec![],
                     output,
                 };
-                b.binary_conv2d(x, spec).unwrap()
+                add(&mut b, x, spec).unwrap()
             }
             (2, false) => {
                 int8_macs += 14 * 14 * 64 * u64::from(k1);
@@ -566,6 +604,115 @@ fn student(binary: bool, depth: usize) -> (Vec<u8>, u64, u64) {
             (5, _) => b.global_avg_pool(x).unwrap(),
             _ => {
                 int8_macs += 64 * 10;
+                dense(&mut b, rng, x, 10, qo)
+            }
+        };
+    }
+    (b.finish().expect("valid"), int8_macs, binary_macs)
+}
+
+/// A binary-heavier student (`configs/binary-student-wide.toml`), built up to `depth` ops
+/// (1..=8): 28×28×1 → int8 conv 3×3 stride 2 1→32 pad 1 (no activation, no pool) → binary conv
+/// 3×3 32→64 pad 1 (binarizing its int8 input), packed → binary conv 3×3 64→64 pad 1, packed →
+/// binary max pool 2 → binary conv 3×3 64→64 pad 1 (7×7), packed → binary conv 1×1 64→32, int8
+/// output (ReLU) → global average pool → int8 dense 10. The twin has int8 convs (ReLU) and an
+/// int8 max pool. Binary convs with packed outputs are bit-sliced for [`Student::Sliced`].
+/// Returns the blob, its int8 MACs and its binary MACs.
+fn wide_student(kind: Student, depth: usize) -> (Vec<u8>, u64, u64) {
+    let binary = kind != Student::Int8;
+    let rng = &mut Rng(if binary { 0x57E7 } else { 0x57E8 });
+    let qi = q(1.0 / 32.0, -128);
+    let qs = q(1.0 / 16.0, 0);
+    let qo = q(1.0 / 24.0, -128);
+    let name = match kind {
+        Student::Binary => "wstudent",
+        Student::Sliced => "wsliced",
+        Student::Int8 => "wistudent",
+    };
+    let mut b = ModelBuilder::new(name, Shape { h: 28, w: 28, c: 1 }, qi);
+    let mut x = b.input();
+    let (mut int8_macs, mut binary_macs) = (0u64, 0u64);
+    let pool = PoolSpec {
+        kernel: [2, 2],
+        stride: [2, 2],
+        padding: [0; 4],
+    };
+    let relu = Activation::Relu;
+    // (out, kernel, pixels) of the four inner convs.
+    let inner = [
+        (64u16, 3u8, 14 * 14),
+        (64, 3, 14 * 14),
+        (0, 0, 0),
+        (64, 3, 7 * 7),
+        (32, 1, 7 * 7),
+    ];
+    for op in 0..depth.min(8) {
+        x = match op {
+            0 => {
+                int8_macs += 14 * 14 * 32 * 9;
+                let none = Activation::None;
+                conv(&mut b, rng, x, 32, [3, 3], [2, 2], [1; 4], 1, qs, none).unwrap()
+            }
+            3 if binary => b.binary_max_pool2d(x, pool).unwrap(),
+            3 => b.max_pool2d(x, pool).unwrap(),
+            1..=5 => {
+                let (out, k, pixels) = inner[op - 1];
+                let cin = b.shape(x).c;
+                let kk = u32::from(k) * u32::from(k) * u32::from(cin);
+                let macs = pixels * u64::from(out) * u64::from(kk);
+                let pad = [k / 2; 4];
+                if !binary {
+                    int8_macs += macs;
+                    conv(&mut b, rng, x, out, [k, k], [1, 1], pad, 1, qo, relu).unwrap()
+                } else {
+                    binary_macs += macs;
+                    let int8 = op == 5;
+                    let output = if int8 {
+                        match int8_out(rng, kk, out, qo) {
+                            BinaryOutputSpec::Int8 {
+                                flip,
+                                bias,
+                                scales,
+                                output,
+                                ..
+                            } => BinaryOutputSpec::Int8 {
+                                flip,
+                                bias,
+                                scales,
+                                output,
+                                activation: relu,
+                            },
+                            packed => packed,
+                        }
+                    } else {
+                        folded(rng, kk, out)
+                    };
+                    let zp = i32::from(b.quant(x).zero_point);
+                    let input_thresholds = match b.layout(x) {
+                        tinykd_format::Layout::Int8 => {
+                            (0..cin).map(|_| zp + rng.int(-10, 10) as i32).collect()
+                        }
+                        tinykd_format::Layout::Packed => vec![],
+                    };
+                    let spec = BinaryConv2dSpec {
+                        out_channels: out,
+                        kernel: [k, k],
+                        stride: [1, 1],
+                        padding: pad,
+                        weights: pm1(rng, out as usize * kk as usize),
+                        input_thresholds,
+                        output,
+                    };
+                    if kind == Student::Sliced && !int8 {
+                        b.binary_conv2d_sliced(x, spec).unwrap()
+                    } else {
+                        b.binary_conv2d(x, spec).unwrap()
+                    }
+                }
+            }
+            6 => b.global_avg_pool(x).unwrap(),
+            _ => {
+                int8_macs += 32 * 10;
                 dense(&mut b, rng, x, 10, qo)
             }
         };
@@ -684,7 +831,7 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
             qi,
         );
         let x = b.input();
-        bconv(&mut b, &mut rng, x, 32, [1, 1], [1, 1], [0; 4], None).unwrap();
+        bconv(&mut b, &mut rng, x, 32, [1, 1], [1, 1], [0; 4], None, false).unwrap();
         let without = b.clone().finish_without_scratch().expect("valid");
         let arena_without = tinykd_format::validate(&without).unwrap().arena_size();
         v.push((
@@ -707,8 +854,8 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
             qi,
         );
         let x = b.input();
-        let x = bconv(&mut b, &mut rng, x, 32, [1, 1], [1, 1], [0; 4], None).unwrap();
-        bconv(&mut b, &mut rng, x, 32, [3, 3], [1, 1], [1; 4], None).unwrap();
+        let x = bconv(&mut b, &mut rng, x, 32, [1, 1], [1, 1], [0; 4], None, false).unwrap();
+        bconv(&mut b, &mut rng, x, 32, [3, 3], [1, 1], [1; 4], None, false).unwrap();
         let without = b.clone().finish_without_scratch().expect("valid");
         let arena_without = tinykd_format::validate(&without).unwrap().arena_size();
         // MACs: the 3×3 binary conv (the 1×1 binarizing conv in front adds 14·14·32·16).
@@ -724,19 +871,57 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
     // The students; the prefixes `bs1`..`bs5` / `is1`..`is5` (the first n ops) give the
     // per-layer split. MACs: binary MACs for the binary ones (the int8 stem and head add
     // 225 792 + 640 int8 MACs), int8 MACs for the twin.
-    for (binary, prefix, full) in [(true, "bs", "bstudent"), (false, "is", "istudent")] {
+    for (kind, prefix, full) in [
+        (Student::Binary, "bs", "bstudent"),
+        (Student::Sliced, "ss", "bsliced"),
+        (Student::Int8, "is", "istudent"),
+    ] {
+        let binary = kind != Student::Int8;
         for depth in [1, 2, 3, 4, 5, 7] {
-            let (blob, int8_macs, binary_macs) = student(binary, depth);
+            let (blob, int8_macs, binary_macs) = student(kind, depth);
             let name: &'static str = match depth {
                 7 => full,
                 _ => Box::leak(format!("{prefix}{depth}").into_boxed_str()),
             };
-            let what = match (binary, depth) {
-                (true, 7) => "binary student (configs/binary-student.toml), random weights",
-                (false, 7) => "int8 twin of bstudent (same shapes)",
+            let what = match (kind, depth) {
+                (Student::Binary, 7) => {
+                    "binary student (configs/binary-student.toml), random weights"
+                }
+                (Student::Sliced, 7) => "bstudent with its binary convs bit-sliced (format 1.4)",
+                (Student::Int8, 7) => "int8 twin of bstudent (same shapes)",
                 _ => "prefix of the student (first ops)",
             };
             let macs = if binary { binary_macs } else { int8_macs };
+            let arena = tinykd_format::validate(&blob).unwrap().arena_size();
+            v.push((name, what, blob, macs, arena));
+        }
+    }
+    // The binary-heavier student; prefixes `ws1`..`ws7` / `wi1`..`wi7` for the per-layer split.
+    for (kind, prefix, full) in [
+        (Student::Binary, "", "wstudent"),
+        (Student::Sliced, "ws", "wsliced"),
+        (Student::Int8, "wi", "wistudent"),
+    ] {
+        for depth in [1, 2, 3, 4, 5, 6, 7, 8] {
+            if prefix.is_empty() && depth < 8 {
+                continue;
+            }
+            let (blob, int8_macs, binary_macs) = wide_student(kind, depth);
+            let name: &'static str = match depth {
+                8 => full,
+                _ => Box::leak(format!("{prefix}{depth}").into_boxed_str()),
+            };
+            let what = match (kind, depth) {
+                (Student::Binary, _) => "binary-heavier student (binary-student-wide.toml), rows",
+                (Student::Sliced, 8) => "binary-heavier student, packed-output convs bit-sliced",
+                (Student::Int8, 8) => "int8 twin of wstudent (same shapes)",
+                _ => "prefix of the binary-heavier student (first ops)",
+            };
+            let macs = if kind == Student::Int8 {
+                int8_macs
+            } else {
+                binary_macs
+            };
             let arena = tinykd_format::validate(&blob).unwrap().arena_size();
             v.push((name, what, blob, macs, arena));
         }
@@ -802,10 +987,43 @@ fn unrolled_check_models(rng: &mut Rng) -> [Vec<u8>; 2] {
         )
         .unwrap();
         let x = if packed_out > 0 {
-            let x = bconv(&mut b, rng, x, packed_out, [3, 3], [1, 1], [1; 4], None).unwrap();
-            bconv(&mut b, rng, x, 5, [1, 1], [1, 1], [0; 4], Some(q(0.1, 3))).unwrap()
+            let x = bconv(
+                &mut b,
+                rng,
+                x,
+                packed_out,
+                [3, 3],
+                [1, 1],
+                [1; 4],
+                None,
+                false,
+            )
+            .unwrap();
+            bconv(
+                &mut b,
+                rng,
+                x,
+                5,
+                [1, 1],
+                [1, 1],
+                [0; 4],
+                Some(q(0.1, 3)),
+                false,
+            )
+            .unwrap()
         } else {
-            bconv(&mut b, rng, x, 7, [3, 3], [1, 1], [1; 4], Some(q(0.1, 3))).unwrap()
+            bconv(
+                &mut b,
+                rng,
+                x,
+                7,
+                [3, 3],
+                [1, 1],
+                [1; 4],
+                Some(q(0.1, 3)),
+                false,
+            )
+            .unwrap()
         };
         let x = b.global_avg_pool(x).unwrap();
         dense(&mut b, rng, x, 10, q(0.1, 0));
@@ -816,6 +1034,8 @@ fn unrolled_check_models(rng: &mut Rng) -> [Vec<u8>; 2] {
 
 /// Random binary models in the check (flash-bound on the microbit).
 const BINARY_CHECKS: usize = 7;
+/// Random binary models with bit-sliced convs (format 1.4) in the check.
+const SLICED_CHECKS: usize = 5;
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
@@ -845,7 +1065,13 @@ fn main() {
     writeln!(code, "pub const ARENA_CAP: usize = {arena_cap};").unwrap();
     let mut rng = Rng(0xC4EC_0001);
     code.push_str("pub static CHECK: &[&[u8]] = &[\n");
-    for i in 0..48 {
+    // (34 on the microbit: its 256 KiB of flash also hold the bit-sliced kernel and check.)
+    let int8_checks = if target.starts_with("thumbv6m") {
+        34
+    } else {
+        48
+    };
+    for i in 0..int8_checks {
         let blob = check_model(&mut rng, i);
         let name = format!("check{i}.tkd");
         fs::write(out.join(&name), &blob).unwrap();
@@ -894,8 +1120,27 @@ fn main() {
     let mut brng = Rng(0xB1C4_EC01);
     let mut binary = Vec::new();
     for i in 0..BINARY_CHECKS {
-        let blob = binary_check_model(&mut brng);
+        let blob = binary_check_model(&mut brng, false);
         let name = format!("bcheck{i}.tkd");
+        fs::write(out.join(&name), &blob).unwrap();
+        writeln!(
+            code,
+            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
+        )
+        .unwrap();
+        binary.push(blob);
+    }
+    // Bit-sliced binary convs (format 1.4), the same kinds of models.
+    let mut srng = Rng(0x51C4_EC01);
+    // (One on the microbit: flash.)
+    let sliced_checks = if target.starts_with("thumbv6m") {
+        1
+    } else {
+        SLICED_CHECKS
+    };
+    for i in 0..sliced_checks {
+        let blob = binary_check_model(&mut srng, true);
+        let name = format!("scheck{i}.tkd");
         fs::write(out.join(&name), &blob).unwrap();
         writeln!(
             code,
@@ -922,22 +1167,27 @@ fn main() {
     code.push_str("];\n");
     // Host runs: the binary models and the binary student, each on a few inputs, run here on the
     // host with tinykd-device (reference kernels); the firmware must produce the same bytes.
-    binary.push(student(true, 7).0);
+    let checks = binary.len();
+    binary.push(student(Student::Binary, 7).0);
     binary.push(fs::read(TRAINED).expect("test-data/bstudent-trained.tkd"));
+    binary.push(student(Student::Sliced, 7).0);
     println!("cargo:rerun-if-changed={TRAINED}");
     let inc = |f: &str| format!("include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{f}\"))");
     code.push_str(&format!(
-        "#[allow(dead_code)]\npub static BSTUDENT: &[u8] = {};\n#[allow(dead_code)]\npub static BTRAINED: &[u8] = {};\n",
+        "#[allow(dead_code)]\npub static BSTUDENT: &[u8] = {};\n#[allow(dead_code)]\npub static BTRAINED: &[u8] = {};\n#[allow(dead_code)]\npub static BSLICED: &[u8] = {};\n",
         inc("bench-bstudent.tkd"),
-        inc("bench-btrained.tkd")
+        inc("bench-btrained.tkd"),
+        inc("bench-bsliced.tkd")
     ));
     code.push_str("/// (blob, inputs, the host's outputs, runs)\n");
     code.push_str("pub type HostRuns = (&'static [u8], &'static [u8], &'static [u8], usize);\n");
     code.push_str("pub static HOST: &[HostRuns] = &[\n");
     let mut irng = Rng(0x4057_0001);
     for (i, blob) in binary.iter().enumerate() {
-        if target.starts_with("thumbv6m") && i == BINARY_CHECKS {
-            continue; // the random-weight student: not in the microbit's flash (below)
+        if target.starts_with("thumbv6m") && (i == checks || i == checks + 2) {
+            // The random-weight students (rows and bit-sliced): not in the microbit's flash
+            // (below); the trained one and the bit-sliced check models are.
+            continue;
         }
         let model = tinykd_device::Model::from_bytes(blob).expect("host: blob loads");
         let runs = 3;
@@ -952,10 +1202,12 @@ fn main() {
         }
         // The same files as the check models and the benchmark's binary student.
         // (The students are the statics the benchmark table uses too: one copy in flash.)
-        let blob_expr = match i.checked_sub(BINARY_CHECKS) {
-            None => inc(&format!("bcheck{i}.tkd")),
-            Some(0) => "BSTUDENT".to_string(),
-            Some(_) => "BTRAINED".to_string(),
+        let blob_expr = match (i.checked_sub(checks), i.checked_sub(BINARY_CHECKS)) {
+            (None, None) => inc(&format!("bcheck{i}.tkd")),
+            (None, Some(j)) => inc(&format!("scheck{j}.tkd")),
+            (Some(0), _) => "BSTUDENT".to_string(),
+            (Some(1), _) => "BTRAINED".to_string(),
+            (Some(_), _) => "BSLICED".to_string(),
         };
         let (xn, yn) = (format!("host{i}.x"), format!("host{i}.y"));
         fs::write(out.join(&xn), &inputs).unwrap();
@@ -982,22 +1234,24 @@ fn main() {
                 continue;
             }
         } else if target.starts_with("thumbv6m")
-            && (name.starts_with("is") || name.starts_with('C'))
+            && (name.starts_with("is") || name.starts_with('C') || name.starts_with('w'))
         {
             // (The conv1d layers C1–C3 too: tools/bench-device.sh measures them in a
             // benchmark-only firmware on the Cortex-M0.)
             continue;
         }
         // On the microbit, the trained student only (the random-weight one of the same shape
-        // runs the same instructions) and no prefixes: flash.
+        // runs the same instructions), no prefixes, no bit-sliced student (tools/bench-device.sh
+        // measures it in a benchmark-only firmware): flash.
         if only.is_none()
             && target.starts_with("thumbv6m")
-            && (name.starts_with("bs") || name == "bstudent")
+            && (name.starts_with("bs") || name.starts_with("ss"))
         {
             continue;
         }
         let blob_expr = match name {
             "bstudent" => "BSTUDENT".to_string(),
+            "bsliced" => "BSLICED".to_string(),
             "btrained" => "BTRAINED".to_string(),
             _ => inc(&file),
         };

@@ -209,7 +209,8 @@ impl<'a> Model<'a> {
                 ops::add::add(add, x, xb, y)
             }
             Op::Reshape { .. } => ops::reshape::reshape(x, y),
-            Op::BinaryConv2d(c) => ops::binary::conv2d_with(c, x, y, scratch),
+            Op::BinaryConv2d(c) => ops::binary::conv2d_with(c, x, y, scratch, false),
+            Op::BinaryConv2dSliced(c) => ops::binary::conv2d_with(c, x, y, scratch, true),
             Op::BinaryDense(d) => {
                 ops::binary::dense_with(d, x, y, scratch, flavor != Flavor::Portable)
             }
@@ -434,7 +435,8 @@ mod tests {
                     ops::add::add(&add, x, xb, out)
                 }
                 Op::Reshape { .. } => ops::reshape::reshape(x, out),
-                Op::BinaryConv2d(c) => ops::binary::conv2d_with(&c, x, out, None),
+                Op::BinaryConv2d(c) => ops::binary::conv2d_with(&c, x, out, None, false),
+                Op::BinaryConv2dSliced(c) => ops::binary::conv2d_with(&c, x, out, None, true),
                 Op::BinaryDense(d) => ops::binary::dense_with(&d, x, out, None, false),
                 Op::BinaryMaxPool2d(p) => ops::binary::max_pool2d(&p, x, out),
             }
@@ -580,7 +582,14 @@ mod tests {
                 } else {
                     vec![]
                 };
-                let r = b.binary_conv2d(
+                // Half the convs bit-sliced (format 1.4).
+                let add = if rng.range(0, 1) == 0 {
+                    ModelBuilder::binary_conv2d
+                } else {
+                    ModelBuilder::binary_conv2d_sliced
+                };
+                let r = add(
+                    &mut b,
                     x,
                     BinaryConv2dSpec {
                         out_channels: oc,
@@ -620,8 +629,14 @@ mod tests {
                     .map(|_| if rng.next() & 1 == 1 { -1 } else { 1 })
                     .collect()
             };
-            let y = if rng.range(0, 1) == 0 {
-                b.binary_conv2d(
+            let y = if rng.range(0, 2) < 2 {
+                let add = if rng.range(0, 1) == 0 {
+                    ModelBuilder::binary_conv2d
+                } else {
+                    ModelBuilder::binary_conv2d_sliced
+                };
+                add(
+                    &mut b,
                     x,
                     BinaryConv2dSpec {
                         out_channels: oc,
@@ -668,10 +683,14 @@ mod tests {
     #[test]
     fn binary_models_run_the_same_everywhere() {
         let mut rng = Rng(0xB1_AA01);
+        let mut sliced = 0;
         for _ in 0..150 {
             let blob = random_binary_model(&mut rng);
             let model = Model::from_bytes(&blob).unwrap();
-            assert_eq!(model.desc().version(), (1, 2));
+            // 1.4 where a conv is bit-sliced.
+            let minor = model.desc().version().1;
+            assert!(minor == 2 || minor == 4, "{minor}");
+            sliced += usize::from(minor == 4);
             let input = rng.i8s(model.input_len());
             let want = run_unplanned(model.desc(), &input);
             let mut words = vec![0u32; model.arena_size() / 4 + 2];
@@ -688,6 +707,7 @@ mod tests {
                 }
             }
         }
+        assert!(sliced > 40, "only {sliced} models with a bit-sliced conv");
     }
 
     #[test]

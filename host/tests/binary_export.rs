@@ -69,20 +69,58 @@ fn randomize(mut student: Student, device: &Device) -> Student {
     student.valid()
 }
 
+/// Binary convs of 32·m → 32·m channels with packed outputs: exported bit-sliced (format 1.4,
+/// `tinykd_format::sliced_pays`); the last one (int8 output) keeps the row layout.
+const SLICED_CONFIG: &str = r#"
+in_channels = 1
+input_size = [16, 16]
+layers = [
+    { conv = { out = 32, kernel = 3, padding = 1, activation = "none" } },
+    { binary_conv = { out = 32, kernel = 3, padding = 1, threshold = true } },
+    { max_pool = { kernel = 2 } },
+    { binary_conv = { out = 64, kernel = 3, padding = 1, threshold = true, rprelu = true } },
+    { binary_conv = { out = 64, kernel = 3, padding = 1, activation = "relu", threshold = true } },
+    "global_avg_pool",
+    { dense = { out = 10 } },
+]
+"#;
+
 #[test]
 fn binary_simulation_matches_device_kernels() {
+    let sliced = check(
+        CONFIG,
+        &[false, false, false, true, true, true, true, false, false],
+    );
+    assert_eq!(sliced, 0, "no conv of 32·m channels with a packed output");
+}
+
+#[test]
+fn bit_sliced_export_matches_the_simulation() {
+    let sliced = check(
+        SLICED_CONFIG,
+        &[false, true, true, true, false, false, false],
+    );
+    assert_eq!(sliced, 2, "the two packed-output convs are bit-sliced");
+}
+
+/// Exports a randomized student of `config` and runs the blob with `tinykd-device` against the
+/// host's simulation; returns how many ops are bit-sliced.
+fn check(config: &str, packed: &[bool]) -> usize {
     let device = Device::flex().autodiff();
     device.seed(11);
-    let config: StudentConfig = toml::from_str(CONFIG).expect("config");
-    assert_eq!(
-        config.packed_outputs(),
-        [false, false, false, true, true, true, true, false, false]
-    );
+    let config: StudentConfig = toml::from_str(config).expect("config");
+    assert_eq!(config.packed_outputs(), packed);
     let student = randomize(config.init(&device).expect("valid student"), &device);
     let plain = device.clone().without_autodiff();
     let x = Tensor::<4>::random([64, 1, 16, 16], Distribution::Normal(0.0, 1.0), &plain);
     let quant = calibrate(&student, [x.clone()]);
     let blob = export_student(&student, &quant, "binary", None).expect("export");
+    let desc = tinykd_format::validate(&blob).expect("valid blob");
+    let sliced = desc
+        .ops()
+        .filter(|op| matches!(op, tinykd_format::Op::BinaryConv2dSliced(_)))
+        .count();
+    assert_eq!(desc.version().1, if sliced > 0 { 4 } else { 2 });
     let summary = summarize(&blob).expect("blob loads");
     println!(
         "blob {} bytes, arena {} bytes",
@@ -128,4 +166,5 @@ fn binary_simulation_matches_device_kernels() {
     assert!(distinct.len() >= 24, "outputs barely vary: vacuous");
     assert!(mean <= 0.6, "mean logit difference {mean} LSB");
     assert!(agree >= 60, "argmax agreement {agree}/{n}");
+    sliced
 }

@@ -40,6 +40,27 @@ pub const fn packed_len(s: Shape) -> u64 {
     s.h as u64 * s.w as u64 * packed_words(s.c) as u64 * 4
 }
 
+/// Whether a binary convolution of `in_channels` → `out_channels` is exported bit-sliced
+/// ([`crate::Op::BinaryConv2dSliced`], SPEC §3.3). The bit-sliced kernels count 32 filters and
+/// 32 input channels per step whatever the true counts, so they need both to be multiples of 32
+/// (no idle lanes); and they win where the output is packed (the threshold compare is
+/// bit-sliced too). An int8 output needs the 32 counts back out of the counter planes, which
+/// costs what the counting saves (docs/binary-kernels.md): the row layout stays there.
+///
+/// ```
+/// assert!(tinykd_format::sliced_pays(64, 32, true));
+/// assert!(!tinykd_format::sliced_pays(64, 64, false));
+/// assert!(!tinykd_format::sliced_pays(1, 32, true));
+/// assert!(!tinykd_format::sliced_pays(64, 10, true));
+/// ```
+pub const fn sliced_pays(in_channels: u16, out_channels: u16, packed_output: bool) -> bool {
+    packed_output
+        && in_channels > 0
+        && in_channels.is_multiple_of(32)
+        && out_channels > 0
+        && out_channels.is_multiple_of(32)
+}
+
 /// How a tensor's bytes hold its elements. Tensor 0 (the model input) is always [`Layout::Int8`];
 /// every other tensor has the layout its op produces ([`crate::Op::output_layout`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -380,7 +380,10 @@ impl ModelBuilder {
         // The int8 ops cannot read a packed tensor (format 1.2).
         let binary = matches!(
             kind,
-            OpKind::BinaryConv2d | OpKind::BinaryDense | OpKind::BinaryMaxPool2d
+            OpKind::BinaryConv2d
+                | OpKind::BinaryDense
+                | OpKind::BinaryMaxPool2d
+                | OpKind::BinaryConv2dSliced
         );
         if !binary && self.layout(t) == Layout::Packed {
             return Err(self.err(kind, BuildFault::Layout));
@@ -750,6 +753,44 @@ impl ModelBuilder {
         Ok(bytes)
     }
 
+    /// The same checked ±1 weights `[out][taps][in]` bit-sliced (SPEC §3.3): per group of 32
+    /// filters, per tap and per channel of the padded `32 · words(in)`, one word whose bit `j`
+    /// is filter `32g + j` (1 = −1); padding channels and padding filters are 0.
+    fn slice_weights(
+        &self,
+        kind: OpKind,
+        w: &[i8],
+        out: u16,
+        taps: u64,
+        cin: u16,
+    ) -> Built<Vec<u8>> {
+        self.pack_weights(kind, w, out, taps, cin)?; // the same length and value checks
+        let (out, cin) = (usize::from(out), usize::from(cin));
+        let taps = usize::try_from(taps).unwrap_or(usize::MAX);
+        let lanes = crate::packed_words(cin as u16) * 32;
+        let mut bytes = Vec::with_capacity(out.div_ceil(32) * taps * lanes * 4);
+        for g in 0..out.div_ceil(32) {
+            for tap in 0..taps {
+                for c in 0..lanes {
+                    let mut word = 0u32;
+                    for j in 0..32 {
+                        let o = 32 * g + j;
+                        let v = if o < out && c < cin {
+                            w.get((o * taps + tap) * cin + c).copied().unwrap_or(1)
+                        } else {
+                            1
+                        };
+                        if v < 0 {
+                            word |= 1 << j;
+                        }
+                    }
+                    bytes.extend_from_slice(&word.to_le_bytes());
+                }
+            }
+        }
+        Ok(bytes)
+    }
+
     /// Checks the input thresholds against `x`'s layout.
     fn input_thresholds(&self, kind: OpKind, x: TensorId, t: &[i32]) -> Built<Vec<u8>> {
         let c = usize::from(self.shape(x).c);
@@ -853,7 +894,11 @@ impl ModelBuilder {
         if k > i32::MAX as u64 / 2 {
             return Err(self.err(kind, BuildFault::AccumulatorOverflow));
         }
-        let packed_w = self.pack_weights(kind, weights, cout, taps, xs.c)?;
+        let packed_w = if kind == OpKind::BinaryConv2dSliced {
+            self.slice_weights(kind, weights, cout, taps, xs.c)?
+        } else {
+            self.pack_weights(kind, weights, cout, taps, xs.c)?
+        };
         let thresholds_in = self.input_thresholds(kind, x, input_thresholds)?;
         let (flip, thresholds, bias, m, s, (act_min, act_max), quant) =
             self.binary_output(kind, output, cout, k)?;
@@ -872,16 +917,23 @@ impl ModelBuilder {
             },
         };
         let op = match window {
-            Some(p) => Op::BinaryConv2d(BinaryConv2dOp {
-                input: x.0,
-                kernel: p.kernel,
-                stride: p.stride,
-                padding: p.padding,
-                weights: Bits(&packed_w),
-                input_thresholds: LeI32s(&thresholds_in),
-                flip: I8s(&flip),
-                output: out,
-            }),
+            Some(p) => {
+                let conv = BinaryConv2dOp {
+                    input: x.0,
+                    kernel: p.kernel,
+                    stride: p.stride,
+                    padding: p.padding,
+                    weights: Bits(&packed_w),
+                    input_thresholds: LeI32s(&thresholds_in),
+                    flip: I8s(&flip),
+                    output: out,
+                };
+                if kind == OpKind::BinaryConv2dSliced {
+                    Op::BinaryConv2dSliced(conv)
+                } else {
+                    Op::BinaryConv2d(conv)
+                }
+            }
             None => Op::BinaryDense(BinaryDenseOp {
                 input: x.0,
                 weights: Bits(&packed_w),
@@ -903,6 +955,26 @@ impl ModelBuilder {
         };
         self.binary_layer(
             OpKind::BinaryConv2d,
+            x,
+            Some(&window),
+            spec.out_channels,
+            &spec.weights,
+            &spec.input_thresholds,
+            &spec.output,
+        )
+    }
+
+    /// Adds the same binary convolution as [`ModelBuilder::binary_conv2d`] with its weights stored
+    /// bit-sliced (format 1.4, SPEC §3.3): the kernels count 32 filters at once. It pays where
+    /// [`sliced_pays`](crate::sliced_pays) says so.
+    pub fn binary_conv2d_sliced(&mut self, x: TensorId, spec: BinaryConv2dSpec) -> Built<TensorId> {
+        let window = PoolSpec {
+            kernel: spec.kernel,
+            stride: spec.stride,
+            padding: spec.padding,
+        };
+        self.binary_layer(
+            OpKind::BinaryConv2dSliced,
             x,
             Some(&window),
             spec.out_channels,
@@ -995,11 +1067,18 @@ impl ModelBuilder {
             .zip(&self.layouts)
             .map(|((s, _), l)| u32::try_from(l.len(*s)).unwrap_or(u32::MAX))
             .collect();
-        let binary = self.layouts.contains(&Layout::Packed)
-            || self
-                .ops
-                .iter()
-                .any(|o| postcard::from_bytes::<Op<'_>>(&o.bytes).is_ok_and(|op| op.is_binary()));
+        let op_minor = self
+            .ops
+            .iter()
+            .filter_map(|o| postcard::from_bytes::<Op<'_>>(&o.bytes).ok())
+            .map(|op| op.min_minor())
+            .max()
+            .unwrap_or(0);
+        let op_minor = if self.layouts.contains(&Layout::Packed) {
+            op_minor.max(2)
+        } else {
+            op_minor
+        };
         let inputs: Vec<[Option<u16>; 2]> = self.ops.iter().map(|o| o.inputs).collect();
         let mut scratch = Vec::with_capacity(self.ops.len());
         for (i, enc) in self.ops.iter().enumerate() {
@@ -1044,7 +1123,7 @@ impl ModelBuilder {
             self.ops.len(),
             &body,
             table,
-            binary,
+            op_minor,
             norm.as_deref(),
         )
         .map_err(|e| model_err(BuildFault::Invalid(e)))?;
@@ -1079,7 +1158,7 @@ pub fn encode_blob(
     for op in ops {
         body = postcard::to_extend(op, body)?;
     }
-    let binary = ops.iter().any(Op::is_binary);
+    let op_minor = ops.iter().map(Op::min_minor).max().unwrap_or(0);
     encode_parts(
         name,
         arena_size,
@@ -1087,7 +1166,7 @@ pub fn encode_blob(
         ops.len(),
         &body,
         None,
-        binary,
+        op_minor,
         None,
     )
 }
@@ -1117,7 +1196,7 @@ pub fn encode_blob_with_scratch(
     for op in ops {
         body = postcard::to_extend(op, body)?;
     }
-    let binary = ops.iter().any(Op::is_binary);
+    let op_minor = ops.iter().map(Op::min_minor).max().unwrap_or(0);
     encode_parts(
         name,
         arena_size,
@@ -1125,7 +1204,7 @@ pub fn encode_blob_with_scratch(
         ops.len(),
         &body,
         Some(scratch),
-        binary,
+        op_minor,
         None,
     )
 }
@@ -1133,8 +1212,10 @@ pub fn encode_blob_with_scratch(
 /// Header, postcard head, op count, pre-encoded ops, the scratch table (1.1) if given, CRC.
 ///
 /// The minor version is the lowest that expresses the model: 1.0 without a scratch table, 1.1
-/// with one, 1.2 when an op is binary (then "no scratch plan" is an empty table), and 1.3 with an
-/// input normalisation (`norm`: its stored bytes, SPEC §5.2).
+/// with one, 1.2 when an op is binary (then "no scratch plan" is an empty table), 1.3 with an
+/// input normalisation (`norm`: its stored bytes, SPEC §5.2), and 1.4 when an op is bit-sliced
+/// (then the normalisation is present, empty if there is none). `op_minor` is the highest
+/// [`Op::min_minor`] of the ops.
 #[allow(clippy::too_many_arguments)]
 fn encode_parts(
     name: &str,
@@ -1143,9 +1224,10 @@ fn encode_parts(
     op_count: usize,
     op_bytes: &[u8],
     scratch: Option<&[u32]>,
-    binary: bool,
+    op_minor: u8,
     norm: Option<&[u8]>,
 ) -> crate::Result<Vec<u8>> {
+    let binary = op_minor >= 2;
     let table: Vec<u8> = tensors.iter().flat_map(|t| t.to_record()).collect();
     let head = BodyHead {
         name,
@@ -1181,8 +1263,13 @@ fn encode_parts(
             body = postcard::to_extend(norm, body)?;
             3
         }
+        None if op_minor >= 4 => {
+            body = postcard::to_extend(&[0u8; 0][..], body)?;
+            3
+        }
         None => minor,
     };
+    let minor = minor.max(op_minor);
     let body_len = u32::try_from(body.len()).map_err(|_| Error::BodyTruncated)?;
     let mut blob = Vec::with_capacity(body.len() + crate::HEADER_LEN + crate::CRC_LEN);
     blob.extend_from_slice(&Header::encode_minor(minor, body_len));

@@ -327,6 +327,11 @@ pub enum Op<'a> {
     BinaryDense(BinaryDenseOp<'a>),
     /// Max pooling of a packed tensor (bitwise AND of the −1 bits), format 1.2.
     BinaryMaxPool2d(PoolOp),
+    /// [`Op::BinaryConv2d`] with its weights stored bit-sliced (format 1.4, SPEC §3.3): one word
+    /// per input bit position holding that bit of 32 filters, so a kernel counts 32 filters at
+    /// once with bit-sliced adders.
+    #[serde(borrow)]
+    BinaryConv2dSliced(BinaryConv2dOp<'a>),
 }
 
 /// The kind of an [`Op`], for summaries and error messages.
@@ -353,6 +358,8 @@ pub enum OpKind {
     BinaryDense,
     /// [`Op::BinaryMaxPool2d`].
     BinaryMaxPool2d,
+    /// [`Op::BinaryConv2dSliced`].
+    BinaryConv2dSliced,
 }
 
 impl OpKind {
@@ -373,6 +380,7 @@ impl OpKind {
             OpKind::BinaryConv2d => "binary_conv2d",
             OpKind::BinaryDense => "binary_dense",
             OpKind::BinaryMaxPool2d => "binary_max_pool2d",
+            OpKind::BinaryConv2dSliced => "binary_conv2d_sliced",
         }
     }
 }
@@ -397,15 +405,33 @@ impl Op<'_> {
             Op::BinaryConv2d(_) => OpKind::BinaryConv2d,
             Op::BinaryDense(_) => OpKind::BinaryDense,
             Op::BinaryMaxPool2d(_) => OpKind::BinaryMaxPool2d,
+            Op::BinaryConv2dSliced(_) => OpKind::BinaryConv2dSliced,
         }
     }
 
-    /// True for the binary ops of format 1.2 (SPEC §3.2).
+    /// True for the binary ops (format 1.2, SPEC §3.2; the bit-sliced conv of 1.4, §3.3).
     pub const fn is_binary(&self) -> bool {
         matches!(
             self,
-            Op::BinaryConv2d(_) | Op::BinaryDense(_) | Op::BinaryMaxPool2d(_)
+            Op::BinaryConv2d(_)
+                | Op::BinaryDense(_)
+                | Op::BinaryMaxPool2d(_)
+                | Op::BinaryConv2dSliced(_)
         )
+    }
+
+    /// The lowest minor format version whose readers know this op kind: 2 for the binary ops,
+    /// 4 for [`Op::BinaryConv2dSliced`], 0 for the int8 ops.
+    ///
+    /// ```
+    /// assert_eq!(tinykd_format::Op::Reshape { input: 0 }.min_minor(), 0);
+    /// ```
+    pub const fn min_minor(&self) -> u8 {
+        match self {
+            Op::BinaryConv2dSliced(_) => 4,
+            Op::BinaryConv2d(_) | Op::BinaryDense(_) | Op::BinaryMaxPool2d(_) => 2,
+            _ => 0,
+        }
     }
 
     /// The layout of the tensor this op writes: [`Layout::Packed`] for binary max pooling and
@@ -414,6 +440,10 @@ impl Op<'_> {
         match self {
             Op::BinaryMaxPool2d(_)
             | Op::BinaryConv2d(BinaryConv2dOp {
+                output: BinaryOutput::Packed { .. },
+                ..
+            })
+            | Op::BinaryConv2dSliced(BinaryConv2dOp {
                 output: BinaryOutput::Packed { .. },
                 ..
             })
@@ -438,7 +468,7 @@ impl Op<'_> {
             Op::MaxPool2d(p) | Op::AvgPool2d(p) => [Some(p.input), None],
             Op::GlobalAvgPool { input } | Op::Reshape { input } => [Some(*input), None],
             Op::Add(a) => [Some(a.a), Some(a.b)],
-            Op::BinaryConv2d(c) => [Some(c.input), None],
+            Op::BinaryConv2d(c) | Op::BinaryConv2dSliced(c) => [Some(c.input), None],
             Op::BinaryDense(d) => [Some(d.input), None],
             Op::BinaryMaxPool2d(p) => [Some(p.input), None],
         }
@@ -471,7 +501,7 @@ impl Op<'_> {
                     + d.requant.multipliers.bytes().len()
                     + d.requant.shifts.len()
             }
-            Op::BinaryConv2d(c) => {
+            Op::BinaryConv2d(c) | Op::BinaryConv2dSliced(c) => {
                 c.weights.bytes().len()
                     + c.input_thresholds.bytes().len()
                     + c.flip.len()

@@ -49,8 +49,8 @@ mod scratch;
 mod validate;
 
 pub use binary::{
-    binarize_threshold, fold_batchnorm_sign, fold_sign, packed_len, packed_words, BinaryConv2dOp,
-    BinaryDenseOp, BinaryOutput, Bits, Layout, PACK_BITS,
+    binarize_threshold, fold_batchnorm_sign, fold_sign, packed_len, packed_words, sliced_pays,
+    BinaryConv2dOp, BinaryDenseOp, BinaryOutput, Bits, Layout, PACK_BITS,
 };
 #[cfg(any(test, feature = "alloc"))]
 pub use builder::{

@@ -22,6 +22,8 @@ pub const IM2COL_COLUMNS: u32 = 4;
 /// - `Dense`: the input widened to int16, `align4(in) · 2` bytes.
 /// - `BinaryConv2d`: `kh·kw·words(in) · 4` bytes (the packed taps of one output pixel), plus
 ///   `packed_len(input)` when the input is int8 (binarized once, up front);
+/// - `BinaryConv2dSliced`: as `BinaryConv2d`, plus `32 · kh·kw·words(in) · 4` bytes (the
+///   weights of one group of 32 filters, word-aligned);
 /// - `BinaryDense` with an int8 input: `packed_len(input)`;
 /// - every other op (grouped convolutions, pooling, add, reshape, binary max pool, binary dense
 ///   on a packed input): 0.
@@ -49,14 +51,21 @@ pub fn scratch_len(op: &Op<'_>, input: Shape, output: Shape) -> u32 {
         Op::Dense(_) => align4(input.elements()) * 2,
         // Binary ops (format 1.2): an int8 input binarized once (packed), and for a convolution
         // the packed taps of one output pixel side by side (padded taps as +1 words).
-        Op::BinaryConv2d(c) => {
+        Op::BinaryConv2d(c) | Op::BinaryConv2dSliced(c) => {
             let taps = u64::from(c.kernel[0]) * u64::from(c.kernel[1]);
             let packed_input = if c.input_thresholds.is_empty() {
                 0
             } else {
                 crate::packed_len(input)
             };
-            packed_input + taps * crate::packed_words(input.c) as u64 * 4
+            let column = taps * crate::packed_words(input.c) as u64 * 4;
+            // Bit-sliced (format 1.4): one group's weights, 32 words per column word, copied
+            // word-aligned into RAM (the blob's bytes may sit at any address).
+            let group = match op {
+                Op::BinaryConv2dSliced(_) => column * 32,
+                _ => 0,
+            };
+            packed_input + column + group
         }
         Op::BinaryDense(d) if !d.input_thresholds.is_empty() => crate::packed_len(input),
         _ => 0,

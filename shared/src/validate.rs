@@ -77,8 +77,9 @@ pub fn validate(blob: &[u8]) -> Result<ModelDesc<'_>> {
         let (op, tail) = postcard::take_from_bytes::<Op<'_>>(rest)?;
         rest = tail;
         let out = tensors.get(i + 1)?;
-        if op.is_binary() && header.minor < 2 {
-            // Binary ops are format 1.2: in an older blob their tags are unknown op kinds.
+        if header.minor < op.min_minor() {
+            // Binary ops are format 1.2, the bit-sliced conv 1.4: in an older blob their tags are
+            // unknown op kinds.
             return Err(Error::BodyBadEnum);
         }
         check_layouts(&op, &out, &mut packed, i + 1)?;
@@ -240,7 +241,7 @@ fn check_layouts(
     }
     let wants_packed = match op {
         Op::BinaryMaxPool2d(_) => true,
-        Op::BinaryConv2d(c) => c.input_thresholds.is_empty(),
+        Op::BinaryConv2d(c) | Op::BinaryConv2dSliced(c) => c.input_thresholds.is_empty(),
         Op::BinaryDense(d) => d.input_thresholds.is_empty(),
         _ => false,
     };
@@ -254,7 +255,8 @@ fn check_layouts(
 
 fn check_op(op: &Op<'_>, i: usize, tensors: &Tensors<'_>, out: &TensorDesc) -> Result<()> {
     match op {
-        Op::BinaryConv2d(c) => check_binary_conv2d(c, &tensors.input(c.input, i)?, out),
+        Op::BinaryConv2d(c) => check_binary_conv2d(c, &tensors.input(c.input, i)?, out, false),
+        Op::BinaryConv2dSliced(c) => check_binary_conv2d(c, &tensors.input(c.input, i)?, out, true),
         Op::BinaryDense(d) => check_binary_dense(d, &tensors.input(d.input, i)?, out),
         Op::BinaryMaxPool2d(p) => check_pool(p, &tensors.input(p.input, i)?, out),
         Op::Conv2d(c) => check_conv2d(c, &tensors.input(c.input, i)?, out),
@@ -402,23 +404,13 @@ fn check_dense(d: &DenseOp<'_>, x: &TensorDesc, out: &TensorDesc) -> Result<()> 
     check_accumulator(&d.bias, terms)
 }
 
-/// The parts binary conv and dense share: packed weights of `cout` filters of `taps` pixels of
-/// `cin` channels (padding bits 0), input thresholds, flip flags and the output stage.
-fn check_binary_common(
-    weights: &Bits<'_>,
-    input_thresholds: &LeI32s<'_>,
-    flip: &I8s<'_>,
-    output: &BinaryOutput<'_>,
-    taps: u64,
-    cin: u16,
-    cout: u16,
-) -> Result<()> {
+/// Packed weights of `cout` filters of `taps` pixels of `cin` channels, `[out][taps][words(in)]`,
+/// with the bits past `cin` in each pixel's last word 0, as in the packed activations.
+fn check_packed_weights(weights: &Bits<'_>, taps: u64, cin: u16, cout: u16) -> Result<()> {
     let words = packed_words(cin) as u64;
-    let filter_words = taps * words;
-    if weights.bytes().len() as u64 != u64::from(cout) * filter_words * 4 {
+    if weights.bytes().len() as u64 != u64::from(cout) * taps * words * 4 {
         return Err(Error::OpBadWeightsLength);
     }
-    // Bits past `cin` in each pixel's last word must be 0, as in the packed activations.
     let tail = cin % 32;
     if tail != 0 && words > 0 {
         let mask = !0u32 << tail;
@@ -430,6 +422,58 @@ fn check_binary_common(
             }
         }
     }
+    Ok(())
+}
+
+/// Bit-sliced weights (SPEC §3.3): `[ceil(out/32)][taps][32·words(in)]` words, word
+/// `(g, tap, c)` holding bit `j` = the sign of filter `32g + j` at `(tap, c)`; the words of the
+/// padding channels `c ≥ cin` are 0, and so are the bits of the filters past `cout` in the last
+/// group.
+fn check_sliced_weights(weights: &Bits<'_>, taps: u64, cin: u16, cout: u16) -> Result<()> {
+    let lanes = packed_words(cin) as u64 * 32;
+    let groups = packed_words(cout) as u64;
+    if weights.bytes().len() as u64 != groups * taps * lanes * 4 {
+        return Err(Error::OpBadWeightsLength);
+    }
+    let last_group = u64::from(cout).saturating_sub(1) / 32;
+    let used = cout % 32;
+    let filter_mask = if used == 0 { !0u32 } else { !(!0u32 << used) };
+    // Group by group, tap by tap, channel lane by lane (no divisions per word).
+    let per_group = usize::try_from(taps * lanes).unwrap_or(usize::MAX).max(1);
+    let lanes = usize::try_from(lanes).unwrap_or(usize::MAX).max(1);
+    for (group, words) in weights.bytes().chunks(per_group * 4).enumerate() {
+        let filters = if group as u64 == last_group {
+            filter_mask
+        } else {
+            !0
+        };
+        for tap in words.chunks(lanes * 4) {
+            for (channel, word) in tap.chunks_exact(4).enumerate() {
+                let w = u32::from_le_bytes(word.try_into().unwrap_or([0; 4]));
+                let allowed = if channel >= usize::from(cin) {
+                    0
+                } else {
+                    filters
+                };
+                if w & !allowed != 0 {
+                    return Err(Error::OpBadWeightBits);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The parts binary conv and dense share: the input thresholds, flip flags and the output stage
+/// of `cout` filters of `taps` pixels of `cin` channels (the weights are checked by the caller).
+fn check_binary_common(
+    input_thresholds: &LeI32s<'_>,
+    flip: &I8s<'_>,
+    output: &BinaryOutput<'_>,
+    taps: u64,
+    cin: u16,
+    cout: u16,
+) -> Result<()> {
     let n = input_thresholds.len();
     if !input_thresholds.bytes().len().is_multiple_of(4)
         || (n != 0 && n != 1 && n != usize::from(cin))
@@ -472,14 +516,23 @@ fn check_binary_common(
     Ok(())
 }
 
-fn check_binary_conv2d(c: &BinaryConv2dOp<'_>, x: &TensorDesc, out: &TensorDesc) -> Result<()> {
+fn check_binary_conv2d(
+    c: &BinaryConv2dOp<'_>,
+    x: &TensorDesc,
+    out: &TensorDesc,
+    sliced: bool,
+) -> Result<()> {
     let (h, w) = window_shape(x.shape, c.kernel, c.stride, c.padding)?;
     if (out.shape.h, out.shape.w) != (h, w) {
         return Err(Error::OpShapeMismatch);
     }
     let taps = u64::from(c.kernel[0]) * u64::from(c.kernel[1]);
+    if sliced {
+        check_sliced_weights(&c.weights, taps, x.shape.c, out.shape.c)?;
+    } else {
+        check_packed_weights(&c.weights, taps, x.shape.c, out.shape.c)?;
+    }
     check_binary_common(
-        &c.weights,
         &c.input_thresholds,
         &c.flip,
         &c.output,
@@ -494,8 +547,8 @@ fn check_binary_dense(d: &BinaryDenseOp<'_>, x: &TensorDesc, out: &TensorDesc) -
         return Err(Error::OpShapeMismatch);
     }
     let taps = u64::from(x.shape.h) * u64::from(x.shape.w);
+    check_packed_weights(&d.weights, taps, x.shape.c, out.shape.c)?;
     check_binary_common(
-        &d.weights,
         &d.input_thresholds,
         &d.flip,
         &d.output,
@@ -813,7 +866,7 @@ mod tests {
         // Op::Reshape { input: 0 } is tag 6, then varint 0.
         assert!(validate(&raw(b"ok", &table, &[1, 6, 0])).is_ok());
         assert_eq!(
-            validate(&raw(b"ok", &table, &[1, 10, 0])).unwrap_err(),
+            validate(&raw(b"ok", &table, &[1, 11, 0])).unwrap_err(),
             Error::BodyBadEnum
         );
         assert_eq!(
@@ -1127,6 +1180,78 @@ mod tests {
         let (name, mut arena, mut tensors, mut ops) = parts(blob);
         edit(&mut arena, &mut tensors, &mut ops);
         validate(&encode_blob(name, arena, &tensors, &ops).unwrap()).map(|_| ())
+    }
+
+    /// The binary model with its second conv (37 → 33 channels, 2×2 taps) bit-sliced
+    /// (format 1.4), re-encoded after `edit` of the sliced weight bytes.
+    fn sliced_edited(edit: impl FnOnce(&mut Vec<u8>)) -> Result<Vec<u8>> {
+        let blob: &'static [u8] = crate::builder::tests::binary_model().leak();
+        let (name, arena, tensors, mut ops) = parts(blob);
+        let c = *bconv(&mut ops, 2);
+        let (taps, cin, cout, wc) = (4, 37, 33, 2);
+        let row = |o: usize, t: usize, ch: usize| {
+            c.weights.word((o * taps + t) * wc + ch / 32).unwrap() >> (ch % 32) & 1
+        };
+        let mut w = Vec::new();
+        for g in 0..2 {
+            for t in 0..taps {
+                for ch in 0..32 * wc {
+                    let mut word = 0u32;
+                    for j in 0..32 {
+                        if 32 * g + j < cout && ch < cin {
+                            word |= row(32 * g + j, t, ch) << j;
+                        }
+                    }
+                    w.extend_from_slice(&word.to_le_bytes());
+                }
+            }
+        }
+        edit(&mut w);
+        let w: &'static [u8] = w.leak();
+        ops[2] = Op::BinaryConv2dSliced(crate::BinaryConv2dOp {
+            weights: crate::Bits(w),
+            ..c
+        });
+        let blob = encode_blob(name, arena, &tensors, &ops).unwrap();
+        validate(&blob)?;
+        Ok(blob)
+    }
+
+    #[test]
+    fn sliced_faults() {
+        let blob = sliced_edited(|_| {}).unwrap();
+        assert_eq!(validate(&blob).unwrap().version(), (1, 4));
+        // A 1.3 blob cannot hold the sliced conv: its tag is unknown there.
+        assert_eq!(
+            validate(&wrap(body(&blob), VERSION_MAJOR, 3)).unwrap_err(),
+            Error::BodyBadEnum
+        );
+        // Length: 2 groups · 4 taps · 64 channel lanes words.
+        assert_eq!(
+            sliced_edited(|w| w.truncate(w.len() - 4)).unwrap_err(),
+            Error::OpBadWeightsLength
+        );
+        assert_eq!(
+            sliced_edited(|w| w.extend_from_slice(&[0; 4])).unwrap_err(),
+            Error::OpBadWeightsLength
+        );
+        // The words of padding channels (37..64) are 0; so are the bits of filters 33..64.
+        let word = |g: usize, t: usize, ch: usize| 4 * ((g * 4 + t) * 64 + ch);
+        assert_eq!(
+            sliced_edited(|w| w[word(0, 1, 37)] = 1).unwrap_err(),
+            Error::OpBadWeightBits
+        );
+        assert_eq!(
+            sliced_edited(|w| w[word(1, 3, 63) + 3] = 0x80).unwrap_err(),
+            Error::OpBadWeightBits
+        );
+        assert_eq!(
+            sliced_edited(|w| w[word(1, 2, 5)] |= 2).unwrap_err(),
+            Error::OpBadWeightBits
+        );
+        // Filter 32 (bit 0 of group 1) and channel 36 are real.
+        assert!(sliced_edited(|w| w[word(1, 2, 36)] ^= 1).is_ok());
+        assert!(sliced_edited(|w| w[word(0, 0, 0) + 3] ^= 0x80).is_ok());
     }
 
     fn bconv<'o>(ops: &'o mut [Op<'static>], i: usize) -> &'o mut crate::BinaryConv2dOp<'static> {

@@ -1,5 +1,5 @@
-//! Binary ops (format 1.2, SPEC §3.2): XNOR/popcount convolution and dense layers, binary max
-//! pooling.
+//! Binary ops (format 1.2, SPEC §3.2; the bit-sliced convolution of 1.4, §3.3): XNOR/popcount
+//! convolution and dense layers, binary max pooling.
 //!
 //! Packed tensors hold 32 channels per little-endian `u32` word, bit 1 = −1, `ceil(c / 32)`
 //! words per pixel. An output's accumulator is `p = Σ popcount(x XOR w)` over all `kh · kw` taps
@@ -14,7 +14,9 @@
 //!   taps of each output pixel side by side (so each output channel is one run of XOR +
 //!   popcount over contiguous words), and counts bits two filters per pass with a blocked SWAR
 //!   popcount: a Thumb-2 `asm!` micro-kernel on Cortex-M4/M7 (23 instructions per column word
-//!   for two filters), portable Rust elsewhere, the native instruction where the target has one.
+//!   for two filters), portable Rust elsewhere, the native instruction where the target has one;
+//!   for `BinaryConv2dSliced` (format 1.4, bit-sliced weights) the counts of 32 filters at once
+//!   with bit-sliced adders ([`fast::sliced`]).
 
 use tinykd_format::{BinaryConv2dOp, BinaryDenseOp, BinaryOutput, Bits, LeI32s, PoolOp};
 
@@ -98,15 +100,18 @@ impl Geom {
 #[derive(Clone, Copy)]
 pub(crate) struct Params<'a> {
     weights: Bits<'a>,
+    /// The weights are bit-sliced (`BinaryConv2dSliced`, SPEC §3.3), not rows of filters.
+    sliced: bool,
     input_thresholds: LeI32s<'a>,
     flip: &'a [u8],
     output: BinaryOutput<'a>,
 }
 
 impl<'a> Params<'a> {
-    fn conv(op: &BinaryConv2dOp<'a>) -> Self {
+    fn conv(op: &BinaryConv2dOp<'a>, sliced: bool) -> Self {
         Params {
             weights: op.weights,
+            sliced,
             input_thresholds: op.input_thresholds,
             flip: op.flip.bytes(),
             output: op.output,
@@ -115,6 +120,7 @@ impl<'a> Params<'a> {
     fn dense(op: &BinaryDenseOp<'a>) -> Self {
         Params {
             weights: op.weights,
+            sliced: false,
             input_thresholds: op.input_thresholds,
             flip: op.flip.bytes(),
             output: op.output,
@@ -202,11 +208,27 @@ fn input_word(x: &[i8], g: &Geom, thresholds: &LeI32s<'_>, pixel: usize, j: usiz
     }
 }
 
+/// Word `j` of tap `tap` of filter `o`, as in the row layout `[out][taps][words(in)]`: read, or
+/// gathered bit by bit from the bit-sliced layout `[groups][taps][32 · words(in)]` (SPEC §3.3).
+#[inline(always)]
+fn filter_word(prm: &Params<'_>, g: &Geom, o: usize, tap: usize, j: usize) -> Result<u32> {
+    let wc = words(g.ic);
+    if !prm.sliced {
+        return need(prm.weights.word((o * g.kh * g.kw + tap) * wc + j));
+    }
+    let lanes = 32 * wc;
+    let base = ((o / 32) * g.kh * g.kw + tap) * lanes + 32 * j;
+    let mut word = 0u32;
+    for bit in 0..32 {
+        word |= (need(prm.weights.word(base + bit))? >> (o % 32) & 1) << bit;
+    }
+    Ok(word)
+}
+
 /// The reference binary convolution / dense layer (no scratch).
 pub(crate) fn conv(prm: &Params<'_>, g: &Geom, x: &[i8], y: &mut [i8], zp_out: i32) -> Result<()> {
     let wc = words(g.ic);
     let k = g.k();
-    let per_out = g.kh * g.kw * wc;
     let out_stride = match prm.output {
         BinaryOutput::Packed { .. } => words(g.oc) * 4,
         BinaryOutput::Int8 { .. } => g.oc,
@@ -219,9 +241,8 @@ pub(crate) fn conv(prm: &Params<'_>, g: &Geom, x: &[i8], y: &mut [i8], zp_out: i
                 for kx in 0..g.kw {
                     let iy = (oy * g.sh + ky).checked_sub(g.pt).filter(|&v| v < g.ih);
                     let ix = (ox * g.sw + kx).checked_sub(g.pl).filter(|&v| v < g.iw);
-                    let w0 = o * per_out + (ky * g.kw + kx) * wc;
                     for j in 0..wc {
-                        let w = need(prm.weights.word(w0 + j))?;
+                        let w = filter_word(prm, g, o, ky * g.kw + kx, j)?;
                         let a = match (iy, ix) {
                             (Some(iy), Some(ix)) => {
                                 input_word(x, g, &prm.input_thresholds, iy * g.iw + ix, j)?
@@ -239,15 +260,17 @@ pub(crate) fn conv(prm: &Params<'_>, g: &Geom, x: &[i8], y: &mut [i8], zp_out: i
     Ok(())
 }
 
-/// Binary convolution: the fast path where it applies (scratch given), else the reference.
+/// Binary convolution (`sliced`: the bit-sliced weight layout): the fast path where it applies
+/// (scratch given), else the reference.
 pub(crate) fn conv2d_with(
     op: &BinaryConv2dOp<'_>,
     x: In<'_>,
     y: Out<'_>,
     scratch: Option<&mut [u8]>,
+    sliced: bool,
 ) -> Result<()> {
     let g = Geom::conv(op, &x, &y);
-    let prm = Params::conv(op);
+    let prm = Params::conv(op, sliced);
     let zp = i32::from(y.zero_point);
     if let Some(s) = scratch {
         if fast::conv(&prm, &g, x.data, y.data, zp, s)? {
@@ -1256,7 +1279,7 @@ pub(crate) mod fast {
         };
         let dsp = cfg!(all(target_arch = "arm", tinykd_dsp));
         let pre = match prm.output {
-            BinaryOutput::Packed { thresholds } if dsp => {
+            BinaryOutput::Packed { thresholds } if dsp && !prm.sliced => {
                 Pre::Packed(PackedPre::new(thresholds.bytes(), prm.flip, k))
             }
             BinaryOutput::Int8 { .. } if dsp => {
@@ -1264,34 +1287,565 @@ pub(crate) mod fast {
             }
             _ => Pre::None,
         };
+        if prm.sliced {
+            // The column, then one group's weights (SPEC §5.1).
+            let Some((col, wbuf)) = col.split_at_mut_checked(col_len) else {
+                return Ok(false);
+            };
+            let Some(wbuf) = wbuf.get_mut(..32 * col_len) else {
+                return Ok(false);
+            };
+            let Some(sp) = sliced::Pre::new(prm, k, g.oc) else {
+                return Ok(false); // past the kernel's limits: the reference
+            };
+            let columns = Columns {
+                g,
+                input,
+                is_dense,
+                col_len,
+            };
+            sliced::run(prm, &sp, &columns, col, wbuf, y, out_stride, zp_out, &pre)?;
+            return Ok(true);
+        }
+        let columns = Columns {
+            g,
+            input,
+            is_dense,
+            col_len,
+        };
         let mut pc = [0u32; 32]; // popcounts of up to 32 channels of one pixel
         for (px, out_px) in y.chunks_exact_mut(out_stride.max(1)).enumerate() {
-            let column: &[u32] = if is_dense {
-                need(input.get(..col_len))?
-            } else {
-                let (oy, ox) = (px / g.ow, px % g.ow);
-                let col = need(col.get_mut(..col_len))?;
-                let (iy0, _, ny) = super::clip(oy, g.sh, g.pt, g.kh, g.ih);
-                let (ix0, _, nx) = super::clip(ox, g.sw, g.pl, g.kw, g.iw);
-                if (ny, nx) == (g.kh, g.kw) {
-                    // A window without padding: kh runs of kw·wc contiguous words.
-                    let run = g.kw * wc;
-                    for (ky, dst) in col.chunks_exact_mut(run.max(1)).enumerate() {
-                        let src = ((iy0 + ky) * g.iw + ix0) * wc;
-                        for (d, s) in dst.iter_mut().zip(need(input.get(src..src + run))?) {
-                            *d = *s;
-                        }
-                    }
-                } else {
-                    gather_padded(g, input, col, oy, ox)?;
-                }
-                col
-            };
+            let column = columns.of(px, col)?;
             fast_epilogue(
                 prm, k, zp_out, out_px, column, weights, per_out, &pre, &mut pc,
             )?;
         }
         Ok(true)
+    }
+
+    /// Where the column of each output pixel comes from: the packed input itself (a window
+    /// that is the whole input), or the taps gathered into the scratch.
+    pub(crate) struct Columns<'a> {
+        g: &'a Geom,
+        input: &'a [u32],
+        is_dense: bool,
+        col_len: usize,
+    }
+
+    impl<'a> Columns<'a> {
+        /// The column of output pixel `px` (gathered into `col` unless dense). Inline where the
+        /// kernels are fast; one copy for both layouts' loops elsewhere (Armv6-M flash).
+        #[cfg_attr(all(target_arch = "arm", tinykd_dsp), inline(always))]
+        #[cfg_attr(not(all(target_arch = "arm", tinykd_dsp)), inline(never))]
+        fn of<'c>(&self, px: usize, col: &'c mut [u32]) -> Result<&'c [u32]>
+        where
+            'a: 'c,
+        {
+            let (g, wc) = (self.g, words(self.g.ic));
+            if self.is_dense {
+                return need(self.input.get(..self.col_len));
+            }
+            let (oy, ox) = (px / g.ow, px % g.ow);
+            let col = need(col.get_mut(..self.col_len))?;
+            let (iy0, _, ny) = super::clip(oy, g.sh, g.pt, g.kh, g.ih);
+            let (ix0, _, nx) = super::clip(ox, g.sw, g.pl, g.kw, g.iw);
+            if (ny, nx) == (g.kh, g.kw) {
+                // A window without padding: kh runs of kw·wc contiguous words.
+                let run = g.kw * wc;
+                for (ky, dst) in col.chunks_exact_mut(run.max(1)).enumerate() {
+                    let src = ((iy0 + ky) * g.iw + ix0) * wc;
+                    for (d, s) in dst.iter_mut().zip(need(self.input.get(src..src + run))?) {
+                        *d = *s;
+                    }
+                }
+            } else {
+                gather_padded(g, self.input, col, oy, ox)?;
+            }
+            Ok(col)
+        }
+    }
+
+    pub(crate) mod sliced {
+        //! The bit-sliced kernel of `BinaryConv2dSliced` (SPEC §3.3). Its weights hold, per
+        //! group of 32 filters and per input bit position `i` (tap, channel), one word `W_i`
+        //! whose bit `j` is filter `j`'s weight. With the input bit `x_i`, the words
+        //! `m_i = W_i XOR bcast(x_i)` (`bcast` = 0 or !0) hold the mismatches of all 32 filters,
+        //! and their *vertical* popcount is the 32 counts `p_j`. On Cortex-M4/M7 carry-save
+        //! adders (Harley-Seal in bit-sliced form, 5 logic operations per full adder) add them
+        //! into counter planes (plane `b` = bit `b` of the 32 counts): 7.2 instructions per input
+        //! bit for 32 filters. The packed output compares the planes with the thresholds' planes
+        //! by a bit-sliced borrow chain (32 outputs at once, the output word directly); an int8
+        //! output reads the counts back out of the planes. Elsewhere (and for columns past 31
+        //! words) the group's weights are transposed back to rows once per layer and counted
+        //! with one XOR and popcount per word and filter. The layer runs group by group: the
+        //! group's weights are first copied word-aligned into the scratch (SPEC §5.1).
+
+        use super::{rq_out, Columns, Params, Pre as FastPre};
+        use crate::error::{need, Result};
+        use tinykd_format::BinaryOutput;
+
+        /// Most groups of 32 filters (output channels ≤ 256) the prepared thresholds hold.
+        const MAX_GROUPS: usize = 8;
+        /// Most counter planes: counts up to 2^16 − 1 (K < 65 535).
+        const MAX_PLANES: usize = 16;
+
+        /// The output stage prepared once per layer.
+        pub(crate) struct Pre {
+            /// Planes of the counter compare: enough bits for `K + 1`.
+            planes: usize,
+            /// Packed output: per group, the planes of `u = t' + 1` (−1 iff `p ≥ u`, with `t'`
+            /// the threshold minus the flip clamped to `[−1, K]`, as the row kernels do); the
+            /// lanes past the last filter hold all ones (`u > p` always: bit 0).
+            u: [u32; MAX_GROUPS * MAX_PLANES],
+            /// Packed output: per group, the flips, XORed into the output word.
+            flips: [u32; MAX_GROUPS],
+        }
+
+        impl Pre {
+            /// `None` past the limits (the caller runs the reference).
+            pub(crate) fn new(prm: &Params<'_>, k: i32, oc: usize) -> Option<Pre> {
+                let k = u32::try_from(k).ok()?;
+                let planes = (u32::BITS - (k + 1).leading_zeros()) as usize;
+                if oc > 32 * MAX_GROUPS || planes > MAX_PLANES || prm.flip.len() < oc {
+                    return None;
+                }
+                let mut pre = Pre {
+                    planes,
+                    u: [0; MAX_GROUPS * MAX_PLANES],
+                    flips: [0; MAX_GROUPS],
+                };
+                if let BinaryOutput::Packed { thresholds } = prm.output {
+                    if thresholds.len() < oc {
+                        return None;
+                    }
+                    for o in 0..32 * oc.div_ceil(32) {
+                        let (grp, lane) = (o / 32, o % 32);
+                        let u = match (thresholds.get(o), prm.flip.get(o)) {
+                            (Some(t), Some(&f)) if o < oc => {
+                                let fl = i32::from(f & 1);
+                                if let Some(w) = pre.flips.get_mut(grp) {
+                                    *w |= (fl as u32) << lane;
+                                }
+                                (t.saturating_sub(fl).clamp(-1, k as i32) + 1) as u32
+                            }
+                            _ => u32::MAX, // padding lane: never −1
+                        };
+                        for b in 0..planes {
+                            if let Some(w) = pre.u.get_mut(grp * MAX_PLANES + b) {
+                                *w |= (u >> b & 1) << lane;
+                            }
+                        }
+                    }
+                }
+                Some(pre)
+            }
+        }
+
+        /// The Harley-Seal step in Thumb-2 (Cortex-M3/M4/M7): 16 input bits per `asm!` block,
+        /// with the planes ones … eights, the input word, the weight pointer and six temporaries
+        /// in the 12 registers there are; per two bits one `LDRD` of the two weight words, per
+        /// bit `SBFX` + `EOR` (the mismatch word), per full adder 5 logic instructions: 115
+        /// instructions per 16 bits (7.2 per bit and 32 filters).
+        #[cfg(all(target_arch = "arm", tinykd_dsp))]
+        mod thumb2 {
+
+            /// Full adder `(acc, a) ← (acc ⊕ a ⊕ b, maj(acc, a, b))`: the sum into `acc`, the
+            /// carry into `a`; `u` is clobbered.
+            macro_rules! fa {
+                ($acc:literal, $a:literal, $b:literal) => {
+                    concat!(
+                        "eor {u}, {",
+                        $acc,
+                        "}, {",
+                        $a,
+                        "}\n",
+                        "and {",
+                        $a,
+                        "}, {",
+                        $acc,
+                        "}, {",
+                        $a,
+                        "}\n",
+                        "eor {",
+                        $acc,
+                        "}, {u}, {",
+                        $b,
+                        "}\n",
+                        "and {u}, {u}, {",
+                        $b,
+                        "}\n",
+                        "orr {",
+                        $a,
+                        "}, {",
+                        $a,
+                        "}, {u}\n",
+                    )
+                };
+            }
+
+            /// Bits `k0`, `k1`: two weight words, their mismatch words, one full adder into
+            /// `ones`; the carry (weight 2) in `d`.
+            macro_rules! pair {
+                ($d:literal; $k0:literal, $k1:literal) => {
+                    concat!(
+                        "ldrd {",
+                        $d,
+                        "}, {b}, [{w}], #8\n",
+                        "sbfx {u}, {x}, #",
+                        $k0,
+                        ", #1\n",
+                        "eor {",
+                        $d,
+                        "}, {",
+                        $d,
+                        "}, {u}\n",
+                        "sbfx {u}, {x}, #",
+                        $k1,
+                        ", #1\n",
+                        "eor {b}, {b}, {u}\n",
+                        fa!("ones", $d, "b"),
+                    )
+                };
+            }
+
+            /// Four bits: the carry of weight 4 in `d`.
+            macro_rules! quad {
+                ($d:literal; $k0:literal, $k1:literal, $k2:literal, $k3:literal) => {
+                    concat!(pair!($d; $k0, $k1), pair!("a"; $k2, $k3), fa!("twos", $d, "a"))
+                };
+            }
+
+            /// Eight bits: the carry of weight 8 in `d`.
+            macro_rules! oct {
+                ($d:literal; $k0:literal, $k1:literal, $k2:literal, $k3:literal,
+                 $k4:literal, $k5:literal, $k6:literal, $k7:literal) => {
+                    concat!(
+                        quad!($d; $k0, $k1, $k2, $k3),
+                        quad!("q"; $k4, $k5, $k6, $k7),
+                        fa!("fours", $d, "q"),
+                    )
+                };
+            }
+
+            /// Sixteen bits: the carry of weight 16 in `d`.
+            macro_rules! hex {
+                ($d:literal; $k0:literal, $k1:literal, $k2:literal, $k3:literal,
+                 $k4:literal, $k5:literal, $k6:literal, $k7:literal,
+                 $k8:literal, $k9:literal, $k10:literal, $k11:literal,
+                 $k12:literal, $k13:literal, $k14:literal, $k15:literal) => {
+                    concat!(
+                        oct!($d; $k0, $k1, $k2, $k3, $k4, $k5, $k6, $k7),
+                        oct!("r"; $k8, $k9, $k10, $k11, $k12, $k13, $k14, $k15),
+                        fa!("eights", $d, "r"),
+                    )
+                };
+            }
+
+            /// The counts of one column of `n` words (1 ≤ n ≤ 31) against one group's
+            /// weights, as 10 planes into `planes[..10]`: per column word two 16-bit blocks,
+            /// their carries of weight 16 into the sixteens plane (one full adder), and the
+            /// carry of weight 32 into `c32`; after the column, the `n` carries of weight 32
+            /// ripple into five planes (half adders, at most 31 of them). The column pointer,
+            /// the word count, the sixteens and a carry live on the stack (12 registers).
+            ///
+            /// # Safety
+            /// `col` points to `n` readable words, `w` to `32 · n` readable aligned words,
+            /// `c32` to `n` writable words, `planes` to 10 writable aligned words;
+            /// `1 ≤ n ≤ 31`.
+            #[inline(always)]
+            pub(super) unsafe fn column(
+                col: *const u32,
+                n: usize,
+                w: *const u32,
+                c32: *mut u32,
+                planes: *mut u32,
+            ) {
+                // SAFETY: the caller guarantees the reads and writes; the stack frame is the
+                // asm's own (28 bytes, restored).
+                unsafe {
+                    core::arch::asm!(
+                        "sub sp, sp, #28",
+                        "str {x}, [sp, #0]",
+                        "str {d}, [sp, #4]",
+                        "str {r}, [sp, #8]",
+                        "str {b}, [sp, #20]",
+                        "str {d}, [sp, #24]",
+                        "movs {a}, #0",
+                        "str {a}, [sp, #16]",
+                        "movs {ones}, #0",
+                        "movs {twos}, #0",
+                        "movs {fours}, #0",
+                        "movs {eights}, #0",
+                        "2:",
+                        "ldr {u}, [sp, #0]",
+                        "ldr {x}, [{u}], #4",
+                        "str {u}, [sp, #0]",
+                        hex!("d"; 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                        "str {d}, [sp, #12]",
+                        hex!("d"; 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31),
+                        "ldr {r}, [sp, #12]",
+                        "ldr {a}, [sp, #16]",
+                        fa!("a", "r", "d"),
+                        "str {a}, [sp, #16]",
+                        "ldr {q}, [sp, #8]",
+                        "str {r}, [{q}], #4",
+                        "str {q}, [sp, #8]",
+                        "ldr {u}, [sp, #4]",
+                        "subs {u}, {u}, #1",
+                        "str {u}, [sp, #4]",
+                        "bne 2b",
+                        // The low planes out.
+                        "ldr {q}, [sp, #20]",
+                        "ldr {a}, [sp, #16]",
+                        "strd {ones}, {twos}, [{q}, #0]",
+                        "strd {fours}, {eights}, [{q}, #8]",
+                        "str {a}, [{q}, #16]",
+                        // The carries of weight 32: half adders into 32 … 512.
+                        "ldr {w}, [sp, #8]",
+                        "ldr {x}, [sp, #24]",
+                        "sub {w}, {w}, {x}, lsl #2",
+                        "movs {ones}, #0",
+                        "movs {twos}, #0",
+                        "movs {fours}, #0",
+                        "movs {eights}, #0",
+                        "movs {a}, #0",
+                        "3:",
+                        "ldr {r}, [{w}], #4",
+                        "and {d}, {ones}, {r}",
+                        "eor {ones}, {ones}, {r}",
+                        "and {r}, {twos}, {d}",
+                        "eor {twos}, {twos}, {d}",
+                        "and {d}, {fours}, {r}",
+                        "eor {fours}, {fours}, {r}",
+                        "and {r}, {eights}, {d}",
+                        "eor {eights}, {eights}, {d}",
+                        "eor {a}, {a}, {r}",
+                        "subs {x}, {x}, #1",
+                        "bne 3b",
+                        "strd {ones}, {twos}, [{q}, #20]",
+                        "strd {fours}, {eights}, [{q}, #28]",
+                        "str {a}, [{q}, #36]",
+                        "add sp, sp, #28",
+                        x = inout(reg) col => _,
+                        d = inout(reg) n => _,
+                        r = inout(reg) c32 => _,
+                        b = inout(reg) planes => _,
+                        w = inout(reg) w => _,
+                        ones = out(reg) _,
+                        twos = out(reg) _,
+                        fours = out(reg) _,
+                        eights = out(reg) _,
+                        q = out(reg) _,
+                        a = out(reg) _,
+                        u = out(reg) _,
+                    );
+                }
+            }
+        }
+
+        /// Whether [`planes_of`] runs here: the Thumb-2 kernel, columns of 1..=31 words.
+        #[inline(always)]
+        fn asm_path(n: usize) -> bool {
+            cfg!(all(target_arch = "arm", tinykd_dsp)) && (1..=31).contains(&n)
+        }
+
+        /// The 32 counts `p_j` of one output pixel's `column` against one group's weights
+        /// (`32 · column.len()` aligned words), as 10 counter planes (the Thumb-2 kernel; only
+        /// where [`asm_path`] holds).
+        #[inline(always)]
+        fn planes_of(
+            column: &[u32],
+            wg: &[u32],
+            planes: &mut [u32; MAX_PLANES],
+            c32: &mut [u32; 31],
+        ) {
+            #[cfg(not(all(target_arch = "arm", tinykd_dsp)))]
+            let _ = (column, wg, planes, c32);
+            #[cfg(all(target_arch = "arm", tinykd_dsp))]
+            {
+                let n = column.len();
+                if (1..=31).contains(&n) && wg.len() >= 32 * n {
+                    // SAFETY: `column` has n ≤ 31 words, `wg` at least 32n aligned words, `c32`
+                    // 31 words, `planes` 16 ≥ 10 words.
+                    unsafe {
+                        thumb2::column(
+                            column.as_ptr(),
+                            n,
+                            wg.as_ptr(),
+                            c32.as_mut_ptr(),
+                            planes.as_mut_ptr(),
+                        );
+                    }
+                }
+            }
+        }
+
+        /// Transposes a 32×32 bit matrix in place: bit `k` of word `j` becomes bit `j` of word
+        /// `k` (Hacker's Delight 7-3: five rounds of block swaps; the word order reversed on
+        /// both sides for its most-significant-bit-first numbering).
+        pub(crate) fn transpose32(a: &mut [u32; 32]) {
+            a.reverse();
+            let (mut j, mut m) = (16usize, 0x0000_ffffu32);
+            while j != 0 {
+                let mut k = 0usize;
+                while k < 32 {
+                    let lo = a.get(k).copied().unwrap_or(0);
+                    let hi = a.get(k + j).copied().unwrap_or(0);
+                    let t = (lo ^ (hi >> j)) & m;
+                    if let Some(l) = a.get_mut(k) {
+                        *l = lo ^ t;
+                    }
+                    if let Some(h) = a.get_mut(k + j) {
+                        *h = hi ^ (t << j);
+                    }
+                    k = (k + j + 1) & !j;
+                }
+                j >>= 1;
+                m ^= m << j;
+            }
+            a.reverse();
+        }
+
+        /// The counts by rows (where [`asm_path`] does not hold): the group's weights were
+        /// transposed block by block, so word `32q + j` is filter `j`'s word `q`; one XOR and
+        /// popcount per column word and filter, as the row layout's kernels.
+        #[inline(always)]
+        fn counts_by_rows(column: &[u32], wg: &[u32], counts: &mut [u32; 32]) {
+            for (j, c) in counts.iter_mut().enumerate() {
+                *c = column
+                    .iter()
+                    .zip(wg.iter().skip(j).step_by(32))
+                    .map(|(x, w)| (x ^ w).count_ones())
+                    .sum();
+            }
+        }
+
+        /// The 32 counts out of the first `P` planes: lanes j and j + 16 per pass, in the two
+        /// halfwords (counts < 2^16), the planes a constant count so that the loops unroll.
+        #[inline(always)]
+        fn unpack<const P: usize>(planes: &[u32; MAX_PLANES], counts: &mut [u32; 32]) {
+            let (lo, hi) = counts.split_at_mut(16);
+            for (j, (lo, hi)) in lo.iter_mut().zip(hi).enumerate() {
+                let mut acc = 0u32;
+                for (b, &p) in planes.iter().enumerate().take(P) {
+                    acc += ((p >> j) & 0x0001_0001) << b;
+                }
+                (*lo, *hi) = (acc & 0xffff, acc >> 16);
+            }
+        }
+
+        /// The layer, group by group: one group's weights copied word-aligned into `wbuf`,
+        /// then per output pixel its column, the 32 counts as planes, and the packed output
+        /// word or the int8 outputs of the group.
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) fn run(
+            prm: &Params<'_>,
+            pre: &Pre,
+            columns: &Columns<'_>,
+            col: &mut [u32],
+            wbuf: &mut [u32],
+            y: &mut [i8],
+            out_stride: usize,
+            zp_out: i32,
+            fast_pre: &FastPre,
+        ) -> Result<()> {
+            let k = columns.g.k();
+            let per_group = 4 * wbuf.len();
+            let groups = prm.weights.bytes().chunks_exact(per_group.max(4));
+            let by_planes = asm_path(columns.col_len);
+            let mut planes = [0u32; MAX_PLANES];
+            let mut c32 = [0u32; 31]; // the asm's carries of weight 32
+            let mut counts = [0u32; 32]; // every lane written before it is read, per pixel
+            for (grp, wg) in groups.enumerate().take(columns.g.oc.div_ceil(32)) {
+                for (d, s) in wbuf.iter_mut().zip(wg.chunks_exact(4)) {
+                    *d = u32::from_le_bytes(s.try_into().unwrap_or([0; 4]));
+                }
+                if !by_planes {
+                    for block in wbuf.chunks_exact_mut(32) {
+                        if let Ok(block) = <&mut [u32; 32]>::try_from(block) {
+                            transpose32(block);
+                        }
+                    }
+                }
+                let wbuf: &[u32] = wbuf;
+                let o0 = 32 * grp;
+                for (px, out_px) in y.chunks_exact_mut(out_stride.max(1)).enumerate() {
+                    let column = columns.of(px, col)?;
+                    if by_planes {
+                        planes_of(column, wbuf, &mut planes, &mut c32);
+                    } else {
+                        counts_by_rows(column, wbuf, &mut counts);
+                    }
+                    match prm.output {
+                        BinaryOutput::Packed { thresholds } => {
+                            let word = if by_planes {
+                                // p ≥ u ⇔ no borrow out of p − u, plane by plane.
+                                let at = grp * MAX_PLANES;
+                                let u = need(pre.u.get(at..at + pre.planes))?;
+                                let mut borrow = 0u32;
+                                for (&p, &u) in planes.iter().zip(u) {
+                                    borrow = (u & !p) | (!(p ^ u) & borrow);
+                                }
+                                !borrow ^ need(pre.flips.get(grp))?
+                            } else {
+                                // −1 iff p > t, or p < t where flipped; the lanes past the last
+                                // filter stay 0.
+                                let mut word = 0u32;
+                                let lanes = columns.g.oc.saturating_sub(o0).min(32);
+                                for (j, &p) in counts.iter().enumerate().take(lanes) {
+                                    let t = need(thresholds.get(o0 + j))?;
+                                    let p = p as i32;
+                                    let minus = if need(prm.flip.get(o0 + j))? & 1 == 1 {
+                                        p < t
+                                    } else {
+                                        p > t
+                                    };
+                                    word |= u32::from(minus) << j;
+                                }
+                                word
+                            };
+                            let out = need(out_px.get_mut(4 * grp..4 * grp + 4))?;
+                            for (d, s) in out.iter_mut().zip(word.to_le_bytes()) {
+                                *d = s as i8;
+                            }
+                        }
+                        BinaryOutput::Int8 {
+                            bias,
+                            requant,
+                            act_min,
+                            act_max,
+                        } => {
+                            if by_planes {
+                                unpack::<10>(&planes, &mut counts);
+                            }
+                            let outs = need(out_px.get_mut(o0..(o0 + 32).min(out_stride)))?;
+                            let counts = need(counts.get(..outs.len()))?;
+                            match fast_pre {
+                                FastPre::Int8(ip) => {
+                                    ip.outs(outs, counts, o0, zp_out, act_min, act_max)
+                                }
+                                _ => {
+                                    for (i, (out, &p)) in outs.iter_mut().zip(counts).enumerate() {
+                                        let o = o0 + i;
+                                        let dot = k.wrapping_sub(2 * p as i32);
+                                        let dot = if need(prm.flip.get(o))? & 1 == 1 {
+                                            dot.wrapping_neg()
+                                        } else {
+                                            dot
+                                        };
+                                        let acc = need(bias.get(o))?.wrapping_add(dot);
+                                        let m = need(requant.multipliers.get(o))?;
+                                        let sh = i32::from(need(requant.shifts.get(o))?);
+                                        *out = rq_out(acc, m, sh, zp_out, act_min, act_max);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
     }
 
     /// The column of output pixel `(oy, ox)` whose window reaches into the padding (+1: the
@@ -1347,6 +1901,28 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Bit-slices ±1 weights `[out][taps][c]` (SPEC §3.3): per group of 32 filters, tap and
+    /// channel of `32 · ceil(c / 32)`, the word whose bit j is filter 32g + j (−1 → 1).
+    fn slice(w: &[i8], out: usize, taps: usize, c: usize) -> Vec<u8> {
+        let lanes = 32 * c.div_ceil(32);
+        let mut bytes = Vec::new();
+        for g in 0..out.div_ceil(32) {
+            for tap in 0..taps {
+                for ch in 0..lanes {
+                    let mut word = 0u32;
+                    for j in 0..32 {
+                        let o = 32 * g + j;
+                        if o < out && ch < c && w[(o * taps + tap) * c + ch] < 0 {
+                            word |= 1 << j;
+                        }
+                    }
+                    bytes.extend_from_slice(&word.to_le_bytes());
+                }
+            }
+        }
+        bytes
     }
 
     fn signs(rng: &mut Rng, n: usize) -> Vec<i8> {
@@ -1538,6 +2114,7 @@ mod tests {
             let t_bytes = le_i32(&thresholds);
             let prm = Params {
                 weights: Bits(&w_packed),
+                sliced: false,
                 input_thresholds: LeI32s(&t_bytes),
                 flip: &flip,
                 output,
@@ -1577,8 +2154,52 @@ mod tests {
             let mut got = vec![0i8; out_len];
             assert!(fast::conv(&prm, &g, x, &mut got, i32::from(zp), scratch).unwrap());
             assert_eq!(got, want, "fast, case {case}");
+            // The same layer with bit-sliced weights (SPEC §3.3): reference and fast path.
+            let w_sliced = slice(&w, oc, kh * kw, ic);
+            let prm = Params {
+                weights: Bits(&w_sliced),
+                sliced: true,
+                ..prm
+            };
+            let mut got = vec![0i8; out_len];
+            conv(&prm, &g, x, &mut got, i32::from(zp)).unwrap();
+            assert_eq!(got, want, "sliced reference, case {case}");
+            // Its scratch (SPEC §5.1): the column and one group's weights after the packed input.
+            let column = kh * kw * ic.div_ceil(32) * 4;
+            let sliced_len = scratch_len + if dense { column } else { 0 } + 32 * column;
+            let mut sliced_scratch = vec![0u32; sliced_len / 4];
+            let sliced_scratch = unsafe {
+                core::slice::from_raw_parts_mut(
+                    sliced_scratch.as_mut_ptr().cast::<u8>(),
+                    sliced_len,
+                )
+            };
+            let mut got = vec![0i8; out_len];
+            assert!(fast::conv(&prm, &g, x, &mut got, i32::from(zp), sliced_scratch).unwrap());
+            assert_eq!(got, want, "sliced fast, case {case}");
+            // One word short: the reference instead, the same bytes.
+            let short = &mut sliced_scratch[..sliced_len - 4];
+            let mut got = vec![0i8; out_len];
+            let ran = fast::conv(&prm, &g, x, &mut got, i32::from(zp), short).unwrap();
+            assert!(!ran, "case {case}: a short scratch falls back");
         }
         assert!(cases.iter().all(|&n| n > 80), "{cases:?}");
+    }
+
+    /// The 32×32 bit transpose of the bit-sliced fallback against the definition.
+    #[test]
+    fn transpose32_swaps_rows_and_columns() {
+        let mut rng = Rng(0xB1_0004);
+        for _ in 0..50 {
+            let a: [u32; 32] = core::array::from_fn(|_| rng.next() as u32);
+            let mut t = a;
+            fast::sliced::transpose32(&mut t);
+            for (j, &w) in t.iter().enumerate() {
+                for (k, &v) in a.iter().enumerate() {
+                    assert_eq!(w >> k & 1, v >> j & 1, "bit {k} of word {j}");
+                }
+            }
+        }
     }
 
     #[test]

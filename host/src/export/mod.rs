@@ -13,6 +13,7 @@ pub use run::{export_run, quantized_split, ExportReport, ExportRunError};
 
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
+use tinykd_format::sliced_pays;
 use tinykd_format::{
     binarize_threshold, fold_batchnorm_sign, Activation as BlobActivation, BinaryConv2dSpec,
     BinaryDenseSpec, BinaryOutputSpec, Conv2dSpec, DenseSpec, Layout, ModelBuilder, PoolSpec,
@@ -250,7 +251,14 @@ pub fn export_student(
                     )
                 };
                 let spec = lower_binary_conv(block, &b, x, stage, index)?;
-                let mut y = b.binary_conv2d(x, spec).map_err(build)?;
+                // Bit-sliced weights (format 1.4) where those kernels win.
+                let packed_out = matches!(spec.output, BinaryOutputSpec::Packed { .. });
+                let mut y = if sliced_pays(b.shape(x).c, spec.out_channels, packed_out) {
+                    b.binary_conv2d_sliced(x, spec)
+                } else {
+                    b.binary_conv2d(x, spec)
+                }
+                .map_err(build)?;
                 if branch_q.is_some() {
                     y = b
                         .add(y, x, out_q.into(), BlobActivation::None)

@@ -281,7 +281,8 @@ fn plus_minus_one(rng: &mut Rng, n: usize) -> Vec<i8> {
 
 /// A binary convolution 3×3, stride 1, padding 1. Its output is packed bits through folded
 /// BatchNorm + sign thresholds (a quarter of them with negative slopes), or int8 when `int8`
-/// names the output quantization.
+/// names the output quantization. Its weights are bit-sliced where the exporter would write them
+/// so (`tinykd_format::sliced_pays`).
 fn binary_conv(
     b: &mut ModelBuilder,
     rng: &mut Rng,
@@ -323,18 +324,22 @@ fn binary_conv(
             activation: Activation::None,
         },
     };
-    b.binary_conv2d(
-        x,
-        BinaryConv2dSpec {
-            out_channels,
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: [1; 4],
-            weights: plus_minus_one(rng, usize::from(out_channels) * k as usize),
-            input_thresholds,
-            output,
-        },
-    )
+    let spec = BinaryConv2dSpec {
+        out_channels,
+        kernel: [3, 3],
+        stride: [1, 1],
+        padding: [1; 4],
+        weights: plus_minus_one(rng, usize::from(out_channels) * k as usize),
+        input_thresholds,
+        output,
+    };
+    // Bit-sliced (format 1.4) where the host export writes it so.
+    let packed = matches!(spec.output, BinaryOutputSpec::Packed { .. });
+    if tinykd_format::sliced_pays(in_channels, out_channels, packed) {
+        b.binary_conv2d_sliced(x, spec)
+    } else {
+        b.binary_conv2d(x, spec)
+    }
     .expect("the binary student's convolutions are valid")
 }
 
@@ -396,7 +401,7 @@ pub fn count_macs(blob: &[u8]) -> u64 {
                     * u64::from(c.kernel[1])
                     * (input_channels(c.input) / u64::from(c.groups))
             }
-            Op::BinaryConv2d(c) => {
+            Op::BinaryConv2d(c) | Op::BinaryConv2dSliced(c) => {
                 out.shape.elements()
                     * u64::from(c.kernel[0])
                     * u64::from(c.kernel[1])
