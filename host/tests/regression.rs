@@ -194,12 +194,11 @@ fn regression_teacher_student_kd_and_cgan_kd() {
         "gan.epochs=1",
         "--set",
         "gan.progress=never",
-        "--set",
-        "sample.subsample=false",
     ]);
     assert!(gan.join("samples-epoch-0001.png").is_file());
 
-    // Sampling: 3 angles × 8 kept, filtered and relabelled by the teacher.
+    // Sampling: cDR-RS (a ratio net on the value), then 3 angles × 8 kept, filtered and
+    // relabelled by the teacher.
     let fake = d.path().join("fake");
     let f = fake.to_str().unwrap();
     let out = ok(&[
@@ -219,12 +218,27 @@ fn regression_teacher_student_kd_and_cgan_kd() {
         "sample.burn_in=20",
         "--set",
         "sample.batch_size=20",
+        "--set",
+        "sample.dre.epochs=1",
+        "--set",
+        "sample.dre.batch_size=32",
+        "--set",
+        "sample.dre.hidden=[16, 8]",
     ]);
     assert!(out.contains("24 samples"), "{out}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fake.join("report.json")).unwrap()).unwrap();
     let pass = report["filter_pass_rate"].as_f64().unwrap();
     assert!(pass > 0.5 && pass < 1.0, "{report}");
+    let acceptance = report["acceptance_rate"].as_f64().unwrap();
+    assert!(acceptance > 0.0 && acceptance <= 1.0, "{report}");
+    assert!(report["dre_last_loss"].as_f64().unwrap().is_finite());
+    for row in report["classes"].as_array().unwrap() {
+        assert!(
+            row["accepted"].as_u64() <= row["generated"].as_u64(),
+            "{row}"
+        );
+    }
     assert!(report["teacher_burn_in_mae"].as_f64().unwrap() > 0.0);
     let targets: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fake.join("fake-targets.json")).unwrap())
@@ -276,15 +290,6 @@ fn regression_teacher_student_kd_and_cgan_kd() {
         d.path().join("q").to_str().unwrap(),
     ]);
     assert!(e.contains("regression"), "{e}");
-    let e = fails(&[
-        "gan",
-        "train",
-        "--out",
-        d.path().join("g2").to_str().unwrap(),
-        "--set",
-        "data.dataset=\"fashion-mnist-rotation\"",
-    ]);
-    assert!(e.contains("sample.subsample"), "{e}");
     // A classification GAN has no vicinity to set.
     let e = fails(&[
         "gan",

@@ -144,10 +144,11 @@ impl GanSampleArgs {
         if let (Some(mae), Some(shift)) = (r.teacher_burn_in_mae, r.mean_relabel_shift) {
             println!(
                 "synthetic set {}: {} samples; the teacher's MAE to the conditioning values \
-                 {mae:.2}, the filter kept {:.1} %, relabelling moved the targets by {shift:.2} \
-                 on average ({:.0} s)",
+                 {mae:.2}, rejection sampling accepted {:.1} %, the filter kept {:.1} % of \
+                 those, relabelling moved the targets by {shift:.2} on average ({:.0} s)",
                 r.out_dir.display(),
                 r.written,
+                100.0 * r.acceptance_rate,
                 100.0 * r.filter_pass_rate,
                 r.seconds
             );

@@ -12,14 +12,20 @@
 //!   batch, as in the official sampler.
 //!
 //! The features are the trained teacher's penultimate embedding instead of the paper's
-//! separately trained ResNet-34 (see the module docs of [`super`]).
+//! separately trained ResNet-34 (see the module docs of [`super`]). For a regression GAN the
+//! condition is the value, embedded by a small MLP ([`LabelEmbed`]; the paper feeds CcGAN's
+//! label embedding).
 
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig};
+use burn::nn::{Dropout, DropoutConfig, GroupNorm, GroupNormConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid, softplus};
 
+use super::gan::{Condition, Conditioning, LabelEmbed};
 use super::DreConfig;
+
+/// Width of a value condition's embedding in the ratio net.
+const VALUE_EMBED: usize = 16;
 
 /// One hidden layer of the ratio MLP.
 #[derive(Module, Debug)]
@@ -32,17 +38,26 @@ pub struct DreLayer {
 /// The conditional density-ratio MLP.
 #[derive(Module, Debug)]
 pub struct DensityRatioNet {
-    embed: Embedding,
+    embed: LabelEmbed,
     hidden: Vec<DreLayer>,
     out: Linear,
 }
 
 impl DensityRatioNet {
-    /// A ratio net on `features`-dimensional inputs for `classes` classes (the label embedding
-    /// has `classes` dimensions, as in the paper).
-    pub fn new(features: usize, classes: usize, config: &DreConfig, device: &Device) -> Self {
+    /// A ratio net on `features`-dimensional inputs for the given conditioning (a class
+    /// embedding has `classes` dimensions, as in the paper; a value's has 16).
+    pub fn new(
+        features: usize,
+        conditioning: Conditioning,
+        config: &DreConfig,
+        device: &Device,
+    ) -> Self {
+        let embed_dim = match conditioning {
+            Conditioning::Classes(classes) => classes,
+            Conditioning::Value => VALUE_EMBED,
+        };
         let mut hidden = Vec::with_capacity(config.hidden.len());
-        let mut in_dim = features + classes;
+        let mut in_dim = features + embed_dim;
         for &w in &config.hidden {
             hidden.push(DreLayer {
                 linear: LinearConfig::new(in_dim, w).init(device),
@@ -52,18 +67,15 @@ impl DensityRatioNet {
             in_dim = w;
         }
         Self {
-            embed: EmbeddingConfig::new(classes, classes).init(device),
+            embed: LabelEmbed::new(conditioning, embed_dim, device),
             hidden,
             out: LinearConfig::new(in_dim, 1).init(device),
         }
     }
 
-    /// Ratios `[batch]` (≥ 0) of features `[batch, features]` under labels `[batch]`.
-    pub fn forward(&self, features: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
-        let e = self
-            .embed
-            .forward(labels.unsqueeze_dim(1))
-            .squeeze_dim::<2>(1);
+    /// Ratios `[batch]` (≥ 0) of features `[batch, features]` under conditions `[batch]`.
+    pub fn forward(&self, features: Tensor<2>, condition: Condition) -> Tensor<1> {
+        let e = self.embed.forward(condition);
         let mut h = Tensor::cat(vec![e, features], 1);
         for layer in &self.hidden {
             h = layer
@@ -157,10 +169,23 @@ mod tests {
             hidden: vec![16, 8],
             ..DreConfig::default()
         };
-        let net = DensityRatioNet::new(12, 10, &cfg, &d).valid();
+        let net = DensityRatioNet::new(12, Conditioning::Classes(10), &cfg, &d).valid();
         let x = Tensor::<2>::random([5, 12], burn::tensor::Distribution::Default, &d);
         let y = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 3, 9], [5]), &d);
-        let r: Vec<f32> = net.forward(x, y).into_data().try_into_vec::<f32>().unwrap();
+        let r: Vec<f32> = net
+            .forward(x.clone(), Condition::Classes(y))
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
+        assert_eq!(r.len(), 5);
+        assert!(r.iter().all(|&v| v >= 0.0));
+        let net = DensityRatioNet::new(12, Conditioning::Value, &cfg, &d).valid();
+        let v = Tensor::<1>::from_data(TensorData::new(vec![0.0f32, 0.2, 0.5, 0.7, 1.0], [5]), &d);
+        let r: Vec<f32> = net
+            .forward(x, Condition::Values(v))
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap();
         assert_eq!(r.len(), 5);
         assert!(r.iter().all(|&v| v >= 0.0));
     }

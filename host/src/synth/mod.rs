@@ -23,8 +23,9 @@
 //! target value ([`gan::Conditioning::Value`], a CcGAN-style vicinity in [`train`]); sampling
 //! ([`regression`]) generates at evenly spaced values, the regression teacher drops fakes whose
 //! prediction is farther from the condition than the q-quantile of a burn-in set and relabels
-//! the rest with its prediction; the values are written as [`SYNTHETIC_TARGETS`]. cDR-RS is not
-//! built for regression (the paper conditions its density ratio on the label embedding).
+//! the rest with its prediction; the values are written as [`SYNTHETIC_TARGETS`]. cDR-RS works
+//! for both: its ratio net embeds the class, or the value through a small MLP (the paper feeds
+//! CcGAN's label embedding).
 
 pub mod density_ratio;
 pub mod filter;
@@ -396,13 +397,6 @@ impl GanRunConfig {
                     "is the vicinity of a regression GAN; this dataset has classes",
                 ));
             }
-        }
-        if self.data.dataset.is_regression() && self.sample.subsample {
-            return Err(invalid(
-                "sample.subsample",
-                "cDR-RS is built for class-conditional GANs; set it false for a regression \
-                 GAN (the teacher filter and relabelling still apply)",
-            ));
         }
         Ok(())
     }

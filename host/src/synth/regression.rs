@@ -2,10 +2,16 @@
 //! steering-angle `generate_synthetic_data.py`): generation at evenly spaced target values, the
 //! regression teacher's filter and relabelling.
 //!
+//! With `sample.subsample`, cDR-RS first: the density-ratio net of [`super::density_ratio`] is
+//! trained on the real images' teacher features against fakes conditioned on the same values
+//! (the value embedded by a small MLP), and every batch below goes through its rejection
+//! sampler, as in the class-conditional pipeline.
+//!
 //! Per conditioning value `y` (`sample.values` of them over `[0, 1]`): a burn-in set of
-//! `sample.burn_in` fakes gives the filter's cut-off, the `filter_quantile` of the absolute
-//! errors `|t(x) − y|` between the teacher's prediction (clipped to `[0, 1]`) and the condition;
-//! then batches are generated and the fakes whose error is at or below the cut-off are kept,
+//! `sample.burn_in` fakes gives the sampler's `max r` and, after subsampling, the filter's
+//! cut-off, the `filter_quantile` of the absolute errors `|t(x) − y|` between the teacher's
+//! prediction (clipped to `[0, 1]`) and the condition; then batches are generated, subsampled,
+//! and the fakes whose error is at or below the cut-off are kept,
 //! with the teacher's prediction as their target (`relabel`), until `per_class` are written.
 //! Two deviations from the official code, which takes one cut-off over all fakes and keeps
 //! errors strictly below it: a per-value cut-off keeps every value equally represented (as the
@@ -17,12 +23,13 @@ use std::path::Path;
 
 use burn::prelude::*;
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 
+use super::density_ratio::{accept, DensityRatioNet};
 use super::filter::quantile;
 use super::gan::{Generator, SIDE};
 use super::grid::{to_pixels, write_grid};
-use super::sample::{ClassReport, SampleReport};
+use super::sample::{ratios, teacher_view, train_density_ratio, ClassReport, SampleReport};
 use super::train::{device_of, load_generator, noise, value_condition};
 use super::{
     io_err, GanRunConfig, SynthError, TargetsFile, SYNTHETIC_IMAGES, SYNTHETIC_LABELS,
@@ -31,7 +38,7 @@ use super::{
 use crate::config::DataConfig;
 use crate::data::idx::encode_idx_u8;
 use crate::data::{derive_seed, Dataset};
-use crate::train::run::eval_loader;
+use crate::train::run::{eval_loader, load_datasets};
 use crate::train::TeacherTaps;
 
 /// Generator stream of the sampler (one per conditioning value).
@@ -87,6 +94,30 @@ fn predict(
     Ok(out)
 }
 
+/// The accepted indices of `pixels` (8-bit fakes of condition `value`) under the ratio net, or
+/// all of them without subsampling.
+#[allow(clippy::too_many_arguments)]
+fn subsample(
+    dre: Option<&DensityRatioNet>,
+    teacher: &dyn TeacherTaps,
+    data: &DataConfig,
+    pixels: &[u8],
+    value: f32,
+    max_ratio: &mut f32,
+    raise: bool,
+    rng: &mut StdRng,
+    device: &Device,
+) -> Result<Vec<usize>, SynthError> {
+    let n = pixels.len() / (SIDE * SIDE);
+    let Some(net) = dre else {
+        return Ok((0..n).collect());
+    };
+    let view = teacher_view(teacher, data, pixels.to_vec(), vec![0; n], 1, device)?;
+    let r = ratios(net, &view, value_condition(&vec![value; n], device), device)?;
+    let u: Vec<f32> = (0..n).map(|_| rng.gen()).collect();
+    Ok(accept(&r, &u, max_ratio, raise))
+}
+
 /// The regression branch of [`super::sample::sample`] (same arguments, same files plus
 /// [`SYNTHETIC_TARGETS`]; every label is 0).
 ///
@@ -116,6 +147,35 @@ pub fn sample_regression(
     let s = &config.sample;
     std::fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
 
+    let (dre, dre_last_loss) = if s.subsample {
+        let (real, _) = load_datasets(&config.data)?;
+        let pixels: Vec<u8> = (0..real.len())
+            .flat_map(|i| real.image(i).unwrap_or(&[]).to_vec())
+            .collect();
+        let real_view = teacher_view(
+            teacher.as_ref(),
+            tdata,
+            pixels,
+            real.labels().to_vec(),
+            1,
+            &plain,
+        )?;
+        let (net, loss) = train_density_ratio(
+            &config,
+            &generator,
+            teacher.as_ref(),
+            tdata,
+            &real,
+            &real_view,
+            &plain,
+        )?;
+        (Some(net), Some(loss))
+    } else {
+        (None, None)
+    };
+    // The official sampler's M is the running maximum; a quantile below 1 fixes M instead.
+    let raise = s.dre.max_quantile >= 1.0;
+
     let rows = s.values;
     let grid_per = config.gan.grid_per_class.max(1);
     let px = SIDE * SIDE;
@@ -133,8 +193,40 @@ pub fn sample_regression(
             ..ClassReport::default()
         };
         let burn = generate_at(&generator, value, s.burn_in, &mut rng, &plain)?;
+        let mut max_ratio = 0f32;
+        if let Some(net) = &dre {
+            let view = teacher_view(
+                teacher.as_ref(),
+                tdata,
+                burn.clone(),
+                vec![0; s.burn_in],
+                1,
+                &plain,
+            )?;
+            let r = ratios(
+                net,
+                &view,
+                value_condition(&vec![value; s.burn_in], &plain),
+                &plain,
+            )?;
+            max_ratio = quantile(&r, s.dre.max_quantile).unwrap_or(0.0);
+        }
+        let burn_kept = subsample(
+            dre.as_ref(),
+            teacher.as_ref(),
+            tdata,
+            &burn,
+            value,
+            &mut max_ratio,
+            raise,
+            &mut rng,
+            &plain,
+        )?;
         let burn_pred = predict(teacher.as_ref(), tdata, burn, &plain)?;
-        let errors: Vec<f32> = burn_pred.iter().map(|p| (p - value).abs()).collect();
+        let errors: Vec<f32> = burn_kept
+            .iter()
+            .map(|&i| (burn_pred[i] - value).abs())
+            .collect();
         burn_err += errors.iter().map(|&e| f64::from(e)).sum::<f64>();
         burn_total += errors.len();
         if s.filter_quantile < 1.0 {
@@ -151,10 +243,22 @@ pub fn sample_regression(
             }
             let n = s.batch_size;
             let batch = generate_at(&generator, value, n, &mut rng, &plain)?;
+            let accepted = subsample(
+                dre.as_ref(),
+                teacher.as_ref(),
+                tdata,
+                &batch,
+                value,
+                &mut max_ratio,
+                raise,
+                &mut rng,
+                &plain,
+            )?;
             let pred = predict(teacher.as_ref(), tdata, batch.clone(), &plain)?;
             report.generated += n;
-            report.accepted += n;
-            for (i, &p) in pred.iter().enumerate() {
+            report.accepted += accepted.len();
+            for i in accepted {
+                let p = pred[i];
                 let err = (p - value).abs();
                 if report.ce_cutoff.is_some_and(|c| err > c) {
                     continue;
@@ -211,12 +315,12 @@ pub fn sample_regression(
         out_dir: out_dir.to_path_buf(),
         gan_run: gan_run.to_path_buf(),
         teacher_run: teacher_run.to_path_buf(),
-        acceptance_rate: 1.0,
+        acceptance_rate: ratio(sum(|r| r.accepted), sum(|r| r.generated)),
         filter_pass_rate: ratio(sum(|r| r.passed_filter), sum(|r| r.accepted)),
         relabel_rate: ratio(sum(|r| r.relabelled), sum(|r| r.written)),
         written: n,
         classes: reports,
-        dre_last_loss: None,
+        dre_last_loss,
         teacher_burn_in_accuracy: 0.0,
         teacher_burn_in_mae: Some(ratio(burn_err, burn_total as f64) * f64::from(scale)),
         mean_relabel_shift: Some(ratio(shift, n as f64) * f64::from(scale)),

@@ -18,9 +18,12 @@ use serde::Serialize;
 
 use super::density_ratio::{accept, penalised_sp_loss, DensityRatioNet};
 use super::filter::{filter_and_relabel, quantile};
+use super::gan::Condition;
 use super::gan::{Generator, SIDE};
 use super::grid::{to_pixels, write_grid};
-use super::train::{class_condition, device_of, label_tensor, load_generator, noise};
+use super::train::{
+    class_condition, conditioning_of, device_of, load_generator, noise, value_condition,
+};
 use super::{io_err, GanRunConfig, SynthError, SYNTHETIC_IMAGES, SYNTHETIC_LABELS};
 use crate::config::DataConfig;
 use crate::data::idx::encode_idx_u8;
@@ -94,14 +97,14 @@ pub struct SampleReport {
 
 /// The teacher's view of a set of 8-bit images: penultimate embeddings (`[n, features]`,
 /// row-major), per-sample CE w.r.t. `labels`, and predictions.
-struct TeacherView {
-    features: Vec<f32>,
-    dim: usize,
+pub(super) struct TeacherView {
+    pub(super) features: Vec<f32>,
+    pub(super) dim: usize,
     ce: Vec<f32>,
     predicted: Vec<u8>,
 }
 
-fn teacher_view(
+pub(super) fn teacher_view(
     teacher: &dyn TeacherTaps,
     data: &DataConfig,
     pixels: Vec<u8>,
@@ -169,9 +172,10 @@ fn generate(
 }
 
 /// Trains the density-ratio net on the real set's teacher features against fakes conditioned on
-/// the same labels. Returns the net (eval mode) and the last epoch's mean loss.
+/// the same labels (a regression set: the same values). Returns the net (eval mode) and the last
+/// epoch's mean loss.
 #[allow(clippy::too_many_arguments)]
-fn train_density_ratio(
+pub(super) fn train_density_ratio(
     config: &GanRunConfig,
     generator: &Generator,
     teacher: &dyn TeacherTaps,
@@ -184,7 +188,8 @@ fn train_density_ratio(
     let classes = real.classes();
     let device = plain.clone().autodiff();
     device.seed(derive_seed(config.seed, 0, STREAM_DRE));
-    let mut net = DensityRatioNet::new(real_view.dim, classes, dre, &device);
+    let conditioning = conditioning_of(config.data.dataset);
+    let mut net = DensityRatioNet::new(real_view.dim, conditioning, dre, &device);
     let mut optim = AdamConfig::new()
         .with_beta_1(0.5)
         .with_beta_2(0.999)
@@ -223,6 +228,13 @@ fn train_density_ratio(
         let mut sum = 0f64;
         for idx in order.chunks_exact(dre.batch_size) {
             let labels: Vec<u8> = idx.iter().map(|&i| real.label(i)).collect();
+            let condition = |dev: &Device| match real.targets() {
+                Some(t) => {
+                    let v: Vec<f32> = idx.iter().map(|&i| t.values[i]).collect();
+                    value_condition(&v, dev)
+                }
+                None => class_condition(&labels, dev),
+            };
             let mut real_f = Vec::with_capacity(idx.len() * real_view.dim);
             for &i in idx {
                 real_f.extend_from_slice(
@@ -232,7 +244,7 @@ fn train_density_ratio(
             // Fakes of the same labels, through the teacher (no gradient).
             let z = noise(&mut rng, idx.len(), generator.z_dim(), plain);
             let x: Vec<f32> = generator
-                .forward(z, class_condition(&labels, plain))
+                .forward(z, condition(plain))
                 .into_data()
                 .try_into_vec::<f32>()
                 .map_err(data_err)?;
@@ -248,10 +260,9 @@ fn train_density_ratio(
             let f = |v: Vec<f32>| {
                 Tensor::<2>::from_data(TensorData::new(v, [b, real_view.dim]), &device)
             };
-            let y = label_tensor(&labels, &device);
             let loss = penalised_sp_loss(
-                net.forward(f(real_f), y.clone()),
-                net.forward(f(fake_view.features), y),
+                net.forward(f(real_f), condition(&device)),
+                net.forward(f(fake_view.features), condition(&device)),
                 dre.lambda,
             );
             let v: f32 = loss.clone().into_scalar();
@@ -279,18 +290,19 @@ fn train_density_ratio(
     Ok((net.valid(), last))
 }
 
-fn ratios(
+/// The ratios of the samples `view` describes under `condition`.
+pub(super) fn ratios(
     net: &DensityRatioNet,
     view: &TeacherView,
-    labels: &[u8],
+    condition: Condition,
     device: &Device,
 ) -> Result<Vec<f32>, SynthError> {
-    let n = labels.len();
+    let n = view.features.len() / view.dim.max(1);
     let f = Tensor::<2>::from_data(
         TensorData::new(view.features.clone(), [n, view.dim]),
         device,
     );
-    net.forward(f, label_tensor(labels, device))
+    net.forward(f, condition)
         .into_data()
         .try_into_vec::<f32>()
         .map_err(data_err)
@@ -394,7 +406,8 @@ pub fn sample(
         let mut max_ratio = 0f32;
         let burn_kept: Vec<usize> = match &dre {
             Some(net) => {
-                let r = ratios(net, &burn_view, &vec![c; s.burn_in], &plain)?;
+                let burn_labels = class_condition(&vec![c; s.burn_in], &plain);
+                let r = ratios(net, &burn_view, burn_labels, &plain)?;
                 max_ratio = quantile(&r, s.dre.max_quantile).unwrap_or(0.0);
                 let u: Vec<f32> = (0..r.len()).map(|_| rng.gen()).collect();
                 accept(&r, &u, &mut max_ratio, raise)
@@ -428,7 +441,7 @@ pub fn sample(
             report.generated += n;
             let accepted = match &dre {
                 Some(net) => {
-                    let r = ratios(net, &view, &vec![c; n], &plain)?;
+                    let r = ratios(net, &view, class_condition(&vec![c; n], &plain), &plain)?;
                     let u: Vec<f32> = (0..n).map(|_| rng.gen()).collect();
                     accept(&r, &u, &mut max_ratio, raise)
                 }
