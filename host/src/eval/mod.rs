@@ -51,13 +51,10 @@ pub fn evaluate<M: Classifier>(model: &M, loader: &Loader, device: &Device) -> E
     if let Some(targets) = loader.dataset().targets() {
         let (mut se, mut ae) = (0f64, 0f64);
         for batch in loader.epoch(0, 0, &device) {
-            let out: Vec<f32> = model
-                .forward(batch.images)
-                .into_data()
-                .try_into_vec::<f32>()
-                .unwrap_or_default();
-            for (p, &i) in out.iter().zip(&batch.indices) {
-                let d = f64::from(*p) - f64::from(targets.values[i]);
+            // `iter` converts from whatever float type the backend computes in.
+            let out = model.forward(batch.images).into_data();
+            for (p, &i) in out.iter::<f32>().zip(&batch.indices) {
+                let d = f64::from(p) - f64::from(targets.values[i]);
                 se += d * d;
                 ae += d.abs();
             }
