@@ -300,4 +300,17 @@ fn regression_teacher_student_kd_and_cgan_kd() {
         "gan.label_noise=0.1",
     ]);
     assert!(e.contains("gan.label_noise"), "{e}");
+    let e = fails(&[
+        "gan",
+        "sample",
+        "--gan",
+        gan.to_str().unwrap(),
+        "--teacher",
+        t,
+        "--out",
+        d.path().join("f2").to_str().unwrap(),
+        "--set",
+        "sample.values=1",
+    ]);
+    assert!(e.contains("sample.values"), "{e}");
 }

@@ -332,7 +332,6 @@ impl GanRunConfig {
             ("sample.per_class", self.sample.per_class),
             ("sample.batch_size", self.sample.batch_size),
             ("sample.burn_in", self.sample.burn_in),
-            ("sample.values", self.sample.values.saturating_sub(1)),
             ("sample.dre.epochs", self.sample.dre.epochs),
             ("sample.dre.batch_size", self.sample.dre.batch_size),
         ] {
@@ -386,6 +385,15 @@ impl GanRunConfig {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(invalid(key, format!("must be >= 0, got {v}")));
             }
+        }
+        if self.sample.values < 2 {
+            return Err(invalid(
+                "sample.values",
+                format!(
+                    "must be at least 2 (conditions evenly spaced from 0 to 1), got {}",
+                    self.sample.values
+                ),
+            ));
         }
         if let Some(s) = g.label_noise {
             if !(s.is_finite() && s >= 0.0) {

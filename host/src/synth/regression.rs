@@ -27,10 +27,12 @@ use rand::{Rng, SeedableRng};
 
 use super::density_ratio::{accept, DensityRatioNet};
 use super::filter::quantile;
-use super::gan::{Generator, SIDE};
-use super::grid::{to_pixels, write_grid};
-use super::sample::{ratios, teacher_view, train_density_ratio, ClassReport, SampleReport};
-use super::train::{device_of, load_generator, noise, value_condition};
+use super::gan::{Condition, SIDE};
+use super::grid::write_grid;
+use super::sample::{
+    data_err, fit_density_ratio, generate, ratios, teacher_view, ClassReport, SampleReport,
+};
+use super::train::{device_of, load_generator, value_condition};
 use super::{
     io_err, GanRunConfig, SynthError, TargetsFile, SYNTHETIC_IMAGES, SYNTHETIC_LABELS,
     SYNTHETIC_TARGETS,
@@ -38,30 +40,15 @@ use super::{
 use crate::config::DataConfig;
 use crate::data::idx::encode_idx_u8;
 use crate::data::{derive_seed, Dataset};
-use crate::train::run::{eval_loader, load_datasets};
+use crate::train::run::eval_loader;
 use crate::train::TeacherTaps;
 
 /// Generator stream of the sampler (one per conditioning value).
 const STREAM_SAMPLE: u64 = 0x5a03;
 
-fn data_err(e: burn::tensor::DataError) -> SynthError {
-    SynthError::Sampling(format!("tensor data: {e:?}"))
-}
-
-fn generate_at(
-    generator: &Generator,
-    value: f32,
-    n: usize,
-    rng: &mut StdRng,
-    device: &Device,
-) -> Result<Vec<u8>, SynthError> {
-    let z = noise(rng, n, generator.z_dim(), device);
-    let x: Vec<f32> = generator
-        .forward(z, value_condition(&vec![value; n], device))
-        .into_data()
-        .try_into_vec::<f32>()
-        .map_err(data_err)?;
-    Ok(to_pixels(&x))
+/// `n` copies of `value` as a condition.
+fn at_value(value: f32) -> impl Fn(usize, &Device) -> Condition {
+    move |n, device| value_condition(&vec![value; n], device)
 }
 
 /// The teacher's predictions (clipped to `[0, 1]`) for 8-bit images, normalized as the teacher
@@ -148,27 +135,7 @@ pub fn sample_regression(
     std::fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
 
     let (dre, dre_last_loss) = if s.subsample {
-        let (real, _) = load_datasets(&config.data)?;
-        let pixels: Vec<u8> = (0..real.len())
-            .flat_map(|i| real.image(i).unwrap_or(&[]).to_vec())
-            .collect();
-        let real_view = teacher_view(
-            teacher.as_ref(),
-            tdata,
-            pixels,
-            real.labels().to_vec(),
-            1,
-            &plain,
-        )?;
-        let (net, loss) = train_density_ratio(
-            &config,
-            &generator,
-            teacher.as_ref(),
-            tdata,
-            &real,
-            &real_view,
-            &plain,
-        )?;
+        let (net, loss) = fit_density_ratio(&config, &generator, teacher.as_ref(), tdata, &plain)?;
         (Some(net), Some(loss))
     } else {
         (None, None)
@@ -192,7 +159,7 @@ pub fn sample_regression(
             value: Some(value),
             ..ClassReport::default()
         };
-        let burn = generate_at(&generator, value, s.burn_in, &mut rng, &plain)?;
+        let burn = generate(&generator, at_value(value), s.burn_in, &mut rng, &plain)?;
         let mut max_ratio = 0f32;
         if let Some(net) = &dre {
             let view = teacher_view(
@@ -242,7 +209,7 @@ pub fn sample_regression(
                 )));
             }
             let n = s.batch_size;
-            let batch = generate_at(&generator, value, n, &mut rng, &plain)?;
+            let batch = generate(&generator, at_value(value), n, &mut rng, &plain)?;
             let accepted = subsample(
                 dre.as_ref(),
                 teacher.as_ref(),

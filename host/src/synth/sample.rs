@@ -150,21 +150,21 @@ pub(super) fn teacher_view(
     Ok(view)
 }
 
-fn data_err(e: burn::tensor::DataError) -> SynthError {
+pub(super) fn data_err(e: burn::tensor::DataError) -> SynthError {
     SynthError::Sampling(format!("tensor data: {e:?}"))
 }
 
-fn generate(
+/// `n` fakes of `generator` under `condition(n)`, as 8-bit pixels.
+pub(super) fn generate(
     generator: &Generator,
-    class: u8,
+    condition: impl Fn(usize, &Device) -> Condition,
     n: usize,
     rng: &mut StdRng,
     device: &Device,
 ) -> Result<Vec<u8>, SynthError> {
-    let labels = vec![class; n];
     let z = noise(rng, n, generator.z_dim(), device);
     let x: Vec<f32> = generator
-        .forward(z, class_condition(&labels, device))
+        .forward(z, condition(n, device))
         .into_data()
         .try_into_vec::<f32>()
         .map_err(data_err)?;
@@ -175,7 +175,7 @@ fn generate(
 /// the same labels (a regression set: the same values). Returns the net (eval mode) and the last
 /// epoch's mean loss.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn train_density_ratio(
+fn train_density_ratio(
     config: &GanRunConfig,
     generator: &Generator,
     teacher: &dyn TeacherTaps,
@@ -290,6 +290,43 @@ pub(super) fn train_density_ratio(
     Ok((net.valid(), last))
 }
 
+/// `n` copies of class `c` as a condition.
+fn of_class(c: u8) -> impl Fn(usize, &Device) -> Condition {
+    move |n, device| class_condition(&vec![c; n], device)
+}
+
+/// cDR-RS's ratio net for the GAN run `config`: the teacher's features of the real training set
+/// (`config.data`), then [`train_density_ratio`]. Returns the net and its last epoch's loss.
+pub(super) fn fit_density_ratio(
+    config: &GanRunConfig,
+    generator: &Generator,
+    teacher: &dyn TeacherTaps,
+    teacher_data: &DataConfig,
+    plain: &Device,
+) -> Result<(DensityRatioNet, f64), SynthError> {
+    let (real, _) = crate::train::run::load_datasets(&config.data)?;
+    let pixels: Vec<u8> = (0..real.len())
+        .flat_map(|i| real.image(i).unwrap_or(&[]).to_vec())
+        .collect();
+    let real_view = teacher_view(
+        teacher,
+        teacher_data,
+        pixels,
+        real.labels().to_vec(),
+        real.classes(),
+        plain,
+    )?;
+    train_density_ratio(
+        config,
+        generator,
+        teacher,
+        teacher_data,
+        &real,
+        &real_view,
+        plain,
+    )
+}
+
 /// The ratios of the samples `view` describes under `condition`.
 pub(super) fn ratios(
     net: &DensityRatioNet,
@@ -349,27 +386,7 @@ pub fn sample(
     std::fs::create_dir_all(out_dir).map_err(io_err(out_dir))?;
 
     let (dre, dre_last_loss) = if s.subsample {
-        let (real, _) = crate::train::run::load_datasets(&config.data)?;
-        let pixels: Vec<u8> = (0..real.len())
-            .flat_map(|i| real.image(i).unwrap_or(&[]).to_vec())
-            .collect();
-        let real_view = teacher_view(
-            teacher.as_ref(),
-            tdata,
-            pixels,
-            real.labels().to_vec(),
-            classes,
-            &plain,
-        )?;
-        let (net, loss) = train_density_ratio(
-            &config,
-            &generator,
-            teacher.as_ref(),
-            tdata,
-            &real,
-            &real_view,
-            &plain,
-        )?;
+        let (net, loss) = fit_density_ratio(&config, &generator, teacher.as_ref(), tdata, &plain)?;
         (Some(net), Some(loss))
     } else {
         (None, None)
@@ -392,7 +409,7 @@ pub fn sample(
             ..ClassReport::default()
         };
         // Burn-in: max r, then the CE cut-off on the subsampled burn-in fakes.
-        let burn = generate(&generator, c, s.burn_in, &mut rng, &plain)?;
+        let burn = generate(&generator, of_class(c), s.burn_in, &mut rng, &plain)?;
         let burn_view = teacher_view(
             teacher.as_ref(),
             tdata,
@@ -429,7 +446,7 @@ pub fn sample(
                 )));
             }
             let n = s.batch_size;
-            let batch = generate(&generator, c, n, &mut rng, &plain)?;
+            let batch = generate(&generator, of_class(c), n, &mut rng, &plain)?;
             let view = teacher_view(
                 teacher.as_ref(),
                 tdata,
