@@ -251,6 +251,42 @@ fn plane_check_model(rng: &mut Rng, i: usize) -> Vec<u8> {
     }
 }
 
+/// A pointwise model (the DSP kernels' 4×1 path for 1×1 convolutions): one or two 1×1 convs,
+/// `ic` of 16·k (eight groups per pass when a multiple of 32, else four), `oc` of 4·k, every
+/// activation (clamped or not), any zero points.
+fn pointwise_check_model(rng: &mut Rng, i: usize) -> Vec<u8> {
+    loop {
+        let (h, w) = (rng.int(1, 8) as u16, rng.int(1, 8) as u16);
+        let c = [16u16, 32, 48, 64][i % 4];
+        let zp_in = rng.int(-128, 127) as i8;
+        let mut b = ModelBuilder::new(
+            "pointwise",
+            Shape { h, w, c },
+            q(rng.float(0.01, 0.05), zp_in),
+        );
+        let mut x = b.input();
+        let mut ok = true;
+        for layer in 0..1 + i % 2 {
+            let oc = if layer == 0 {
+                16 * rng.int(1, 3) as u16
+            } else {
+                4 * rng.int(1, 9) as u16
+            };
+            let out_q = q(rng.float(0.02, 0.08), rng.int(-128, 127) as i8);
+            let act = [Activation::None, Activation::Relu, Activation::Relu6][(i + layer) % 3];
+            match conv(&mut b, rng, x, oc, [1, 1], [1, 1], [0; 4], 1, out_q, act) {
+                Some(y) => x = y,
+                None => ok = false,
+            }
+        }
+        if ok {
+            if let Ok(blob) = b.finish() {
+                return blob;
+            }
+        }
+    }
+}
+
 /// A random 1-D CNN (issue 7): a `[1, T, C]` window, one to three conv1d layers (kernel
 /// `[1, k]`, k = 3, 5, 7, 9; stride 1–2; same or random padding; odd channel counts; every
 /// third one depthwise), a `[1, 2]` max pool, and global average pooling + dense at the end.
@@ -1096,6 +1132,18 @@ fn main() {
     for i in 0..8 {
         let blob = pool_check_model(&mut mrng);
         let name = format!("mcheck{i}.tkd");
+        fs::write(out.join(&name), &blob).unwrap();
+        writeln!(
+            code,
+            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
+        )
+        .unwrap();
+    }
+    // Pointwise (1×1) models for the 4×1 path (DSP only: not on the microbit, for its flash).
+    let mut wrng = Rng(0x1_1C4E_C001);
+    for i in 0..if target.starts_with("thumbv6m") { 0 } else { 8 } {
+        let blob = pointwise_check_model(&mut wrng, i);
+        let name = format!("wcheck{i}.tkd");
         fs::write(out.join(&name), &blob).unwrap();
         writeln!(
             code,

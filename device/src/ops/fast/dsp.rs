@@ -52,7 +52,15 @@ fn tail_word(tail: &[u8]) -> u32 {
 
 /// Conv2d with `groups = 1` (any kernel, stride, padding; 1×1 included) via im2col.
 /// `Ok(false)`: not handled here (the caller runs the reference kernel).
-pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8]) -> Result<bool> {
+pub(crate) fn conv2d(
+    op: &Conv2dOp<'_>,
+    x: In<'_>,
+    mut y: Out<'_>,
+    scratch: &mut [u8],
+) -> Result<bool> {
+    if super::pointwise::conv1x1(op, x, y.reborrow(), scratch)? {
+        return Ok(true);
+    }
     let (ih, iw, ic) = (
         usize::from(x.shape.h),
         usize::from(x.shape.w),
