@@ -64,7 +64,9 @@ pub use desc::{
 pub use error::{Error, Result};
 pub use header::{crc32, Header, CRC_LEN, HEADER_LEN, MAGIC, VERSION_MAJOR, VERSION_MINOR};
 pub use norm::{InputNorm, INPUT_NORM_RECORD_LEN};
-pub use quant::{average, quantize_multiplier, requantize, Activation, Quant};
+pub use quant::{
+    average, quantize_multiplier, quantize_multiplier_q32, requantize, Activation, Quant,
+};
 pub use scratch::{scratch_len, IM2COL_COLUMNS};
 pub use validate::validate;
 

@@ -84,6 +84,52 @@ pub fn quantize_multiplier(real: f64) -> (i32, i32) {
     (q as i32, shift)
 }
 
+/// Encodes a positive real factor like [`quantize_multiplier`], but with the factor rounded to a
+/// multiple of `2^-32` instead of to 31 significant bits, whenever that leaves the multiplier in
+/// `[2^30, 2^31)`: for a factor below `0.25` (`shift ≤ −2`) the multiplier is then a multiple of
+/// `2^hs`, `hs = −1 − shift`, and `requantize(acc, m, shift)` equals
+/// `⌊(acc · (m >> hs) + 2^31) / 2^32⌋` — one `SMMLAR` on a Cortex-M4, with the output zero point
+/// in its accumulate operand (SPEC §4). The pair is an ordinary `(multiplier, shift)`; every
+/// reader applies it with [`requantize`] as before.
+///
+/// The cost is precision: the factor's absolute error is at most `2^-33` (relative `2^-33 /
+/// real`, e.g. `2^-24` for a factor of `2^-9`, a typical int8 layer's), against `2^-32` relative
+/// for [`quantize_multiplier`]; it moves an int8 output only when the exact value lies within
+/// `|acc| · 2^-33` of a rounding boundary. Factors of `0.25` or more, and those whose rounding
+/// would leave the range, are encoded exactly as [`quantize_multiplier`] does.
+///
+/// ```
+/// use tinykd_format::{quantize_multiplier, quantize_multiplier_q32, requantize};
+/// let (m, s) = quantize_multiplier_q32(0.003);
+/// let hs = -1 - s;
+/// assert_eq!(m % (1 << hs), 0);
+/// assert_eq!(m as i64 >> hs, (0.003f64 * 2f64.powi(32)).round() as i64);
+/// assert_eq!(quantize_multiplier_q32(0.3), quantize_multiplier(0.3));
+/// for acc in [-100_000, -7, 0, 5, 123_456] {
+///     let smmlar = (acc as i64 * (m as i64 >> hs) + (1 << 31)) >> 32;
+///     assert_eq!(requantize(acc, m, s) as i64, smmlar);
+/// }
+/// ```
+pub fn quantize_multiplier_q32(real: f64) -> (i32, i32) {
+    let (m, s) = quantize_multiplier(real);
+    let hs = -1 - s;
+    if m == 0 || !(1..=30).contains(&hs) {
+        return (m, s);
+    }
+    // As in quantize_multiplier: real = significand · 2^(exponent − 1075), m = round(significand
+    // / 2^22) with shift = exponent − 1022; rounding at 2^-32 instead is round(significand /
+    // 2^(22 + hs)), then scaled back up by 2^hs.
+    let bits = real.to_bits();
+    let significand = (1u64 << 52) | (bits & ((1u64 << 52) - 1));
+    let k = 22 + hs as u32;
+    let q = ((significand + (1u64 << (k - 1))) >> k) << hs;
+    if (1u64 << 30..1u64 << 31).contains(&q) {
+        (q as i32, s)
+    } else {
+        (m, s)
+    }
+}
+
 /// Integer average with the pooling rounding rule: round half away from zero (SPEC §4).
 ///
 /// `count` is the number of valid cells (always ≥ 1 in a validated blob); a `count` ≤ 0 gives 0
@@ -293,6 +339,40 @@ mod tests {
         assert_eq!(quantize_multiplier(f64::NAN), (0, 0));
         assert_eq!(quantize_multiplier(f64::INFINITY), (0, 0));
         assert_eq!(quantize_multiplier(f64::MIN_POSITIVE / 4.0), (0, 0));
+    }
+
+    #[test]
+    fn quantize_multiplier_q32_is_a_smmlar_multiplier() {
+        let mut rng = Rng(12);
+        for _ in 0..100_000 {
+            let e = (rng.next() % 40) as i32 - 36;
+            let frac = 1.0 + (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+            let real = frac * 2f64.powi(e);
+            let (m, s) = quantize_multiplier_q32(real);
+            let (m0, s0) = quantize_multiplier(real);
+            assert_eq!(s, s0, "{real}");
+            let hs = -1 - s;
+            if real >= 0.25 || hs > 30 || m0 == 0 {
+                assert_eq!((m, s), (m0, s0));
+                continue;
+            }
+            assert!((1 << 30..=i32::MAX).contains(&m), "{real} -> {m}");
+            if m != m0 {
+                assert_eq!(m % (1 << hs), 0, "{real}");
+                // Rounded at 2^-32: the absolute error is at most 2^-33.
+                let back = m as f64 * 2f64.powi(s - 31);
+                assert!(
+                    (back - real).abs() <= 2f64.powi(-33) * (1.0 + 1e-9),
+                    "{real}"
+                );
+                let mq = i64::from(m) >> hs;
+                for _ in 0..4 {
+                    let acc = rng.next() as i32;
+                    let smmlar = ((i64::from(acc) * mq + (1 << 31)) >> 32) as i32;
+                    assert_eq!(requantize(acc, m, s), smmlar, "{acc} {m} {s}");
+                }
+            }
+        }
     }
 
     fn frexp(x: f64) -> (f64, i32) {

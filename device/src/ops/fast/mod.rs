@@ -86,6 +86,17 @@ impl Rq {
     }
 }
 
+/// The multiplier for one `SMMLAR` (`⌊(acc·m' + zp·2³² + 2³¹) / 2³²⌋ = zp + requantize(acc, m,
+/// shift)`): `m >> hs` when `hs = −1 − shift` lies in 0..=30 and `m` is a multiple of `2^hs`, as
+/// the exporter writes multipliers (`tinykd_format::quantize_multiplier_q32`). Exact:
+/// `⌊(acc·m' + 2^31)/2^32⌋ = ⌊(acc·m'·2^hs + 2^(31+hs))/2^(32+hs)⌋`, and the sum cannot wrap
+/// (|acc·m'| ≤ 2^62, the result ≤ 2^30 + 128). `None` for any other pair (old blobs, factors of
+/// 0.25 or more): the caller takes a general path.
+pub(crate) fn smmlar_multiplier(m: i32, shift: i8) -> Option<i32> {
+    let hs = -1 - i32::from(shift);
+    ((0..=30).contains(&hs) && m & ((1 << hs) - 1) == 0).then(|| m >> hs)
+}
+
 /// `⌊a·m / 2³²⌋`, the high word of the 64-bit product, from four 16×16-bit products and the
 /// carries of the middle terms: on cores without a 64-bit multiply (Cortex-M0 calls
 /// `__aeabi_lmul`, ~40 instructions) this is about 15. (With the DSP extension `SMMLA` does it.)
