@@ -383,7 +383,7 @@ pub(crate) mod fast {
     fn xor_popcount2(a: &[u32], w0: &[u8], w1: &[u8]) -> (u32, u32) {
         #[cfg(all(target_arch = "arm", tinykd_dsp))]
         if !a.is_empty()
-            && a.len() % 3 == 0
+            && a.len().is_multiple_of(3)
             && a.len() <= 30
             && w0.len() >= 4 * a.len()
             && w1.len() >= 4 * a.len()
@@ -709,7 +709,7 @@ pub(crate) mod fast {
     ) -> bool {
         let n = column.len();
         if n == 0
-            || n % 3 != 0
+            || !n.is_multiple_of(3)
             || n > 30
             || per_out != 4 * n
             || oc == 0
@@ -786,7 +786,7 @@ pub(crate) mod fast {
         let pixels = g.ih * g.iw;
         let per_channel = thr.len() > 1;
         if ic == 0
-            || ic % 32 != 0
+            || !ic.is_multiple_of(32)
             || wc > 4
             || x.len() != pixels * ic
             || packed.len() != pixels * wc

@@ -9,7 +9,7 @@ use crate::error::{need, Result};
 /// Runs one max pool with the given kernels (the DSP one where it applies).
 pub(crate) fn max_pool2d_with(flavor: Flavor, op: &PoolOp, x: In<'_>, y: Out<'_>) -> Result<()> {
     #[cfg(all(target_arch = "arm", tinykd_dsp))]
-    if flavor == Flavor::Dsp && x.shape.c % 4 == 0 {
+    if flavor == Flavor::Dsp && x.shape.c.is_multiple_of(4) {
         return max_pool2d_dsp(op, x, y);
     }
     let _ = flavor;
