@@ -287,6 +287,55 @@ fn pointwise_check_model(rng: &mut Rng, i: usize) -> Vec<u8> {
     }
 }
 
+/// A one-channel 3×3 model (the DSP kernels' path for first layers): padding 0 or 1 per side,
+/// widths up to the band's limit, an even channel count (odd ones take the general path), the
+/// full int8 output range (no activation, or ReLU at output zero point −128), then a second
+/// conv so that the outputs feed on.
+fn one_channel_check_model(rng: &mut Rng, i: usize) -> Vec<u8> {
+    loop {
+        let pad = [0; 4].map(|_| rng.int(0, 1) as u8);
+        let h = rng.int(3, 12) as u16;
+        let w = [3, 9, 28, 40, 124][i % 5];
+        let zp_in = rng.int(-128, 127) as i8;
+        let mut b = ModelBuilder::new(
+            "onech",
+            Shape { h, w, c: 1 },
+            q(rng.float(0.01, 0.05), zp_in),
+        );
+        let x = b.input();
+        let oc = [2u16, 16, 18, 32, 6][(i + 1) % 5] + u16::from(i % 7 == 6);
+        let (act, zp) = if i % 2 == 0 {
+            (Activation::None, rng.int(-128, 127) as i8)
+        } else {
+            (Activation::Relu, -128)
+        };
+        let out_q = q(rng.float(0.02, 0.08), zp);
+        let Some(y) = conv(&mut b, rng, x, oc, [3, 3], [1, 1], pad, 1, out_q, act) else {
+            continue;
+        };
+        let out_q = q(rng.float(0.02, 0.08), rng.int(-128, 127) as i8);
+        if conv(
+            &mut b,
+            rng,
+            y,
+            4,
+            [1, 1],
+            [1, 1],
+            [0; 4],
+            1,
+            out_q,
+            Activation::None,
+        )
+        .is_none()
+        {
+            continue;
+        }
+        if let Ok(blob) = b.finish() {
+            return blob;
+        }
+    }
+}
+
 /// A random 1-D CNN (issue 7): a `[1, T, C]` window, one to three conv1d layers (kernel
 /// `[1, k]`, k = 3, 5, 7, 9; stride 1–2; same or random padding; odd channel counts; every
 /// third one depthwise), a `[1, 2]` max pool, and global average pooling + dense at the end.
@@ -1144,6 +1193,18 @@ fn main() {
     for i in 0..if target.starts_with("thumbv6m") { 0 } else { 8 } {
         let blob = pointwise_check_model(&mut wrng, i);
         let name = format!("wcheck{i}.tkd");
+        fs::write(out.join(&name), &blob).unwrap();
+        writeln!(
+            code,
+            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
+        )
+        .unwrap();
+    }
+    // One-channel 3×3 models (DSP only, as above).
+    let mut orng = Rng(0x0C1_C4EC);
+    for i in 0..if target.starts_with("thumbv6m") { 0 } else { 8 } {
+        let blob = one_channel_check_model(&mut orng, i);
+        let name = format!("ocheck{i}.tkd");
         fs::write(out.join(&name), &blob).unwrap();
         writeln!(
             code,

@@ -58,7 +58,9 @@ pub(crate) fn conv2d(
     mut y: Out<'_>,
     scratch: &mut [u8],
 ) -> Result<bool> {
-    if super::pointwise::conv1x1(op, x, y.reborrow(), scratch)? {
+    if super::pointwise::conv1x1(op, x, y.reborrow(), scratch)?
+        || super::one_channel::conv3x3(op, x, y.reborrow())?
+    {
         return Ok(true);
     }
     let (ih, iw, ic) = (

@@ -21,6 +21,7 @@
 //! the reference kernel instead.
 
 pub(crate) mod dsp;
+pub(crate) mod one_channel;
 pub(crate) mod pointwise;
 pub(crate) mod scalar;
 pub(crate) mod simd;

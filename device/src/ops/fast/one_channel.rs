@@ -1,0 +1,443 @@
+//! 3×3 convolution of a one-channel input (stride 1, padding 0 or 1 per side) on the DSP
+//! extension: the first layer of a grayscale or single-sensor model, output pixel by output
+//! pixel, all channels of a pixel against its window held in registers.
+//!
+//! With one input channel the reduction is only nine taps, so the general path (an im2col of
+//! four pixels, one channel at a time, the taps padded to 12) spends most of its instructions on
+//! per-channel bookkeeping. Here each output row gets a band of the three input rows it reads
+//! (int8, on the stack, the padding as the input zero point); a pixel's window is three `LDR`s
+//! from the band, six `SXTB16` and a `PKHBT` into five registers (`(a0, a2)`, `(b0, b2)`,
+//! `(c0, c2)`, `(a1, b1)` and `c1`, rows a–c), and then every channel costs one record of seven
+//! words (bias with the input zero point folded in, the nine weights as matching int16 pairs,
+//! the `SMMLAR` multiplier) read in two `LDM`s, four `SMLAD` + one `SMLABT`, one `SMMLAR` with
+//! the output zero point as its accumulate operand, `SSAT` and a post-incremented `STRB`: ten
+//! instructions for nine MACs. Requires the multipliers the exporter writes
+//! (`smmlar_multiplier`) and the full int8 output range (no extra clamp); anything else takes
+//! the general path.
+
+use tinykd_format::Conv2dOp;
+
+use super::{simd::pack16, smmlar_multiplier};
+use crate::error::Result;
+use crate::ops::{In, Out};
+
+/// Channels per pass over the pixels (their records live on the stack).
+const CHUNK: usize = 16;
+/// Longest band row: the padded input width plus one byte the window's last `LDR` reads.
+const BAND: usize = 128;
+
+/// The state of [`one_channel_3x3`]: the chunk's channel records, then the per-run fields the
+/// loop reads by offset from the end of the records (`repr(C)`, asserted below).
+#[repr(C)]
+pub(crate) struct OneChannel {
+    /// Channel records, `[bias', (wa0, wa2), (wb0, wb2), (wc0, wc2), (wa1, wb1), (flag, wc1),
+    /// multiplier]`, the chunk's `n` channels in the last `n` slots (so that the state follows
+    /// the last one); `flag` (bottom half) is 1 in the chunk's last channel, which must be the
+    /// second of a pair.
+    pub(crate) rec: [[i32; 7]; CHUNK],
+    /// The current pixel's window in the band (its top-left byte, in the window's top row).
+    pub(crate) x: *const u8,
+    /// Byte offsets (wrapping) from the window's top row to its middle and bottom rows: the
+    /// band is a ring of three rows, each input row written once.
+    pub(crate) off_b: usize,
+    pub(crate) off_c: usize,
+    /// `28 · n`: from the state back to the chunk's first record.
+    pub(crate) rec_bytes: usize,
+    /// Output bytes from a pixel's last channel of the chunk to the next pixel's first.
+    pub(crate) skip: usize,
+    /// The output pointer after the run's last pixel.
+    pub(crate) end: *mut i8,
+}
+
+#[cfg(target_arch = "arm")]
+const _: () = {
+    use core::mem::offset_of;
+    const S: usize = offset_of!(OneChannel, x);
+    assert!(S == 28 * CHUNK && offset_of!(OneChannel, off_b) == S + 4);
+    assert!(offset_of!(OneChannel, off_c) == S + 8 && offset_of!(OneChannel, rec_bytes) == S + 12);
+    assert!(offset_of!(OneChannel, skip) == S + 16 && offset_of!(OneChannel, end) == S + 20);
+};
+
+/// Conv2d 3×3, stride 1, padding ≤ 1 per side, one input channel, an even number of output
+/// channels, full int8 output range and `SMMLAR`-ready multipliers. `Ok(false)`: not handled here
+/// (the caller takes the general path).
+pub(crate) fn conv3x3(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<bool> {
+    let (ih, iw) = (usize::from(x.shape.h), usize::from(x.shape.w));
+    let (oh, ow, oc) = (
+        usize::from(y.shape.h),
+        usize::from(y.shape.w),
+        usize::from(y.shape.c),
+    );
+    let [pt, pl, pb, pr] = op.padding.map(usize::from);
+    let row = iw + pl + pr; // padded band row
+    if op.kernel != [3, 3]
+        || op.stride != [1, 1]
+        || op.groups != 1
+        || x.shape.c != 1
+        || pt > 1
+        || pl > 1
+        || pb > 1
+        || pr > 1
+        || op.act_min != i8::MIN
+        || op.act_max != i8::MAX
+        || oc == 0
+        || !oc.is_multiple_of(2)
+        || row + 1 > BAND
+        || ow + 2 != row
+        || oh + 2 != ih + pt + pb
+        || x.data.len() != ih * iw
+        || y.data.len() != oh * ow * oc
+    {
+        return Ok(false);
+    }
+    let weights = op.weights.bytes();
+    let (bias, _) = op.bias.bytes().as_chunks::<4>();
+    let (mult, _) = op.requant.multipliers.bytes().as_chunks::<4>();
+    let shifts = op.requant.shifts.bytes();
+    if weights.len() != 9 * oc || bias.len() < oc || mult.len() < oc || shifts.len() < oc {
+        return Ok(false);
+    }
+    let zp_in = x.zero_point;
+    let zp_out = i32::from(y.zero_point);
+    let mut band = [zp_in as u8; 3 * BAND];
+    let xb = super::as_bytes(x.data);
+    let y0 = y.data.as_mut_ptr();
+    let mut st = OneChannel {
+        rec: [[0; 7]; CHUNK],
+        x: core::ptr::null(),
+        off_b: 0,
+        off_c: 0,
+        rec_bytes: 0,
+        skip: 0,
+        end: y0,
+    };
+    let mut c0 = 0;
+    while c0 < oc {
+        let n = CHUNK.min(oc - c0);
+        let first = CHUNK - n;
+        for (i, rec) in st.rec.iter_mut().skip(first).enumerate() {
+            let o = c0 + i;
+            let (Some(w), Some(b), Some(m), Some(&s)) = (
+                weights.get(9 * o..9 * o + 9),
+                bias.get(o),
+                mult.get(o),
+                shifts.get(o),
+            ) else {
+                return Ok(false);
+            };
+            let Some(m) = smmlar_multiplier(i32::from_le_bytes(*m), s as i8) else {
+                return Ok(false);
+            };
+            let t = |k: usize| w.get(k).map_or(0, |&v| i32::from(v as i8));
+            let sum: i32 = (0..9).map(t).sum();
+            let flag = i32::from(i + 1 == n);
+            *rec = [
+                i32::from_le_bytes(*b).wrapping_sub(i32::from(zp_in) * sum),
+                pack16(t(0), t(2)) as i32,
+                pack16(t(3), t(5)) as i32,
+                pack16(t(6), t(8)) as i32,
+                pack16(t(1), t(4)) as i32,
+                pack16(flag, t(7)) as i32,
+                m,
+            ];
+        }
+        st.rec_bytes = 28 * n;
+        st.skip = oc - n;
+        for oy in 0..oh {
+            // The ring holds padded rows oy .. oy + 2 (input rows minus pt) in slots j mod 3;
+            // each new row is copied in once, its padding columns keep the zero point.
+            for j in if oy == 0 { 0..3 } else { oy + 2..oy + 3 } {
+                let dst = band.get_mut((j % 3) * BAND + pl..(j % 3) * BAND + pl + iw);
+                let src = j
+                    .checked_sub(pt)
+                    .filter(|&iy| iy < ih)
+                    .and_then(|iy| xb.get(iy * iw..iy * iw + iw));
+                match (src, dst) {
+                    (Some(src), Some(d)) => {
+                        // Word by word (unaligned word access is allowed on these cores);
+                        // `copy_from_slice` calls a byte-wise `memcpy` for these short rows.
+                        let (dw, dt) = d.as_chunks_mut::<4>();
+                        let (sw, st) = src.as_chunks::<4>();
+                        for (d, s) in dw.iter_mut().zip(sw) {
+                            *d = u32::from_ne_bytes(*s).to_ne_bytes();
+                        }
+                        dt.copy_from_slice(st);
+                    }
+                    (None, Some(d)) => d.fill(zp_in as u8),
+                    (_, None) => return Ok(false),
+                }
+            }
+            let slot = |j: usize| (j % 3) * BAND;
+            st.x = band.as_ptr().wrapping_add(slot(oy));
+            st.off_b = slot(oy + 1).wrapping_sub(slot(oy));
+            st.off_c = slot(oy + 2).wrapping_sub(slot(oy));
+            let out = y0.wrapping_add(oy * ow * oc + c0);
+            st.end = out.wrapping_add(ow * oc);
+            // SAFETY: `ow ≥ 1` pixels: pixel ox reads band bytes ox .. ox + 3 of each of the three
+            // ring slots (ox + 3 ≤ ow + 2 = row < BAND), writes outputs out + ox·oc .. + n (inside
+            // y.data: (oy·ow + ox)·oc + c0 + n ≤ oh·ow·oc); the chunk's n records (n even, the
+            // last flagged) sit right before the state's run fields.
+            unsafe { one_channel_3x3(&mut st, out, zp_out) };
+        }
+        c0 += n;
+    }
+    Ok(true)
+}
+
+#[cfg(tinykd_dsp)]
+use imp_dsp::one_channel_3x3;
+#[cfg(not(tinykd_dsp))]
+use imp_portable::one_channel_3x3;
+
+#[cfg(tinykd_dsp)]
+mod imp_dsp {
+    use core::arch::asm;
+
+    use super::OneChannel;
+
+    /// One channel of a pixel (see the module docs): 10 instructions, 9 MACs.
+    macro_rules! channel {
+        () => {
+            concat!(
+                "ldm r11!, {{r5, r8, r9, r10}}\n",
+                "smlad r5, r0, r8, r5\n",
+                "smlad r5, r1, r9, r5\n",
+                "smlad r5, r2, r10, r5\n",
+                "ldm r11!, {{r8, r9, r10}}\n",
+                "smlad r5, r3, r8, r5\n",
+                "smlabt r5, r4, r9, r5\n",
+                "smmlar r5, r5, r10, lr\n",
+                "ssat r5, #8, r5\n",
+                "strb r5, [r12], #1\n",
+            )
+        };
+    }
+
+    /// A run of output pixels (one output row) for one chunk of channels.
+    ///
+    /// # Safety
+    /// As `conv3x3` sets it up: `st.x` the run's first window in a band of three rows (the
+    /// others at `st.x + off_b`, `st.x + off_c`, wrapping), each readable for `pixels + 3` bytes; the chunk's records
+    /// directly before the run fields (`rec_bytes` bytes, an even count of channels, the last
+    /// flagged); `y` .. `st.end` the run's outputs, `n` per pixel then `skip`, writable.
+    #[inline(never)]
+    pub(crate) unsafe fn one_channel_3x3(st: &mut OneChannel, y: *mut i8, zp: i32) {
+        let run: *mut *const u8 = &mut st.x;
+        // SAFETY: the caller guarantees every address read or written; `st` is an exclusive
+        // borrow, its run fields read and written through `run` at the offsets asserted next to
+        // `OneChannel`, its records read. Only the declared registers are written; no stack.
+        unsafe {
+            asm!(
+                "1:",
+                "ldm r11, {{r8, r9, r10}}",
+                "ldr r0, [r8]",
+                "ldr r1, [r8, r9]",
+                "ldr r2, [r8, r10]",
+                "adds r8, r8, #1",
+                "str r8, [r11]",
+                "ldr r10, [r11, #12]",
+                "sub r11, r11, r10",
+                "sxtb16 r3, r0, ror #8",
+                "sxtb16 r0, r0",
+                "sxtb16 r4, r1, ror #8",
+                "sxtb16 r1, r1",
+                "pkhbt r3, r3, r4, lsl #16",
+                "sxtb16 r4, r2, ror #8",
+                "sxtb16 r2, r2",
+                "2:",
+                channel!(),
+                channel!(),
+                "tst r9, #1",
+                "beq 2b",
+                "ldrd r8, r9, [r11, #16]",
+                "add r12, r12, r8",
+                "cmp r12, r9",
+                "bne 1b",
+                inout("r11") run => _,
+                inout("r12") y => _,
+                in("lr") zp,
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                options(nostack),
+            );
+        }
+    }
+}
+
+#[cfg(not(tinykd_dsp))]
+mod imp_portable {
+    use super::super::simd::{smlad, sxtb16, sxtb16_ror8};
+    use super::OneChannel;
+
+    /// Stand-in for the Arm loop (same contract and arithmetic).
+    ///
+    /// # Safety
+    /// As the Arm version.
+    pub(crate) unsafe fn one_channel_3x3(st: &mut OneChannel, mut y: *mut i8, zp: i32) {
+        let n = st.rec_bytes / 28;
+        let first = st.rec.len() - n;
+        // SAFETY (whole body): within the ranges the caller guarantees.
+        unsafe {
+            while y != st.end {
+                let word = |p: *const u8| core::ptr::read_unaligned(p.cast::<u32>());
+                let (a, b, c) = (
+                    word(st.x),
+                    word(st.x.wrapping_add(st.off_b)),
+                    word(st.x.wrapping_add(st.off_c)),
+                );
+                st.x = st.x.add(1);
+                let (a1, b1) = (sxtb16_ror8(a), sxtb16_ror8(b));
+                let p = [
+                    sxtb16(a),
+                    sxtb16(b),
+                    sxtb16(c),
+                    (a1 & 0xFFFF) | (b1 << 16),
+                    sxtb16_ror8(c),
+                ];
+                for r in st.rec.iter().skip(first) {
+                    let mut acc = r[0];
+                    for (&pv, &wv) in p.iter().zip(&r[1..5]) {
+                        acc = smlad(pv, wv as u32, acc);
+                    }
+                    acc += i32::from(p[4] as u16 as i16) * (r[5] >> 16);
+                    let v = (i64::from(acc) * i64::from(r[6]) + (i64::from(zp) << 32) + (1 << 31))
+                        >> 32;
+                    *y = (v as i32).clamp(-128, 127) as i8;
+                    y = y.add(1);
+                }
+                y = y.add(st.skip);
+            }
+        }
+    }
+}
+
+/// The one-channel path against the reference kernel on random 3×3 convolutions it takes (every
+/// padding of 0 or 1 per side, widths up to the band's limit, extreme inputs and weights, zero
+/// points) and on some it must refuse.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testutil::*;
+    use crate::ops::{conv2d_with, Flavor};
+    use std::vec::Vec;
+    use tinykd_format::{quantize_multiplier_q32, scratch_len, I8s, LeI32s, Op, Requant, Shape};
+
+    #[test]
+    fn one_channel_matches_reference() {
+        let mut rng = Rng(0x0C1_33);
+        let mut taken = 0;
+        for i in 0..300 {
+            let padding = [0; 4].map(|_| rng.range(0, 1) as u8);
+            let (h, w) = (
+                rng.range(3, 12) as u16,
+                [3, 4, 7, 28, 125, 126][i % 6] as u16,
+            );
+            let oc = [2, 4, 16, 18, 32, 6, 3][i % 7] as u16;
+            let ins = Shape { h, w, c: 1 };
+            let outs = Shape {
+                h: h + u16::from(padding[0] + padding[2]) - 2,
+                w: w + u16::from(padding[1] + padding[3]) - 2,
+                c: oc,
+            };
+            let x: Vec<i8> = match i % 5 {
+                0 => std::vec![-128; ins.elements() as usize],
+                1 => std::vec![127; ins.elements() as usize],
+                _ => rng.i8s(ins.elements() as usize),
+            };
+            let wts: Vec<u8> = match i % 9 {
+                0 => std::vec![127u8; 9 * oc as usize],
+                1 => std::vec![(-127i8) as u8; 9 * oc as usize],
+                _ => rng.weights(9 * oc as usize),
+            };
+            let bias: Vec<i32> = (0..oc)
+                .map(|_| rng.range(-200_000, 200_000) as i32)
+                .collect();
+            let bias_b = le_i32(&bias);
+            let (m, s) = if i % 13 == 12 {
+                requant(&mut rng, oc as usize, (-20, -2))
+            } else {
+                let mut m = Vec::new();
+                let mut s = Vec::new();
+                for _ in 0..oc {
+                    let real =
+                        rng.range(1, 1 << 20) as f64 * 2f64.powi(-(rng.range(26, 40) as i32));
+                    let (mq, sq) = quantize_multiplier_q32(real);
+                    m.extend_from_slice(&mq.to_le_bytes());
+                    s.push(sq as i8 as u8);
+                }
+                (m, s)
+            };
+            let zp_in = [-128, 127, 0, 5][i % 4] as i8;
+            let zp_out = rng.range(-128, 127) as i8;
+            let act = if i % 10 == 9 { (0, 100) } else { (-128, 127) };
+            let op = Conv2dOp {
+                input: 0,
+                kernel: [3, 3],
+                stride: [1, 1],
+                padding,
+                groups: 1,
+                weights: I8s(&wts),
+                bias: LeI32s(&bias_b),
+                requant: Requant {
+                    multipliers: LeI32s(&m),
+                    shifts: I8s(&s),
+                },
+                act_min: act.0,
+                act_max: act.1,
+            };
+            let len = scratch_len(&Op::Conv2d(op), ins, outs) as usize;
+            let mut sc = std::vec![0u32; len.div_ceil(4) + 1];
+            let sb = unsafe { core::slice::from_raw_parts_mut(sc.as_mut_ptr().cast::<u8>(), len) };
+            let input = In {
+                data: &x,
+                shape: ins,
+                zero_point: zp_in,
+            };
+            let mut want = std::vec![0i8; outs.elements() as usize];
+            let o = Out {
+                data: &mut want,
+                shape: outs,
+                zero_point: zp_out,
+            };
+            conv2d_with(Flavor::Portable, &op, input, o, Some(&mut *sb)).unwrap();
+            let mut dsp = std::vec![0i8; outs.elements() as usize];
+            let o = Out {
+                data: &mut dsp,
+                shape: outs,
+                zero_point: zp_out,
+            };
+            conv2d_with(Flavor::Dsp, &op, input, o, Some(&mut *sb)).unwrap();
+            assert_eq!(dsp, want, "{ins:?} {outs:?} {op:?}");
+            let mut y = std::vec![0i8; outs.elements() as usize];
+            let o = Out {
+                data: &mut y,
+                shape: outs,
+                zero_point: zp_out,
+            };
+            let eligible = oc % 2 == 0
+                && act == (-128, 127)
+                && w + u16::from(padding[1] + padding[3]) < 128
+                && m.chunks_exact(4).zip(&s).all(|(m, &v)| {
+                    let m = i32::from_le_bytes(m.try_into().unwrap());
+                    smmlar_multiplier(m, v as i8).is_some()
+                });
+            assert_eq!(
+                conv3x3(&op, input, o).unwrap(),
+                eligible,
+                "{ins:?} {outs:?}"
+            );
+            if eligible {
+                assert_eq!(y, want);
+                taken += 1;
+            }
+        }
+        assert!(taken > 120, "{taken}");
+    }
+}
