@@ -304,7 +304,7 @@ fn one_channel_check_model(rng: &mut Rng, i: usize) -> Vec<u8> {
         );
         let x = b.input();
         let oc = [2u16, 16, 18, 32, 6][(i + 1) % 5] + u16::from(i % 7 == 6);
-        let (act, zp) = if i % 2 == 0 {
+        let (act, zp) = if i.is_multiple_of(2) {
             (Activation::None, rng.int(-128, 127) as i8)
         } else {
             (Activation::Relu, -128)
