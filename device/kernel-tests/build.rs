@@ -287,7 +287,8 @@ fn pointwise_check_model(rng: &mut Rng, i: usize) -> Vec<u8> {
     }
 }
 
-/// A one-channel 3×3 model (the DSP kernels' path for first layers): padding 0 or 1 per side,
+/// A one-channel 3×3 model (the DSP kernels' path for first layers): stride 1 or 2, padding 0 or
+/// 1 per side,
 /// widths up to the band's limit, an even channel count (odd ones take the general path), the
 /// full int8 output range (no activation, or ReLU at output zero point −128), then a second
 /// conv so that the outputs feed on.
@@ -310,7 +311,8 @@ fn one_channel_check_model(rng: &mut Rng, i: usize) -> Vec<u8> {
             (Activation::Relu, -128)
         };
         let out_q = q(rng.float(0.02, 0.08), zp);
-        let Some(y) = conv(&mut b, rng, x, oc, [3, 3], [1, 1], pad, 1, out_q, act) else {
+        let stride = [1u8, 2][i % 2];
+        let Some(y) = conv(&mut b, rng, x, oc, [3, 3], [stride; 2], pad, 1, out_q, act) else {
             continue;
         };
         let out_q = q(rng.float(0.02, 0.08), rng.int(-128, 127) as i8);

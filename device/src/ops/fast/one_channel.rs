@@ -1,4 +1,4 @@
-//! 3×3 convolution of a one-channel input (stride 1, padding 0 or 1 per side) on the DSP
+//! 3×3 convolution of a one-channel input (stride 1 or 2, padding 0 or 1 per side) on the DSP
 //! extension: the first layer of a grayscale or single-sensor model, output pixel by output
 //! pixel, all channels of a pixel against its window held in registers.
 //!
@@ -58,7 +58,7 @@ const _: () = {
     assert!(offset_of!(OneChannel, skip) == S + 16 && offset_of!(OneChannel, end) == S + 20);
 };
 
-/// Conv2d 3×3, stride 1, padding ≤ 1 per side, one input channel, an even number of output
+/// Conv2d 3×3, stride 1 or 2, padding ≤ 1 per side, one input channel, an even number of output
 /// channels, full int8 output range and `SMMLAR`-ready multipliers. `Ok(false)`: not handled here
 /// (the caller takes the general path).
 pub(crate) fn conv3x3(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<bool> {
@@ -70,8 +70,9 @@ pub(crate) fn conv3x3(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<bool> 
     );
     let [pt, pl, pb, pr] = op.padding.map(usize::from);
     let row = iw + pl + pr; // padded band row
+    let step = usize::from(op.stride[0]);
     if op.kernel != [3, 3]
-        || op.stride != [1, 1]
+        || !(op.stride == [1, 1] || op.stride == [2, 2])
         || op.groups != 1
         || x.shape.c != 1
         || pt > 1
@@ -83,8 +84,10 @@ pub(crate) fn conv3x3(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<bool> 
         || oc == 0
         || !oc.is_multiple_of(2)
         || row + 1 > BAND
-        || ow + 2 != row
-        || oh + 2 != ih + pt + pb
+        || row < 3
+        || ih + pt + pb < 3
+        || ow != (row - 3) / step + 1
+        || oh != (ih + pt + pb - 3) / step + 1
         || x.data.len() != ih * iw
         || y.data.len() != oh * ow * oc
     {
@@ -144,9 +147,14 @@ pub(crate) fn conv3x3(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<bool> 
         st.rec_bytes = 28 * n;
         st.skip = oc - n;
         for oy in 0..oh {
-            // The ring holds padded rows oy .. oy + 2 (input rows minus pt) in slots j mod 3;
+            // The ring holds padded rows s·oy .. s·oy + 2 (input rows minus pt) in slots j mod 3;
             // each new row is copied in once, its padding columns keep the zero point.
-            for j in if oy == 0 { 0..3 } else { oy + 2..oy + 3 } {
+            let top = step * oy;
+            for j in if oy == 0 {
+                0..3
+            } else {
+                top + 3 - step..top + 3
+            } {
                 let dst = band.get_mut((j % 3) * BAND + pl..(j % 3) * BAND + pl + iw);
                 let src = j
                     .checked_sub(pt)
@@ -168,16 +176,22 @@ pub(crate) fn conv3x3(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<bool> 
                 }
             }
             let slot = |j: usize| (j % 3) * BAND;
-            st.x = band.as_ptr().wrapping_add(slot(oy));
-            st.off_b = slot(oy + 1).wrapping_sub(slot(oy));
-            st.off_c = slot(oy + 2).wrapping_sub(slot(oy));
+            st.x = band.as_ptr().wrapping_add(slot(top));
+            st.off_b = slot(top + 1).wrapping_sub(slot(top));
+            st.off_c = slot(top + 2).wrapping_sub(slot(top));
             let out = y0.wrapping_add(oy * ow * oc + c0);
             st.end = out.wrapping_add(ow * oc);
-            // SAFETY: `ow ≥ 1` pixels: pixel ox reads band bytes ox .. ox + 3 of each of the three
-            // ring slots (ox + 3 ≤ ow + 2 = row < BAND), writes outputs out + ox·oc .. + n (inside
+            // SAFETY: `ow ≥ 1` pixels: pixel ox reads band bytes s·ox .. s·ox + 3 of each of the
+            // three ring slots (s·(ow − 1) + 3 ≤ row < BAND), writes outputs out + ox·oc .. + n (inside
             // y.data: (oy·ow + ox)·oc + c0 + n ≤ oh·ow·oc); the chunk's n records (n even, the
             // last flagged) sit right before the state's run fields.
-            unsafe { one_channel_3x3(&mut st, out, zp_out) };
+            unsafe {
+                if step == 1 {
+                    one_channel_3x3(&mut st, out, zp_out);
+                } else {
+                    one_channel_3x3_s2(&mut st, out, zp_out);
+                }
+            }
         }
         c0 += n;
     }
@@ -185,9 +199,9 @@ pub(crate) fn conv3x3(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<bool> 
 }
 
 #[cfg(tinykd_dsp)]
-use imp_dsp::one_channel_3x3;
+use imp_dsp::{one_channel_3x3, one_channel_3x3_s2};
 #[cfg(not(tinykd_dsp))]
-use imp_portable::one_channel_3x3;
+use imp_portable::{one_channel_3x3, one_channel_3x3_s2};
 
 #[cfg(tinykd_dsp)]
 mod imp_dsp {
@@ -213,27 +227,16 @@ mod imp_dsp {
         };
     }
 
-    /// A run of output pixels (one output row) for one chunk of channels.
-    ///
-    /// # Safety
-    /// As `conv3x3` sets it up: `st.x` the run's first window in a band of three rows (the
-    /// others at `st.x + off_b`, `st.x + off_c`, wrapping), each readable for `pixels + 3` bytes; the chunk's records
-    /// directly before the run fields (`rec_bytes` bytes, an even count of channels, the last
-    /// flagged); `y` .. `st.end` the run's outputs, `n` per pixel then `skip`, writable.
-    #[inline(never)]
-    pub(crate) unsafe fn one_channel_3x3(st: &mut OneChannel, y: *mut i8, zp: i32) {
-        let run: *mut *const u8 = &mut st.x;
-        // SAFETY: the caller guarantees every address read or written; `st` is an exclusive
-        // borrow, its run fields read and written through `run` at the offsets asserted next to
-        // `OneChannel`, its records read. Only the declared registers are written; no stack.
-        unsafe {
+    /// The pixel loop; `$step` advances the window to the next pixel (the stride).
+    macro_rules! run_asm {
+        ($run:expr, $y:expr, $zp:expr, $step:literal) => {
             asm!(
                 "1:",
                 "ldm r11, {{r8, r9, r10}}",
                 "ldr r0, [r8]",
                 "ldr r1, [r8, r9]",
                 "ldr r2, [r8, r10]",
-                "adds r8, r8, #1",
+                $step,
                 "str r8, [r11]",
                 "ldr r10, [r11, #12]",
                 "sub r11, r11, r10",
@@ -253,9 +256,9 @@ mod imp_dsp {
                 "add r12, r12, r8",
                 "cmp r12, r9",
                 "bne 1b",
-                inout("r11") run => _,
-                inout("r12") y => _,
-                in("lr") zp,
+                inout("r11") $run => _,
+                inout("r12") $y => _,
+                in("lr") $zp,
                 out("r0") _,
                 out("r1") _,
                 out("r2") _,
@@ -266,8 +269,36 @@ mod imp_dsp {
                 out("r9") _,
                 out("r10") _,
                 options(nostack),
-            );
-        }
+            )
+        };
+    }
+
+    /// A run of output pixels (one output row) for one chunk of channels, stride 1.
+    ///
+    /// # Safety
+    /// As `conv3x3` sets it up: `st.x` the run's first window in a band of three rows (the
+    /// others at `st.x + off_b`, `st.x + off_c`, wrapping), each readable for `s·(pixels − 1) + 4`
+    /// bytes; the chunk's records directly before the run fields (`rec_bytes` bytes, an even
+    /// count of channels, the last flagged); `y` .. `st.end` the run's outputs, `n` per pixel
+    /// then `skip`, writable.
+    #[inline(never)]
+    pub(crate) unsafe fn one_channel_3x3(st: &mut OneChannel, y: *mut i8, zp: i32) {
+        let run: *mut *const u8 = &mut st.x;
+        // SAFETY: the caller guarantees every address read or written; `st` is an exclusive
+        // borrow, its run fields read and written through `run` at the offsets asserted next to
+        // `OneChannel`, its records read. Only the declared registers are written; no stack.
+        unsafe { run_asm!(run, y, zp, "adds r8, r8, #1") }
+    }
+
+    /// As [`one_channel_3x3`], stride 2.
+    ///
+    /// # Safety
+    /// As [`one_channel_3x3`].
+    #[inline(never)]
+    pub(crate) unsafe fn one_channel_3x3_s2(st: &mut OneChannel, y: *mut i8, zp: i32) {
+        let run: *mut *const u8 = &mut st.x;
+        // SAFETY: as `one_channel_3x3`.
+        unsafe { run_asm!(run, y, zp, "adds r8, r8, #2") }
     }
 }
 
@@ -280,7 +311,21 @@ mod imp_portable {
     ///
     /// # Safety
     /// As the Arm version.
-    pub(crate) unsafe fn one_channel_3x3(st: &mut OneChannel, mut y: *mut i8, zp: i32) {
+    pub(crate) unsafe fn one_channel_3x3(st: &mut OneChannel, y: *mut i8, zp: i32) {
+        // SAFETY: as the caller guarantees.
+        unsafe { run(st, y, zp, 1) }
+    }
+
+    /// Stand-in for the Arm loop, stride 2.
+    ///
+    /// # Safety
+    /// As the Arm version.
+    pub(crate) unsafe fn one_channel_3x3_s2(st: &mut OneChannel, y: *mut i8, zp: i32) {
+        // SAFETY: as the caller guarantees.
+        unsafe { run(st, y, zp, 2) }
+    }
+
+    unsafe fn run(st: &mut OneChannel, mut y: *mut i8, zp: i32, step: usize) {
         let n = st.rec_bytes / 28;
         let first = st.rec.len() - n;
         // SAFETY (whole body): within the ranges the caller guarantees.
@@ -292,7 +337,7 @@ mod imp_portable {
                     word(st.x.wrapping_add(st.off_b)),
                     word(st.x.wrapping_add(st.off_c)),
                 );
-                st.x = st.x.add(1);
+                st.x = st.x.add(step);
                 let (a1, b1) = (sxtb16_ror8(a), sxtb16_ror8(b));
                 let p = [
                     sxtb16(a),
@@ -319,7 +364,7 @@ mod imp_portable {
 }
 
 /// The one-channel path against the reference kernel on random 3×3 convolutions it takes (every
-/// padding of 0 or 1 per side, widths up to the band's limit, extreme inputs and weights, zero
+/// padding of 0 or 1 per side, strides 1 and 2, widths up to the band's limit, extreme inputs and weights, zero
 /// points) and on some it must refuse.
 #[cfg(test)]
 mod tests {
@@ -335,6 +380,7 @@ mod tests {
         let mut taken = 0;
         for i in 0..300 {
             let padding = [0; 4].map(|_| rng.range(0, 1) as u8);
+            let step = if i % 3 == 2 { 2u16 } else { 1 };
             let (h, w) = (
                 rng.range(3, 12) as u16,
                 [3, 4, 7, 28, 125, 126][i % 6] as u16,
@@ -342,8 +388,8 @@ mod tests {
             let oc = [2, 4, 16, 18, 32, 6, 3][i % 7] as u16;
             let ins = Shape { h, w, c: 1 };
             let outs = Shape {
-                h: h + u16::from(padding[0] + padding[2]) - 2,
-                w: w + u16::from(padding[1] + padding[3]) - 2,
+                h: (h + u16::from(padding[0] + padding[2]) - 3) / step + 1,
+                w: (w + u16::from(padding[1] + padding[3]) - 3) / step + 1,
                 c: oc,
             };
             let x: Vec<i8> = match i % 5 {
@@ -380,7 +426,7 @@ mod tests {
             let op = Conv2dOp {
                 input: 0,
                 kernel: [3, 3],
-                stride: [1, 1],
+                stride: [step as u8; 2],
                 padding,
                 groups: 1,
                 weights: I8s(&wts),
