@@ -21,7 +21,9 @@
 //! the reference kernel instead.
 
 pub(crate) mod dsp;
+#[cfg(any(tinykd_dsp, not(target_arch = "arm")))]
 pub(crate) mod one_channel;
+#[cfg(any(tinykd_dsp, not(target_arch = "arm")))]
 pub(crate) mod pointwise;
 pub(crate) mod scalar;
 pub(crate) mod simd;
@@ -93,6 +95,7 @@ impl Rq {
 /// `⌊(acc·m' + 2^31)/2^32⌋ = ⌊(acc·m'·2^hs + 2^(31+hs))/2^(32+hs)⌋`, and the sum cannot wrap
 /// (|acc·m'| ≤ 2^62, the result ≤ 2^30 + 128). `None` for any other pair (old blobs, factors of
 /// 0.25 or more): the caller takes a general path.
+#[cfg(any(tinykd_dsp, not(target_arch = "arm")))]
 pub(crate) fn smmlar_multiplier(m: i32, shift: i8) -> Option<i32> {
     let hs = -1 - i32::from(shift);
     ((0..=30).contains(&hs) && m & ((1 << hs) - 1) == 0).then(|| m >> hs)
