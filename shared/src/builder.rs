@@ -37,8 +37,9 @@ use crate::desc::BodyHead;
 use crate::validate::window_out;
 use crate::{
     quantize_multiplier, scratch_len, validate, Activation, AddOp, BinaryConv2dOp, BinaryDenseOp,
-    BinaryOutput, Bits, Conv2dOp, DenseOp, Error, Header, I8s, Layout, LeI32s, Op, OpKind, PoolOp,
-    Quant, Requant, Shape, TensorDesc, TensorId, MAX_NAME_LEN, MAX_TENSORS, MAX_TENSOR_LEN,
+    BinaryOutput, Bits, Conv2dOp, DenseOp, DensePairedOp, Error, Header, I8s, Layout, LeI32s, Op,
+    OpKind, PoolOp, Quant, Requant, Shape, TensorDesc, TensorId, MAX_NAME_LEN, MAX_TENSORS,
+    MAX_TENSOR_LEN,
 };
 
 /// A 2-D convolution to add (dense, grouped, depthwise or 1×1).
@@ -593,6 +594,59 @@ impl ModelBuilder {
             input: x.0,
             weights: I8s(&weights),
             bias: LeI32s(&bias),
+            requant: Requant {
+                multipliers: LeI32s(&multipliers),
+                shifts: I8s(&shifts),
+            },
+            act_min,
+            act_max,
+        });
+        let shape = Shape {
+            h: 1,
+            w: 1,
+            c: spec.out_features,
+        };
+        self.push(kind, &op, shape, spec.output)
+    }
+
+    /// Adds the same fully connected layer as [`ModelBuilder::dense`] with its weights in the
+    /// paired layout (format 1.5, SPEC §3.4): the input zero point folded into the bias, the
+    /// odd-weight terms of every row and chunk computed here. Same checks and results.
+    pub fn dense_paired(&mut self, x: TensorId, spec: DenseSpec) -> Built<TensorId> {
+        let kind = OpKind::DensePaired;
+        let (xs, xq) = self.tensor(kind, x)?;
+        let cout = usize::from(spec.out_features);
+        let terms = xs.elements();
+        self.check_params(
+            kind,
+            &spec.weights,
+            cout as u64 * terms,
+            &spec.bias,
+            cout,
+            terms,
+        )?;
+        let (multipliers, shifts) =
+            self.requant(kind, cout, xq.scale, &spec.weight_scales, spec.output)?;
+        let (act_min, act_max) = spec.output.activation_range(spec.activation);
+        let k = usize::try_from(terms).map_err(|_| self.err(kind, BuildFault::TensorTooLarge))?;
+        let (weights, odd_terms) = crate::pair_weights(&spec.weights, cout, k)
+            .ok_or_else(|| self.err(kind, BuildFault::WeightOutOfRange))?;
+        // `b − zp_in·Σw`: within i32 because `|b| + in·255·128` is (checked above).
+        let zp = i64::from(xq.zero_point);
+        let bias: Vec<u8> = spec
+            .bias
+            .iter()
+            .zip(spec.weights.chunks(k.max(1)))
+            .flat_map(|(&b, row)| {
+                let sum: i64 = row.iter().map(|&w| i64::from(w)).sum();
+                ((i64::from(b) - zp * sum) as i32).to_le_bytes()
+            })
+            .collect();
+        let op = Op::DensePaired(DensePairedOp {
+            input: x.0,
+            weights: I8s(&weights),
+            bias: LeI32s(&bias),
+            odd_terms: LeI32s(&odd_terms),
             requant: Requant {
                 multipliers: LeI32s(&multipliers),
                 shifts: I8s(&shifts),
