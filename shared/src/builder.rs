@@ -644,6 +644,7 @@ impl ModelBuilder {
             .collect();
         let op = Op::DensePaired(DensePairedOp {
             input: x.0,
+            pad: I8s(&[]), // set when the blob is encoded (`align_paired`)
             weights: I8s(&weights),
             bias: LeI32s(&bias),
             odd_terms: LeI32s(&odd_terms),
@@ -1291,7 +1292,8 @@ fn encode_parts(
     let mut body = postcard::to_extend(&head, Vec::new())?;
     let count = u32::try_from(op_count).map_err(|_| Error::OpBadCount)?;
     body = postcard::to_extend(&count, body)?;
-    body.extend_from_slice(op_bytes);
+    let op_bytes = align_paired(crate::HEADER_LEN + body.len(), op_bytes, op_count)?;
+    body.extend_from_slice(&op_bytes);
     let minor = match (scratch, binary) {
         (Some(offsets), _) => {
             let table: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
@@ -1331,6 +1333,41 @@ fn encode_parts(
     let crc = crate::crc32(&blob);
     blob.extend_from_slice(&crc.to_le_bytes());
     Ok(blob)
+}
+
+/// The encoded ops (`count` of them, starting `at` bytes into the blob) with each
+/// `DensePaired`'s `pad` set so that its weights start 4-aligned from the blob's start
+/// (SPEC §3.4); the other ops' bytes unchanged.
+fn align_paired(at: usize, op_bytes: &[u8], count: usize) -> crate::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(op_bytes.len() + 3 * count);
+    let mut rest = op_bytes;
+    for _ in 0..count {
+        let (op, tail) = postcard::take_from_bytes::<Op<'_>>(rest)?;
+        let raw = rest
+            .get(..rest.len() - tail.len())
+            .ok_or(Error::BodyTruncated)?;
+        rest = tail;
+        let Op::DensePaired(d) = op else {
+            out.extend_from_slice(raw);
+            continue;
+        };
+        // Where the weights land with no padding (the pad's length byte stays one byte).
+        let plain = postcard::to_extend(
+            &Op::DensePaired(DensePairedOp { pad: I8s(&[]), ..d }),
+            Vec::new(),
+        )?;
+        let offset = match postcard::from_bytes::<Op<'_>>(&plain)? {
+            Op::DensePaired(p) => p.weights.bytes().as_ptr() as usize - plain.as_ptr() as usize,
+            _ => 0,
+        };
+        let zeros = [0u8; 3];
+        let pad = zeros
+            .get(..(4 - (at + out.len() + offset) % 4) % 4)
+            .unwrap_or(&[]);
+        out = postcard::to_extend(&Op::DensePaired(DensePairedOp { pad: I8s(pad), ..d }), out)?;
+    }
+    out.extend_from_slice(rest);
+    Ok(out)
 }
 
 /// Greedy memory plan (TFLM's `GreedyMemoryPlanner`, SPEC §5): buffers by decreasing size, each

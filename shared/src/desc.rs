@@ -257,6 +257,11 @@ pub struct DenseOp<'a> {
 pub struct DensePairedOp<'a> {
     /// Input tensor id.
     pub input: u16,
+    /// 0–3 zero bytes, chosen by the writer so that `weights` starts 4-aligned from the start of
+    /// the blob: a blob loaded at a 4-aligned address then lets the kernel read two weight words
+    /// with one `LDRD` (it checks the address, and reads word by word otherwise).
+    #[serde(borrow)]
+    pub pad: I8s<'a>,
     /// `out · ⌈in/4⌉ · 4` bytes: rows in blocks of 4, 2, 1 (`crate::paired_block`), each block
     /// group by group; per group of four the even weights `+ 128`, the odd ones as int8.
     #[serde(borrow)]

@@ -413,6 +413,9 @@ fn check_dense_paired(d: &DensePairedOp<'_>, x: &TensorDesc, out: &TensorDesc) -
     if out.shape.h != 1 || out.shape.w != 1 {
         return Err(Error::OpShapeMismatch);
     }
+    if d.pad.len() > 3 || d.pad.bytes().iter().any(|&b| b != 0) {
+        return Err(Error::OpBadPairedWeight);
+    }
     let rows = usize::from(out.shape.c);
     let k = usize::try_from(x.shape.elements()).map_err(|_| Error::OpBadWeightsLength)?;
     let bytes = d.weights.bytes();
@@ -1388,6 +1391,15 @@ mod tests {
         let last = 6 * 130 * 4 + 129 * 4;
         assert_eq!(paired_edited(|w, _, _| w[last + 1] = 1).map(|_| ()), bad);
         assert_eq!(paired_edited(|w, _, _| w[last + 2] = 129).map(|_| ()), bad);
+        // The writer aligned the weights to 4 from the blob's start.
+        let desc = validate(&blob).unwrap();
+        let Some(Op::DensePaired(d)) = desc.ops().next() else {
+            panic!("op 0 is not a paired dense")
+        };
+        assert_eq!(
+            (d.weights.bytes().as_ptr() as usize - blob.as_ptr() as usize) % 4,
+            0
+        );
         // Changing an even weight keeps the odd terms right: a valid (different) layer.
         assert!(paired_edited(|w, _, _| w[last] = 1).is_ok());
         // An odd weight changes its chunk's term.
