@@ -70,7 +70,7 @@ pub fn paired_weight(bytes: &[u8], rows: usize, k: usize, r: usize, i: usize) ->
         return None;
     }
     let b = *bytes.get(paired_index(rows, paired_groups(k), r, i / 4) + i % 4)?;
-    Some(decode(b, i % 2 == 0))
+    Some(decode(b, i.is_multiple_of(2)))
 }
 
 /// A stored byte as the weight it holds (even positions are biased by 128).
@@ -119,7 +119,7 @@ pub fn pair_weights(
             for j in 0..4 {
                 let i = 4 * g + j;
                 let w = if i < k { *weights.get(r * k + i)? } else { 0 };
-                *bytes.get_mut(at + j)? = if j % 2 == 0 {
+                *bytes.get_mut(at + j)? = if j.is_multiple_of(2) {
                     (i16::from(w) + 128) as u8
                 } else {
                     w as u8
@@ -148,7 +148,7 @@ pub(crate) fn paired_bytes_ok(bytes: &[u8], rows: usize, k: usize) -> bool {
                 return false;
             };
             for (j, &b) in w.iter().enumerate() {
-                let even = j % 2 == 0;
+                let even = j.is_multiple_of(2);
                 let symmetric = if even { b != 0 } else { b != 0x80 };
                 let padding = 4 * g + j >= k;
                 if !symmetric || (padding && decode(b, even) != 0) {

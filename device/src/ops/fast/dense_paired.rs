@@ -1,0 +1,669 @@
+//! Fast kernels of the paired dense (format 1.5, SPEC §3.4; the layout in `tinykd_format`'s
+//! `paired` module).
+//!
+//! Cortex-M4 ([`dsp`]): the raw input is widened once per inference into two words per group of
+//! four values, `O = (x1 − 127, x3 − 127)` and `E = (256·x0 − x1 + 127, 256·x2 − x3 + 127)`
+//! (7 instructions per group, shared by every row), and the sum of each chunk's even inputs. Then
+//! every weight word `W` costs `UXTB16` + 2 `SMLAD` (`SMLAD(W, O) + SMLAD(UXTB16(W), E)`), four
+//! rows of a block sharing one `LDRD` of `(O, E)` and reading their four words with two `LDRD`s:
+//! 15 instructions per 16 MACs. A chunk's accumulator starts at `odd term − 32768·Σ even x`
+//! and ends at `256·Σ x·w` exactly (|Σ x·w| < 2^23 over 512 inputs), added to the row's total
+//! shifted back by 8.
+//!
+//! Cortex-M0 ([`scalar`]): the input widened to int16 once, the weight bytes read as they are
+//! stored (even ones unsigned, `w + 128`; odd ones sign-extended), four rows of a block per
+//! pass, and `128·Σ even x` taken off each row at the end.
+
+use tinykd_format::{
+    paired_block, paired_chunks, paired_groups, DensePairedOp, PAIRED_CHUNK_GROUPS,
+};
+
+use super::simd::{pack16, smlad};
+use super::{halves, words, Rq};
+use crate::error::{need, Result};
+use crate::ops::{In, Out};
+
+/// The input widened for the DSP kernels: `dst[2g..2g + 2] = (O, E)` of group `g` (SPEC §3.4; the
+/// last group zero-padded) and `xneg[c] = −32768 · Σ` of chunk `c`'s even inputs.
+fn widen(x: &[i8], dst: &mut [u32], xneg: &mut [u32]) -> Result<()> {
+    let bytes = super::as_bytes(x);
+    let full = bytes.len() / 4;
+    for (c, neg) in xneg.iter_mut().enumerate() {
+        let g0 = c * PAIRED_CHUNK_GROUPS;
+        let g1 = (g0 + PAIRED_CHUNK_GROUPS).min(paired_groups(bytes.len()));
+        let whole = g1.min(full);
+        let mut even = 0i32;
+        if whole > g0 {
+            let src = need(bytes.get(4 * g0..4 * whole))?;
+            let out = need(dst.get_mut(2 * g0..2 * whole))?;
+            // SAFETY: `src` holds 4·n bytes and `out` 2·n aligned words, n = whole − g0 ≥ 1.
+            let lanes = unsafe { widen_groups(src.as_ptr(), out.as_mut_ptr(), whole - g0) };
+            even = i32::from(lanes as u16 as i16) + i32::from((lanes >> 16) as u16 as i16);
+        }
+        if g1 > whole {
+            // The zero-padded last group.
+            let tail = need(bytes.get(4 * whole..))?;
+            let mut b = [0u8; 4];
+            for (d, s) in b.iter_mut().zip(tail) {
+                *d = *s;
+            }
+            let v = u32::from_le_bytes(b);
+            need(dst.get_mut(2 * whole..2 * whole + 2))?.copy_from_slice(&widen_word(v));
+            let [b0, _, b2, _] = b;
+            even += i32::from(b0 as i8) + i32::from(b2 as i8);
+        }
+        *neg = even.wrapping_mul(-32768) as u32;
+    }
+    Ok(())
+}
+
+/// `(O, E)` of one group of four int8 values `v` (little-endian).
+#[inline(always)]
+fn widen_word(v: u32) -> [u32; 2] {
+    let b = |i: u32| i32::from((v >> (8 * i)) as u8 as i8);
+    [
+        pack16(b(1) - 127, b(3) - 127),
+        pack16(256 * b(0) - b(1) + 127, 256 * b(2) - b(3) + 127),
+    ]
+}
+
+/// Widens `n` whole groups from `x` into `(O, E)` word pairs at `dst`; returns the even inputs'
+/// sums as two int16 lanes (`(Σ x0, Σ x2)`; at most 128 groups: no lane overflows).
+///
+/// # Safety
+/// `x` is readable for `4·n` bytes, `dst` 4-aligned and writable for `2·n` words, `n ≥ 1`.
+#[cfg(tinykd_dsp)]
+#[inline(always)]
+unsafe fn widen_groups(x: *const u8, dst: *mut u32, n: usize) -> u32 {
+    let mut sums: u32 = 0;
+    // SAFETY: reads 4·n bytes from `x` (LDR: unaligned reads are fine on ARMv7-M) and writes
+    // 2·n words to the aligned `dst` (STRD), which the caller guarantees; n ≥ 1, so an odd count
+    // ends at 0 after one group and an even one is ≥ 2 and reaches 0 two groups at a time.
+    unsafe {
+        core::arch::asm!(
+            "tst {n}, #1",
+            "beq 3f",
+            "ldr {v}, [{xp}], #4",
+            "sxtb16 {o}, {v}, ror #8",
+            "ssub16 {o}, {o}, {c127}",
+            "and {e}, {m}, {v}, lsl #8",
+            "ssub16 {e}, {e}, {o}",
+            "sxtab16 {s}, {s}, {v}",
+            "strd {o}, {e}, [{dp}], #8",
+            "subs {n}, {n}, #1",
+            "beq 4f",
+            "3:",
+            "ldr {v}, [{xp}], #4",
+            "sxtb16 {o}, {v}, ror #8",
+            "ssub16 {o}, {o}, {c127}",
+            "and {e}, {m}, {v}, lsl #8",
+            "ssub16 {e}, {e}, {o}",
+            "sxtab16 {s}, {s}, {v}",
+            "strd {o}, {e}, [{dp}], #8",
+            "ldr {v}, [{xp}], #4",
+            "sxtb16 {o}, {v}, ror #8",
+            "ssub16 {o}, {o}, {c127}",
+            "and {e}, {m}, {v}, lsl #8",
+            "ssub16 {e}, {e}, {o}",
+            "sxtab16 {s}, {s}, {v}",
+            "strd {o}, {e}, [{dp}], #8",
+            "subs {n}, {n}, #2",
+            "bne 3b",
+            "4:",
+            xp = inout(reg) x => _,
+            dp = inout(reg) dst => _,
+            n = inout(reg) n => _,
+            s = inout(reg) sums,
+            c127 = in(reg) 0x007F_007Fu32,
+            m = in(reg) 0xFF00_FF00u32,
+            v = out(reg) _,
+            o = out(reg) _,
+            e = out(reg) _,
+            options(nostack),
+        );
+    }
+    sums
+}
+
+/// Portable stand-in for the Arm widening (same contract).
+///
+/// # Safety
+/// As the Arm version.
+#[cfg(not(tinykd_dsp))]
+#[inline(always)]
+unsafe fn widen_groups(x: *const u8, dst: *mut u32, n: usize) -> u32 {
+    // SAFETY: the caller guarantees both ranges.
+    let (x, dst) = unsafe {
+        (
+            core::slice::from_raw_parts(x, 4 * n),
+            core::slice::from_raw_parts_mut(dst, 2 * n),
+        )
+    };
+    let (mut s0, mut s2) = (0i32, 0i32);
+    let (xq, _) = x.as_chunks::<4>();
+    for (v, d) in xq.iter().zip(dst.chunks_exact_mut(2)) {
+        let v = u32::from_le_bytes(*v);
+        d.copy_from_slice(&widen_word(v));
+        s0 += i32::from(v as u8 as i8);
+        s2 += i32::from((v >> 16) as u8 as i8);
+    }
+    pack16(s0, s2)
+}
+
+/// One block of `R` rows over `groups` groups of one chunk, word by word (any alignment): the
+/// portable stand-in of the assembly kernels, and their fallback for weights that are not
+/// 4-aligned in memory. `w` holds the block's words group by group (`R` per group).
+#[inline(always)]
+fn rows_any<const R: usize>(w: &[u8], x: &[u32], a: &mut [i32; R]) {
+    let (words, _) = w.as_chunks::<4>();
+    let (pairs, _) = x.as_chunks::<2>();
+    for (ws, &[o, e]) in words.chunks_exact(R).zip(pairs) {
+        for (acc, wb) in a.iter_mut().zip(ws) {
+            let wv = u32::from_le_bytes(*wb);
+            *acc = smlad(wv & 0x00FF_00FF, e, smlad(wv, o, *acc));
+        }
+    }
+}
+
+/// The block kernel for `R` = 4, 2 or 1 rows (`w` 4-aligned on the DSP path).
+#[inline(always)]
+fn block_rows<const R: usize>(w: &[u8], x: &[u32], groups: usize, a: &mut [i32; R]) {
+    #[cfg(tinykd_dsp)]
+    if groups >= 1
+        && (w.as_ptr() as usize).is_multiple_of(4)
+        && w.len() >= 4 * R * groups
+        && x.len() >= 2 * groups
+    {
+        // SAFETY: `w` is 4-aligned and holds R·groups words, `x` (4-aligned scratch words)
+        // 2·groups words, groups ≥ 1.
+        unsafe { asm_rows::rows(w.as_ptr(), x.as_ptr(), groups, a) };
+        return;
+    }
+    let _ = groups;
+    rows_any(w, x, a);
+}
+
+#[cfg(tinykd_dsp)]
+mod asm_rows {
+    use core::arch::asm;
+
+    /// `R` rows (4, 2, 1) against `groups` widened groups, two groups per loop pass (an odd
+    /// count takes one first).
+    ///
+    /// # Safety
+    /// `w` is 4-aligned and readable for `4·R·groups` bytes, `x` 4-aligned and readable for
+    /// `2·groups` words, `groups ≥ 1`.
+    #[inline(always)]
+    pub(super) unsafe fn rows<const R: usize>(
+        w: *const u8,
+        x: *const u32,
+        groups: usize,
+        a: &mut [i32; R],
+    ) {
+        // SAFETY: forwarded; each variant reads exactly R words of `w` and 2 words of `x` per
+        // group (LDRD on 4-aligned addresses).
+        unsafe {
+            match R {
+                4 => rows4(w, x, groups, a.as_mut_ptr()),
+                2 => rows2(w, x, groups, a.as_mut_ptr()),
+                _ => rows1(w, x, groups, a.as_mut_ptr()),
+            }
+        }
+    }
+
+    /// Four rows: per group `LDRD (O, E)`, two `LDRD`s of weight words, 4 × (`UXTB16` + 2
+    /// `SMLAD`): 15 instructions per 16 MACs.
+    #[inline(always)]
+    unsafe fn rows4(w: *const u8, x: *const u32, groups: usize, a: *mut i32) {
+        // SAFETY: the caller's contract; `a` points at four accumulators.
+        let [mut a0, mut a1, mut a2, mut a3] = unsafe { core::ptr::read(a.cast::<[i32; 4]>()) };
+        // SAFETY: reads 4 words of `w` and 2 of `x` per group, groups ≥ 1 (the loop counts
+        // down to 0 as in `widen_groups`); only the declared registers are written, no stack.
+        unsafe {
+            asm!(
+                "tst {n}, #1",
+                "beq 3f",
+                "ldrd {o}, {e}, [{xp}], #8",
+                "ldrd {wa}, {wb}, [{wp}], #8",
+                "uxtb16 {t}, {wa}",
+                "smlad {a0}, {wa}, {o}, {a0}",
+                "smlad {a0}, {t}, {e}, {a0}",
+                "uxtb16 {t}, {wb}",
+                "smlad {a1}, {wb}, {o}, {a1}",
+                "smlad {a1}, {t}, {e}, {a1}",
+                "ldrd {wa}, {wb}, [{wp}], #8",
+                "uxtb16 {t}, {wa}",
+                "smlad {a2}, {wa}, {o}, {a2}",
+                "smlad {a2}, {t}, {e}, {a2}",
+                "uxtb16 {t}, {wb}",
+                "smlad {a3}, {wb}, {o}, {a3}",
+                "smlad {a3}, {t}, {e}, {a3}",
+                "subs {n}, {n}, #1",
+                "beq 4f",
+                "3:",
+                "ldrd {o}, {e}, [{xp}], #8",
+                "ldrd {wa}, {wb}, [{wp}], #8",
+                "uxtb16 {t}, {wa}",
+                "smlad {a0}, {wa}, {o}, {a0}",
+                "smlad {a0}, {t}, {e}, {a0}",
+                "uxtb16 {t}, {wb}",
+                "smlad {a1}, {wb}, {o}, {a1}",
+                "smlad {a1}, {t}, {e}, {a1}",
+                "ldrd {wa}, {wb}, [{wp}], #8",
+                "uxtb16 {t}, {wa}",
+                "smlad {a2}, {wa}, {o}, {a2}",
+                "smlad {a2}, {t}, {e}, {a2}",
+                "uxtb16 {t}, {wb}",
+                "smlad {a3}, {wb}, {o}, {a3}",
+                "smlad {a3}, {t}, {e}, {a3}",
+                "ldrd {o}, {e}, [{xp}], #8",
+                "ldrd {wa}, {wb}, [{wp}], #8",
+                "uxtb16 {t}, {wa}",
+                "smlad {a0}, {wa}, {o}, {a0}",
+                "smlad {a0}, {t}, {e}, {a0}",
+                "uxtb16 {t}, {wb}",
+                "smlad {a1}, {wb}, {o}, {a1}",
+                "smlad {a1}, {t}, {e}, {a1}",
+                "ldrd {wa}, {wb}, [{wp}], #8",
+                "uxtb16 {t}, {wa}",
+                "smlad {a2}, {wa}, {o}, {a2}",
+                "smlad {a2}, {t}, {e}, {a2}",
+                "uxtb16 {t}, {wb}",
+                "smlad {a3}, {wb}, {o}, {a3}",
+                "smlad {a3}, {t}, {e}, {a3}",
+                "subs {n}, {n}, #2",
+                "bne 3b",
+                "4:",
+                wp = inout(reg) w => _,
+                xp = inout(reg) x => _,
+                n = inout(reg) groups => _,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                a2 = inout(reg) a2,
+                a3 = inout(reg) a3,
+                o = out(reg) _,
+                e = out(reg) _,
+                wa = out(reg) _,
+                wb = out(reg) _,
+                t = out(reg) _,
+                options(nostack, readonly),
+            );
+            core::ptr::write(a.cast::<[i32; 4]>(), [a0, a1, a2, a3]);
+        }
+    }
+
+    /// Two rows: per group `LDRD (O, E)`, one `LDRD` of both rows' words, 2 × (`UXTB16` + 2
+    /// `SMLAD`): 8 instructions per 8 MACs.
+    #[inline(always)]
+    unsafe fn rows2(w: *const u8, x: *const u32, groups: usize, a: *mut i32) {
+        // SAFETY: the caller's contract; `a` points at two accumulators.
+        let [mut a0, mut a1] = unsafe { core::ptr::read(a.cast::<[i32; 2]>()) };
+        // SAFETY: as `rows4`, 2 words of `w` per group.
+        unsafe {
+            asm!(
+                "tst {n}, #1",
+                "beq 3f",
+                "ldrd {o}, {e}, [{xp}], #8",
+                "ldrd {wa}, {wb}, [{wp}], #8",
+                "uxtb16 {t}, {wa}",
+                "smlad {a0}, {wa}, {o}, {a0}",
+                "smlad {a0}, {t}, {e}, {a0}",
+                "uxtb16 {t}, {wb}",
+                "smlad {a1}, {wb}, {o}, {a1}",
+                "smlad {a1}, {t}, {e}, {a1}",
+                "subs {n}, {n}, #1",
+                "beq 4f",
+                "3:",
+                "ldrd {o}, {e}, [{xp}], #8",
+                "ldrd {wa}, {wb}, [{wp}], #8",
+                "uxtb16 {t}, {wa}",
+                "smlad {a0}, {wa}, {o}, {a0}",
+                "smlad {a0}, {t}, {e}, {a0}",
+                "uxtb16 {t}, {wb}",
+                "smlad {a1}, {wb}, {o}, {a1}",
+                "smlad {a1}, {t}, {e}, {a1}",
+                "ldrd {o}, {e}, [{xp}], #8",
+                "ldrd {wa}, {wb}, [{wp}], #8",
+                "uxtb16 {t}, {wa}",
+                "smlad {a0}, {wa}, {o}, {a0}",
+                "smlad {a0}, {t}, {e}, {a0}",
+                "uxtb16 {t}, {wb}",
+                "smlad {a1}, {wb}, {o}, {a1}",
+                "smlad {a1}, {t}, {e}, {a1}",
+                "subs {n}, {n}, #2",
+                "bne 3b",
+                "4:",
+                wp = inout(reg) w => _,
+                xp = inout(reg) x => _,
+                n = inout(reg) groups => _,
+                a0 = inout(reg) a0,
+                a1 = inout(reg) a1,
+                o = out(reg) _,
+                e = out(reg) _,
+                wa = out(reg) _,
+                wb = out(reg) _,
+                t = out(reg) _,
+                options(nostack, readonly),
+            );
+            core::ptr::write(a.cast::<[i32; 2]>(), [a0, a1]);
+        }
+    }
+
+    /// One row: per group `LDRD (O, E)`, `LDR`, `UXTB16` + 2 `SMLAD`: 5 instructions per 4 MACs.
+    #[inline(always)]
+    unsafe fn rows1(w: *const u8, x: *const u32, groups: usize, a: *mut i32) {
+        // SAFETY: the caller's contract; `a` points at one accumulator.
+        let mut a0 = unsafe { core::ptr::read(a) };
+        // SAFETY: as `rows4`, 1 word of `w` per group.
+        unsafe {
+            asm!(
+                "2:",
+                "ldrd {o}, {e}, [{xp}], #8",
+                "ldr {wa}, [{wp}], #4",
+                "uxtb16 {t}, {wa}",
+                "smlad {a0}, {wa}, {o}, {a0}",
+                "smlad {a0}, {t}, {e}, {a0}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                wp = inout(reg) w => _,
+                xp = inout(reg) x => _,
+                n = inout(reg) groups => _,
+                a0 = inout(reg) a0,
+                o = out(reg) _,
+                e = out(reg) _,
+                wa = out(reg) _,
+                t = out(reg) _,
+                options(nostack, readonly),
+            );
+            core::ptr::write(a, a0);
+        }
+    }
+}
+
+/// The Cortex-M4 paired dense. `Ok(false)`: not handled (no usable scratch).
+pub(crate) fn dsp(
+    op: &DensePairedOp<'_>,
+    x: In<'_>,
+    y: Out<'_>,
+    scratch: &mut [u8],
+) -> Result<bool> {
+    let k = x.data.len();
+    let rows = y.data.len();
+    let groups = paired_groups(k);
+    let chunks = paired_chunks(k);
+    if k == 0 {
+        return Ok(false);
+    }
+    let Some(sw) = words(scratch, 2 * groups + chunks) else {
+        return Ok(false);
+    };
+    let (xw, xneg) = sw.split_at_mut(2 * groups);
+    widen(x.data, xw, xneg)?;
+    let (xw, xneg): (&[u32], &[u32]) = (xw, xneg);
+    let weights = op.weights.bytes();
+    let zp_out = i32::from(y.zero_point);
+    let mut r = 0;
+    while r < rows {
+        let (first, len) = paired_block(rows, r);
+        let block = need(weights.get(4 * first * groups..4 * (first + len) * groups))?;
+        let mut total = [0i32; 4];
+        for (i, t) in total.iter_mut().enumerate().take(len) {
+            *t = need(op.bias.get(first + i))?;
+        }
+        for (c, &neg) in xneg.iter().enumerate() {
+            let g0 = c * PAIRED_CHUNK_GROUPS;
+            let n = (groups - g0).min(PAIRED_CHUNK_GROUPS);
+            let mut a = [0i32; 4];
+            for (i, acc) in a.iter_mut().enumerate().take(len) {
+                *acc = need(op.odd_terms.get((first + i) * chunks + c))?.wrapping_add(neg as i32);
+            }
+            let w = need(block.get(4 * len * g0..4 * len * (g0 + n)))?;
+            let xs = need(xw.get(2 * g0..2 * (g0 + n)))?;
+            match len {
+                4 => block_rows::<4>(w, xs, n, &mut a),
+                2 => {
+                    let mut a2 = [a[0], a[1]];
+                    block_rows::<2>(w, xs, n, &mut a2);
+                    [a[0], a[1]] = a2;
+                }
+                _ => {
+                    let mut a1 = [a[0]];
+                    block_rows::<1>(w, xs, n, &mut a1);
+                    a[0] = a1[0];
+                }
+            }
+            // Exactly 256·Σ x·w of the chunk: the shift is exact.
+            for (t, &acc) in total.iter_mut().zip(&a).take(len) {
+                *t = t.wrapping_add(acc >> 8);
+            }
+        }
+        for (i, &t) in total.iter().enumerate().take(len) {
+            let o = first + i;
+            let rq = Rq::new(
+                need(op.requant.multipliers.get(o))?,
+                i32::from(need(op.requant.shifts.get(o))?),
+                zp_out,
+                op.act_min,
+                op.act_max,
+            );
+            *need(y.data.get_mut(o))? = rq.out(t);
+        }
+        r += len;
+    }
+    Ok(true)
+}
+
+/// The Cortex-M0 paired dense: the raw input as int16 in the scratch, each block's rows
+/// together, the stored bytes used as they are (even ones are `w + 128`: `128·Σ even x` comes
+/// off every row at the end). `Ok(false)`: not handled (no usable scratch).
+pub(crate) fn scalar(
+    op: &DensePairedOp<'_>,
+    x: In<'_>,
+    y: Out<'_>,
+    scratch: &mut [u8],
+) -> Result<bool> {
+    let k = x.data.len();
+    let rows = y.data.len();
+    let groups = paired_groups(k);
+    let Some(xs) = halves(scratch, 4 * groups) else {
+        return Ok(false);
+    };
+    let mut even = 0i32;
+    for (i, d) in xs.iter_mut().enumerate() {
+        let v = x.data.get(i).map_or(0, |&v| i32::from(v));
+        if i.is_multiple_of(2) {
+            even += v;
+        }
+        *d = v as i16;
+    }
+    let xs: &[i16] = xs;
+    let (xq, _) = xs.as_chunks::<4>();
+    let correction = even.wrapping_mul(128);
+    let weights = op.weights.bytes();
+    let zp_out = i32::from(y.zero_point);
+    let mut r = 0;
+    while r < rows {
+        let (first, len) = paired_block(rows, r);
+        let block = need(weights.get(4 * first * groups..4 * (first + len) * groups))?;
+        let (wq, _) = block.as_chunks::<4>();
+        let mut a = [0i32; 4];
+        match len {
+            4 => {
+                let [mut a0, mut a1, mut a2, mut a3] = a;
+                for (w, &[x0, x1, x2, x3]) in wq.chunks_exact(4).zip(xq) {
+                    let (x0, x1, x2, x3) =
+                        (i32::from(x0), i32::from(x1), i32::from(x2), i32::from(x3));
+                    let dot = |&[w0, w1, w2, w3]: &[u8; 4]| {
+                        i32::from(w0) * x0
+                            + i32::from(w1 as i8) * x1
+                            + i32::from(w2) * x2
+                            + i32::from(w3 as i8) * x3
+                    };
+                    if let [w0, w1, w2, w3] = w {
+                        a0 = a0.wrapping_add(dot(w0));
+                        a1 = a1.wrapping_add(dot(w1));
+                        a2 = a2.wrapping_add(dot(w2));
+                        a3 = a3.wrapping_add(dot(w3));
+                    }
+                }
+                a = [a0, a1, a2, a3];
+            }
+            _ => {
+                for (w, &[x0, x1, x2, x3]) in wq.chunks_exact(len).zip(xq) {
+                    for (acc, &[w0, w1, w2, w3]) in a.iter_mut().zip(w) {
+                        let d = i32::from(w0) * i32::from(x0)
+                            + i32::from(w1 as i8) * i32::from(x1)
+                            + i32::from(w2) * i32::from(x2)
+                            + i32::from(w3 as i8) * i32::from(x3);
+                        *acc = acc.wrapping_add(d);
+                    }
+                }
+            }
+        }
+        for (i, &acc) in a.iter().enumerate().take(len) {
+            let o = first + i;
+            let total = need(op.bias.get(o))?
+                .wrapping_add(acc)
+                .wrapping_sub(correction);
+            let rq = Rq::new(
+                need(op.requant.multipliers.get(o))?,
+                i32::from(need(op.requant.shifts.get(o))?),
+                zp_out,
+                op.act_min,
+                op.act_max,
+            );
+            *need(y.data.get_mut(o))? = rq.out(total);
+        }
+        r += len;
+    }
+    Ok(true)
+}
+
+/// Every paired kernel against the plain dense reference on the same layer: random shapes
+/// (k not a multiple of 4 or of 512, 1–9 rows: blocks of 4, 2, 1), extreme inputs and weights,
+/// input zero points at the extremes, misaligned weights (the word-by-word fallback).
+#[cfg(test)]
+mod tests {
+    use crate::ops::testutil::*;
+    use crate::ops::{dense_paired_with, dense_with, Flavor, In, Out};
+    use std::vec::Vec;
+    use tinykd_format::{
+        pair_weights, scratch_len, DenseOp, DensePairedOp, I8s, LeI32s, Op, Requant, Shape,
+    };
+
+    #[test]
+    fn paired_kernels_match_plain_dense() {
+        let mut rng = Rng(0x9A_12ED);
+        for i in 0..240 {
+            let k = match i % 6 {
+                0 => rng.range(1, 8) as usize,
+                1 => rng.range(509, 1100) as usize,
+                2 => 512,
+                3 => 4 * rng.range(1, 40) as usize,
+                _ => rng.range(1, 300) as usize,
+            };
+            let rows = rng.range(1, 9) as usize;
+            let x: Vec<i8> = match i % 5 {
+                0 => std::vec![-128; k],
+                1 => std::vec![127; k],
+                _ => rng.i8s(k),
+            };
+            let w: Vec<i8> = match i % 7 {
+                0 => (0..rows * k)
+                    .map(|j| if j % 3 == 0 { -127 } else { 127 })
+                    .collect(),
+                1 => std::vec![-127; rows * k],
+                _ => rng.weights(rows * k).iter().map(|&b| b as i8).collect(),
+            };
+            let zp_in = [-128i8, 127, 0, rng.range(-128, 127) as i8][i % 4];
+            let bias: Vec<i32> = (0..rows)
+                .map(|_| rng.range(-1 << 20, 1 << 20) as i32)
+                .collect();
+            let (m, s) = requant(&mut rng, rows, (-24, -8));
+            let zp_out = rng.range(-128, 127) as i8;
+            let act = act_range(&mut rng);
+            let requant = Requant {
+                multipliers: LeI32s(&m),
+                shifts: I8s(&s),
+            };
+            let wb: Vec<u8> = w.iter().map(|&v| v as u8).collect();
+            let bias_b = le_i32(&bias);
+            let plain = DenseOp {
+                input: 0,
+                weights: I8s(&wb),
+                bias: LeI32s(&bias_b),
+                requant,
+                act_min: act.0,
+                act_max: act.1,
+            };
+            let (pw, terms) = pair_weights(&w, rows, k).unwrap();
+            let folded: Vec<i32> = (0..rows)
+                .map(|r| {
+                    let sum: i32 = w[r * k..(r + 1) * k].iter().map(|&v| i32::from(v)).sum();
+                    bias[r] - i32::from(zp_in) * sum
+                })
+                .collect();
+            let folded_b = le_i32(&folded);
+            // The weights at a 4-aligned address and, for the fallback, one byte off.
+            let mut store = std::vec![0u32; pw.len() / 4 + 2];
+            let sb = unsafe {
+                core::slice::from_raw_parts_mut(store.as_mut_ptr().cast::<u8>(), store.len() * 4)
+            };
+            let skew = usize::from(i % 3 == 0);
+            sb[skew..skew + pw.len()].copy_from_slice(&pw);
+            let paired = DensePairedOp {
+                input: 0,
+                pad: I8s(&[]),
+                weights: I8s(&sb[skew..skew + pw.len()]),
+                bias: LeI32s(&folded_b),
+                odd_terms: LeI32s(&terms),
+                requant,
+                act_min: act.0,
+                act_max: act.1,
+            };
+            let ins = Shape {
+                h: 1,
+                w: 1,
+                c: k as u16,
+            };
+            let outs = Shape {
+                h: 1,
+                w: 1,
+                c: rows as u16,
+            };
+            let len = scratch_len(&Op::DensePaired(paired), ins, outs) as usize;
+            let run = |flavor: Flavor, is_paired: bool| {
+                let mut y = std::vec![0i8; rows];
+                let mut sc = std::vec![0xA5A5_A5A5u32; len.div_ceil(4) + 1];
+                let scb =
+                    unsafe { core::slice::from_raw_parts_mut(sc.as_mut_ptr().cast::<u8>(), len) };
+                let (xi, yo) = (
+                    In {
+                        data: &x,
+                        shape: ins,
+                        zero_point: zp_in,
+                    },
+                    Out {
+                        data: &mut y,
+                        shape: outs,
+                        zero_point: zp_out,
+                    },
+                );
+                if is_paired {
+                    dense_paired_with(flavor, &paired, xi, yo, Some(scb)).unwrap();
+                } else {
+                    dense_with(Flavor::Portable, &plain, xi, yo, None).unwrap();
+                }
+                y
+            };
+            let want = run(Flavor::Portable, false);
+            for flavor in [Flavor::Portable, Flavor::Dsp, Flavor::Scalar] {
+                assert_eq!(
+                    run(flavor, true),
+                    want,
+                    "{flavor:?} k {k} rows {rows} zp {zp_in}"
+                );
+            }
+        }
+    }
+}
