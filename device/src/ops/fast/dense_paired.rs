@@ -165,21 +165,34 @@ fn rows_any<const R: usize>(w: &[u8], x: &[u32], a: &mut [i32; R]) {
     }
 }
 
-/// The block kernel for `R` = 4, 2 or 1 rows (`w` 4-aligned on the DSP path).
+/// The block kernel for `R` = 4, 2 or 1 rows: the `LDRD` assembly on the DSP path when the
+/// weights are 4-aligned, else word by word.
+///
+/// # Safety
+/// `w` is readable for `4·R·groups` bytes (4-aligned if `aligned`), `x` 4-aligned and readable
+/// for `2·groups` words, `groups ≥ 1`.
 #[inline(always)]
-fn block_rows<const R: usize>(w: &[u8], x: &[u32], groups: usize, a: &mut [i32; R]) {
+unsafe fn block_rows<const R: usize>(
+    w: *const u8,
+    x: *const u32,
+    groups: usize,
+    aligned: bool,
+    a: &mut [i32; R],
+) {
     #[cfg(tinykd_dsp)]
-    if groups >= 1
-        && (w.as_ptr() as usize).is_multiple_of(4)
-        && w.len() >= 4 * R * groups
-        && x.len() >= 2 * groups
-    {
-        // SAFETY: `w` is 4-aligned and holds R·groups words, `x` (4-aligned scratch words)
-        // 2·groups words, groups ≥ 1.
-        unsafe { asm_rows::rows(w.as_ptr(), x.as_ptr(), groups, a) };
+    if aligned {
+        // SAFETY: the caller's contract.
+        unsafe { asm_rows::rows(w, x, groups, a) };
         return;
     }
-    let _ = groups;
+    let _ = aligned;
+    // SAFETY: the caller's contract.
+    let (w, x) = unsafe {
+        (
+            core::slice::from_raw_parts(w, 4 * R * groups),
+            core::slice::from_raw_parts(x, 2 * groups),
+        )
+    };
     rows_any(w, x, a);
 }
 
@@ -399,58 +412,251 @@ pub(crate) fn dsp(
     };
     let (xw, xneg) = sw.split_at_mut(2 * groups);
     widen(x.data, xw, xneg)?;
-    let (xw, xneg): (&[u32], &[u32]) = (xw, xneg);
-    let weights = op.weights.bytes();
+    // Every length checked once here; the block loop then reads through pointers.
+    let lengths_ok = op.weights.len() == 4 * rows * groups
+        && op.bias.len() == rows
+        && op.odd_terms.len() == rows * chunks
+        && op.requant.multipliers.len() == rows
+        && op.requant.shifts.len() == rows
+        && xneg.len() == chunks;
+    if !lengths_ok {
+        return Err(crate::Error::RunInconsistent);
+    }
+    let p = Block {
+        w: op.weights.bytes().as_ptr(),
+        bias: op.bias.bytes().as_ptr(),
+        terms: op.odd_terms.bytes().as_ptr(),
+        x: xw.as_ptr(),
+        xneg: xneg.as_ptr(),
+        groups,
+        chunks,
+        aligned: (op.weights.bytes().as_ptr() as usize).is_multiple_of(4),
+    };
     let zp_out = i32::from(y.zero_point);
+    let (mult, shifts) = (op.requant.multipliers, op.requant.shifts.bytes());
+    let rq = |o: usize| {
+        let s = shifts.get(o).map_or(0, |&s| i32::from(s as i8));
+        Rq::new(mult.get(o).unwrap_or(0), s, zp_out, op.act_min, op.act_max)
+    };
+    // Four rows at a time are requantized in assembly (the `SMMLA` path of `Rq`: every shift
+    // in −31..=−2, as for real multipliers below 0.5).
+    let smmla_path = shifts.iter().all(|&s| (-31..=-2).contains(&(s as i8)));
+    let clamp = Clamp {
+        zp: zp_out,
+        min: u32::from_le_bytes([op.act_min as u8; 4]),
+        max: u32::from_le_bytes([op.act_max as u8; 4]),
+    };
     let mut r = 0;
     while r < rows {
         let (first, len) = paired_block(rows, r);
-        let block = need(weights.get(4 * first * groups..4 * (first + len) * groups))?;
-        let mut total = [0i32; 4];
-        for (i, t) in total.iter_mut().enumerate().take(len) {
-            *t = need(op.bias.get(first + i))?;
-        }
-        for (c, &neg) in xneg.iter().enumerate() {
-            let g0 = c * PAIRED_CHUNK_GROUPS;
-            let n = (groups - g0).min(PAIRED_CHUNK_GROUPS);
-            let mut a = [0i32; 4];
-            for (i, acc) in a.iter_mut().enumerate().take(len) {
-                *acc = need(op.odd_terms.get((first + i) * chunks + c))?.wrapping_add(neg as i32);
-            }
-            let w = need(block.get(4 * len * g0..4 * len * (g0 + n)))?;
-            let xs = need(xw.get(2 * g0..2 * (g0 + n)))?;
-            match len {
-                4 => block_rows::<4>(w, xs, n, &mut a),
-                2 => {
-                    let mut a2 = [a[0], a[1]];
-                    block_rows::<2>(w, xs, n, &mut a2);
-                    [a[0], a[1]] = a2;
-                }
-                _ => {
-                    let mut a1 = [a[0]];
-                    block_rows::<1>(w, xs, n, &mut a1);
-                    a[0] = a1[0];
+        match len {
+            4 => {
+                // SAFETY: rows first..first + 4 exist (`paired_block`), lengths checked above.
+                let t = unsafe { p.rows::<4>(first) };
+                let out = need(y.data.get_mut(first..first + 4))?;
+                if smmla_path {
+                    // SAFETY: rows first..first + 4 of the checked multipliers and shifts, the
+                    // four output bytes; every shift is in −31..=−2 (`smmla_path`).
+                    unsafe {
+                        requant4(
+                            t,
+                            mult.bytes().as_ptr().add(4 * first),
+                            shifts.as_ptr().add(first),
+                            &clamp,
+                            out.as_mut_ptr(),
+                        )
+                    };
+                } else {
+                    for (i, (o, &t)) in out.iter_mut().zip(&t).enumerate() {
+                        *o = rq(first + i).out(t);
+                    }
                 }
             }
-            // Exactly 256·Σ x·w of the chunk: the shift is exact.
-            for (t, &acc) in total.iter_mut().zip(&a).take(len) {
-                *t = t.wrapping_add(acc >> 8);
+            2 => {
+                // SAFETY: as above, two rows.
+                let t = unsafe { p.rows::<2>(first) };
+                for (i, &t) in t.iter().enumerate() {
+                    *need(y.data.get_mut(first + i))? = rq(first + i).out(t);
+                }
             }
-        }
-        for (i, &t) in total.iter().enumerate().take(len) {
-            let o = first + i;
-            let rq = Rq::new(
-                need(op.requant.multipliers.get(o))?,
-                i32::from(need(op.requant.shifts.get(o))?),
-                zp_out,
-                op.act_min,
-                op.act_max,
-            );
-            *need(y.data.get_mut(o))? = rq.out(t);
+            _ => {
+                // SAFETY: as above, one row.
+                let [t] = unsafe { p.rows::<1>(first) };
+                *need(y.data.get_mut(first))? = rq(first).out(t);
+            }
         }
         r += len;
     }
     Ok(true)
+}
+
+/// The output zero point and the clamp bounds repeated in the four bytes of a word
+/// (`SSUB8`/`SEL`), for [`requant4`] (`repr(C)`: read by offset).
+#[repr(C)]
+struct Clamp {
+    zp: i32,
+    min: u32,
+    max: u32,
+}
+
+/// Requantizes four rows' sums into four contiguous output bytes: per row the multiplier and
+/// shift read from the op, `SMMLA` with the rounding term `2^(hs−1)`, `ASR hs` (`hs = −1 −
+/// shift`), the zero point, `SSAT` to 8 bits; then the four bytes packed (`BFI`), clamped
+/// together (`SSUB8` + `SEL`) and stored with one `STR`. The same results as `Rq::out`.
+///
+/// # Safety
+/// `m` readable for 4 LE i32 (any alignment), `s` for 4 bytes, each shift in −31..=−2; `y`
+/// writable for 4 bytes.
+#[cfg(tinykd_dsp)]
+#[inline(always)]
+unsafe fn requant4(a: [i32; 4], m: *const u8, s: *const u8, q: &Clamp, y: *mut i8) {
+    let [a0, a1, a2, a3] = a;
+    let q: *const Clamp = q;
+    // SAFETY: reads 16 bytes at `m`, 4 at `s` and the `repr(C)` `Clamp` at `q`, writes 4 bytes
+    // at `y` (LDR/STR may be unaligned on ARMv7-M); every shift in −31..=−2 gives hs in 1..=30.
+    // SMMLA/SSAT may set the Q flag, SSUB8 the GE flags; no stack.
+    unsafe {
+        core::arch::asm!(
+            "ldr {m}, [{mp}, #0]",
+            "ldrsb {h}, [{sp}, #0]",
+            "mvn {h}, {h}",
+            "movs {r}, #1",
+            "lsl {r}, {r}, {h}",
+            "lsr {r}, {r}, #1",
+            "smmla {a0}, {a0}, {m}, {r}",
+            "asr {a0}, {a0}, {h}",
+            "ldr {m}, [{mp}, #4]",
+            "ldrsb {h}, [{sp}, #1]",
+            "mvn {h}, {h}",
+            "movs {r}, #1",
+            "lsl {r}, {r}, {h}",
+            "lsr {r}, {r}, #1",
+            "smmla {a1}, {a1}, {m}, {r}",
+            "asr {a1}, {a1}, {h}",
+            "ldr {m}, [{mp}, #8]",
+            "ldrsb {h}, [{sp}, #2]",
+            "mvn {h}, {h}",
+            "movs {r}, #1",
+            "lsl {r}, {r}, {h}",
+            "lsr {r}, {r}, #1",
+            "smmla {a2}, {a2}, {m}, {r}",
+            "asr {a2}, {a2}, {h}",
+            "ldr {m}, [{mp}, #12]",
+            "ldrsb {h}, [{sp}, #3]",
+            "mvn {h}, {h}",
+            "movs {r}, #1",
+            "lsl {r}, {r}, {h}",
+            "lsr {r}, {r}, #1",
+            "smmla {a3}, {a3}, {m}, {r}",
+            "asr {a3}, {a3}, {h}",
+            "ldr {m}, [{q}, #0]",
+            "add {a0}, {a0}, {m}",
+            "add {a1}, {a1}, {m}",
+            "add {a2}, {a2}, {m}",
+            "add {a3}, {a3}, {m}",
+            "ssat {a0}, #8, {a0}",
+            "ssat {a1}, #8, {a1}",
+            "ssat {a2}, #8, {a2}",
+            "ssat {a3}, #8, {a3}",
+            "bfi {a0}, {a1}, #8, #8",
+            "bfi {a0}, {a2}, #16, #8",
+            "bfi {a0}, {a3}, #24, #8",
+            "ldrd {m}, {r}, [{q}, #4]",
+            "ssub8 {h}, {a0}, {m}",
+            "sel {a0}, {a0}, {m}",
+            "ssub8 {h}, {a0}, {r}",
+            "sel {a0}, {r}, {a0}",
+            "str {a0}, [{y}]",
+            mp = in(reg) m,
+            sp = in(reg) s,
+            q = in(reg) q,
+            y = in(reg) y,
+            a0 = inout(reg) a0 => _,
+            a1 = inout(reg) a1 => _,
+            a2 = inout(reg) a2 => _,
+            a3 = inout(reg) a3 => _,
+            m = out(reg) _,
+            r = out(reg) _,
+            h = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// Portable stand-in for the Arm requantization of four rows (same contract and results).
+///
+/// # Safety
+/// As the Arm version.
+#[cfg(not(tinykd_dsp))]
+#[inline(always)]
+unsafe fn requant4(a: [i32; 4], m: *const u8, s: *const u8, q: &Clamp, y: *mut i8) {
+    let (lo, hi) = (q.min as u8 as i8, q.max as u8 as i8);
+    for (i, acc) in a.into_iter().enumerate() {
+        // SAFETY: the caller guarantees 16 bytes at `m`, 4 at `s` and 4 at `y`.
+        let (mult, shift) = unsafe {
+            (
+                i32::from_le_bytes(core::ptr::read_unaligned(m.add(4 * i).cast())),
+                i32::from(*s.add(i) as i8),
+            )
+        };
+        let hs = -1 - shift;
+        let high = ((i64::from(acc) * i64::from(mult) + (1i64 << (hs - 1 + 32))) >> 32) as i32;
+        let v = ((high >> hs) + q.zp).clamp(-128, 127) as i8;
+        // SAFETY: as above.
+        unsafe { *y.add(i) = v.max(lo).min(hi) };
+    }
+}
+
+/// What a block of rows reads: the op's constants and the widened input, lengths checked by
+/// [`dsp`] (weights `4·rows·groups` bytes, bias `rows` and odd terms `rows·chunks` LE i32,
+/// `x` `2·groups` and `xneg` `chunks` words).
+struct Block {
+    w: *const u8,
+    bias: *const u8,
+    terms: *const u8,
+    x: *const u32,
+    xneg: *const u32,
+    groups: usize,
+    chunks: usize,
+    /// The weights are 4-aligned in memory (the `LDRD` kernels apply).
+    aligned: bool,
+}
+
+impl Block {
+    /// Bias plus every chunk's `256·Σ x·w` shifted back by 8, for rows `first..first + R`.
+    ///
+    /// # Safety
+    /// Rows `first..first + R` exist in the op [`dsp`] checked.
+    #[inline(always)]
+    unsafe fn rows<const R: usize>(&self, first: usize) -> [i32; R] {
+        let (groups, chunks) = (self.groups, self.chunks);
+        let le = |p: *const u8, i: usize| {
+            // SAFETY: `i` indexes a checked LE i32 array (the caller's rows).
+            i32::from_le_bytes(unsafe { core::ptr::read_unaligned(p.add(4 * i).cast()) })
+        };
+        let mut total: [i32; R] = core::array::from_fn(|i| le(self.bias, first + i));
+        // SAFETY: the block's weights start here (rows before it: 4·first·groups bytes).
+        let w = unsafe { self.w.add(4 * first * groups) };
+        let mut g0 = 0;
+        for c in 0..chunks {
+            let n = (groups - g0).min(PAIRED_CHUNK_GROUPS);
+            // SAFETY: c < chunks.
+            let neg = unsafe { *self.xneg.add(c) } as i32;
+            let mut a: [i32; R] = core::array::from_fn(|i| {
+                le(self.terms, (first + i) * chunks + c).wrapping_add(neg)
+            });
+            // SAFETY: chunk c's words of the block (R per group) and of the input (2 per group).
+            let (wc, xc) = unsafe { (w.add(4 * R * g0), self.x.add(2 * g0)) };
+            // SAFETY: n ≥ 1 groups of both lie inside the checked arrays.
+            unsafe { block_rows::<R>(wc, xc, n, self.aligned, &mut a) };
+            // Exactly 256·Σ x·w of the chunk: the shift is exact.
+            for (t, &acc) in total.iter_mut().zip(&a) {
+                *t = t.wrapping_add(acc >> 8);
+            }
+            g0 += PAIRED_CHUNK_GROUPS;
+        }
+        total
+    }
 }
 
 /// The Cortex-M0 paired dense: the raw input as int16 in the scratch, each block's rows
