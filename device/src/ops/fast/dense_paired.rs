@@ -224,67 +224,74 @@ mod asm_rows {
         }
     }
 
-    /// Four rows: per group `LDRD (O, E)`, two `LDRD`s of weight words, 4 × (`UXTB16` + 2
+    /// One group of four rows: `LDRD (O, E)`, two `LDRD`s of weight words, 4 × (`UXTB16` + 2
     /// `SMLAD`): 15 instructions per 16 MACs.
+    macro_rules! step4 {
+        () => {
+            concat!(
+                "ldrd {o}, {e}, [{xp}], #8\n",
+                "ldrd {wa}, {wb}, [{wp}], #8\n",
+                "uxtb16 {t}, {wa}\n",
+                "smlad {a0}, {wa}, {o}, {a0}\n",
+                "smlad {a0}, {t}, {e}, {a0}\n",
+                "uxtb16 {t}, {wb}\n",
+                "smlad {a1}, {wb}, {o}, {a1}\n",
+                "smlad {a1}, {t}, {e}, {a1}\n",
+                "ldrd {wa}, {wb}, [{wp}], #8\n",
+                "uxtb16 {t}, {wa}\n",
+                "smlad {a2}, {wa}, {o}, {a2}\n",
+                "smlad {a2}, {t}, {e}, {a2}\n",
+                "uxtb16 {t}, {wb}\n",
+                "smlad {a3}, {wb}, {o}, {a3}\n",
+                "smlad {a3}, {t}, {e}, {a3}\n",
+            )
+        };
+    }
+
+    /// One group of two rows: `LDRD (O, E)`, one `LDRD` of both rows' words, 2 × (`UXTB16` + 2
+    /// `SMLAD`): 8 instructions per 8 MACs.
+    macro_rules! step2 {
+        () => {
+            concat!(
+                "ldrd {o}, {e}, [{xp}], #8\n",
+                "ldrd {wa}, {wb}, [{wp}], #8\n",
+                "uxtb16 {t}, {wa}\n",
+                "smlad {a0}, {wa}, {o}, {a0}\n",
+                "smlad {a0}, {t}, {e}, {a0}\n",
+                "uxtb16 {t}, {wb}\n",
+                "smlad {a1}, {wb}, {o}, {a1}\n",
+                "smlad {a1}, {t}, {e}, {a1}\n",
+            )
+        };
+    }
+
+    /// Four rows, four groups per loop pass (a count of `n mod 4` groups first).
     #[inline(always)]
     unsafe fn rows4(w: *const u8, x: *const u32, groups: usize, a: *mut i32) {
         // SAFETY: the caller's contract; `a` points at four accumulators.
         let [mut a0, mut a1, mut a2, mut a3] = unsafe { core::ptr::read(a.cast::<[i32; 4]>()) };
-        // SAFETY: reads 4 words of `w` and 2 of `x` per group, groups ≥ 1 (the loop counts
-        // down to 0 as in `widen_groups`); only the declared registers are written, no stack.
+        // SAFETY: reads 4 words of `w` and 2 of `x` per group, `groups` groups (1, 2 and 4 at a
+        // time: every group exactly once); only the declared registers are written, no stack.
+        // The steps change no flags, so each `TST` decides its branch.
         unsafe {
             asm!(
                 "tst {n}, #1",
-                "beq 3f",
-                "ldrd {o}, {e}, [{xp}], #8",
-                "ldrd {wa}, {wb}, [{wp}], #8",
-                "uxtb16 {t}, {wa}",
-                "smlad {a0}, {wa}, {o}, {a0}",
-                "smlad {a0}, {t}, {e}, {a0}",
-                "uxtb16 {t}, {wb}",
-                "smlad {a1}, {wb}, {o}, {a1}",
-                "smlad {a1}, {t}, {e}, {a1}",
-                "ldrd {wa}, {wb}, [{wp}], #8",
-                "uxtb16 {t}, {wa}",
-                "smlad {a2}, {wa}, {o}, {a2}",
-                "smlad {a2}, {t}, {e}, {a2}",
-                "uxtb16 {t}, {wb}",
-                "smlad {a3}, {wb}, {o}, {a3}",
-                "smlad {a3}, {t}, {e}, {a3}",
-                "subs {n}, {n}, #1",
+                "beq 5f",
+                step4!(),
+                "5:",
+                "tst {n}, #2",
+                "beq 6f",
+                step4!(),
+                step4!(),
+                "6:",
+                "lsrs {n}, {n}, #2",
                 "beq 4f",
                 "3:",
-                "ldrd {o}, {e}, [{xp}], #8",
-                "ldrd {wa}, {wb}, [{wp}], #8",
-                "uxtb16 {t}, {wa}",
-                "smlad {a0}, {wa}, {o}, {a0}",
-                "smlad {a0}, {t}, {e}, {a0}",
-                "uxtb16 {t}, {wb}",
-                "smlad {a1}, {wb}, {o}, {a1}",
-                "smlad {a1}, {t}, {e}, {a1}",
-                "ldrd {wa}, {wb}, [{wp}], #8",
-                "uxtb16 {t}, {wa}",
-                "smlad {a2}, {wa}, {o}, {a2}",
-                "smlad {a2}, {t}, {e}, {a2}",
-                "uxtb16 {t}, {wb}",
-                "smlad {a3}, {wb}, {o}, {a3}",
-                "smlad {a3}, {t}, {e}, {a3}",
-                "ldrd {o}, {e}, [{xp}], #8",
-                "ldrd {wa}, {wb}, [{wp}], #8",
-                "uxtb16 {t}, {wa}",
-                "smlad {a0}, {wa}, {o}, {a0}",
-                "smlad {a0}, {t}, {e}, {a0}",
-                "uxtb16 {t}, {wb}",
-                "smlad {a1}, {wb}, {o}, {a1}",
-                "smlad {a1}, {t}, {e}, {a1}",
-                "ldrd {wa}, {wb}, [{wp}], #8",
-                "uxtb16 {t}, {wa}",
-                "smlad {a2}, {wa}, {o}, {a2}",
-                "smlad {a2}, {t}, {e}, {a2}",
-                "uxtb16 {t}, {wb}",
-                "smlad {a3}, {wb}, {o}, {a3}",
-                "smlad {a3}, {t}, {e}, {a3}",
-                "subs {n}, {n}, #2",
+                step4!(),
+                step4!(),
+                step4!(),
+                step4!(),
+                "subs {n}, {n}, #1",
                 "bne 3b",
                 "4:",
                 wp = inout(reg) w => _,
@@ -305,8 +312,7 @@ mod asm_rows {
         }
     }
 
-    /// Two rows: per group `LDRD (O, E)`, one `LDRD` of both rows' words, 2 × (`UXTB16` + 2
-    /// `SMLAD`): 8 instructions per 8 MACs.
+    /// Two rows, four groups per loop pass (a count of `n mod 4` groups first).
     #[inline(always)]
     unsafe fn rows2(w: *const u8, x: *const u32, groups: usize, a: *mut i32) {
         // SAFETY: the caller's contract; `a` points at two accumulators.
@@ -315,35 +321,22 @@ mod asm_rows {
         unsafe {
             asm!(
                 "tst {n}, #1",
-                "beq 3f",
-                "ldrd {o}, {e}, [{xp}], #8",
-                "ldrd {wa}, {wb}, [{wp}], #8",
-                "uxtb16 {t}, {wa}",
-                "smlad {a0}, {wa}, {o}, {a0}",
-                "smlad {a0}, {t}, {e}, {a0}",
-                "uxtb16 {t}, {wb}",
-                "smlad {a1}, {wb}, {o}, {a1}",
-                "smlad {a1}, {t}, {e}, {a1}",
-                "subs {n}, {n}, #1",
+                "beq 5f",
+                step2!(),
+                "5:",
+                "tst {n}, #2",
+                "beq 6f",
+                step2!(),
+                step2!(),
+                "6:",
+                "lsrs {n}, {n}, #2",
                 "beq 4f",
                 "3:",
-                "ldrd {o}, {e}, [{xp}], #8",
-                "ldrd {wa}, {wb}, [{wp}], #8",
-                "uxtb16 {t}, {wa}",
-                "smlad {a0}, {wa}, {o}, {a0}",
-                "smlad {a0}, {t}, {e}, {a0}",
-                "uxtb16 {t}, {wb}",
-                "smlad {a1}, {wb}, {o}, {a1}",
-                "smlad {a1}, {t}, {e}, {a1}",
-                "ldrd {o}, {e}, [{xp}], #8",
-                "ldrd {wa}, {wb}, [{wp}], #8",
-                "uxtb16 {t}, {wa}",
-                "smlad {a0}, {wa}, {o}, {a0}",
-                "smlad {a0}, {t}, {e}, {a0}",
-                "uxtb16 {t}, {wb}",
-                "smlad {a1}, {wb}, {o}, {a1}",
-                "smlad {a1}, {t}, {e}, {a1}",
-                "subs {n}, {n}, #2",
+                step2!(),
+                step2!(),
+                step2!(),
+                step2!(),
+                "subs {n}, {n}, #1",
                 "bne 3b",
                 "4:",
                 wp = inout(reg) w => _,
