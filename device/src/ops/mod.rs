@@ -113,7 +113,8 @@ pub(crate) fn dense_with(
     dense::dense(op, x, y)
 }
 
-/// Paired dense (format 1.5) with the given kernels (as [`conv2d_with`]).
+/// Paired dense (format 1.5) with the given kernels (as [`conv2d_with`]; the Cortex-M0 kernel
+/// needs no scratch).
 pub(crate) fn dense_paired_with(
     flavor: Flavor,
     op: &tinykd_format::DensePairedOp<'_>,
@@ -121,15 +122,13 @@ pub(crate) fn dense_paired_with(
     mut y: Out<'_>,
     scratch: Option<&mut [u8]>,
 ) -> crate::Result<()> {
-    if let Some(s) = scratch {
-        let done = match flavor {
-            Flavor::Dsp => fast::dense_paired::dsp(op, x, y.reborrow(), s)?,
-            Flavor::Scalar => fast::dense_paired::scalar(op, x, y.reborrow(), s)?,
-            Flavor::Portable => false,
-        };
-        if done {
-            return Ok(());
-        }
+    let done = match (flavor, scratch) {
+        (Flavor::Dsp, Some(s)) => fast::dense_paired::dsp(op, x, y.reborrow(), s)?,
+        (Flavor::Scalar, _) => fast::dense_paired::scalar(op, x, y.reborrow())?,
+        _ => false,
+    };
+    if done {
+        return Ok(());
     }
     dense_paired::dense_paired(op, x, y)
 }

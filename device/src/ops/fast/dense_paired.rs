@@ -10,16 +10,17 @@
 //! and ends at `256·Σ x·w` exactly (|Σ x·w| < 2^23 over 512 inputs), added to the row's total
 //! shifted back by 8.
 //!
-//! Cortex-M0 ([`scalar`]): the input widened to int16 once, the weight bytes read as they are
-//! stored (even ones unsigned, `w + 128`; odd ones sign-extended), four rows of a block per
-//! pass, and `128·Σ even x` taken off each row at the end.
+//! Cortex-M0 ([`scalar`]): the weight bytes read as they are stored (even ones unsigned,
+//! `w + 128`; odd ones sign-extended) against the int8 input read in place, four input bytes
+//! loaded once per group for all rows of a block (4 rows: 68 instructions per 16 MACs), and
+//! `128·Σ even x` taken off each row at the end; no scratch.
 
 use tinykd_format::{
     paired_block, paired_chunks, paired_groups, DensePairedOp, PAIRED_CHUNK_GROUPS,
 };
 
 use super::simd::{pack16, smlad};
-use super::{halves, words, Rq};
+use super::{words, Rq};
 use crate::error::{need, Result};
 use crate::ops::{In, Out};
 
@@ -652,71 +653,402 @@ impl Block {
     }
 }
 
-/// The Cortex-M0 paired dense: the raw input as int16 in the scratch, each block's rows
-/// together, the stored bytes used as they are (even ones are `w + 128`: `128·Σ even x` comes
-/// off every row at the end). `Ok(false)`: not handled (no usable scratch).
-pub(crate) fn scalar(
-    op: &DensePairedOp<'_>,
-    x: In<'_>,
-    y: Out<'_>,
-    scratch: &mut [u8],
-) -> Result<bool> {
+/// The Cortex-M0 block kernels: per group the four input bytes loaded and sign-extended once for
+/// the block's rows (straight from the input tensor: no widening pass), then per row and weight `LDRB` (`SXTB` for the odd, signed ones),
+/// `MULS` and an `ADD` into a high-register accumulator. The even bytes are `w + 128`: the caller
+/// takes `128·Σ even x` off each row.
+#[cfg(all(target_arch = "arm", not(tinykd_dsp)))]
+mod m0 {
+    use core::arch::asm;
+
+    /// 4 rows: 68 instructions per 16 MACs.
+    #[inline(always)]
+    pub(super) unsafe fn rows4(w: *const u8, x: *const i8, groups: usize, a: &mut [i32; 4]) {
+        // The accumulators, the end of the weights and a slot for r6 (which `asm!` may not name):
+        // the loop keeps them in r8–r12 (Thumb-1 high registers are clobbers only) and lr.
+        let mut state = [0u32; 6];
+        for (s, &v) in state.iter_mut().zip(a.iter()) {
+            *s = v as u32;
+        }
+        state[4] = w.wrapping_add(4 * 4 * groups) as u32;
+        // SAFETY: reads 4·4·groups bytes from `w` and 4·groups bytes from `x`
+        // (immediate offsets), which the caller guarantees; groups ≥ 1, so `w` reaches the end
+        // in state[4]. Reads and writes the six words of `state`; r6 is saved there and restored
+        // before the block ends; no stack.
+        unsafe {
+            asm!(
+                "str r6, [r0, #20]",
+                "ldr r1, [r0, #0]",
+                "mov r8, r1",
+                "ldr r1, [r0, #4]",
+                "mov r9, r1",
+                "ldr r1, [r0, #8]",
+                "mov r10, r1",
+                "ldr r1, [r0, #12]",
+                "mov r11, r1",
+                "ldr r1, [r0, #16]",
+                "mov r12, r1",
+                "mov lr, r0",
+                "2:",
+                "ldrb r0, [r5, #0]",
+                "sxtb r0, r0",
+                "ldrb r1, [r5, #1]",
+                "sxtb r1, r1",
+                "ldrb r2, [r5, #2]",
+                "sxtb r2, r2",
+                "ldrb r3, [r5, #3]",
+                "sxtb r3, r3",
+                "ldrb r6, [r4, #0]",
+                "muls r6, r0, r6",
+                "add r8, r6",
+                "ldrb r6, [r4, #1]",
+                "sxtb r6, r6",
+                "muls r6, r1, r6",
+                "add r8, r6",
+                "ldrb r6, [r4, #2]",
+                "muls r6, r2, r6",
+                "add r8, r6",
+                "ldrb r6, [r4, #3]",
+                "sxtb r6, r6",
+                "muls r6, r3, r6",
+                "add r8, r6",
+                "ldrb r6, [r4, #4]",
+                "muls r6, r0, r6",
+                "add r9, r6",
+                "ldrb r6, [r4, #5]",
+                "sxtb r6, r6",
+                "muls r6, r1, r6",
+                "add r9, r6",
+                "ldrb r6, [r4, #6]",
+                "muls r6, r2, r6",
+                "add r9, r6",
+                "ldrb r6, [r4, #7]",
+                "sxtb r6, r6",
+                "muls r6, r3, r6",
+                "add r9, r6",
+                "ldrb r6, [r4, #8]",
+                "muls r6, r0, r6",
+                "add r10, r6",
+                "ldrb r6, [r4, #9]",
+                "sxtb r6, r6",
+                "muls r6, r1, r6",
+                "add r10, r6",
+                "ldrb r6, [r4, #10]",
+                "muls r6, r2, r6",
+                "add r10, r6",
+                "ldrb r6, [r4, #11]",
+                "sxtb r6, r6",
+                "muls r6, r3, r6",
+                "add r10, r6",
+                "ldrb r6, [r4, #12]",
+                "muls r6, r0, r6",
+                "add r11, r6",
+                "ldrb r6, [r4, #13]",
+                "sxtb r6, r6",
+                "muls r6, r1, r6",
+                "add r11, r6",
+                "ldrb r6, [r4, #14]",
+                "muls r6, r2, r6",
+                "add r11, r6",
+                "ldrb r6, [r4, #15]",
+                "sxtb r6, r6",
+                "muls r6, r3, r6",
+                "add r11, r6",
+                "adds r4, #16",
+                "adds r5, #4",
+                "cmp r4, r12",
+                "bne 2b",
+                "mov r0, lr",
+                "mov r1, r8",
+                "str r1, [r0, #0]",
+                "mov r1, r9",
+                "str r1, [r0, #4]",
+                "mov r1, r10",
+                "str r1, [r0, #8]",
+                "mov r1, r11",
+                "str r1, [r0, #12]",
+                "ldr r6, [r0, #20]",
+                inout("r0") state.as_mut_ptr() => _,
+                inout("r4") w => _,
+                inout("r5") x => _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                out("lr") _,
+                options(nostack),
+            );
+        }
+        for (a, &s) in a.iter_mut().zip(state.iter()) {
+            *a = s as i32;
+        }
+    }
+
+    /// 2 rows: 40 instructions per 8 MACs.
+    #[inline(always)]
+    pub(super) unsafe fn rows2(w: *const u8, x: *const i8, groups: usize, a: &mut [i32; 2]) {
+        // The accumulators, the end of the weights and a slot for r6 (which `asm!` may not name):
+        // the loop keeps them in r8–r12 (Thumb-1 high registers are clobbers only) and lr.
+        let mut state = [0u32; 6];
+        for (s, &v) in state.iter_mut().zip(a.iter()) {
+            *s = v as u32;
+        }
+        state[4] = w.wrapping_add(4 * 2 * groups) as u32;
+        // SAFETY: reads 4·2·groups bytes from `w` and 4·groups bytes from `x`
+        // (immediate offsets), which the caller guarantees; groups ≥ 1, so `w` reaches the end
+        // in state[4]. Reads and writes the six words of `state`; r6 is saved there and restored
+        // before the block ends; no stack.
+        unsafe {
+            asm!(
+                "str r6, [r0, #20]",
+                "ldr r1, [r0, #0]",
+                "mov r8, r1",
+                "ldr r1, [r0, #4]",
+                "mov r9, r1",
+                "ldr r1, [r0, #16]",
+                "mov r12, r1",
+                "mov lr, r0",
+                "2:",
+                "ldrb r0, [r5, #0]",
+                "sxtb r0, r0",
+                "ldrb r1, [r5, #1]",
+                "sxtb r1, r1",
+                "ldrb r2, [r5, #2]",
+                "sxtb r2, r2",
+                "ldrb r3, [r5, #3]",
+                "sxtb r3, r3",
+                "ldrb r6, [r4, #0]",
+                "muls r6, r0, r6",
+                "add r8, r6",
+                "ldrb r6, [r4, #1]",
+                "sxtb r6, r6",
+                "muls r6, r1, r6",
+                "add r8, r6",
+                "ldrb r6, [r4, #2]",
+                "muls r6, r2, r6",
+                "add r8, r6",
+                "ldrb r6, [r4, #3]",
+                "sxtb r6, r6",
+                "muls r6, r3, r6",
+                "add r8, r6",
+                "ldrb r6, [r4, #4]",
+                "muls r6, r0, r6",
+                "add r9, r6",
+                "ldrb r6, [r4, #5]",
+                "sxtb r6, r6",
+                "muls r6, r1, r6",
+                "add r9, r6",
+                "ldrb r6, [r4, #6]",
+                "muls r6, r2, r6",
+                "add r9, r6",
+                "ldrb r6, [r4, #7]",
+                "sxtb r6, r6",
+                "muls r6, r3, r6",
+                "add r9, r6",
+                "adds r4, #8",
+                "adds r5, #4",
+                "cmp r4, r12",
+                "bne 2b",
+                "mov r0, lr",
+                "mov r1, r8",
+                "str r1, [r0, #0]",
+                "mov r1, r9",
+                "str r1, [r0, #4]",
+                "ldr r6, [r0, #20]",
+                inout("r0") state.as_mut_ptr() => _,
+                inout("r4") w => _,
+                inout("r5") x => _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                out("lr") _,
+                options(nostack),
+            );
+        }
+        for (a, &s) in a.iter_mut().zip(state.iter()) {
+            *a = s as i32;
+        }
+    }
+
+    /// 1 row: 26 instructions per 4 MACs.
+    #[inline(always)]
+    pub(super) unsafe fn rows1(w: *const u8, x: *const i8, groups: usize, a: &mut [i32; 1]) {
+        // The accumulators, the end of the weights and a slot for r6 (which `asm!` may not name):
+        // the loop keeps them in r8–r12 (Thumb-1 high registers are clobbers only) and lr.
+        let mut state = [0u32; 6];
+        for (s, &v) in state.iter_mut().zip(a.iter()) {
+            *s = v as u32;
+        }
+        state[4] = w.wrapping_add(4 * groups) as u32;
+        // SAFETY: reads 4·1·groups bytes from `w` and 4·groups bytes from `x`
+        // (immediate offsets), which the caller guarantees; groups ≥ 1, so `w` reaches the end
+        // in state[4]. Reads and writes the six words of `state`; r6 is saved there and restored
+        // before the block ends; no stack.
+        unsafe {
+            asm!(
+                "str r6, [r0, #20]",
+                "ldr r1, [r0, #0]",
+                "mov r8, r1",
+                "ldr r1, [r0, #16]",
+                "mov r12, r1",
+                "mov lr, r0",
+                "2:",
+                "ldrb r0, [r5, #0]",
+                "sxtb r0, r0",
+                "ldrb r1, [r5, #1]",
+                "sxtb r1, r1",
+                "ldrb r2, [r5, #2]",
+                "sxtb r2, r2",
+                "ldrb r3, [r5, #3]",
+                "sxtb r3, r3",
+                "ldrb r6, [r4, #0]",
+                "muls r6, r0, r6",
+                "add r8, r6",
+                "ldrb r6, [r4, #1]",
+                "sxtb r6, r6",
+                "muls r6, r1, r6",
+                "add r8, r6",
+                "ldrb r6, [r4, #2]",
+                "muls r6, r2, r6",
+                "add r8, r6",
+                "ldrb r6, [r4, #3]",
+                "sxtb r6, r6",
+                "muls r6, r3, r6",
+                "add r8, r6",
+                "adds r4, #4",
+                "adds r5, #4",
+                "cmp r4, r12",
+                "bne 2b",
+                "mov r0, lr",
+                "mov r1, r8",
+                "str r1, [r0, #0]",
+                "ldr r6, [r0, #20]",
+                inout("r0") state.as_mut_ptr() => _,
+                inout("r4") w => _,
+                inout("r5") x => _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                out("lr") _,
+                options(nostack),
+            );
+        }
+        for (a, &s) in a.iter_mut().zip(state.iter()) {
+            *a = s as i32;
+        }
+    }
+}
+
+/// One block of `R` rows over `groups` whole groups with the stored bytes as they are (even
+/// ones unsigned, odd ones signed): the portable stand-in of the Cortex-M0 kernels.
+///
+/// # Safety
+/// `w` readable for `4·R·groups` bytes, `x` for `4·groups` bytes, `groups ≥ 1`.
+#[inline(always)]
+unsafe fn m0_rows<const R: usize>(w: *const u8, x: *const i8, groups: usize, a: &mut [i32; R]) {
+    #[cfg(all(target_arch = "arm", not(tinykd_dsp)))]
+    {
+        let a: *mut [i32; R] = a;
+        // SAFETY: the caller's contract; R is 4, 2 or 1, so the casts keep the type.
+        unsafe {
+            match R {
+                4 => m0::rows4(w, x, groups, &mut *a.cast::<[i32; 4]>()),
+                2 => m0::rows2(w, x, groups, &mut *a.cast::<[i32; 2]>()),
+                _ => m0::rows1(w, x, groups, &mut *a.cast::<[i32; 1]>()),
+            }
+        }
+    }
+    #[cfg(not(all(target_arch = "arm", not(tinykd_dsp))))]
+    {
+        // SAFETY: the caller's contract.
+        let (w, x) = unsafe {
+            (
+                core::slice::from_raw_parts(w, 4 * R * groups),
+                core::slice::from_raw_parts(x, 4 * groups),
+            )
+        };
+        let (wq, _) = w.as_chunks::<4>();
+        let (xq, _) = x.as_chunks::<4>();
+        for (ws, &xs) in wq.chunks_exact(R).zip(xq) {
+            for (acc, &ws) in a.iter_mut().zip(ws) {
+                *acc = acc.wrapping_add(stored_dot(ws, xs));
+            }
+        }
+    }
+}
+
+/// One group's stored bytes (even ones `w + 128`, odd ones int8) against four inputs.
+#[inline(always)]
+fn stored_dot([b0, b1, b2, b3]: [u8; 4], [x0, x1, x2, x3]: [i8; 4]) -> i32 {
+    i32::from(b0) * i32::from(x0)
+        + i32::from(b1 as i8) * i32::from(x1)
+        + i32::from(b2) * i32::from(x2)
+        + i32::from(b3 as i8) * i32::from(x3)
+}
+
+/// The Cortex-M0 paired dense: each block's rows together straight from the int8 input
+/// ([`m0_rows`]; a last partial group in Rust), `128·Σ even x` taken off every row at the end.
+/// Needs no scratch.
+pub(crate) fn scalar(op: &DensePairedOp<'_>, x: In<'_>, y: Out<'_>) -> Result<bool> {
     let k = x.data.len();
     let rows = y.data.len();
     let groups = paired_groups(k);
-    let Some(xs) = halves(scratch, 4 * groups) else {
-        return Ok(false);
-    };
-    let mut even = 0i32;
-    for (i, d) in xs.iter_mut().enumerate() {
-        let v = x.data.get(i).map_or(0, |&v| i32::from(v));
-        if i.is_multiple_of(2) {
-            even += v;
-        }
-        *d = v as i16;
-    }
-    let xs: &[i16] = xs;
-    let (xq, _) = xs.as_chunks::<4>();
+    let full = k / 4;
+    let even: i32 = x.data.iter().step_by(2).map(|&v| i32::from(v)).sum();
     let correction = even.wrapping_mul(128);
     let weights = op.weights.bytes();
+    if weights.len() != 4 * rows * groups {
+        return Err(crate::Error::RunInconsistent);
+    }
+    // The zero-padded last group.
+    let mut tail = [0i8; 4];
+    for (d, &v) in tail.iter_mut().zip(x.data.get(4 * full..).unwrap_or(&[])) {
+        *d = v;
+    }
     let zp_out = i32::from(y.zero_point);
     let mut r = 0;
     while r < rows {
         let (first, len) = paired_block(rows, r);
         let block = need(weights.get(4 * first * groups..4 * (first + len) * groups))?;
-        let (wq, _) = block.as_chunks::<4>();
         let mut a = [0i32; 4];
-        match len {
-            4 => {
-                let [mut a0, mut a1, mut a2, mut a3] = a;
-                for (w, &[x0, x1, x2, x3]) in wq.chunks_exact(4).zip(xq) {
-                    let (x0, x1, x2, x3) =
-                        (i32::from(x0), i32::from(x1), i32::from(x2), i32::from(x3));
-                    let dot = |&[w0, w1, w2, w3]: &[u8; 4]| {
-                        i32::from(w0) * x0
-                            + i32::from(w1 as i8) * x1
-                            + i32::from(w2) * x2
-                            + i32::from(w3 as i8) * x3
-                    };
-                    if let [w0, w1, w2, w3] = w {
-                        a0 = a0.wrapping_add(dot(w0));
-                        a1 = a1.wrapping_add(dot(w1));
-                        a2 = a2.wrapping_add(dot(w2));
-                        a3 = a3.wrapping_add(dot(w3));
+        if full > 0 {
+            let (w, xp) = (block.as_ptr(), x.data.as_ptr());
+            // SAFETY: the block holds 4·len·groups ≥ 4·len·full bytes, the input 4·full bytes,
+            // full ≥ 1.
+            unsafe {
+                match len {
+                    4 => m0_rows::<4>(w, xp, full, &mut a),
+                    2 => {
+                        let mut a2 = [0i32; 2];
+                        m0_rows::<2>(w, xp, full, &mut a2);
+                        a[..2].copy_from_slice(&a2);
+                    }
+                    _ => {
+                        let mut a1 = [0i32; 1];
+                        m0_rows::<1>(w, xp, full, &mut a1);
+                        a[0] = a1[0];
                     }
                 }
-                a = [a0, a1, a2, a3];
             }
-            _ => {
-                for (w, &[x0, x1, x2, x3]) in wq.chunks_exact(len).zip(xq) {
-                    for (acc, &[w0, w1, w2, w3]) in a.iter_mut().zip(w) {
-                        let d = i32::from(w0) * i32::from(x0)
-                            + i32::from(w1 as i8) * i32::from(x1)
-                            + i32::from(w2) * i32::from(x2)
-                            + i32::from(w3 as i8) * i32::from(x3);
-                        *acc = acc.wrapping_add(d);
-                    }
-                }
+        }
+        if groups > full {
+            let (words, _) = need(block.get(4 * len * full..))?.as_chunks::<4>();
+            for (acc, &ws) in a.iter_mut().zip(words) {
+                *acc = acc.wrapping_add(stored_dot(ws, tail));
             }
         }
         for (i, &acc) in a.iter().enumerate().take(len) {
