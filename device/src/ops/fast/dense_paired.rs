@@ -356,6 +356,187 @@ mod asm_rows {
         }
     }
 
+    /// Every chunk of a block of 4 rows in one asm block: per chunk the accumulators started at
+    /// `odd term + xneg` (`LDR` with the rows' stride), the 4-row loop, and `total += acc ASR 8`
+    /// in `st`; the state pointer waits on the stack while the loop needs every register.
+    ///
+    /// # Safety
+    /// `st` describes a block of the op `dsp` checked: `w` 4-aligned with `4·4·left` bytes,
+    /// `x` 4-aligned with `2·left` words, `xneg` one word and `terms` (rows `tstride` bytes
+    /// apart) one value per chunk of 128 groups, `left ≥ 1`.
+    #[inline(always)]
+    pub(super) unsafe fn block4(st: &mut super::BlockState) {
+        let st: *mut super::BlockState = st;
+        // SAFETY: reads and advances the `repr(C)` state at `st` (offsets asserted next to it),
+        // reads the ranges it describes (LDRD on 4-aligned addresses); one word of stack while
+        // the loop runs; every chunk consumes min(left, 128) ≥ 1 groups until left = 0.
+        unsafe {
+            asm!(
+                "1:",
+                "ldr {t}, [{st}, #20]",
+                "cmp {t}, #128",
+                "ite hi",
+                "movhi {n}, #128",
+                "movls {n}, {t}",
+                "subs {t}, {t}, {n}",
+                "str {t}, [{st}, #20]",
+                "ldr {o}, [{st}, #12]",
+                "ldr {e}, [{st}, #16]",
+                "ldr {t}, [{st}, #8]",
+                "ldr {wa}, [{t}], #4",
+                "str {t}, [{st}, #8]",
+                "ldr {a0}, [{o}]",
+                "add {a0}, {a0}, {wa}",
+                "ldr {a1}, [{o}, {e}]",
+                "add {a1}, {a1}, {wa}",
+                "add {t}, {o}, {e}, lsl #1",
+                "ldr {a2}, [{t}]",
+                "add {a2}, {a2}, {wa}",
+                "ldr {a3}, [{t}, {e}]",
+                "add {a3}, {a3}, {wa}",
+                "add {o}, {o}, #4",
+                "str {o}, [{st}, #12]",
+                "ldr {xp}, [{st}, #4]",
+                "ldr {wp}, [{st}, #0]",
+                "push {{{st}}}",
+                "tst {n}, #1",
+                "beq 5f",
+                step4!(),
+                "5:",
+                "tst {n}, #2",
+                "beq 6f",
+                step4!(),
+                step4!(),
+                "6:",
+                "lsrs {n}, {n}, #2",
+                "beq 4f",
+                "3:",
+                step4!(),
+                step4!(),
+                step4!(),
+                step4!(),
+                "subs {n}, {n}, #1",
+                "bne 3b",
+                "4:",
+                "pop {{{st}}}",
+                "str {xp}, [{st}, #4]",
+                "str {wp}, [{st}, #0]",
+                "ldr {t}, [{st}, #24]",
+                "add {t}, {t}, {a0}, asr #8",
+                "str {t}, [{st}, #24]",
+                "ldr {t}, [{st}, #28]",
+                "add {t}, {t}, {a1}, asr #8",
+                "str {t}, [{st}, #28]",
+                "ldr {t}, [{st}, #32]",
+                "add {t}, {t}, {a2}, asr #8",
+                "str {t}, [{st}, #32]",
+                "ldr {t}, [{st}, #36]",
+                "add {t}, {t}, {a3}, asr #8",
+                "str {t}, [{st}, #36]",
+                "ldr {t}, [{st}, #20]",
+                "cmp {t}, #0",
+                "bne 1b",
+                st = in(reg) st,
+                n = out(reg) _,
+                a0 = out(reg) _,
+                a1 = out(reg) _,
+                a2 = out(reg) _,
+                a3 = out(reg) _,
+                o = out(reg) _,
+                e = out(reg) _,
+                wa = out(reg) _,
+                wb = out(reg) _,
+                t = out(reg) _,
+                xp = out(reg) _,
+                wp = out(reg) _,
+            );
+        }
+    }
+
+    /// Every chunk of a block of 2 rows in one asm block: per chunk the accumulators started at
+    /// `odd term + xneg` (`LDR` with the rows' stride), the 2-row loop, and `total += acc ASR 8`
+    /// in `st`; the state pointer waits on the stack while the loop needs every register.
+    ///
+    /// # Safety
+    /// `st` describes a block of the op `dsp` checked: `w` 4-aligned with `4·2·left` bytes,
+    /// `x` 4-aligned with `2·left` words, `xneg` one word and `terms` (rows `tstride` bytes
+    /// apart) one value per chunk of 128 groups, `left ≥ 1`.
+    #[inline(always)]
+    pub(super) unsafe fn block2(st: &mut super::BlockState) {
+        let st: *mut super::BlockState = st;
+        // SAFETY: reads and advances the `repr(C)` state at `st` (offsets asserted next to it),
+        // reads the ranges it describes (LDRD on 4-aligned addresses); one word of stack while
+        // the loop runs; every chunk consumes min(left, 128) ≥ 1 groups until left = 0.
+        unsafe {
+            asm!(
+                "1:",
+                "ldr {t}, [{st}, #20]",
+                "cmp {t}, #128",
+                "ite hi",
+                "movhi {n}, #128",
+                "movls {n}, {t}",
+                "subs {t}, {t}, {n}",
+                "str {t}, [{st}, #20]",
+                "ldr {o}, [{st}, #12]",
+                "ldr {e}, [{st}, #16]",
+                "ldr {t}, [{st}, #8]",
+                "ldr {wa}, [{t}], #4",
+                "str {t}, [{st}, #8]",
+                "ldr {a0}, [{o}]",
+                "add {a0}, {a0}, {wa}",
+                "ldr {a1}, [{o}, {e}]",
+                "add {a1}, {a1}, {wa}",
+                "add {o}, {o}, #4",
+                "str {o}, [{st}, #12]",
+                "ldr {xp}, [{st}, #4]",
+                "ldr {wp}, [{st}, #0]",
+                "push {{{st}}}",
+                "tst {n}, #1",
+                "beq 5f",
+                step2!(),
+                "5:",
+                "tst {n}, #2",
+                "beq 6f",
+                step2!(),
+                step2!(),
+                "6:",
+                "lsrs {n}, {n}, #2",
+                "beq 4f",
+                "3:",
+                step2!(),
+                step2!(),
+                step2!(),
+                step2!(),
+                "subs {n}, {n}, #1",
+                "bne 3b",
+                "4:",
+                "pop {{{st}}}",
+                "str {xp}, [{st}, #4]",
+                "str {wp}, [{st}, #0]",
+                "ldr {t}, [{st}, #24]",
+                "add {t}, {t}, {a0}, asr #8",
+                "str {t}, [{st}, #24]",
+                "ldr {t}, [{st}, #28]",
+                "add {t}, {t}, {a1}, asr #8",
+                "str {t}, [{st}, #28]",
+                "ldr {t}, [{st}, #20]",
+                "cmp {t}, #0",
+                "bne 1b",
+                st = in(reg) st,
+                n = out(reg) _,
+                a0 = out(reg) _,
+                a1 = out(reg) _,
+                o = out(reg) _,
+                e = out(reg) _,
+                wa = out(reg) _,
+                wb = out(reg) _,
+                t = out(reg) _,
+                xp = out(reg) _,
+                wp = out(reg) _,
+            );
+        }
+    }
+
     /// One row: per group `LDRD (O, E)`, `LDR`, `UXTB16` + 2 `SMLAD`: 5 instructions per 4 MACs.
     #[inline(always)]
     unsafe fn rows1(w: *const u8, x: *const u32, groups: usize, a: *mut i32) {
@@ -494,8 +675,8 @@ struct Clamp {
 }
 
 /// Requantizes four rows' sums into four contiguous output bytes: per row the multiplier and
-/// shift read from the op, `SMMLA` with the rounding term `2^(hs−1)`, `ASR hs` (`hs = −1 −
-/// shift`), the zero point, `SSAT` to 8 bits; then the four bytes packed (`BFI`), clamped
+/// shift read from the op, `SMMLA` with the rounding term `2^(hs−1) = 2^30 >> (32 + shift)`,
+/// `ASR hs` (`hs = −1 − shift`), the zero point, `SSAT` to 8 bits; then the four bytes packed (`BFI`), clamped
 /// together (`SSUB8` + `SEL`) and stored with one `STR`. The same results as `Rq::out`.
 ///
 /// # Safety
@@ -513,34 +694,30 @@ unsafe fn requant4(a: [i32; 4], m: *const u8, s: *const u8, q: &Clamp, y: *mut i
         core::arch::asm!(
             "ldr {m}, [{mp}, #0]",
             "ldrsb {h}, [{sp}, #0]",
+            "add {r}, {h}, #32",
+            "lsr {r}, {c}, {r}",
             "mvn {h}, {h}",
-            "movs {r}, #1",
-            "lsl {r}, {r}, {h}",
-            "lsr {r}, {r}, #1",
             "smmla {a0}, {a0}, {m}, {r}",
             "asr {a0}, {a0}, {h}",
             "ldr {m}, [{mp}, #4]",
             "ldrsb {h}, [{sp}, #1]",
+            "add {r}, {h}, #32",
+            "lsr {r}, {c}, {r}",
             "mvn {h}, {h}",
-            "movs {r}, #1",
-            "lsl {r}, {r}, {h}",
-            "lsr {r}, {r}, #1",
             "smmla {a1}, {a1}, {m}, {r}",
             "asr {a1}, {a1}, {h}",
             "ldr {m}, [{mp}, #8]",
             "ldrsb {h}, [{sp}, #2]",
+            "add {r}, {h}, #32",
+            "lsr {r}, {c}, {r}",
             "mvn {h}, {h}",
-            "movs {r}, #1",
-            "lsl {r}, {r}, {h}",
-            "lsr {r}, {r}, #1",
             "smmla {a2}, {a2}, {m}, {r}",
             "asr {a2}, {a2}, {h}",
             "ldr {m}, [{mp}, #12]",
             "ldrsb {h}, [{sp}, #3]",
+            "add {r}, {h}, #32",
+            "lsr {r}, {c}, {r}",
             "mvn {h}, {h}",
-            "movs {r}, #1",
-            "lsl {r}, {r}, {h}",
-            "lsr {r}, {r}, #1",
             "smmla {a3}, {a3}, {m}, {r}",
             "asr {a3}, {a3}, {h}",
             "ldr {m}, [{q}, #0]",
@@ -565,6 +742,7 @@ unsafe fn requant4(a: [i32; 4], m: *const u8, s: *const u8, q: &Clamp, y: *mut i
             sp = in(reg) s,
             q = in(reg) q,
             y = in(reg) y,
+            c = in(reg) 1u32 << 30,
             a0 = inout(reg) a0 => _,
             a1 = inout(reg) a1 => _,
             a2 = inout(reg) a2 => _,
@@ -601,6 +779,32 @@ unsafe fn requant4(a: [i32; 4], m: *const u8, s: *const u8, q: &Clamp, y: *mut i
     }
 }
 
+/// The state of the assembly block loops (`asm_rows::block4`/`block2`), read and advanced in
+/// place by field offset (`repr(C)`, asserted below).
+#[repr(C)]
+struct BlockState {
+    /// The block's weights and the widened input at the current chunk.
+    w: *const u8,
+    x: *const u32,
+    /// The current chunk's `−32768·Σ even x`.
+    xneg: *const u32,
+    /// The block's first row's odd term of the current chunk; rows `tstride` bytes apart.
+    terms: *const u8,
+    tstride: usize,
+    /// Groups left.
+    left: usize,
+    /// Bias plus the chunks done, per row.
+    total: [i32; 4],
+}
+
+#[cfg(target_arch = "arm")]
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(BlockState, x) == 4 && offset_of!(BlockState, xneg) == 8);
+    assert!(offset_of!(BlockState, terms) == 12 && offset_of!(BlockState, tstride) == 16);
+    assert!(offset_of!(BlockState, left) == 20 && offset_of!(BlockState, total) == 24);
+};
+
 /// What a block of rows reads: the op's constants and the widened input, lengths checked by
 /// [`dsp`] (weights `4·rows·groups` bytes, bias `rows` and odd terms `rows·chunks` LE i32,
 /// `x` `2·groups` and `xneg` `chunks` words).
@@ -631,6 +835,34 @@ impl Block {
         let mut total: [i32; R] = core::array::from_fn(|i| le(self.bias, first + i));
         // SAFETY: the block's weights start here (rows before it: 4·first·groups bytes).
         let w = unsafe { self.w.add(4 * first * groups) };
+        #[cfg(tinykd_dsp)]
+        if self.aligned && (R == 4 || R == 2) {
+            let mut st = BlockState {
+                w,
+                x: self.x,
+                xneg: self.xneg,
+                // SAFETY: row `first`'s first odd term.
+                terms: unsafe { self.terms.add(4 * first * chunks) },
+                tstride: 4 * chunks,
+                left: groups,
+                total: [0; 4],
+            };
+            for (d, &t) in st.total.iter_mut().zip(&total) {
+                *d = t;
+            }
+            // SAFETY: the state describes this block of the checked op; groups ≥ 1.
+            unsafe {
+                if R == 4 {
+                    asm_rows::block4(&mut st);
+                } else {
+                    asm_rows::block2(&mut st);
+                }
+            }
+            for (t, &v) in total.iter_mut().zip(&st.total) {
+                *t = v;
+            }
+            return total;
+        }
         let mut g0 = 0;
         for c in 0..chunks {
             let n = (groups - g0).min(PAIRED_CHUNK_GROUPS);
