@@ -781,6 +781,7 @@ unsafe fn requant4(a: [i32; 4], m: *const u8, s: *const u8, q: &Clamp, y: *mut i
 
 /// The state of the assembly block loops (`asm_rows::block4`/`block2`), read and advanced in
 /// place by field offset (`repr(C)`, asserted below).
+#[cfg(tinykd_dsp)]
 #[repr(C)]
 struct BlockState {
     /// The block's weights and the widened input at the current chunk.
@@ -797,7 +798,7 @@ struct BlockState {
     total: [i32; 4],
 }
 
-#[cfg(target_arch = "arm")]
+#[cfg(tinykd_dsp)]
 const _: () = {
     use core::mem::offset_of;
     assert!(offset_of!(BlockState, x) == 4 && offset_of!(BlockState, xneg) == 8);
