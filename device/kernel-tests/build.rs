@@ -1155,6 +1155,7 @@ fn main() {
     writeln!(code, "pub const ARENA_CAP: usize = {arena_cap};").unwrap();
     // Blobs 4-aligned in flash (the paired dense reads its weights with `LDRD`).
     code.push_str("#[repr(C, align(4))]\npub struct AlignedBlob<B: ?Sized>(pub B);\n");
+    code.push_str("#[repr(C, align(4))]\npub struct SkewedBlob<B: ?Sized>(pub u8, pub B);\n");
     let mut rng = Rng(0xC4EC_0001);
     code.push_str("pub static CHECK: &[&[u8]] = &[\n");
     // (24 on the microbit: its 256 KiB of flash also hold the bit-sliced kernel and check and
@@ -1216,9 +1217,16 @@ fn main() {
         let blob = paired_check_model(&mut drng, i, small);
         let name = format!("dcheck{i}.tkd");
         fs::write(out.join(&name), &blob).unwrap();
+        // Every fourth one one byte off 4-alignment: the kernels' word-by-word fallback.
+        let wrap = if i % 4 == 3 {
+            ("SkewedBlob(0, *", ").1")
+        } else {
+            ("AlignedBlob(*", ").0")
+        };
         writeln!(
             code,
-            "    &AlignedBlob(*include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\"))).0,"
+            "    &{}include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")){},",
+            wrap.0, wrap.1
         )
         .unwrap();
     }
