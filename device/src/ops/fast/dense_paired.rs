@@ -537,6 +537,192 @@ mod asm_rows {
         }
     }
 
+    /// Every 4-row block of the op in one asm block: per block the totals started at the bias,
+    /// per chunk the accumulators from the odd terms, the four-row loop and `total += acc ASR 8`
+    /// (as `block4`), then the four rows requantized as `requant4` and stored with one `STR`.
+    ///
+    /// # Safety
+    /// `st` describes `blocks ≥ 1` consecutive 4-row blocks of the op `dsp` checked, from their
+    /// first: weights 4-aligned, `4·4·groups` bytes per block; input `2·groups` words and `xneg`
+    /// one word per chunk; per block 4 biases, multipliers and shifts (every shift in
+    /// −31..=−2) and 4 output bytes; the odd terms of the first row, rows `tstride` bytes apart.
+    #[inline(always)]
+    pub(super) unsafe fn blocks4(st: &mut super::BlocksState) {
+        let st: *mut super::BlocksState = st;
+        // SAFETY: reads and advances the `repr(C)` state at `st` (offsets asserted next to it) and
+        // the ranges it describes (LDRD on 4-aligned addresses; LDR/STR of biases, multipliers
+        // and outputs may be unaligned on ARMv7-M); one word of stack during the MAC loop; every
+        // chunk consumes min(left, 128) ≥ 1 groups, every block decrements `blocks` to 0.
+        // SMMLA/SSAT may set the Q flag, SSUB8 the GE flags.
+        unsafe {
+            asm!(
+                "0:",
+                "ldr {t}, [{st}, #52]",
+                "ldr {o}, [{t}, #0]",
+                "str {o}, [{st}, #24]",
+                "ldr {o}, [{t}, #4]",
+                "str {o}, [{st}, #28]",
+                "ldr {o}, [{t}, #8]",
+                "str {o}, [{st}, #32]",
+                "ldr {o}, [{t}, #12]",
+                "str {o}, [{st}, #36]",
+                "add {t}, {t}, #16",
+                "str {t}, [{st}, #52]",
+                "ldr {t}, [{st}, #40]",
+                "str {t}, [{st}, #4]",
+                "ldr {t}, [{st}, #44]",
+                "str {t}, [{st}, #8]",
+                "ldr {t}, [{st}, #48]",
+                "str {t}, [{st}, #20]",
+                "1:",
+                "ldr {t}, [{st}, #20]",
+                "cmp {t}, #128",
+                "ite hi",
+                "movhi {n}, #128",
+                "movls {n}, {t}",
+                "subs {t}, {t}, {n}",
+                "str {t}, [{st}, #20]",
+                "ldr {o}, [{st}, #12]",
+                "ldr {e}, [{st}, #16]",
+                "ldr {t}, [{st}, #8]",
+                "ldr {wa}, [{t}], #4",
+                "str {t}, [{st}, #8]",
+                "ldr {a0}, [{o}]",
+                "add {a0}, {a0}, {wa}",
+                "ldr {a1}, [{o}, {e}]",
+                "add {a1}, {a1}, {wa}",
+                "add {t}, {o}, {e}, lsl #1",
+                "ldr {a2}, [{t}]",
+                "add {a2}, {a2}, {wa}",
+                "ldr {a3}, [{t}, {e}]",
+                "add {a3}, {a3}, {wa}",
+                "add {o}, {o}, #4",
+                "str {o}, [{st}, #12]",
+                "ldr {xp}, [{st}, #4]",
+                "ldr {wp}, [{st}, #0]",
+                "push {{{st}}}",
+                "tst {n}, #1",
+                "beq 5f",
+                step4!(),
+                "5:",
+                "tst {n}, #2",
+                "beq 6f",
+                step4!(),
+                step4!(),
+                "6:",
+                "lsrs {n}, {n}, #2",
+                "beq 4f",
+                "3:",
+                step4!(),
+                step4!(),
+                step4!(),
+                step4!(),
+                "subs {n}, {n}, #1",
+                "bne 3b",
+                "4:",
+                "pop {{{st}}}",
+                "str {xp}, [{st}, #4]",
+                "str {wp}, [{st}, #0]",
+                "ldr {t}, [{st}, #24]",
+                "add {t}, {t}, {a0}, asr #8",
+                "str {t}, [{st}, #24]",
+                "ldr {t}, [{st}, #28]",
+                "add {t}, {t}, {a1}, asr #8",
+                "str {t}, [{st}, #28]",
+                "ldr {t}, [{st}, #32]",
+                "add {t}, {t}, {a2}, asr #8",
+                "str {t}, [{st}, #32]",
+                "ldr {t}, [{st}, #36]",
+                "add {t}, {t}, {a3}, asr #8",
+                "str {t}, [{st}, #36]",
+                "ldr {t}, [{st}, #20]",
+                "cmp {t}, #0",
+                "bne 1b",
+                "ldr {o}, [{st}, #12]",
+                "ldr {e}, [{st}, #16]",
+                "add {o}, {o}, {e}, lsl #1",
+                "add {o}, {o}, {e}",
+                "str {o}, [{st}, #12]",
+                "ldr {a0}, [{st}, #24]",
+                "ldr {a1}, [{st}, #28]",
+                "ldr {a2}, [{st}, #32]",
+                "ldr {a3}, [{st}, #36]",
+                "ldr {o}, [{st}, #56]",
+                "ldr {e}, [{st}, #60]",
+                "mov {n}, #0x40000000",
+                "ldr {wa}, [{o}, #0]",
+                "ldrsb {t}, [{e}, #0]",
+                "add {wb}, {t}, #32",
+                "lsr {wb}, {n}, {wb}",
+                "mvn {t}, {t}",
+                "smmla {a0}, {a0}, {wa}, {wb}",
+                "asr {a0}, {a0}, {t}",
+                "ldr {wa}, [{o}, #4]",
+                "ldrsb {t}, [{e}, #1]",
+                "add {wb}, {t}, #32",
+                "lsr {wb}, {n}, {wb}",
+                "mvn {t}, {t}",
+                "smmla {a1}, {a1}, {wa}, {wb}",
+                "asr {a1}, {a1}, {t}",
+                "ldr {wa}, [{o}, #8]",
+                "ldrsb {t}, [{e}, #2]",
+                "add {wb}, {t}, #32",
+                "lsr {wb}, {n}, {wb}",
+                "mvn {t}, {t}",
+                "smmla {a2}, {a2}, {wa}, {wb}",
+                "asr {a2}, {a2}, {t}",
+                "ldr {wa}, [{o}, #12]",
+                "ldrsb {t}, [{e}, #3]",
+                "add {wb}, {t}, #32",
+                "lsr {wb}, {n}, {wb}",
+                "mvn {t}, {t}",
+                "smmla {a3}, {a3}, {wa}, {wb}",
+                "asr {a3}, {a3}, {t}",
+                "add {o}, {o}, #16",
+                "str {o}, [{st}, #56]",
+                "add {e}, {e}, #4",
+                "str {e}, [{st}, #60]",
+                "ldr {wa}, [{st}, #72]",
+                "add {a0}, {a0}, {wa}",
+                "add {a1}, {a1}, {wa}",
+                "add {a2}, {a2}, {wa}",
+                "add {a3}, {a3}, {wa}",
+                "ssat {a0}, #8, {a0}",
+                "ssat {a1}, #8, {a1}",
+                "ssat {a2}, #8, {a2}",
+                "ssat {a3}, #8, {a3}",
+                "bfi {a0}, {a1}, #8, #8",
+                "bfi {a0}, {a2}, #16, #8",
+                "bfi {a0}, {a3}, #24, #8",
+                "ldrd {wa}, {wb}, [{st}, #76]",
+                "ssub8 {t}, {a0}, {wa}",
+                "sel {a0}, {a0}, {wa}",
+                "ssub8 {t}, {a0}, {wb}",
+                "sel {a0}, {wb}, {a0}",
+                "ldr {t}, [{st}, #64]",
+                "str {a0}, [{t}], #4",
+                "str {t}, [{st}, #64]",
+                "ldr {t}, [{st}, #68]",
+                "subs {t}, {t}, #1",
+                "str {t}, [{st}, #68]",
+                "bne 0b",
+                st = in(reg) st,
+                n = out(reg) _,
+                a0 = out(reg) _,
+                a1 = out(reg) _,
+                a2 = out(reg) _,
+                a3 = out(reg) _,
+                o = out(reg) _,
+                e = out(reg) _,
+                wa = out(reg) _,
+                wb = out(reg) _,
+                t = out(reg) _,
+                xp = out(reg) _,
+                wp = out(reg) _,
+            );
+        }
+    }
+
     /// One row: per group `LDRD (O, E)`, `LDR`, `UXTB16` + 2 `SMLAD`: 5 instructions per 4 MACs.
     #[inline(always)]
     unsafe fn rows1(w: *const u8, x: *const u32, groups: usize, a: *mut i32) {
@@ -622,6 +808,36 @@ pub(crate) fn dsp(
         max: u32::from_le_bytes([op.act_max as u8; 4]),
     };
     let mut r = 0;
+    #[cfg(tinykd_dsp)]
+    if smmla_path && p.aligned && rows >= 4 {
+        let blocks = rows / 4;
+        let mut st = BlocksState {
+            block: BlockState {
+                w: p.w,
+                x: p.x,
+                xneg: p.xneg,
+                terms: p.terms,
+                tstride: 4 * chunks,
+                left: 0,
+                total: [0; 4],
+            },
+            x0: p.x,
+            xneg0: p.xneg,
+            groups,
+            bias: p.bias,
+            mult: mult.bytes().as_ptr(),
+            shifts: shifts.as_ptr(),
+            y: y.data.as_mut_ptr(),
+            blocks,
+            zp: clamp.zp,
+            min: clamp.min,
+            max: clamp.max,
+        };
+        // SAFETY: rows 0..4·blocks of the op checked above (the 4-row blocks come first,
+        // `paired_block`), weights 4-aligned, every shift in −31..=−2, `y` holds `rows` bytes.
+        unsafe { asm_rows::blocks4(&mut st) };
+        r = 4 * blocks;
+    }
     while r < rows {
         let (first, len) = paired_block(rows, r);
         match len {
@@ -804,6 +1020,40 @@ const _: () = {
     assert!(offset_of!(BlockState, x) == 4 && offset_of!(BlockState, xneg) == 8);
     assert!(offset_of!(BlockState, terms) == 12 && offset_of!(BlockState, tstride) == 16);
     assert!(offset_of!(BlockState, left) == 20 && offset_of!(BlockState, total) == 24);
+};
+
+/// The state of `asm_rows::blocks4` (every 4-row block of an op in one asm block): the fields
+/// of [`BlockState`] first, then what the block loop needs; `repr(C)`, asserted below.
+#[cfg(tinykd_dsp)]
+#[repr(C)]
+struct BlocksState {
+    block: BlockState,
+    /// The widened input, `xneg` and the groups per row, for each block's start.
+    x0: *const u32,
+    xneg0: *const u32,
+    groups: usize,
+    /// The current block's biases, multipliers (LE i32) and shifts (i8), and outputs.
+    bias: *const u8,
+    mult: *const u8,
+    shifts: *const u8,
+    y: *mut i8,
+    /// Blocks left (≥ 1).
+    blocks: usize,
+    /// Output zero point; `act_min`/`act_max` repeated in the four bytes of a word.
+    zp: i32,
+    min: u32,
+    max: u32,
+}
+
+#[cfg(tinykd_dsp)]
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(BlocksState, x0) == 40 && offset_of!(BlocksState, xneg0) == 44);
+    assert!(offset_of!(BlocksState, groups) == 48 && offset_of!(BlocksState, bias) == 52);
+    assert!(offset_of!(BlocksState, mult) == 56 && offset_of!(BlocksState, shifts) == 60);
+    assert!(offset_of!(BlocksState, y) == 64 && offset_of!(BlocksState, blocks) == 68);
+    assert!(offset_of!(BlocksState, zp) == 72 && offset_of!(BlocksState, min) == 76);
+    assert!(offset_of!(BlocksState, max) == 80);
 };
 
 /// What a block of rows reads: the op's constants and the widened input, lengths checked by
