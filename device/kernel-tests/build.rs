@@ -100,6 +100,77 @@ fn dense(b: &mut ModelBuilder, rng: &mut Rng, x: TensorId, out: u16, output: Qua
     .expect("valid dense")
 }
 
+/// [`dense`] with the weights in the paired layout (format 1.5), as the exporter writes it.
+fn dense_paired(
+    b: &mut ModelBuilder,
+    rng: &mut Rng,
+    x: TensorId,
+    out: u16,
+    output: Quant,
+) -> TensorId {
+    let fan_in = b.shape(x).elements() as usize;
+    let (weights, weight_scales, bias) = params(rng, out as usize, fan_in, b.quant(x).scale);
+    b.dense_paired(
+        x,
+        DenseSpec {
+            out_features: out,
+            weights,
+            weight_scales,
+            bias,
+            output,
+            activation: Activation::Relu,
+        },
+    )
+    .expect("valid paired dense")
+}
+
+/// A random model around paired dense layers (format 1.5): an optional conv first, then one or
+/// two paired dense layers of 1–9 rows over inputs of any length (up to ~1100 on the Cortex-M4:
+/// more than two chunks of 512; `small` for the Cortex-M0's flash), input zero points at the
+/// extremes.
+fn paired_check_model(rng: &mut Rng, i: usize, small: bool) -> Vec<u8> {
+    let zp_in = [-128, 127, 0, rng.int(-128, 127) as i8][i % 4];
+    let c = if small {
+        rng.int(1, 60) as u16
+    } else {
+        rng.int(1, 1100) as u16
+    };
+    let shape = Shape { h: 1, w: 1, c };
+    let mut b = ModelBuilder::new("pcheck", shape, q(rng.float(0.01, 0.05), zp_in));
+    let mut x = b.input();
+    if i % 3 == 2 {
+        let side = if small { 4 } else { 6 };
+        let s = Shape {
+            h: rng.int(2, side) as u16,
+            w: rng.int(2, side) as u16,
+            c: rng.int(1, 7) as u16,
+        };
+        b = ModelBuilder::new("pcheck", s, q(rng.float(0.01, 0.05), zp_in));
+        x = b.input();
+        let oc = rng.int(1, if small { 4 } else { 9 }) as u16;
+        let out_q = q(rng.float(0.02, 0.08), rng.int(-128, 127) as i8);
+        x = conv(
+            &mut b,
+            rng,
+            x,
+            oc,
+            [3, 3],
+            [1, 1],
+            [1; 4],
+            1,
+            out_q,
+            Activation::Relu,
+        )
+        .expect("valid conv");
+    }
+    for _ in 0..rng.int(1, 2) {
+        let out_q = q(rng.float(0.02, 0.08), rng.int(-128, 127) as i8);
+        let rows = rng.int(1, 9) as u16;
+        x = dense_paired(&mut b, rng, x, rows, out_q);
+    }
+    b.finish().expect("valid paired check model")
+}
+
 /// A random model of one to three conv / depthwise / dense ops on a small input.
 fn check_model(rng: &mut Rng, i: usize) -> Vec<u8> {
     loop {
@@ -874,12 +945,31 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
             w: 1,
             c: 1568,
         },
-        &|b, r, x| dense(b, r, x, 10, qo),
+        &|b, r, x| dense_paired(b, r, x, 10, qo),
         1568 * 10,
     );
     single(
         "L5b",
         "dense 256 -> 64",
+        Shape { h: 1, w: 1, c: 256 },
+        &|b, r, x| dense_paired(b, r, x, 64, qo),
+        256 * 64,
+    );
+    // The same two layers as plain `Dense` ops (format 1.1), for comparison.
+    single(
+        "L5a-plain",
+        "dense 1568 -> 10 (plain int8 weights)",
+        Shape {
+            h: 1,
+            w: 1,
+            c: 1568,
+        },
+        &|b, r, x| dense(b, r, x, 10, qo),
+        1568 * 10,
+    );
+    single(
+        "L5b-plain",
+        "dense 256 -> 64 (plain int8 weights)",
         Shape { h: 1, w: 1, c: 256 },
         &|b, r, x| dense(b, r, x, 64, qo),
         256 * 64,
@@ -1150,11 +1240,18 @@ fn main() {
 
     let mut code = String::new();
     writeln!(code, "pub const ARENA_CAP: usize = {arena_cap};").unwrap();
+    // Blobs 4-aligned in flash (the paired dense reads its weights with `LDRD`).
+    code.push_str("#[repr(C, align(4))]\npub struct AlignedBlob<B: ?Sized>(pub B);\n");
+    // (Unused where no check model is skewed: the microbit's three.)
+    code.push_str(
+        "#[allow(dead_code)]\n#[repr(C, align(4))]\npub struct SkewedBlob<B: ?Sized>(pub u8, pub B);\n",
+    );
     let mut rng = Rng(0xC4EC_0001);
     code.push_str("pub static CHECK: &[&[u8]] = &[\n");
-    // (34 on the microbit: its 256 KiB of flash also hold the bit-sliced kernel and check.)
+    // (24 on the microbit: its 256 KiB of flash also hold the bit-sliced kernel and check and
+    // the paired dense with its checks.)
     let int8_checks = if target.starts_with("thumbv6m") {
-        34
+        24
     } else {
         48
     };
@@ -1227,6 +1324,26 @@ fn main() {
         )
         .unwrap();
     }
+    // Paired dense layers (format 1.5), 4-aligned in flash as the kernels want them.
+    let mut drng = Rng(0xDE45_1501);
+    // (Three small ones on the microbit: flash.)
+    for i in 0..if small { 3 } else { 10 } {
+        let blob = paired_check_model(&mut drng, i, small);
+        let name = format!("dcheck{i}.tkd");
+        fs::write(out.join(&name), &blob).unwrap();
+        // Every fourth one one byte off 4-alignment: the kernels' word-by-word fallback.
+        let wrap = if i % 4 == 3 {
+            ("SkewedBlob(0, *", ").1")
+        } else {
+            ("AlignedBlob(*", ").0")
+        };
+        writeln!(
+            code,
+            "    &{}include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")){},",
+            wrap.0, wrap.1
+        )
+        .unwrap();
+    }
     // Binary models (format 1.2) join the fast-vs-reference check.
     let mut brng = Rng(0xB1C4_EC01);
     let mut binary = Vec::new();
@@ -1284,6 +1401,8 @@ fn main() {
     binary.push(student(Student::Sliced, 7).0);
     println!("cargo:rerun-if-changed={TRAINED}");
     let inc = |f: &str| format!("include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{f}\"))");
+    let inc_aligned =
+        |f: &str| format!("&AlignedBlob(*include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{f}\"))).0");
     code.push_str(&format!(
         "#[allow(dead_code)]\npub static BSTUDENT: &[u8] = {};\n#[allow(dead_code)]\npub static BTRAINED: &[u8] = {};\n#[allow(dead_code)]\npub static BSLICED: &[u8] = {};\n",
         inc("bench-bstudent.tkd"),
@@ -1345,7 +1464,10 @@ fn main() {
                 continue;
             }
         } else if target.starts_with("thumbv6m")
-            && (name.starts_with("is") || name.starts_with('C') || name.starts_with('w'))
+            && (name.starts_with("is")
+                || name.starts_with('C')
+                || name.starts_with('w')
+                || name.ends_with("-plain"))
         {
             // (The conv1d layers C1–C3 too: tools/bench-device.sh measures them in a
             // benchmark-only firmware on the Cortex-M0.)
@@ -1364,7 +1486,7 @@ fn main() {
             "bstudent" => "BSTUDENT".to_string(),
             "bsliced" => "BSLICED".to_string(),
             "btrained" => "BTRAINED".to_string(),
-            _ => inc(&file),
+            _ => inc_aligned(&file),
         };
         writeln!(
             code,

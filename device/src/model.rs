@@ -196,6 +196,7 @@ impl<'a> Model<'a> {
         match op {
             Op::Conv2d(c) => ops::conv2d_with(flavor, c, x, y, scratch),
             Op::Dense(d) => ops::dense_with(flavor, d, x, y, scratch),
+            Op::DensePaired(d) => ops::dense_paired_with(flavor, d, x, y, scratch),
             Op::MaxPool2d(p) => ops::max_pool2d::max_pool2d_with(flavor, p, x, y),
             Op::AvgPool2d(p) => ops::avg_pool2d::avg_pool2d(p, x, y),
             Op::GlobalAvgPool { .. } => ops::global_avg_pool::global_avg_pool(x, y),
@@ -422,6 +423,7 @@ mod tests {
             match op {
                 Op::Conv2d(c) => ops::conv2d::conv2d(&c, x, out),
                 Op::Dense(d) => ops::dense::dense(&d, x, out),
+                Op::DensePaired(d) => ops::dense_paired::dense_paired(&d, x, out),
                 Op::MaxPool2d(p) => ops::max_pool2d::max_pool2d(&p, x, out),
                 Op::AvgPool2d(p) => ops::avg_pool2d::avg_pool2d(&p, x, out),
                 Op::GlobalAvgPool { .. } => ops::global_avg_pool::global_avg_pool(x, out),

@@ -120,7 +120,18 @@ fn check(config: &str, packed: &[bool]) -> usize {
         .ops()
         .filter(|op| matches!(op, tinykd_format::Op::BinaryConv2dSliced(_)))
         .count();
-    assert_eq!(desc.version().1, if sliced > 0 { 4 } else { 2 });
+    // The int8 dense head is paired (format 1.5).
+    let paired = desc
+        .ops()
+        .any(|op| matches!(op, tinykd_format::Op::DensePaired(_)));
+    let minor = if paired {
+        5
+    } else if sliced > 0 {
+        4
+    } else {
+        2
+    };
+    assert_eq!(desc.version().1, minor);
     let summary = summarize(&blob).expect("blob loads");
     println!(
         "blob {} bytes, arena {} bytes",

@@ -19,6 +19,12 @@ fn fake_quant_matches_device_kernels() {
     let x = Tensor::<4>::random([48, 1, 28, 28], Distribution::Normal(0.0, 1.0), &device);
     let quant = calibrate(&student, [x.clone()]);
     let blob = export_student(&student, &quant, "test", None).expect("export");
+    // The dense head is written paired (format 1.5); the comparison below runs it.
+    let desc = tinykd_format::validate(&blob).expect("valid blob");
+    assert_eq!(desc.version(), (1, 5));
+    assert!(desc
+        .ops()
+        .any(|op| matches!(op, tinykd_format::Op::DensePaired(_))));
     let summary = summarize(&blob).expect("blob loads");
     println!(
         "blob {} bytes, arena {} bytes",

@@ -37,9 +37,9 @@ use crate::desc::BodyHead;
 use crate::validate::window_out;
 use crate::{
     quantize_multiplier, quantize_multiplier_q32, scratch_len, validate, Activation, AddOp,
-    BinaryConv2dOp, BinaryDenseOp, BinaryOutput, Bits, Conv2dOp, DenseOp, Error, Header, I8s,
-    Layout, LeI32s, Op, OpKind, PoolOp, Quant, Requant, Shape, TensorDesc, TensorId, MAX_NAME_LEN,
-    MAX_TENSORS, MAX_TENSOR_LEN,
+    BinaryConv2dOp, BinaryDenseOp, BinaryOutput, Bits, Conv2dOp, DenseOp, DensePairedOp, Error,
+    Header, I8s, Layout, LeI32s, Op, OpKind, PoolOp, Quant, Requant, Shape, TensorDesc, TensorId,
+    MAX_NAME_LEN, MAX_TENSORS, MAX_TENSOR_LEN,
 };
 
 /// A 2-D convolution to add (dense, grouped, depthwise or 1×1).
@@ -604,6 +604,60 @@ impl ModelBuilder {
             input: x.0,
             weights: I8s(&weights),
             bias: LeI32s(&bias),
+            requant: Requant {
+                multipliers: LeI32s(&multipliers),
+                shifts: I8s(&shifts),
+            },
+            act_min,
+            act_max,
+        });
+        let shape = Shape {
+            h: 1,
+            w: 1,
+            c: spec.out_features,
+        };
+        self.push(kind, &op, shape, spec.output)
+    }
+
+    /// Adds the same fully connected layer as [`ModelBuilder::dense`] with its weights in the
+    /// paired layout (format 1.5, SPEC §3.4): the input zero point folded into the bias, the
+    /// odd-weight terms of every row and chunk computed here. Same checks and results.
+    pub fn dense_paired(&mut self, x: TensorId, spec: DenseSpec) -> Built<TensorId> {
+        let kind = OpKind::DensePaired;
+        let (xs, xq) = self.tensor(kind, x)?;
+        let cout = usize::from(spec.out_features);
+        let terms = xs.elements();
+        self.check_params(
+            kind,
+            &spec.weights,
+            cout as u64 * terms,
+            &spec.bias,
+            cout,
+            terms,
+        )?;
+        let (multipliers, shifts) =
+            self.requant(kind, cout, xq.scale, &spec.weight_scales, spec.output)?;
+        let (act_min, act_max) = spec.output.activation_range(spec.activation);
+        let k = usize::try_from(terms).map_err(|_| self.err(kind, BuildFault::TensorTooLarge))?;
+        let (weights, odd_terms) = crate::pair_weights(&spec.weights, cout, k)
+            .ok_or_else(|| self.err(kind, BuildFault::WeightOutOfRange))?;
+        // `b − zp_in·Σw`: within i32 because `|b| + in·255·128` is (checked above).
+        let zp = i64::from(xq.zero_point);
+        let bias: Vec<u8> = spec
+            .bias
+            .iter()
+            .zip(spec.weights.chunks(k.max(1)))
+            .flat_map(|(&b, row)| {
+                let sum: i64 = row.iter().map(|&w| i64::from(w)).sum();
+                ((i64::from(b) - zp * sum) as i32).to_le_bytes()
+            })
+            .collect();
+        let op = Op::DensePaired(DensePairedOp {
+            input: x.0,
+            pad: I8s(&[]), // set when the blob is encoded (`align_paired`)
+            weights: I8s(&weights),
+            bias: LeI32s(&bias),
+            odd_terms: LeI32s(&odd_terms),
             requant: Requant {
                 multipliers: LeI32s(&multipliers),
                 shifts: I8s(&shifts),
@@ -1251,7 +1305,8 @@ fn encode_parts(
     let mut body = postcard::to_extend(&head, Vec::new())?;
     let count = u32::try_from(op_count).map_err(|_| Error::OpBadCount)?;
     body = postcard::to_extend(&count, body)?;
-    body.extend_from_slice(op_bytes);
+    let op_bytes = align_paired(crate::HEADER_LEN + body.len(), op_bytes, op_count)?;
+    body.extend_from_slice(&op_bytes);
     let minor = match (scratch, binary) {
         (Some(offsets), _) => {
             let table: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
@@ -1291,6 +1346,41 @@ fn encode_parts(
     let crc = crate::crc32(&blob);
     blob.extend_from_slice(&crc.to_le_bytes());
     Ok(blob)
+}
+
+/// The encoded ops (`count` of them, starting `at` bytes into the blob) with each
+/// `DensePaired`'s `pad` set so that its weights start 4-aligned from the blob's start
+/// (SPEC §3.4); the other ops' bytes unchanged.
+fn align_paired(at: usize, op_bytes: &[u8], count: usize) -> crate::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(op_bytes.len() + 3 * count);
+    let mut rest = op_bytes;
+    for _ in 0..count {
+        let (op, tail) = postcard::take_from_bytes::<Op<'_>>(rest)?;
+        let raw = rest
+            .get(..rest.len() - tail.len())
+            .ok_or(Error::BodyTruncated)?;
+        rest = tail;
+        let Op::DensePaired(d) = op else {
+            out.extend_from_slice(raw);
+            continue;
+        };
+        // Where the weights land with no padding (the pad's length byte stays one byte).
+        let plain = postcard::to_extend(
+            &Op::DensePaired(DensePairedOp { pad: I8s(&[]), ..d }),
+            Vec::new(),
+        )?;
+        let offset = match postcard::from_bytes::<Op<'_>>(&plain)? {
+            Op::DensePaired(p) => p.weights.bytes().as_ptr() as usize - plain.as_ptr() as usize,
+            _ => 0,
+        };
+        let zeros = [0u8; 3];
+        let pad = zeros
+            .get(..(4 - (at + out.len() + offset) % 4) % 4)
+            .unwrap_or(&[]);
+        out = postcard::to_extend(&Op::DensePaired(DensePairedOp { pad: I8s(pad), ..d }), out)?;
+    }
+    out.extend_from_slice(rest);
+    Ok(out)
 }
 
 /// Greedy memory plan (TFLM's `GreedyMemoryPlanner`, SPEC §5): buffers by decreasing size, each

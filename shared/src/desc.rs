@@ -249,6 +249,40 @@ pub struct DenseOp<'a> {
     pub act_max: i8,
 }
 
+/// Fully connected layer with its weights in the paired layout (format 1.5, SPEC §3.4): the same
+/// layer as a [`DenseOp`] of `[out][in]` symmetric weights, stored so the Cortex-M4 kernel does
+/// four MACs per load (`crate::paired_weight` decodes them). Output shape `[1, 1, out]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct DensePairedOp<'a> {
+    /// Input tensor id.
+    pub input: u16,
+    /// 0–3 zero bytes, chosen by the writer so that `weights` starts 4-aligned from the start of
+    /// the blob: a blob loaded at a 4-aligned address then lets the kernel read two weight words
+    /// with one `LDRD` (it checks the address, and reads word by word otherwise).
+    #[serde(borrow)]
+    pub pad: I8s<'a>,
+    /// `out · ⌈in/4⌉ · 4` bytes: rows in blocks of 4, 2, 1 (`crate::paired_block`), each block
+    /// group by group; per group of four the even weights `+ 128`, the odd ones as int8.
+    #[serde(borrow)]
+    pub weights: I8s<'a>,
+    /// One i32 per output feature with the input zero point folded in: `b − zp_in · Σ_i w[o][i]`,
+    /// so `acc = bias + Σ_i x[i] · w[o][i]` on the raw input.
+    #[serde(borrow)]
+    pub bias: LeI32s<'a>,
+    /// Per row, per chunk of 512 inputs: `32512 · Σ` of the chunk's odd weights (row-major,
+    /// `out · ⌈⌈in/4⌉/128⌉` values): the part of a chunk's starting accumulator the weights give.
+    #[serde(borrow)]
+    pub odd_terms: LeI32s<'a>,
+    /// Per-output-feature requantization.
+    #[serde(borrow)]
+    pub requant: Requant<'a>,
+    /// Lower clamp of the output (fused activation).
+    pub act_min: i8,
+    /// Upper clamp of the output (fused activation).
+    pub act_max: i8,
+}
+
 /// Max or average pooling window. SPEC §3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -332,6 +366,9 @@ pub enum Op<'a> {
     /// once with bit-sliced adders.
     #[serde(borrow)]
     BinaryConv2dSliced(BinaryConv2dOp<'a>),
+    /// [`Op::Dense`] with its weights in the paired layout (format 1.5, SPEC §3.4).
+    #[serde(borrow)]
+    DensePaired(DensePairedOp<'a>),
 }
 
 /// The kind of an [`Op`], for summaries and error messages.
@@ -360,6 +397,8 @@ pub enum OpKind {
     BinaryMaxPool2d,
     /// [`Op::BinaryConv2dSliced`].
     BinaryConv2dSliced,
+    /// [`Op::DensePaired`].
+    DensePaired,
 }
 
 impl OpKind {
@@ -381,6 +420,7 @@ impl OpKind {
             OpKind::BinaryDense => "binary_dense",
             OpKind::BinaryMaxPool2d => "binary_max_pool2d",
             OpKind::BinaryConv2dSliced => "binary_conv2d_sliced",
+            OpKind::DensePaired => "dense_paired",
         }
     }
 }
@@ -406,6 +446,7 @@ impl Op<'_> {
             Op::BinaryDense(_) => OpKind::BinaryDense,
             Op::BinaryMaxPool2d(_) => OpKind::BinaryMaxPool2d,
             Op::BinaryConv2dSliced(_) => OpKind::BinaryConv2dSliced,
+            Op::DensePaired(_) => OpKind::DensePaired,
         }
     }
 
@@ -421,13 +462,14 @@ impl Op<'_> {
     }
 
     /// The lowest minor format version whose readers know this op kind: 2 for the binary ops,
-    /// 4 for [`Op::BinaryConv2dSliced`], 0 for the int8 ops.
+    /// 4 for [`Op::BinaryConv2dSliced`], 5 for [`Op::DensePaired`], 0 for the other int8 ops.
     ///
     /// ```
     /// assert_eq!(tinykd_format::Op::Reshape { input: 0 }.min_minor(), 0);
     /// ```
     pub const fn min_minor(&self) -> u8 {
         match self {
+            Op::DensePaired(_) => 5,
             Op::BinaryConv2dSliced(_) => 4,
             Op::BinaryConv2d(_) | Op::BinaryDense(_) | Op::BinaryMaxPool2d(_) => 2,
             _ => 0,
@@ -465,6 +507,7 @@ impl Op<'_> {
         match self {
             Op::Conv2d(c) => [Some(c.input), None],
             Op::Dense(d) => [Some(d.input), None],
+            Op::DensePaired(d) => [Some(d.input), None],
             Op::MaxPool2d(p) | Op::AvgPool2d(p) => [Some(p.input), None],
             Op::GlobalAvgPool { input } | Op::Reshape { input } => [Some(*input), None],
             Op::Add(a) => [Some(a.a), Some(a.b)],
@@ -498,6 +541,13 @@ impl Op<'_> {
             Op::Dense(d) => {
                 d.weights.len()
                     + d.bias.bytes().len()
+                    + d.requant.multipliers.bytes().len()
+                    + d.requant.shifts.len()
+            }
+            Op::DensePaired(d) => {
+                d.weights.len()
+                    + d.bias.bytes().len()
+                    + d.odd_terms.bytes().len()
                     + d.requant.multipliers.bytes().len()
                     + d.requant.shifts.len()
             }

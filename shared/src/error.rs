@@ -102,6 +102,12 @@ pub enum Error {
     InputNormBadCount = 39,
     /// An input normalisation mean is not finite, or a std is not a finite positive number.
     InputNormBadValue = 40,
+    /// A `DensePaired` weight byte (format 1.5) is not a symmetric weight: an even byte 0 (a
+    /// weight of −128), an odd byte 0x80, or a padding position of the last group not weight 0.
+    OpBadPairedWeight = 41,
+    /// A `DensePaired` odd-weight term (format 1.5) differs from `32512 · Σ` of its chunk's odd
+    /// weights, or the table's length is not one value per row and chunk.
+    OpBadPairedTerms = 42,
 }
 
 /// `Result` with this crate's [`Error`].
@@ -157,6 +163,12 @@ impl Error {
             Error::OpBadWeightBits => "op: packed weights have bits set past the channels",
             Error::InputNormBadCount => "input normalisation: not one (mean, std) per channel",
             Error::InputNormBadValue => "input normalisation: mean not finite or std not > 0",
+            Error::OpBadPairedWeight => {
+                "op: dense_paired weight byte not a symmetric weight (even byte 0, odd byte 0x80, or nonzero padding)"
+            }
+            Error::OpBadPairedTerms => {
+                "op: dense_paired odd-weight terms differ from the weights (or have the wrong length)"
+            }
         }
     }
 }
@@ -232,6 +244,8 @@ mod tests {
             (Error::OpBadWeightBits, 38),
             (Error::InputNormBadCount, 39),
             (Error::InputNormBadValue, 40),
+            (Error::OpBadPairedWeight, 41),
+            (Error::OpBadPairedTerms, 42),
         ];
         for (i, (e, n)) in all.iter().enumerate() {
             assert_eq!(*e as u8, *n);

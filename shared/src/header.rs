@@ -11,8 +11,9 @@ pub const VERSION_MAJOR: u8 = 1;
 /// binary ops and packed tensors (SPEC §3.2); 1.0 and 1.1 blobs load unchanged. 1.3 added the
 /// optional per-channel input normalisation (SPEC §5.2); the builder writes 1.3 only for a model
 /// that has one, so every other blob keeps the bytes (and minor) it had. 1.4 added the bit-sliced
-/// binary convolution (SPEC §3.3), written only where a model has one.
-pub const VERSION_MINOR: u8 = 4;
+/// binary convolution (SPEC §3.3), written only where a model has one; 1.5 the paired dense
+/// (SPEC §3.4), likewise.
+pub const VERSION_MINOR: u8 = 5;
 /// Length of the fixed header: magic, major, minor, flags, reserved, `body_len`.
 pub const HEADER_LEN: usize = 12;
 /// Length of the trailing CRC-32.
@@ -81,7 +82,7 @@ impl Header {
     /// The 12 header bytes for this version and a body of `body_len` bytes.
     ///
     /// ```
-    /// assert_eq!(tinykd_format::Header::encode(0x0102), *b"TKD\x01\x04\x00\x00\x00\x02\x01\x00\x00");
+    /// assert_eq!(tinykd_format::Header::encode(0x0102), *b"TKD\x01\x05\x00\x00\x00\x02\x01\x00\x00");
     /// ```
     pub fn encode(body_len: u32) -> [u8; HEADER_LEN] {
         Self::encode_minor(VERSION_MINOR, body_len)

@@ -42,6 +42,7 @@ mod desc;
 mod error;
 mod header;
 mod norm;
+mod paired;
 mod quant;
 pub mod recording;
 pub mod samples;
@@ -58,12 +59,18 @@ pub use builder::{
     BuildError, BuildFault, BuildOp, Conv2dSpec, DenseSpec, ModelBuilder, PoolSpec,
 };
 pub use desc::{
-    AddOp, Conv2dOp, DenseOp, I8s, LeI32s, ModelDesc, Op, OpKind, Ops, PoolOp, Requant, Shape,
-    TensorDesc, TensorId, ADD_LEFT_SHIFT, TENSOR_RECORD_LEN,
+    AddOp, Conv2dOp, DenseOp, DensePairedOp, I8s, LeI32s, ModelDesc, Op, OpKind, Ops, PoolOp,
+    Requant, Shape, TensorDesc, TensorId, ADD_LEFT_SHIFT, TENSOR_RECORD_LEN,
 };
 pub use error::{Error, Result};
 pub use header::{crc32, Header, CRC_LEN, HEADER_LEN, MAGIC, VERSION_MAJOR, VERSION_MINOR};
 pub use norm::{InputNorm, INPUT_NORM_RECORD_LEN};
+#[cfg(any(test, feature = "alloc"))]
+pub use paired::pair_weights;
+pub use paired::{
+    paired_block, paired_chunks, paired_groups, paired_index, paired_odd_term, paired_weight,
+    PAIRED_CHUNK_GROUPS, PAIRED_ODD_FACTOR,
+};
 pub use quant::{
     average, quantize_multiplier, quantize_multiplier_q32, requantize, Activation, Quant,
 };

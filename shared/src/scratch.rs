@@ -20,6 +20,8 @@ pub const IM2COL_COLUMNS: u32 = 4;
 /// - Depthwise `Conv2d` (`groups = in = out`): the weights repacked as int16 channel pairs,
 ///   `kh·kw · align4(channels) · 2` bytes.
 /// - `Dense`: the input widened to int16, `align4(in) · 2` bytes.
+/// - `DensePaired`: the input widened to two words per group of four, `align4(in) · 2` bytes,
+///   plus one word per chunk of 512 inputs (`−32768 · Σ` of the chunk's even inputs).
 /// - `BinaryConv2d`: `kh·kw·words(in) · 4` bytes (the packed taps of one output pixel), plus
 ///   `packed_len(input)` when the input is int8 (binarized once, up front);
 /// - `BinaryConv2dSliced`: as `BinaryConv2d`, plus `32 · kh·kw·words(in) · 4` bytes (the
@@ -49,6 +51,14 @@ pub fn scratch_len(op: &Op<'_>, input: Shape, output: Shape) -> u32 {
             }
         }
         Op::Dense(_) => align4(input.elements()) * 2,
+        Op::DensePaired(_) => {
+            let k = input.elements();
+            align4(k) * 2
+                + 4 * k
+                    .div_ceil(4)
+                    .div_ceil(crate::PAIRED_CHUNK_GROUPS as u64)
+                    .max(1)
+        }
         // Binary ops (format 1.2): an int8 input binarized once (packed), and for a convolution
         // the packed taps of one output pixel side by side (padded taps as +1 words).
         Op::BinaryConv2d(c) | Op::BinaryConv2dSliced(c) => {

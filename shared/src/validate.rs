@@ -6,11 +6,12 @@
 
 use crate::desc::{BodyHead, TENSOR_RECORD_LEN};
 use crate::header::{CRC_LEN, HEADER_LEN};
+use crate::paired::paired_bytes_ok;
 use crate::{
-    packed_len, packed_words, scratch_len, AddOp, BinaryConv2dOp, BinaryDenseOp, BinaryOutput,
-    Bits, Conv2dOp, DenseOp, Error, Header, I8s, InputNorm, Layout, LeI32s, ModelDesc, Op, PoolOp,
-    Quant, Requant, Result, Shape, TensorDesc, MAX_NAME_LEN, MAX_TENSORS, MAX_TENSOR_LEN,
-    VERSION_MINOR,
+    packed_len, packed_words, paired_chunks, paired_groups, paired_odd_term, scratch_len, AddOp,
+    BinaryConv2dOp, BinaryDenseOp, BinaryOutput, Bits, Conv2dOp, DenseOp, DensePairedOp, Error,
+    Header, I8s, InputNorm, Layout, LeI32s, ModelDesc, Op, PoolOp, Quant, Requant, Result, Shape,
+    TensorDesc, MAX_NAME_LEN, MAX_TENSORS, MAX_TENSOR_LEN, VERSION_MINOR,
 };
 
 /// Checks a blob completely and returns its descriptor (SPEC §6).
@@ -78,8 +79,8 @@ pub fn validate(blob: &[u8]) -> Result<ModelDesc<'_>> {
         rest = tail;
         let out = tensors.get(i + 1)?;
         if header.minor < op.min_minor() {
-            // Binary ops are format 1.2, the bit-sliced conv 1.4: in an older blob their tags are
-            // unknown op kinds.
+            // Binary ops are format 1.2, the bit-sliced conv 1.4, the paired dense 1.5: in an older
+            // blob their tags are unknown op kinds.
             return Err(Error::BodyBadEnum);
         }
         check_layouts(&op, &out, &mut packed, i + 1)?;
@@ -261,6 +262,7 @@ fn check_op(op: &Op<'_>, i: usize, tensors: &Tensors<'_>, out: &TensorDesc) -> R
         Op::BinaryMaxPool2d(p) => check_pool(p, &tensors.input(p.input, i)?, out),
         Op::Conv2d(c) => check_conv2d(c, &tensors.input(c.input, i)?, out),
         Op::Dense(d) => check_dense(d, &tensors.input(d.input, i)?, out),
+        Op::DensePaired(d) => check_dense_paired(d, &tensors.input(d.input, i)?, out),
         Op::MaxPool2d(p) | Op::AvgPool2d(p) => check_pool(p, &tensors.input(p.input, i)?, out),
         Op::GlobalAvgPool { input } => {
             let x = tensors.input(*input, i)?;
@@ -402,6 +404,51 @@ fn check_dense(d: &DenseOp<'_>, x: &TensorDesc, out: &TensorDesc) -> Result<()> 
     check_requant(&d.requant, cout)?;
     check_act(d.act_min, d.act_max)?;
     check_accumulator(&d.bias, terms)
+}
+
+/// Format 1.5 (SPEC §3.4): lengths, every byte a symmetric weight, the odd-weight terms equal
+/// to the ones recomputed from the weights, and `|bias| + in · 128 · 127 ≤ i32::MAX` (the
+/// zero point is folded into the bias, so the sum is over the raw input, `|x·w| ≤ 128·127`).
+fn check_dense_paired(d: &DensePairedOp<'_>, x: &TensorDesc, out: &TensorDesc) -> Result<()> {
+    if out.shape.h != 1 || out.shape.w != 1 {
+        return Err(Error::OpShapeMismatch);
+    }
+    if d.pad.len() > 3 || d.pad.bytes().iter().any(|&b| b != 0) {
+        return Err(Error::OpBadPairedWeight);
+    }
+    let rows = usize::from(out.shape.c);
+    let k = usize::try_from(x.shape.elements()).map_err(|_| Error::OpBadWeightsLength)?;
+    let bytes = d.weights.bytes();
+    if Some(bytes.len()) != rows.checked_mul(paired_groups(k) * 4) {
+        return Err(Error::OpBadWeightsLength);
+    }
+    if !paired_bytes_ok(bytes, rows, k) {
+        return Err(Error::OpBadPairedWeight);
+    }
+    let chunks = paired_chunks(k);
+    if Some(d.odd_terms.bytes().len()) != rows.checked_mul(chunks * 4) {
+        return Err(Error::OpBadPairedTerms);
+    }
+    let mut stored = d.odd_terms.iter();
+    for r in 0..rows {
+        for c in 0..chunks {
+            if stored.next() != paired_odd_term(bytes, rows, k, r, c) {
+                return Err(Error::OpBadPairedTerms);
+            }
+        }
+    }
+    if d.bias.bytes().len() != rows * 4 {
+        return Err(Error::OpBadBiasLength);
+    }
+    check_requant(&d.requant, rows)?;
+    check_act(d.act_min, d.act_max)?;
+    let worst = (k as u64).saturating_mul(128 * 127);
+    for b in d.bias.iter() {
+        if u64::from(b.unsigned_abs()).saturating_add(worst) > i32::MAX as u64 {
+            return Err(Error::OpAccumulatorOverflow);
+        }
+    }
+    Ok(())
 }
 
 /// Packed weights of `cout` filters of `taps` pixels of `cin` channels, `[out][taps][words(in)]`,
@@ -866,7 +913,7 @@ mod tests {
         // Op::Reshape { input: 0 } is tag 6, then varint 0.
         assert!(validate(&raw(b"ok", &table, &[1, 6, 0])).is_ok());
         assert_eq!(
-            validate(&raw(b"ok", &table, &[1, 11, 0])).unwrap_err(),
+            validate(&raw(b"ok", &table, &[1, 12, 0])).unwrap_err(),
             Error::BodyBadEnum
         );
         assert_eq!(
@@ -1252,6 +1299,119 @@ mod tests {
         // Filter 32 (bit 0 of group 1) and channel 36 are real.
         assert!(sliced_edited(|w| w[word(1, 2, 36)] ^= 1).is_ok());
         assert!(sliced_edited(|w| w[word(0, 0, 0) + 3] ^= 0x80).is_ok());
+    }
+
+    /// A paired dense (format 1.5) of k = 517 inputs (two chunks, a padded last group) to 7 rows
+    /// (blocks of 4, 2, 1), re-encoded after `edit` of its weight bytes, odd terms and bias.
+    fn paired_edited(
+        edit: impl FnOnce(&mut Vec<u8>, &mut Vec<u8>, &mut Vec<u8>),
+    ) -> Result<Vec<u8>> {
+        let (k, rows) = (517usize, 7u16);
+        let mut b = crate::ModelBuilder::new(
+            "paired",
+            Shape { h: 1, w: 11, c: 47 },
+            crate::Quant {
+                scale: 0.05,
+                zero_point: -128,
+            },
+        );
+        let weights: Vec<i8> = (0..k * rows as usize)
+            .map(|i| (((i * 37 + 11) % 255) as i32 - 127) as i8)
+            .collect();
+        let x = b.input();
+        b.dense_paired(
+            x,
+            crate::DenseSpec {
+                out_features: rows,
+                weights,
+                weight_scales: vec![0.01],
+                bias: (0..rows as i32).map(|r| r * 1000 - 3000).collect(),
+                output: crate::Quant {
+                    scale: 0.1,
+                    zero_point: 3,
+                },
+                activation: crate::Activation::None,
+            },
+        )
+        .unwrap();
+        let blob: &'static [u8] = b.finish().unwrap().leak();
+        assert_eq!(validate(blob).unwrap().version(), (1, 5));
+        let (name, arena, tensors, mut ops) = parts(blob);
+        let Op::DensePaired(d) = ops[0] else {
+            panic!("op 0 is not a paired dense")
+        };
+        let (mut w, mut t, mut bias) = (
+            d.weights.bytes().to_vec(),
+            d.odd_terms.bytes().to_vec(),
+            d.bias.bytes().to_vec(),
+        );
+        edit(&mut w, &mut t, &mut bias);
+        ops[0] = Op::DensePaired(crate::DensePairedOp {
+            weights: I8s(w.leak()),
+            odd_terms: LeI32s(t.leak()),
+            bias: LeI32s(bias.leak()),
+            ..d
+        });
+        let blob = encode_blob(name, arena, &tensors, &ops).unwrap();
+        validate(&blob)?;
+        Ok(blob)
+    }
+
+    #[test]
+    fn dense_paired_faults() {
+        let blob = paired_edited(|_, _, _| {}).unwrap();
+        // A 1.4 blob cannot hold the paired dense: its tag is unknown there.
+        assert_eq!(
+            validate(&wrap(body(&blob), VERSION_MAJOR, 4)).unwrap_err(),
+            Error::BodyBadEnum
+        );
+        // 7 rows · 130 groups · 4 bytes; 7 rows · 2 chunks odd terms; 7 biases.
+        let len = Err(Error::OpBadWeightsLength);
+        assert_eq!(
+            paired_edited(|w, _, _| w.truncate(w.len() - 4)).map(|_| ()),
+            len
+        );
+        assert_eq!(paired_edited(|w, _, _| w.push(128)).map(|_| ()), len);
+        let terms = Err(Error::OpBadPairedTerms);
+        assert_eq!(
+            paired_edited(|_, t, _| t.truncate(t.len() - 4)).map(|_| ()),
+            terms
+        );
+        assert_eq!(paired_edited(|_, t, _| t.extend([0; 4])).map(|_| ()), terms);
+        // One odd term off by one (row 5, chunk 1; the words are row-major).
+        assert_eq!(
+            paired_edited(|_, t, _| t[4 * (5 * 2 + 1)] ^= 1).map(|_| ()),
+            terms
+        );
+        // A 0 even byte (w = −128), an odd 0x80, nonzero padding (k = 517: group 129 holds
+        // input 516 and three padded positions; the last row is its own block).
+        let bad = Err(Error::OpBadPairedWeight);
+        assert_eq!(paired_edited(|w, _, _| w[8] = 0).map(|_| ()), bad);
+        assert_eq!(paired_edited(|w, _, _| w[9] = 0x80).map(|_| ()), bad);
+        let last = 6 * 130 * 4 + 129 * 4;
+        assert_eq!(paired_edited(|w, _, _| w[last + 1] = 1).map(|_| ()), bad);
+        assert_eq!(paired_edited(|w, _, _| w[last + 2] = 129).map(|_| ()), bad);
+        // The writer aligned the weights to 4 from the blob's start.
+        let desc = validate(&blob).unwrap();
+        let Some(Op::DensePaired(d)) = desc.ops().next() else {
+            panic!("op 0 is not a paired dense")
+        };
+        assert_eq!(
+            (d.weights.bytes().as_ptr() as usize - blob.as_ptr() as usize) % 4,
+            0
+        );
+        // Changing an even weight keeps the odd terms right: a valid (different) layer.
+        assert!(paired_edited(|w, _, _| w[last] = 1).is_ok());
+        // An odd weight changes its chunk's term.
+        assert_eq!(paired_edited(|w, _, _| w[1] ^= 2).map(|_| ()), terms);
+        assert_eq!(
+            paired_edited(|_, _, b| b.truncate(24)).map(|_| ()),
+            Err(Error::OpBadBiasLength)
+        );
+        assert_eq!(
+            paired_edited(|_, _, b| b[..4].copy_from_slice(&i32::MAX.to_le_bytes())).map(|_| ()),
+            Err(Error::OpAccumulatorOverflow)
+        );
     }
 
     fn bconv<'o>(ops: &'o mut [Op<'static>], i: usize) -> &'o mut crate::BinaryConv2dOp<'static> {

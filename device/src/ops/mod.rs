@@ -13,6 +13,7 @@ pub(crate) mod avg_pool2d;
 pub(crate) mod binary;
 pub(crate) mod conv2d;
 pub(crate) mod dense;
+pub(crate) mod dense_paired;
 pub(crate) mod fast;
 pub(crate) mod global_avg_pool;
 pub(crate) mod max_pool2d;
@@ -110,6 +111,26 @@ pub(crate) fn dense_with(
         }
     }
     dense::dense(op, x, y)
+}
+
+/// Paired dense (format 1.5) with the given kernels (as [`conv2d_with`]; the Cortex-M0 kernel
+/// needs no scratch).
+pub(crate) fn dense_paired_with(
+    flavor: Flavor,
+    op: &tinykd_format::DensePairedOp<'_>,
+    x: In<'_>,
+    mut y: Out<'_>,
+    scratch: Option<&mut [u8]>,
+) -> crate::Result<()> {
+    let done = match (flavor, scratch) {
+        (Flavor::Dsp, Some(s)) => fast::dense_paired::dsp(op, x, y.reborrow(), s)?,
+        (Flavor::Scalar, _) => fast::dense_paired::scalar(op, x, y.reborrow())?,
+        _ => false,
+    };
+    if done {
+        return Ok(());
+    }
+    dense_paired::dense_paired(op, x, y)
 }
 
 /// `acc + Σ (x − zp_in) · w` over two equal-length runs: the multiply-accumulate at the heart of

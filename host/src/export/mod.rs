@@ -360,7 +360,9 @@ pub fn export_student(
                     output: out_q.into(),
                     activation: blob_activation(d.activation),
                 };
-                let y = b.dense(x, spec).map_err(build)?;
+                // Every int8 dense layer is written paired (format 1.5, SPEC §3.4): the same
+                // results, 1.0 instead of 1.25 instructions per MAC in the Cortex-M4 kernel.
+                let y = b.dense_paired(x, spec).map_err(build)?;
                 chw = [out, 1, 1];
                 y
             }

@@ -408,6 +408,15 @@ pub fn count_macs(blob: &[u8]) -> u64 {
                     * input_channels(c.input)
             }
             Op::Dense(d) => d.weights.len() as u64,
+            // Padded groups hold zero weights: count the real ones, `out · in`.
+            Op::DensePaired(d) => {
+                out.shape.elements()
+                    * desc
+                        .tensor(TensorId(d.input))
+                        .expect("valid input")
+                        .shape
+                        .elements()
+            }
             _ => 0,
         };
     }

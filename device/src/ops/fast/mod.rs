@@ -20,6 +20,7 @@
 //! arena that is not 4-aligned, an op shape it does not handle) it says so and the caller runs
 //! the reference kernel instead.
 
+pub(crate) mod dense_paired;
 pub(crate) mod dsp;
 #[cfg(any(tinykd_dsp, not(target_arch = "arm")))]
 pub(crate) mod one_channel;
