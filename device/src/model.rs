@@ -144,7 +144,10 @@ impl<'a> Model<'a> {
             return Err(Error::RunArenaTooSmall);
         }
         let input_range = range(&self.desc.input())?;
-        bytes_as_i8_mut(need(arena.get_mut(input_range))?).copy_from_slice(input);
+        crate::ops::fast::copy_bytes(
+            need(arena.get_mut(input_range))?,
+            crate::ops::fast::as_bytes(input),
+        );
 
         let mut done = 0usize;
         for (i, op) in self.desc.ops().enumerate() {

@@ -342,6 +342,50 @@ pub(crate) fn halves(scratch: &mut [u8], n: usize) -> Option<&mut [i16]> {
     middle.get_mut(..n)
 }
 
+/// `dst.copy_from_slice(src)` (equal lengths; otherwise nothing is copied), 16 bytes per step on
+/// cores with the DSP extension: four word loads from any address (Armv7-M allows unaligned
+/// `LDR`) and one `STM` to the 4-aligned destination, 7 instructions per 16 bytes. `memcpy`
+/// takes about a byte and a half per instruction when source and destination are not equally
+/// aligned, which made copying a 1 568-byte input into the arena 15 % of a dense layer's run.
+pub(crate) fn copy_bytes(dst: &mut [u8], src: &[u8]) {
+    if dst.len() != src.len() {
+        return;
+    }
+    #[cfg(tinykd_dsp)]
+    if (dst.as_ptr() as usize).is_multiple_of(4) && dst.len() >= 16 {
+        let blocks = dst.len() / 16;
+        // SAFETY: reads 16·blocks ≤ src.len() bytes from `src` (LDR: any alignment on
+        // Armv7-M) and writes as many to the 4-aligned `dst` (STM); registers declared, no
+        // stack.
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "ldr r0, [{s}], #4",
+                "ldr r1, [{s}], #4",
+                "ldr r2, [{s}], #4",
+                "ldr r3, [{s}], #4",
+                "stm {d}!, {{r0, r1, r2, r3}}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                s = inout(reg) src.as_ptr() => _,
+                d = inout(reg) dst.as_mut_ptr() => _,
+                n = inout(reg) blocks => _,
+                out("r0") _,
+                out("r1") _,
+                out("r2") _,
+                out("r3") _,
+                options(nostack),
+            );
+        }
+        let done = 16 * blocks;
+        if let (Some(d), Some(s)) = (dst.get_mut(done..), src.get(done..)) {
+            d.copy_from_slice(s);
+        }
+        return;
+    }
+    dst.copy_from_slice(src);
+}
+
 /// The int8 values as their raw bytes.
 #[inline(always)]
 pub(crate) fn as_bytes(x: &[i8]) -> &[u8] {
