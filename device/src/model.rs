@@ -3,8 +3,8 @@
 use core::ops::Range;
 
 use tinykd_format::{
-    bytes_as_i8, bytes_as_i8_mut, scratch_len, validate, ModelDesc, Op, Quant, Shape, TensorDesc,
-    TensorId,
+    bytes_as_i8, bytes_as_i8_mut, scratch_len_in, validate, ModelDesc, Op, Quant, Shape,
+    TensorDesc, TensorId,
 };
 
 use crate::error::{need, Error, Result};
@@ -178,7 +178,7 @@ impl<'a> Model<'a> {
         // The op's scratch (format 1.1), if it has one and a fast kernel may use it.
         let scratch = match self.desc.scratch_offset(i) {
             Some(offset) if flavor != Flavor::Portable => {
-                let len = scratch_len(op, at.shape, yt.shape);
+                let len = scratch_len_in(self.desc.version().1, op, at.shape, yt.shape);
                 let start = need(usize::try_from(offset).ok())?;
                 let len = need(usize::try_from(len).ok())?;
                 (len > 0).then_some(start..need(start.checked_add(len))?)
@@ -692,10 +692,16 @@ mod tests {
         for _ in 0..150 {
             let blob = random_binary_model(&mut rng);
             let model = Model::from_bytes(&blob).unwrap();
-            // 1.4 where a conv is bit-sliced.
+            // 1.4 where a conv is bit-sliced, 1.5 where the int8 stem is a one-channel 3×3
+            // conv (its scratch grew in 1.5).
             let minor = model.desc().version().1;
-            assert!(minor == 2 || minor == 4, "{minor}");
-            sliced += usize::from(minor == 4);
+            assert!(matches!(minor, 2 | 4 | 5), "{minor}");
+            sliced += usize::from(
+                model
+                    .desc()
+                    .ops()
+                    .any(|o| matches!(o, Op::BinaryConv2dSliced(_))),
+            );
             let input = rng.i8s(model.input_len());
             let want = run_unplanned(model.desc(), &input);
             let mut words = vec![0u32; model.arena_size() / 4 + 2];

@@ -124,7 +124,16 @@ fn check(config: &str, packed: &[bool]) -> usize {
     let paired = desc
         .ops()
         .any(|op| matches!(op, tinykd_format::Op::DensePaired(_)));
-    let minor = if paired {
+    // So is a one-channel 3×3 int8 stem (its scratch grew in 1.5).
+    let one_channel = desc.ops().any(|op| {
+        matches!(op, tinykd_format::Op::Conv2d(c)
+            if c.kernel == [3, 3]
+                && c.groups == 1
+                && desc
+                    .tensor(tinykd_format::TensorId(c.input))
+                    .is_some_and(|t| t.shape.c == 1))
+    });
+    let minor = if paired || one_channel {
         5
     } else if sliced > 0 {
         4

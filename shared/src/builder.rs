@@ -36,10 +36,10 @@ use core::fmt;
 use crate::desc::BodyHead;
 use crate::validate::window_out;
 use crate::{
-    quantize_multiplier, quantize_multiplier_q32, scratch_len, validate, Activation, AddOp,
-    BinaryConv2dOp, BinaryDenseOp, BinaryOutput, Bits, Conv2dOp, DenseOp, DensePairedOp, Error,
-    Header, I8s, Layout, LeI32s, Op, OpKind, PoolOp, Quant, Requant, Shape, TensorDesc, TensorId,
-    MAX_NAME_LEN, MAX_TENSORS, MAX_TENSOR_LEN,
+    quantize_multiplier, quantize_multiplier_q32, scratch_len, scratch_len_in, validate,
+    Activation, AddOp, BinaryConv2dOp, BinaryDenseOp, BinaryOutput, Bits, Conv2dOp, DenseOp,
+    DensePairedOp, Error, Header, I8s, Layout, LeI32s, Op, OpKind, PoolOp, Quant, Requant, Shape,
+    TensorDesc, TensorId, MAX_NAME_LEN, MAX_TENSORS, MAX_TENSOR_LEN,
 };
 
 /// A 2-D convolution to add (dense, grouped, depthwise or 1×1).
@@ -1148,6 +1148,9 @@ impl ModelBuilder {
             op_minor
         };
         let inputs: Vec<[Option<u16>; 2]> = self.ops.iter().map(|o| o.inputs).collect();
+        // Planned with the current format's scratch lengths; an op whose length differs from
+        // the one a 1.4 reader computes (a one-channel 3×3 conv, SPEC §5.1) makes the blob 1.5.
+        let mut op_minor = op_minor;
         let mut scratch = Vec::with_capacity(self.ops.len());
         for (i, enc) in self.ops.iter().enumerate() {
             let len = match (with_scratch, postcard::from_bytes::<Op<'_>>(&enc.bytes)) {
@@ -1158,7 +1161,12 @@ impl ModelBuilder {
                             .map_or(Shape { h: 0, w: 0, c: 0 }, |t| t.0)
                     };
                     let out = self.tensors.get(i + 1).map_or(shape(None), |t| t.0);
-                    scratch_len(&op, shape(op.inputs()[0]), out)
+                    let input = shape(op.inputs()[0]);
+                    let len = scratch_len(&op, input, out);
+                    if len != scratch_len_in(4, &op, input, out) {
+                        op_minor = op_minor.max(5);
+                    }
+                    len
                 }
                 (true, Err(e)) => return Err(model_err(BuildFault::Invalid(Error::from(e)))),
             };

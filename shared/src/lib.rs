@@ -74,7 +74,10 @@ pub use paired::{
 pub use quant::{
     average, quantize_multiplier, quantize_multiplier_q32, requantize, Activation, Quant,
 };
-pub use scratch::{scratch_len, IM2COL_COLUMNS};
+pub use scratch::{
+    one_channel_band_stride, scratch_len, scratch_len_in, IM2COL_COLUMNS, ONE_CHANNEL_CHUNK,
+    ONE_CHANNEL_RECORD, ONE_CHANNEL_STATE,
+};
 pub use validate::validate;
 
 /// Most tensors (input included) a model may have; ops are one fewer.

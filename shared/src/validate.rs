@@ -8,7 +8,7 @@ use crate::desc::{BodyHead, TENSOR_RECORD_LEN};
 use crate::header::{CRC_LEN, HEADER_LEN};
 use crate::paired::paired_bytes_ok;
 use crate::{
-    packed_len, packed_words, paired_chunks, paired_groups, paired_odd_term, scratch_len, AddOp,
+    packed_len, packed_words, paired_chunks, paired_groups, paired_odd_term, scratch_len_in, AddOp,
     BinaryConv2dOp, BinaryDenseOp, BinaryOutput, Bits, Conv2dOp, DenseOp, DensePairedOp, Error,
     Header, I8s, InputNorm, Layout, LeI32s, ModelDesc, Op, PoolOp, Quant, Requant, Result, Shape,
     TensorDesc, MAX_NAME_LEN, MAX_TENSORS, MAX_TENSOR_LEN, VERSION_MINOR,
@@ -127,6 +127,7 @@ pub fn validate(blob: &[u8]) -> Result<ModelDesc<'_>> {
     check_plan(&tensors, tensor_count, &last_use)?;
     if !scratch.is_empty() {
         check_scratch(
+            header.minor,
             ops_bytes,
             op_count,
             &tensors,
@@ -667,9 +668,11 @@ fn check_plan(tensors: &Tensors<'_>, count: usize, last_use: &[u8; MAX_TENSORS])
     Ok(())
 }
 
-/// SPEC §5.1: op `i`'s scratch (length [`scratch_len`]) lies in the arena at a 4-aligned offset
+/// SPEC §5.1: op `i`'s scratch (length [`scratch_len_in`] for the blob's minor) lies in the arena at a 4-aligned offset
 /// and shares no byte with any tensor alive during op `i`; an op without scratch has offset 0.
+#[allow(clippy::too_many_arguments)]
 fn check_scratch(
+    minor: u8,
     ops: &[u8],
     op_count: u16,
     tensors: &Tensors<'_>,
@@ -690,7 +693,7 @@ fn check_scratch(
         let [a, _] = op.inputs();
         let input = tensors.get(usize::from(a.ok_or(Error::OpBadInput)?))?;
         let output = tensors.get(i + 1)?;
-        let len = scratch_len(&op, input.shape, output.shape);
+        let len = scratch_len_in(minor, &op, input.shape, output.shape);
         if len == 0 {
             if offset != 0 {
                 return Err(Error::PlanBadScratch);

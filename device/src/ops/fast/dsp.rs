@@ -59,7 +59,7 @@ pub(crate) fn conv2d(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>, scratch: &mut [u8
     // image, where this flavor never runs.
     #[cfg(any(tinykd_dsp, not(target_arch = "arm")))]
     if super::pointwise::conv1x1(op, x, y.reborrow(), scratch)?
-        || super::one_channel::conv3x3(op, x, y.reborrow())?
+        || super::one_channel::conv3x3(op, x, y.reborrow(), scratch)?
     {
         return Ok(true);
     }

@@ -5,7 +5,7 @@
 //! With one input channel the reduction is only nine taps, so the general path (an im2col of
 //! four pixels, one channel at a time, the taps padded to 12) spends most of its instructions on
 //! per-channel bookkeeping. Here each output row gets a band of the three input rows it reads
-//! (int8, on the stack, the padding as the input zero point); a pixel's window is three `LDR`s
+//! (int8, in the op's scratch, format 1.5, the padding as the input zero point); a pixel's window is three `LDR`s
 //! from the band, six `SXTB16` and a `PKHBT` into five registers (`(a0, a2)`, `(b0, b2)`,
 //! `(c0, c2)`, `(a1, b1)` and `c1`, rows a–c), and then every channel costs one record of seven
 //! words (bias with the input zero point folded in, the nine weights as matching int16 pairs,
@@ -17,24 +17,21 @@
 
 use tinykd_format::Conv2dOp;
 
-use super::{simd::pack16, smmlar_multiplier};
+use super::{simd::pack16, smmlar_multiplier, words};
 use crate::error::Result;
 use crate::ops::{In, Out};
 
-/// Channels per pass over the pixels (their records live on the stack).
-const CHUNK: usize = 16;
-/// Longest band row: the padded input width plus one byte the window's last `LDR` reads.
-const BAND: usize = 128;
+/// Channels per pass over the pixels (their records sit side by side in the scratch).
+const CHUNK: usize = tinykd_format::ONE_CHANNEL_CHUNK as usize;
+/// Words of one channel record: `[bias', (wa0, wa2), (wb0, wb2), (wc0, wc2), (wa1, wb1),
+/// (flag, wc1), multiplier]`; `flag` (bottom half) is 1 in a chunk's last channel, which must be
+/// the second of a pair.
+const RECORD: usize = tinykd_format::ONE_CHANNEL_RECORD as usize / 4;
 
-/// The state of [`one_channel_3x3`]: the chunk's channel records, then the per-run fields the
-/// loop reads by offset from the end of the records (`repr(C)`, asserted below).
+/// The run state of [`one_channel_3x3`], read by field offset; on Cortex-M it lies in the
+/// scratch right after the chunk's records (the loop steps back from it to the first record).
 #[repr(C)]
-pub(crate) struct OneChannel {
-    /// Channel records, `[bias', (wa0, wa2), (wb0, wb2), (wc0, wc2), (wa1, wb1), (flag, wc1),
-    /// multiplier]`, the chunk's `n` channels in the last `n` slots (so that the state follows
-    /// the last one); `flag` (bottom half) is 1 in the chunk's last channel, which must be the
-    /// second of a pair.
-    pub(crate) rec: [[i32; 7]; CHUNK],
+pub(crate) struct Run {
     /// The current pixel's window in the band (its top-left byte, in the window's top row).
     pub(crate) x: *const u8,
     /// Byte offsets (wrapping) from the window's top row to its middle and bottom rows: the
@@ -51,17 +48,22 @@ pub(crate) struct OneChannel {
 
 #[cfg(target_arch = "arm")]
 const _: () = {
-    use core::mem::offset_of;
-    const S: usize = offset_of!(OneChannel, x);
-    assert!(S == 28 * CHUNK && offset_of!(OneChannel, off_b) == S + 4);
-    assert!(offset_of!(OneChannel, off_c) == S + 8 && offset_of!(OneChannel, rec_bytes) == S + 12);
-    assert!(offset_of!(OneChannel, skip) == S + 16 && offset_of!(OneChannel, end) == S + 20);
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<Run>() == tinykd_format::ONE_CHANNEL_STATE as usize);
+    assert!(offset_of!(Run, off_b) == 4 && offset_of!(Run, off_c) == 8);
+    assert!(offset_of!(Run, rec_bytes) == 12 && offset_of!(Run, skip) == 16);
+    assert!(offset_of!(Run, end) == 20);
 };
 
 /// Conv2d 3×3, stride 1 or 2, padding ≤ 1 per side, one input channel, an even number of output
 /// channels, full int8 output range and `SMMLAR`-ready multipliers. `Ok(false)`: not handled here
 /// (the caller takes the general path).
-pub(crate) fn conv3x3(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<bool> {
+pub(crate) fn conv3x3(
+    op: &Conv2dOp<'_>,
+    x: In<'_>,
+    y: Out<'_>,
+    scratch: &mut [u8],
+) -> Result<bool> {
     let (ih, iw) = (usize::from(x.shape.h), usize::from(x.shape.w));
     let (oh, ow, oc) = (
         usize::from(y.shape.h),
@@ -83,7 +85,6 @@ pub(crate) fn conv3x3(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<bool> 
         || op.act_max != i8::MAX
         || oc == 0
         || !oc.is_multiple_of(2)
-        || row + 1 > BAND
         || row < 3
         || ih + pt + pb < 3
         || ow != (row - 3) / step + 1
@@ -102,11 +103,21 @@ pub(crate) fn conv3x3(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<bool> 
     }
     let zp_in = x.zero_point;
     let zp_out = i32::from(y.zero_point);
-    let mut band = [zp_in as u8; 3 * BAND];
+    // The scratch (SPEC §5.1, format 1.5): the band's three rows `rs` bytes apart, the records
+    // of up to CHUNK channels, the run state.
+    let rs = tinykd_format::one_channel_band_stride(x.shape.w) as usize;
+    let slots = CHUNK.min(oc);
+    let Some(sw) = words(scratch, 3 * rs / 4 + RECORD * slots + 6) else {
+        return Ok(false);
+    };
+    let (band, rest) = sw.split_at_mut(3 * rs / 4);
+    let (recs, state) = rest.split_at_mut(RECORD * slots);
+    band.fill(u32::from_ne_bytes([zp_in as u8; 4]));
+    // SAFETY: `band` is 3·rs/4 initialized words; viewed as its 3·rs bytes (any value valid).
+    let band = unsafe { core::slice::from_raw_parts_mut(band.as_mut_ptr().cast::<u8>(), 3 * rs) };
     let xb = super::as_bytes(x.data);
     let y0 = y.data.as_mut_ptr();
-    let mut st = OneChannel {
-        rec: [[0; 7]; CHUNK],
+    let fresh = Run {
         x: core::ptr::null(),
         off_b: 0,
         off_c: 0,
@@ -114,11 +125,30 @@ pub(crate) fn conv3x3(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<bool> 
         skip: 0,
         end: y0,
     };
+    // On Cortex-M the run state follows the records in the scratch (6 words there, asserted
+    // above); elsewhere (the host's stand-in) it lives here and the records are passed along.
+    #[cfg(tinykd_dsp)]
+    let st: &mut Run = {
+        let p = state.as_mut_ptr().cast::<Run>();
+        // SAFETY: `state` is 6 aligned, exclusively borrowed words, the size and alignment of
+        // `Run` on 32-bit Arm; it is initialized here before any read.
+        unsafe {
+            p.write(fresh);
+            &mut *p
+        }
+    };
+    #[cfg(not(tinykd_dsp))]
+    let _ = state;
+    #[cfg(not(tinykd_dsp))]
+    let mut run = fresh;
+    #[cfg(not(tinykd_dsp))]
+    let st = &mut run;
     let mut c0 = 0;
     while c0 < oc {
         let n = CHUNK.min(oc - c0);
-        let first = CHUNK - n;
-        for (i, rec) in st.rec.iter_mut().skip(first).enumerate() {
+        let first = slots - n;
+        let (_, chunk) = recs.split_at_mut(RECORD * first);
+        for (i, rec) in chunk.chunks_exact_mut(RECORD).enumerate() {
             let o = c0 + i;
             let (Some(w), Some(b), Some(m), Some(&s)) = (
                 weights.get(9 * o..9 * o + 9),
@@ -134,15 +164,15 @@ pub(crate) fn conv3x3(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<bool> 
             let t = |k: usize| w.get(k).map_or(0, |&v| i32::from(v as i8));
             let sum: i32 = (0..9).map(t).sum();
             let flag = i32::from(i + 1 == n);
-            *rec = [
-                i32::from_le_bytes(*b).wrapping_sub(i32::from(zp_in) * sum),
-                pack16(t(0), t(2)) as i32,
-                pack16(t(3), t(5)) as i32,
-                pack16(t(6), t(8)) as i32,
-                pack16(t(1), t(4)) as i32,
-                pack16(flag, t(7)) as i32,
-                m,
-            ];
+            rec.copy_from_slice(&[
+                i32::from_le_bytes(*b).wrapping_sub(i32::from(zp_in) * sum) as u32,
+                pack16(t(0), t(2)),
+                pack16(t(3), t(5)),
+                pack16(t(6), t(8)),
+                pack16(t(1), t(4)),
+                pack16(flag, t(7)),
+                m as u32,
+            ]);
         }
         st.rec_bytes = 28 * n;
         st.skip = oc - n;
@@ -155,7 +185,7 @@ pub(crate) fn conv3x3(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<bool> 
             } else {
                 top + 3 - step..top + 3
             } {
-                let dst = band.get_mut((j % 3) * BAND + pl..(j % 3) * BAND + pl + iw);
+                let dst = band.get_mut((j % 3) * rs + pl..(j % 3) * rs + pl + iw);
                 let src = j
                     .checked_sub(pt)
                     .filter(|&iy| iy < ih)
@@ -175,22 +205,25 @@ pub(crate) fn conv3x3(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<bool> 
                     (_, None) => return Ok(false),
                 }
             }
-            let slot = |j: usize| (j % 3) * BAND;
+            let slot = |j: usize| (j % 3) * rs;
             st.x = band.as_ptr().wrapping_add(slot(top));
             st.off_b = slot(top + 1).wrapping_sub(slot(top));
             st.off_c = slot(top + 2).wrapping_sub(slot(top));
             let out = y0.wrapping_add(oy * ow * oc + c0);
             st.end = out.wrapping_add(ow * oc);
             // SAFETY: `ow ≥ 1` pixels: pixel ox reads band bytes s·ox .. s·ox + 3 of each of the
-            // three ring slots (s·(ow − 1) + 3 ≤ row < BAND), writes outputs out + ox·oc .. + n (inside
-            // y.data: (oy·ow + ox)·oc + c0 + n ≤ oh·ow·oc); the chunk's n records (n even, the
-            // last flagged) sit right before the state's run fields.
+            // three ring slots (s·(ow − 1) + 3 ≤ row < rs), writes outputs out + ox·oc .. + n
+            // (inside y.data: (oy·ow + ox)·oc + c0 + n ≤ oh·ow·oc); the chunk's n records (n even,
+            // the last flagged) end where the run state begins (on Cortex-M), or are `chunk`.
             unsafe {
+                #[cfg(tinykd_dsp)]
                 if step == 1 {
-                    one_channel_3x3(&mut st, out, zp_out);
+                    one_channel_3x3(st, out, zp_out);
                 } else {
-                    one_channel_3x3_s2(&mut st, out, zp_out);
+                    one_channel_3x3_s2(st, out, zp_out);
                 }
+                #[cfg(not(tinykd_dsp))]
+                one_channel_3x3(st, chunk, out, zp_out, step);
             }
         }
         c0 += n;
@@ -201,13 +234,13 @@ pub(crate) fn conv3x3(op: &Conv2dOp<'_>, x: In<'_>, y: Out<'_>) -> Result<bool> 
 #[cfg(tinykd_dsp)]
 use imp_dsp::{one_channel_3x3, one_channel_3x3_s2};
 #[cfg(not(tinykd_dsp))]
-use imp_portable::{one_channel_3x3, one_channel_3x3_s2};
+use imp_portable::one_channel_3x3;
 
 #[cfg(tinykd_dsp)]
 mod imp_dsp {
     use core::arch::asm;
 
-    use super::OneChannel;
+    use super::Run;
 
     /// One channel of a pixel (see the module docs): 10 instructions, 9 MACs.
     macro_rules! channel {
@@ -282,11 +315,11 @@ mod imp_dsp {
     /// count of channels, the last flagged); `y` .. `st.end` the run's outputs, `n` per pixel
     /// then `skip`, writable.
     #[inline(never)]
-    pub(crate) unsafe fn one_channel_3x3(st: &mut OneChannel, y: *mut i8, zp: i32) {
-        let run: *mut *const u8 = &mut st.x;
+    pub(crate) unsafe fn one_channel_3x3(st: &mut Run, y: *mut i8, zp: i32) {
+        let run: *mut Run = st;
         // SAFETY: the caller guarantees every address read or written; `st` is an exclusive
         // borrow, its run fields read and written through `run` at the offsets asserted next to
-        // `OneChannel`, its records read. Only the declared registers are written; no stack.
+        // `Run`, the records before it read. Only the declared registers are written; no stack.
         unsafe { run_asm!(run, y, zp, "adds r8, r8, #1") }
     }
 
@@ -295,8 +328,8 @@ mod imp_dsp {
     /// # Safety
     /// As [`one_channel_3x3`].
     #[inline(never)]
-    pub(crate) unsafe fn one_channel_3x3_s2(st: &mut OneChannel, y: *mut i8, zp: i32) {
-        let run: *mut *const u8 = &mut st.x;
+    pub(crate) unsafe fn one_channel_3x3_s2(st: &mut Run, y: *mut i8, zp: i32) {
+        let run: *mut Run = st;
         // SAFETY: as `one_channel_3x3`.
         unsafe { run_asm!(run, y, zp, "adds r8, r8, #2") }
     }
@@ -305,29 +338,20 @@ mod imp_dsp {
 #[cfg(not(tinykd_dsp))]
 mod imp_portable {
     use super::super::simd::{smlad, sxtb16, sxtb16_ror8};
-    use super::OneChannel;
+    use super::{Run, RECORD};
 
-    /// Stand-in for the Arm loop (same contract and arithmetic).
+    /// Stand-in for the Arm loops (same arithmetic; the records passed as a slice, the stride
+    /// as `step`).
     ///
     /// # Safety
     /// As the Arm version.
-    pub(crate) unsafe fn one_channel_3x3(st: &mut OneChannel, y: *mut i8, zp: i32) {
-        // SAFETY: as the caller guarantees.
-        unsafe { run(st, y, zp, 1) }
-    }
-
-    /// Stand-in for the Arm loop, stride 2.
-    ///
-    /// # Safety
-    /// As the Arm version.
-    pub(crate) unsafe fn one_channel_3x3_s2(st: &mut OneChannel, y: *mut i8, zp: i32) {
-        // SAFETY: as the caller guarantees.
-        unsafe { run(st, y, zp, 2) }
-    }
-
-    unsafe fn run(st: &mut OneChannel, mut y: *mut i8, zp: i32, step: usize) {
-        let n = st.rec_bytes / 28;
-        let first = st.rec.len() - n;
+    pub(crate) unsafe fn one_channel_3x3(
+        st: &mut Run,
+        recs: &[u32],
+        mut y: *mut i8,
+        zp: i32,
+        step: usize,
+    ) {
         // SAFETY (whole body): within the ranges the caller guarantees.
         unsafe {
             while y != st.end {
@@ -346,13 +370,15 @@ mod imp_portable {
                     (a1 & 0xFFFF) | (b1 << 16),
                     sxtb16_ror8(c),
                 ];
-                for r in st.rec.iter().skip(first) {
-                    let mut acc = r[0];
+                for r in recs.chunks_exact(RECORD) {
+                    let mut acc = r[0] as i32;
                     for (&pv, &wv) in p.iter().zip(&r[1..5]) {
-                        acc = smlad(pv, wv as u32, acc);
+                        acc = smlad(pv, wv, acc);
                     }
-                    acc += i32::from(p[4] as u16 as i16) * (r[5] >> 16);
-                    let v = (i64::from(acc) * i64::from(r[6]) + (i64::from(zp) << 32) + (1 << 31))
+                    acc += i32::from(p[4] as u16 as i16) * ((r[5] as i32) >> 16);
+                    let v = (i64::from(acc) * i64::from(r[6] as i32)
+                        + (i64::from(zp) << 32)
+                        + (1 << 31))
                         >> 32;
                     *y = (v as i32).clamp(-128, 127) as i8;
                     y = y.add(1);
@@ -372,7 +398,9 @@ mod tests {
     use crate::ops::testutil::*;
     use crate::ops::{conv2d_with, Flavor};
     use std::vec::Vec;
-    use tinykd_format::{quantize_multiplier_q32, scratch_len, I8s, LeI32s, Op, Requant, Shape};
+    use tinykd_format::{
+        quantize_multiplier_q32, scratch_len, scratch_len_in, I8s, LeI32s, Op, Requant, Shape,
+    };
 
     #[test]
     fn one_channel_matches_reference() {
@@ -469,19 +497,26 @@ mod tests {
             };
             let eligible = oc.is_multiple_of(2)
                 && act == (-128, 127)
-                && w + u16::from(padding[1] + padding[3]) < 128
                 && m.chunks_exact(4).zip(&s).all(|(m, &v)| {
                     let m = i32::from_le_bytes(m.try_into().unwrap());
                     smmlar_multiplier(m, v as i8).is_some()
                 });
             assert_eq!(
-                conv3x3(&op, input, o).unwrap(),
+                conv3x3(&op, input, o, &mut *sb).unwrap(),
                 eligible,
                 "{ins:?} {outs:?}"
             );
             if eligible {
                 assert_eq!(y, want);
                 taken += 1;
+                // A blob planned before format 1.5 has only the im2col's scratch: refused.
+                let old = scratch_len_in(4, &Op::Conv2d(op), ins, outs) as usize;
+                let o = Out {
+                    data: &mut y,
+                    shape: outs,
+                    zero_point: zp_out,
+                };
+                assert!(!conv3x3(&op, input, o, &mut sb[..old]).unwrap());
             }
         }
         assert!(taken > 120, "{taken}");
