@@ -363,23 +363,21 @@ mod imp_portable {
                 );
                 st.x = st.x.add(step);
                 let (a1, b1) = (sxtb16_ror8(a), sxtb16_ror8(b));
-                let p = [
-                    sxtb16(a),
-                    sxtb16(b),
-                    sxtb16(c),
-                    (a1 & 0xFFFF) | (b1 << 16),
-                    sxtb16_ror8(c),
-                ];
+                let (p0, p1, p2) = (sxtb16(a), sxtb16(b), sxtb16(c));
+                let p3 = (a1 & 0xFFFF) | (b1 << 16);
+                let p4 = sxtb16_ror8(c);
                 for r in recs.chunks_exact(RECORD) {
-                    let mut acc = r[0] as i32;
-                    for (&pv, &wv) in p.iter().zip(&r[1..5]) {
+                    let Ok([bias, w0, w1, w2, w3, wl, m]) = <[u32; RECORD]>::try_from(r) else {
+                        continue;
+                    };
+                    let mut acc = bias as i32;
+                    for (pv, wv) in [(p0, w0), (p1, w1), (p2, w2), (p3, w3)] {
                         acc = smlad(pv, wv, acc);
                     }
-                    acc += i32::from(p[4] as u16 as i16) * ((r[5] as i32) >> 16);
-                    let v = (i64::from(acc) * i64::from(r[6] as i32)
-                        + (i64::from(zp) << 32)
-                        + (1 << 31))
-                        >> 32;
+                    acc += i32::from(p4 as u16 as i16) * ((wl as i32) >> 16);
+                    let v =
+                        (i64::from(acc) * i64::from(m as i32) + (i64::from(zp) << 32) + (1 << 31))
+                            >> 32;
                     *y = (v as i32).clamp(-128, 127) as i8;
                     y = y.add(1);
                 }
