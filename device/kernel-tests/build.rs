@@ -1126,7 +1126,8 @@ fn bench_models() -> Vec<(&'static str, &'static str, Vec<u8>, u64, usize)> {
     let x = b.max_pool2d(x, pool).unwrap();
     let x = conv(&mut b, &mut rng, x, 64, [3, 3], [1, 1], [1; 4], 1, qo, relu).unwrap();
     let x = b.global_avg_pool(x).unwrap();
-    dense(&mut b, &mut rng, x, 10, qo);
+    // The dense head as the exporter writes it (format 1.5).
+    dense_paired(&mut b, &mut rng, x, 10, qo);
     let macs = 28 * 28 * 16 * 9 + 14 * 14 * 32 * 144 + 7 * 7 * 64 * 288 + 64 * 10;
     let without = b.clone().finish_without_scratch().expect("valid");
     let arena_without = tinykd_format::validate(&without).unwrap().arena_size();

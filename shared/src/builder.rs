@@ -25,8 +25,10 @@
 //! let blob = b.finish().unwrap();
 //! let desc = validate(&blob).unwrap();
 //! assert_eq!(desc.op_count(), 3);
-//! // 16 input + 32 conv output bytes (then reused), plus the conv's 96-byte im2col scratch.
-//! assert_eq!(desc.arena_size(), 144);
+//! // 16 input + 32 conv output bytes (then reused), plus the conv's 104-byte scratch (format
+//! // 1.5: a one-channel 3×3 conv's band, channel records and kernel state, SPEC §5.1).
+//! assert_eq!(desc.arena_size(), 152);
+//! assert_eq!(desc.version(), (1, 5));
 //! ```
 
 use alloc::string::String;
