@@ -5,8 +5,9 @@
 //! With one input channel the reduction is only nine taps, so the general path (an im2col of
 //! four pixels, one channel at a time, the taps padded to 12) spends most of its instructions on
 //! per-channel bookkeeping. Here each output row gets a band of the three input rows it reads
-//! (int8, in the op's scratch, format 1.5, the padding as the input zero point); a pixel's window is three `LDR`s
-//! from the band, six `SXTB16` and a `PKHBT` into five registers (`(a0, a2)`, `(b0, b2)`,
+//! (int8, in the op's scratch since format 1.5, the padding as the input zero point); a pixel's
+//! window is three `LDR`s from the band, six `SXTB16` and a `PKHBT` into five registers
+//! (`(a0, a2)`, `(b0, b2)`,
 //! `(c0, c2)`, `(a1, b1)` and `c1`, rows a–c), and then every channel costs one record of seven
 //! words (bias with the input zero point folded in, the nine weights as matching int16 pairs,
 //! the `SMMLAR` multiplier) read in two `LDM`s, four `SMLAD` + one `SMLABT`, one `SMMLAR` with
