@@ -86,6 +86,16 @@ pub struct DenseSpec {
     pub activation: Activation,
 }
 
+/// The checked parameters [`ModelBuilder::dense_common`] hands both dense layouts.
+struct DenseCommon {
+    cout: usize,
+    terms: u64,
+    input_quant: Quant,
+    multipliers: Vec<u8>,
+    shifts: Vec<u8>,
+    act: (i8, i8),
+}
+
 /// A pooling window to add.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolSpec {
@@ -586,20 +596,12 @@ impl ModelBuilder {
     /// Adds a fully connected layer reading `x` (flattened in HWC order); output `[1, 1, out]`.
     pub fn dense(&mut self, x: TensorId, spec: DenseSpec) -> Built<TensorId> {
         let kind = OpKind::Dense;
-        let (xs, xq) = self.tensor(kind, x)?;
-        let cout = usize::from(spec.out_features);
-        let terms = xs.elements();
-        self.check_params(
-            kind,
-            &spec.weights,
-            cout as u64 * terms,
-            &spec.bias,
-            cout,
-            terms,
-        )?;
-        let (multipliers, shifts) =
-            self.requant(kind, cout, xq.scale, &spec.weight_scales, spec.output)?;
-        let (act_min, act_max) = spec.output.activation_range(spec.activation);
+        let DenseCommon {
+            multipliers,
+            shifts,
+            act: (act_min, act_max),
+            ..
+        } = self.dense_common(kind, x, &spec)?;
         let weights: Vec<u8> = spec.weights.iter().map(|&v| v as u8).collect();
         let bias: Vec<u8> = spec.bias.iter().flat_map(|b| b.to_le_bytes()).collect();
         let op = Op::Dense(DenseOp {
@@ -626,20 +628,14 @@ impl ModelBuilder {
     /// odd-weight terms of every row and chunk computed here. Same checks and results.
     pub fn dense_paired(&mut self, x: TensorId, spec: DenseSpec) -> Built<TensorId> {
         let kind = OpKind::DensePaired;
-        let (xs, xq) = self.tensor(kind, x)?;
-        let cout = usize::from(spec.out_features);
-        let terms = xs.elements();
-        self.check_params(
-            kind,
-            &spec.weights,
-            cout as u64 * terms,
-            &spec.bias,
+        let DenseCommon {
             cout,
             terms,
-        )?;
-        let (multipliers, shifts) =
-            self.requant(kind, cout, xq.scale, &spec.weight_scales, spec.output)?;
-        let (act_min, act_max) = spec.output.activation_range(spec.activation);
+            input_quant: xq,
+            multipliers,
+            shifts,
+            act: (act_min, act_max),
+        } = self.dense_common(kind, x, &spec)?;
         let k = usize::try_from(terms).map_err(|_| self.err(kind, BuildFault::TensorTooLarge))?;
         let (weights, odd_terms) = crate::pair_weights(&spec.weights, cout, k)
             .ok_or_else(|| self.err(kind, BuildFault::WeightOutOfRange))?;
@@ -673,6 +669,32 @@ impl ModelBuilder {
             c: spec.out_features,
         };
         self.push(kind, &op, shape, spec.output)
+    }
+
+    /// What [`ModelBuilder::dense`] and [`ModelBuilder::dense_paired`] share: the parameter
+    /// checks, the per-row requantization and the activation clamps.
+    fn dense_common(&self, kind: OpKind, x: TensorId, spec: &DenseSpec) -> Built<DenseCommon> {
+        let (xs, xq) = self.tensor(kind, x)?;
+        let cout = usize::from(spec.out_features);
+        let terms = xs.elements();
+        self.check_params(
+            kind,
+            &spec.weights,
+            cout as u64 * terms,
+            &spec.bias,
+            cout,
+            terms,
+        )?;
+        let (multipliers, shifts) =
+            self.requant(kind, cout, xq.scale, &spec.weight_scales, spec.output)?;
+        Ok(DenseCommon {
+            cout,
+            terms,
+            input_quant: xq,
+            multipliers,
+            shifts,
+            act: spec.output.activation_range(spec.activation),
+        })
     }
 
     fn pool(&mut self, kind: OpKind, x: TensorId, spec: PoolSpec) -> Built<TensorId> {
