@@ -614,6 +614,101 @@ fn binary_check_model(rng: &mut Rng, sliced: bool) -> Vec<u8> {
     }
 }
 
+/// Packed-output thresholds skewed by `center · k` (mostly set or mostly clear bits out), a few
+/// constant lanes (thresholds past either end) and some negative slopes.
+fn folded_skewed(rng: &mut Rng, k: u32, n: u16, center: f64) -> BinaryOutputSpec {
+    let (thresholds, flip) = (0..n)
+        .map(|_| {
+            let a = match rng.int(0, 7) {
+                0 => 0.0,
+                1 | 2 => -f64::from(rng.float(0.5, 2.0)),
+                _ => f64::from(rng.float(0.5, 2.0)),
+            };
+            let b = (center + f64::from(rng.float(-0.2, 0.2))) * f64::from(k);
+            fold_sign(k, a, if a == 0.0 { center } else { b })
+        })
+        .unzip();
+    BinaryOutputSpec::Packed { thresholds, flip }
+}
+
+/// The selection kernel of bit-sliced convs with packed outputs (Cortex-M4): inputs binarized
+/// with skewed thresholds and layers with skewed outputs (columns of mostly set or mostly clear
+/// bits: the set or the clear ones selected, empty lists, whole blocks), columns of 1 to 27
+/// words, filters of constant sign, padding lanes (`out` not a multiple of 32).
+fn select_check_model(rng: &mut Rng, i: usize) -> Vec<u8> {
+    let skews = [-0.7, -0.25, 0.0, 0.25, 0.7];
+    loop {
+        let c = [32u16, 64, 96, 17, 40][i % 5];
+        let shape = Shape {
+            h: rng.int(2, 6) as u16,
+            w: rng.int(2, 6) as u16,
+            c,
+        };
+        let zp = rng.int(-100, 100) as i32;
+        let mut b = ModelBuilder::new("selcheck", shape, q(rng.float(0.01, 0.05), zp as i8));
+        let x = b.input();
+        let skew_in = [-120, -40, 0, 40, 120][rng.int(0, 4) as usize];
+        let k = [rng.int(1, 3) as u8, rng.int(1, 3) as u8];
+        let kk = u32::from(k[0]) * u32::from(k[1]) * u32::from(c);
+        let oc1 = rng.int(20, 70) as u16;
+        let mut weights = pm1(rng, oc1 as usize * kk as usize);
+        for f in weights.chunks_mut(kk as usize) {
+            match rng.int(0, 9) {
+                0 => f.fill(1),
+                1 => f.fill(-1),
+                _ => {}
+            }
+        }
+        let spec = BinaryConv2dSpec {
+            out_channels: oc1,
+            kernel: k,
+            stride: [rng.int(1, 2) as u8; 2],
+            padding: [0; 4].map(|_| rng.int(0, 1) as u8),
+            weights,
+            input_thresholds: (0..c)
+                .map(|_| (zp + skew_in + rng.int(-10, 10) as i32).clamp(-128, 127))
+                .collect(),
+            output: {
+                let skew = skews[rng.int(0, 4) as usize];
+                folded_skewed(rng, kk, oc1, skew)
+            },
+        };
+        let Ok(x) = b.binary_conv2d_sliced(x, spec) else {
+            continue;
+        };
+        let kk = 9 * u32::from(oc1);
+        let oc2 = rng.int(1, 70) as u16;
+        let spec = BinaryConv2dSpec {
+            out_channels: oc2,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1; 4],
+            weights: pm1(rng, oc2 as usize * kk as usize),
+            input_thresholds: vec![],
+            output: {
+                let skew = skews[rng.int(0, 4) as usize];
+                folded_skewed(rng, kk, oc2, skew)
+            },
+        };
+        let Ok(x) = b.binary_conv2d_sliced(x, spec) else {
+            continue;
+        };
+        let qo = q(rng.float(0.05, 0.2), rng.int(-10, 10) as i8);
+        let Some(y) = bconv(&mut b, rng, x, 10, [1, 1], [1, 1], [0; 4], Some(qo), false) else {
+            continue;
+        };
+        let y = if b.shape(y).elements() > 64 {
+            b.global_avg_pool(y).unwrap()
+        } else {
+            y
+        };
+        dense(&mut b, rng, y, 10, q(0.1, 0));
+        if let Ok(blob) = b.finish() {
+            return blob;
+        }
+    }
+}
+
 /// Which student [`student`] builds.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Student {
@@ -1212,6 +1307,9 @@ fn unrolled_check_models(rng: &mut Rng) -> [Vec<u8>; 2] {
 
 /// Random binary models in the check (flash-bound on the microbit).
 const BINARY_CHECKS: usize = 7;
+/// Bit-sliced models aimed at the selection kernel ([`select_check_model`]; Cortex-M4 only).
+const SELECT_CHECKS: usize = 20;
+
 /// Random binary models with bit-sliced convs (format 1.4) in the check.
 const SLICED_CHECKS: usize = 5;
 
@@ -1382,7 +1480,10 @@ fn main() {
     let unrolled = if target.starts_with("thumbv6m") {
         Vec::new()
     } else {
-        unrolled_check_models(&mut Rng(0xB1C4_EC09)).to_vec()
+        let mut models = unrolled_check_models(&mut Rng(0xB1C4_EC09)).to_vec();
+        let mut rng = Rng(0x5E1E_C7ED);
+        models.extend((0..SELECT_CHECKS).map(|i| select_check_model(&mut rng, i)));
+        models
     };
     for (i, blob) in unrolled.iter().enumerate() {
         let name = format!("ucheck{i}.tkd");

@@ -1510,18 +1510,18 @@ pub(crate) mod fast {
 
             /// Four bits: the carry of weight 4 in `d`.
             macro_rules! quad {
-                ($d:literal; $k0:literal, $k1:literal, $k2:literal, $k3:literal) => {
-                    concat!(pair!($d; $k0, $k1), pair!("a"; $k2, $k3), fa!("twos", $d, "a"))
+                ($p:ident; $d:literal; $k0:literal, $k1:literal, $k2:literal, $k3:literal) => {
+                    concat!($p!($d; $k0, $k1), $p!("a"; $k2, $k3), fa!("twos", $d, "a"))
                 };
             }
 
             /// Eight bits: the carry of weight 8 in `d`.
             macro_rules! oct {
-                ($d:literal; $k0:literal, $k1:literal, $k2:literal, $k3:literal,
+                ($p:ident; $d:literal; $k0:literal, $k1:literal, $k2:literal, $k3:literal,
                  $k4:literal, $k5:literal, $k6:literal, $k7:literal) => {
                     concat!(
-                        quad!($d; $k0, $k1, $k2, $k3),
-                        quad!("q"; $k4, $k5, $k6, $k7),
+                        quad!($p; $d; $k0, $k1, $k2, $k3),
+                        quad!($p; "q"; $k4, $k5, $k6, $k7),
                         fa!("fours", $d, "q"),
                     )
                 };
@@ -1529,13 +1529,13 @@ pub(crate) mod fast {
 
             /// Sixteen bits: the carry of weight 16 in `d`.
             macro_rules! hex {
-                ($d:literal; $k0:literal, $k1:literal, $k2:literal, $k3:literal,
+                ($p:ident; $d:literal; $k0:literal, $k1:literal, $k2:literal, $k3:literal,
                  $k4:literal, $k5:literal, $k6:literal, $k7:literal,
                  $k8:literal, $k9:literal, $k10:literal, $k11:literal,
                  $k12:literal, $k13:literal, $k14:literal, $k15:literal) => {
                     concat!(
-                        oct!($d; $k0, $k1, $k2, $k3, $k4, $k5, $k6, $k7),
-                        oct!("r"; $k8, $k9, $k10, $k11, $k12, $k13, $k14, $k15),
+                        oct!($p; $d; $k0, $k1, $k2, $k3, $k4, $k5, $k6, $k7),
+                        oct!($p; "r"; $k8, $k9, $k10, $k11, $k12, $k13, $k14, $k15),
                         fa!("eights", $d, "r"),
                     )
                 };
@@ -1580,9 +1580,9 @@ pub(crate) mod fast {
                         "ldr {u}, [sp, #0]",
                         "ldr {x}, [{u}], #4",
                         "str {u}, [sp, #0]",
-                        hex!("d"; 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                        hex!(pair; "d"; 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                         "str {d}, [sp, #12]",
-                        hex!("d"; 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31),
+                        hex!(pair; "d"; 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31),
                         "ldr {r}, [sp, #12]",
                         "ldr {a}, [sp, #16]",
                         fa!("a", "r", "d"),
@@ -1637,6 +1637,182 @@ pub(crate) mod fast {
                         eights = out(reg) _,
                         q = out(reg) _,
                         a = out(reg) _,
+                        u = out(reg) _,
+                    );
+                }
+            }
+
+            /// Bits `k0`, `k1` of the selection list: two weight words as they are (no
+            /// mismatch word: the list holds only the selected ones), one full adder into `ones`.
+            macro_rules! pair_plain {
+                ($d:literal; $k0:literal, $k1:literal) => {
+                    concat!("ldrd {", $d, "}, {b}, [{w}], #8\n", fa!("ones", $d, "b"))
+                };
+            }
+
+            /// One nibble of the column word in `r8` (bits `sh … sh + 3`): `TBB` on its value to
+            /// one of 16 cases, each loading the weight words of its set bits (byte offsets
+            /// `o0 … o3` from `r4`) into `r0 …` and appending them to the list at `r5`.
+            macro_rules! nib {
+                ($sh:literal; $o0:literal, $o1:literal, $o2:literal, $o3:literal) => {
+                    concat!(
+                        "ubfx r12, r8, #", $sh, ", #4\n",
+                        "tbb [pc, r12]\n",
+                        "1:\n",
+                        ".byte (20f-1b)/2, (21f-1b)/2, (22f-1b)/2, (23f-1b)/2\n",
+                        ".byte (24f-1b)/2, (25f-1b)/2, (26f-1b)/2, (27f-1b)/2\n",
+                        ".byte (28f-1b)/2, (29f-1b)/2, (30f-1b)/2, (31f-1b)/2\n",
+                        ".byte (32f-1b)/2, (33f-1b)/2, (34f-1b)/2, (35f-1b)/2\n",
+                        "20:\n", "b 40f\n",
+                        "21:\n", nib!(@ld r0, $o0), "stm r5!, {{r0}}\n", "b 40f\n",
+                        "22:\n", nib!(@ld r0, $o1), "stm r5!, {{r0}}\n", "b 40f\n",
+                        "23:\n", nib!(@ld r0, $o0), nib!(@ld r1, $o1), "stm r5!, {{r0, r1}}\n", "b 40f\n",
+                        "24:\n", nib!(@ld r0, $o2), "stm r5!, {{r0}}\n", "b 40f\n",
+                        "25:\n", nib!(@ld r0, $o0), nib!(@ld r1, $o2), "stm r5!, {{r0, r1}}\n", "b 40f\n",
+                        "26:\n", nib!(@ld r0, $o1), nib!(@ld r1, $o2), "stm r5!, {{r0, r1}}\n", "b 40f\n",
+                        "27:\n", nib!(@ld r0, $o0), nib!(@ld r1, $o1), nib!(@ld r2, $o2),
+                        "stm r5!, {{r0, r1, r2}}\n", "b 40f\n",
+                        "28:\n", nib!(@ld r0, $o3), "stm r5!, {{r0}}\n", "b 40f\n",
+                        "29:\n", nib!(@ld r0, $o0), nib!(@ld r1, $o3), "stm r5!, {{r0, r1}}\n", "b 40f\n",
+                        "30:\n", nib!(@ld r0, $o1), nib!(@ld r1, $o3), "stm r5!, {{r0, r1}}\n", "b 40f\n",
+                        "31:\n", nib!(@ld r0, $o0), nib!(@ld r1, $o1), nib!(@ld r2, $o3),
+                        "stm r5!, {{r0, r1, r2}}\n", "b 40f\n",
+                        "32:\n", nib!(@ld r0, $o2), nib!(@ld r1, $o3), "stm r5!, {{r0, r1}}\n", "b 40f\n",
+                        "33:\n", nib!(@ld r0, $o0), nib!(@ld r1, $o2), nib!(@ld r2, $o3),
+                        "stm r5!, {{r0, r1, r2}}\n", "b 40f\n",
+                        "34:\n", nib!(@ld r0, $o1), nib!(@ld r1, $o2), nib!(@ld r2, $o3),
+                        "stm r5!, {{r0, r1, r2}}\n", "b 40f\n",
+                        "35:\n", nib!(@ld r0, $o0), nib!(@ld r1, $o1), nib!(@ld r2, $o2),
+                        nib!(@ld r3, $o3), "stm r5!, {{r0, r1, r2, r3}}\n",
+                        "40:\n",
+                    )
+                };
+                (@ld $r:ident, $o:literal) => {
+                    concat!("ldr ", stringify!($r), ", [r4, #", $o, "]\n")
+                };
+            }
+
+            /// Appends to `list` the weight words `W_i` of the column bits `i` set in
+            /// `col[q] XOR inv`, in order (one `TBB` case per nibble: 1.5 instructions per
+            /// column bit at half the bits set); returns the end of the list.
+            ///
+            /// # Safety
+            /// `col` points to `n ≥ 1` readable words, `w` to `32 · n` readable words, `list`
+            /// to as many writable words as there are selected bits.
+            #[inline(always)]
+            pub(super) unsafe fn select(
+                col: *const u32,
+                n: usize,
+                w: *const u32,
+                inv: u32,
+                list: *mut u32,
+            ) -> *mut u32 {
+                let end: *mut u32;
+                // SAFETY: the caller guarantees the reads and writes.
+                unsafe {
+                    core::arch::asm!(
+                        "add r10, r9, r10, lsl #2",
+                        "2:",
+                        "ldr r8, [r9], #4",
+                        "eor r8, r8, r11",
+                        nib!(0; 0, 4, 8, 12),
+                        nib!(4; 16, 20, 24, 28),
+                        nib!(8; 32, 36, 40, 44),
+                        nib!(12; 48, 52, 56, 60),
+                        nib!(16; 64, 68, 72, 76),
+                        nib!(20; 80, 84, 88, 92),
+                        nib!(24; 96, 100, 104, 108),
+                        nib!(28; 112, 116, 120, 124),
+                        "adds r4, r4, #128",
+                        "cmp r9, r10",
+                        "bne 2b",
+                        inout("r9") col => _,
+                        inout("r10") n => _,
+                        inout("r4") w => _,
+                        in("r11") inv,
+                        inout("r5") list => end,
+                        out("r0") _,
+                        out("r1") _,
+                        out("r2") _,
+                        out("r3") _,
+                        out("r8") _,
+                        out("r12") _,
+                    );
+                }
+                end
+            }
+
+            /// The vertical counts of the `16 · blocks` words of `list` (blocks ≥ 1) as 10
+            /// planes into `planes[..10]`: Harley-Seal per 16 words (83 instructions), the
+            /// block's carry of weight 16 stored into its own last (consumed) word, and after
+            /// the list those carries rippled into planes 16 … 512.
+            ///
+            /// # Safety
+            /// `list` points to `16 · blocks` readable and writable aligned words, `planes`
+            /// to 10 writable aligned words; `1 ≤ blocks ≤ 63`.
+            #[inline(always)]
+            pub(super) unsafe fn sum_list(list: *mut u32, blocks: usize, planes: *mut u32) {
+                // SAFETY: the caller guarantees the reads and writes; the stack frame is the
+                // asm's own (8 bytes, restored).
+                unsafe {
+                    core::arch::asm!(
+                        "sub sp, sp, #8",
+                        "str {w}, [sp, #0]",
+                        "str {b}, [sp, #4]",
+                        "add {x}, {w}, {x}, lsl #6",
+                        "movs {ones}, #0",
+                        "movs {twos}, #0",
+                        "movs {fours}, #0",
+                        "movs {eights}, #0",
+                        "2:",
+                        hex!(pair_plain; "d"; 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                        "str {d}, [{w}, #-4]",
+                        "cmp {w}, {x}",
+                        "bne 2b",
+                        // The low planes out, then the carries of weight 16: half adders into
+                        // 16 … 512.
+                        "ldr {q}, [sp, #4]",
+                        "strd {ones}, {twos}, [{q}, #0]",
+                        "strd {fours}, {eights}, [{q}, #8]",
+                        "ldr {w}, [sp, #0]",
+                        "adds {w}, {w}, #60",
+                        "adds {x}, {x}, #60",
+                        "movs {ones}, #0",
+                        "movs {twos}, #0",
+                        "movs {fours}, #0",
+                        "movs {eights}, #0",
+                        "movs {a}, #0",
+                        "movs {b}, #0",
+                        "3:",
+                        "ldr {r}, [{w}], #64",
+                        "and {d}, {ones}, {r}",
+                        "eor {ones}, {ones}, {r}",
+                        "and {r}, {twos}, {d}",
+                        "eor {twos}, {twos}, {d}",
+                        "and {d}, {fours}, {r}",
+                        "eor {fours}, {fours}, {r}",
+                        "and {r}, {eights}, {d}",
+                        "eor {eights}, {eights}, {d}",
+                        "and {d}, {a}, {r}",
+                        "eor {a}, {a}, {r}",
+                        "eor {b}, {b}, {d}",
+                        "cmp {w}, {x}",
+                        "bne 3b",
+                        "strd {ones}, {twos}, [{q}, #16]",
+                        "strd {fours}, {eights}, [{q}, #24]",
+                        "strd {a}, {b}, [{q}, #32]",
+                        "add sp, sp, #8",
+                        w = inout(reg) list => _,
+                        x = inout(reg) blocks => _,
+                        b = inout(reg) planes => _,
+                        d = out(reg) _,
+                        ones = out(reg) _,
+                        twos = out(reg) _,
+                        fours = out(reg) _,
+                        eights = out(reg) _,
+                        q = out(reg) _,
+                        a = out(reg) _,
+                        r = out(reg) _,
                         u = out(reg) _,
                     );
                 }
@@ -1734,6 +1910,129 @@ pub(crate) mod fast {
             }
         }
 
+        /// Most words of a selection list: half the bits of a 31-word column, plus one
+        /// block of padding.
+        const LIST: usize = 31 * 16 + 16;
+        /// Planes of the selection kernel's compare (`2S + G < 2^13`).
+        const SEL_PLANES: usize = 13;
+
+        /// The selection kernel's constants of one group, from its weights (in `wbuf`) and
+        /// thresholds. With the column's bits `x_i`, `n1` of them set, `T_j` filter `j`'s
+        /// weight bits set and `S_j` the vertical count of the selected weight words,
+        /// `p_j = T_j + n1 − 2 S_j` (the set bits selected) or `p_j = 2 S_j + n1 − T_j` (the
+        /// clear ones). So `p_j ≥ u_j` ⇔ `2 S_j + G_j ≤ n1 + N` with `G_j = N + u_j − T_j`,
+        /// or ⇔ `2 S_j + H_j ≥ 2N + 1 − n1` with `H_j = 2N + 1 − u_j − T_j` (`N` the column's
+        /// bits; both `G` and `H` are ≥ 0). Lanes past the last filter get `G = 2^12 − 1`,
+        /// `H = 0`: never −1.
+        pub(crate) struct SelectPre {
+            g: [u32; SEL_PLANES],
+            h: [u32; SEL_PLANES],
+        }
+
+        impl SelectPre {
+            fn new(pre: &Pre, grp: usize, lanes: usize, wbuf: &[u32], n: usize) -> Result<Self> {
+                let zeros = [0u32; 31];
+                let mut planes = [0u32; MAX_PLANES];
+                let mut c32 = [0u32; 31];
+                // T: the vertical counts of all the group's weight words (a column of zeros).
+                planes_of(need(zeros.get(..n))?, wbuf, &mut planes, &mut c32);
+                let (mut t, mut u) = ([0u32; 32], [0u32; 32]);
+                unpack::<10>(&planes, &mut t);
+                let at = grp * MAX_PLANES;
+                let up: &[u32; MAX_PLANES] = need(
+                    pre.u
+                        .get(at..at + MAX_PLANES)
+                        .and_then(|u| u.try_into().ok()),
+                )?;
+                unpack::<MAX_PLANES>(up, &mut u);
+                let nb = 32 * n as u32;
+                let mut sp = SelectPre {
+                    g: [0; SEL_PLANES],
+                    h: [0; SEL_PLANES],
+                };
+                for (j, (&t, &u)) in t.iter().zip(&u).enumerate() {
+                    let (g, h) = if j < lanes {
+                        (nb + u - t, 2 * nb + 1 - u - t)
+                    } else {
+                        ((1 << 12) - 1, 0)
+                    };
+                    for (b, (gw, hw)) in sp.g.iter_mut().zip(sp.h.iter_mut()).enumerate() {
+                        *gw |= (g >> b & 1) << j;
+                        *hw |= (h >> b & 1) << j;
+                    }
+                }
+                Ok(sp)
+            }
+
+            /// The packed output word before the flips: lane `j` is `p_j ≥ u_j`, from the
+            /// planes of `S` and the column's `n1` (see [`SelectPre`]).
+            #[inline(always)]
+            fn word(&self, s: &[u32; MAX_PLANES], n1: u32, nb: u32, ones: bool) -> u32 {
+                let (gp, c) = if ones {
+                    (&self.g, n1 + nb)
+                } else {
+                    (&self.h, 2 * nb + 1 - n1)
+                };
+                // F = 2S + G plane by plane, and the borrow of c − F (F ≤ c) or F − c (F ≥ c).
+                let (mut carry, mut borrow) = (0u32, 0u32);
+                let mut a = 0u32; // plane b of 2S: plane b − 1 of S
+                for (b, &g) in gp.iter().enumerate() {
+                    let f = a ^ g ^ carry;
+                    carry = (a & g) | (carry & (a ^ g));
+                    borrow = match (ones, c >> b & 1 == 1) {
+                        (true, false) => f | borrow,
+                        (true, true) => f & borrow,
+                        (false, false) => !f & borrow,
+                        (false, true) => !f | borrow,
+                    };
+                    a = if b < 10 {
+                        s.get(b).copied().unwrap_or(0)
+                    } else {
+                        0
+                    };
+                }
+                !borrow
+            }
+        }
+
+        /// The planes of `S` for one output pixel and group (the selection kernel, Thumb-2
+        /// only): the column's set bits, or its clear ones where those are fewer, select their
+        /// weight words into `list`, whose vertical count is `S`. Returns `(n1, ones)`.
+        #[inline(always)]
+        fn select_planes(
+            column: &[u32],
+            wg: &[u32],
+            list: &mut [u32; LIST],
+            planes: &mut [u32; MAX_PLANES],
+        ) -> (u32, bool) {
+            let n = column.len();
+            let n1: u32 = column.iter().map(|w| w.count_ones()).sum();
+            let ones = 2 * n1 <= 32 * n as u32;
+            #[cfg(not(all(target_arch = "arm", tinykd_dsp)))]
+            let _ = (wg, list, planes);
+            #[cfg(all(target_arch = "arm", tinykd_dsp))]
+            if (1..=31).contains(&n) && wg.len() >= 32 * n {
+                let inv = if ones { 0 } else { u32::MAX };
+                // SAFETY: `column` has n ≤ 31 words, `wg` at least 32n; at most 16n ≤ 496
+                // words are selected (the fewer of the set and clear bits), `list` holds 512.
+                let end = unsafe {
+                    thumb2::select(column.as_ptr(), n, wg.as_ptr(), inv, list.as_mut_ptr())
+                };
+                let m = (end as usize - list.as_ptr() as usize) / 4;
+                let blocks = m.div_ceil(16);
+                for w in list.iter_mut().take(16 * blocks).skip(m) {
+                    *w = 0;
+                }
+                if blocks == 0 {
+                    *planes = [0; MAX_PLANES];
+                } else {
+                    // SAFETY: 16·blocks ≤ 512 list words; `planes` holds 16 ≥ 10 words.
+                    unsafe { thumb2::sum_list(list.as_mut_ptr(), blocks, planes.as_mut_ptr()) };
+                }
+            }
+            (n1, ones)
+        }
+
         /// The layer, group by group: one group's weights copied word-aligned into `wbuf`,
         /// then per output pixel its column, the 32 counts as planes, and the packed output
         /// word or the int8 outputs of the group.
@@ -1753,6 +2052,9 @@ pub(crate) mod fast {
             let per_group = 4 * wbuf.len();
             let groups = prm.weights.bytes().chunks_exact(per_group.max(4));
             let by_planes = asm_path(columns.col_len);
+            // Packed outputs on Thumb-2: the selection kernel (see [`SelectPre`]).
+            let by_select = by_planes && matches!(prm.output, BinaryOutput::Packed { .. });
+            let mut list = [0u32; LIST];
             let mut planes = [0u32; MAX_PLANES];
             let mut c32 = [0u32; 31]; // the asm's carries of weight 32
             let mut counts = [0u32; 32]; // every lane written before it is read, per pixel
@@ -1769,8 +2071,25 @@ pub(crate) mod fast {
                 }
                 let wbuf: &[u32] = wbuf;
                 let o0 = 32 * grp;
+                let n = columns.col_len;
+                let sel = if by_select {
+                    let lanes = columns.g.oc.saturating_sub(o0).min(32);
+                    Some(SelectPre::new(pre, grp, lanes, wbuf, n)?)
+                } else {
+                    None
+                };
                 for (px, out_px) in y.chunks_exact_mut(out_stride.max(1)).enumerate() {
                     let column = columns.of(px, col)?;
+                    if let Some(sp) = &sel {
+                        let (n1, ones) = select_planes(column, wbuf, &mut list, &mut planes);
+                        let word =
+                            sp.word(&planes, n1, 32 * n as u32, ones) ^ need(pre.flips.get(grp))?;
+                        let out = need(out_px.get_mut(4 * grp..4 * grp + 4))?;
+                        for (d, s) in out.iter_mut().zip(word.to_le_bytes()) {
+                            *d = s as i8;
+                        }
+                        continue;
+                    }
                     if by_planes {
                         planes_of(column, wbuf, &mut planes, &mut c32);
                     } else {

@@ -8,7 +8,8 @@ use clap::Args;
 
 use super::CliError;
 use crate::deploy::{
-    build_firmware, run_blob_host, run_blob_qemu, Predictions, QemuOptions, SampleSet,
+    build_firmware, count_instructions, run_blob_host, run_blob_qemu, Predictions, QemuOptions,
+    SampleSet,
 };
 
 /// Arguments of `tinykd run-blob`.
@@ -29,6 +30,11 @@ pub struct RunBlobArgs {
     /// The board firmware ELF (default: build `boards/qemu-mps2-an386`).
     #[arg(long, value_name = "ELF", requires = "qemu")]
     pub firmware: Option<PathBuf>,
+    /// Also count the instructions of one inference on these samples, averaged, with QEMU's
+    /// insn-count plugin (`tools/insn-plugin/libinsncount.so`): the binary kernels' counts
+    /// depend on the data, so this is the figure for a real input distribution.
+    #[arg(long, value_name = "SO", requires = "qemu")]
+    pub insn_plugin: Option<PathBuf>,
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>, CliError> {
@@ -80,7 +86,20 @@ impl RunBlobArgs {
             };
             let mut options = QemuOptions::new(firmware);
             options.timeout = std::time::Duration::from_secs(60 + samples.len() as u64 / 5);
-            let board = run_blob_qemu(&blob, &samples, &options).map_err(deploy)?;
+            let board = match self.insn_plugin {
+                Some(plugin) => {
+                    options.insn_plugin = Some(plugin);
+                    let (count, board) =
+                        count_instructions(&blob, &samples, &options).map_err(deploy)?;
+                    println!(
+                        "instructions per inference (Cortex-M4, mean of {} samples): {:.0}",
+                        count.samples,
+                        count.per_inference()
+                    );
+                    board
+                }
+                None => run_blob_qemu(&blob, &samples, &options).map_err(deploy)?,
+            };
             print("QEMU mps2-an386 (Cortex-M4)", &board.predictions);
             match host.first_difference(&board.predictions) {
                 None => println!("identical: all {} samples, every output byte", host.len()),
