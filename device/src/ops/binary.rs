@@ -588,13 +588,30 @@ pub(crate) mod fast {
     /// The int8 output stage prepared once per layer: `acc = bias ± (K − 2p)` is
     /// `base + step · p` (step = ∓2), and the requantization's multiplier and total shift.
     pub(crate) struct Int8Pre {
+        /// `bias ± K`: `acc = base + step · p`.
         base: [i32; 128],
+        /// `base · m + 2^(t−1)`: the rounding and the constant part of `acc · m`, so that
+        /// `acc · m + 2^(t−1)` is one `SMLAL` of `step · p` and `m` onto it.
+        c: [i64; 128],
         step: [i8; 128],
         mult: [i32; 128],
+        /// The total right shift `t` of `acc · m`, in `[1, 62]`.
         total: [u8; 128],
+        /// How every channel is requantized: [`Int8Pre::SMMULR`], [`Int8Pre::HIGH`] or mixed.
+        mode: u8,
     }
 
     impl Int8Pre {
+        /// Every channel has `t ≤ 31` and `|acc| < 2^(t−1)` over `p ∈ [0, K]`: `acc · 2^(32−t)`
+        /// fits an i32 and one `SMMULR` by `m` rounds it exactly as `requantize` does.
+        const SMMULR: u8 = 0;
+        /// Every channel has `t ≥ 32`: the high word of the `SMLAL` sum, shifted.
+        const HIGH: u8 = 1;
+        /// Otherwise: the 64-bit sum shifted per channel.
+        const MIXED: u8 = 2;
+
+        /// `None` past 128 channels, or where `bias ± K` is outside `±2^30` (a hostile bias:
+        /// `acc` would wrap in 32 bits, which the 64-bit form here does not).
         fn new(prm: &Params<'_>, k: i32, oc: usize) -> Option<Int8Pre> {
             let BinaryOutput::Int8 { bias, requant, .. } = prm.output else {
                 return None;
@@ -609,54 +626,118 @@ pub(crate) mod fast {
             }
             let mut pre = Int8Pre {
                 base: [0; 128],
+                c: [0; 128],
                 step: [0; 128],
                 mult: [0; 128],
                 total: [0; 128],
+                mode: Self::SMMULR,
             };
+            let (mut smmulr, mut high) = (true, true);
             let params = prm.flip.iter().zip(bias.iter());
             let params = params.zip(requant.multipliers.iter().zip(requant.shifts.iter()));
             for (o, ((&fl, b), (m, s))) in params.take(oc).enumerate() {
                 let flipped = fl & 1 == 1;
                 let (base, step) = if flipped {
-                    (b.wrapping_sub(k), 2)
+                    (b.wrapping_sub(k), 2i8)
                 } else {
-                    (b.wrapping_add(k), -2)
+                    (b.wrapping_add(k), -2i8)
                 };
-                if let (Some(bd), Some(sd), Some(md), Some(td)) = (
+                if base.unsigned_abs() > 1 << 30 {
+                    return None;
+                }
+                let t = (31 - i32::from(s).clamp(-31, 30)) as u8; // in [1, 62]
+                let far = base
+                    .unsigned_abs()
+                    .max(base.wrapping_add(i32::from(step) * k).unsigned_abs());
+                smmulr &= t <= 31 && far < 1 << (t - 1);
+                high &= t >= 32;
+                if let (Some(bd), Some(cd), Some(sd), Some(md), Some(td)) = (
                     pre.base.get_mut(o),
+                    pre.c.get_mut(o),
                     pre.step.get_mut(o),
                     pre.mult.get_mut(o),
                     pre.total.get_mut(o),
                 ) {
-                    (*bd, *sd, *md) = (base, step, m);
-                    *td = (31 - i32::from(s).clamp(-31, 30)) as u8; // in [1, 62]
+                    *cd = i64::from(base) * i64::from(m) + (1i64 << (t - 1));
+                    (*bd, *sd, *md, *td) = (base, step, m, t);
                 }
             }
+            pre.mode = match (smmulr, high) {
+                (true, _) => Self::SMMULR,
+                (false, true) => Self::HIGH,
+                _ => Self::MIXED,
+            };
             Some(pre)
         }
 
         /// The outputs of channels `o0..` from their popcounts: `requantize_out` of
-        /// `base + step · p` in one 64-bit expression (clamping the 64-bit value plus the zero
-        /// point to `[min, max]` gives what clamping to i32, the saturating add and the clamp
-        /// give).
+        /// `acc = base + step · p`, rounded as `requantize` does (see the modes), clamped to
+        /// `[min − zp, max − zp]` before the zero point is added (which is what clamping to
+        /// i32, the saturating add and the clamp give).
         #[inline(never)]
         fn outs(&self, outs: &mut [i8], pc: &[u32], o0: usize, zp: i32, min: i8, max: i8) {
             let n = outs.len();
-            let (Some(base), Some(step), Some(mult), Some(total)) = (
+            let (Some(base), Some(c), Some(step), Some(mult), Some(total)) = (
                 self.base.get(o0..o0 + n),
+                self.c.get(o0..o0 + n),
                 self.step.get(o0..o0 + n),
                 self.mult.get(o0..o0 + n),
                 self.total.get(o0..o0 + n),
             ) else {
                 return;
             };
-            let params = base.iter().zip(step).zip(mult.iter().zip(total));
-            for ((out, &p), ((&b, &s), (&m, &t))) in outs.iter_mut().zip(pc).zip(params) {
-                let acc = b.wrapping_add(i32::from(s) * p as i32);
-                let t = u32::from(t);
-                let v = (i64::from(acc) * i64::from(m) + (1i64 << (t - 1))) >> t;
-                *out = (v + i64::from(zp)).max(i64::from(min)).min(i64::from(max)) as i8;
+            let (lo, hi) = (i32::from(min) - zp, i32::from(max) - zp);
+            let outs = outs.iter_mut().zip(pc);
+            match self.mode {
+                Self::SMMULR => {
+                    let params = base.iter().zip(step).zip(mult.iter().zip(total));
+                    for ((out, &p), ((&b, &s), (&m, &t))) in outs.zip(params) {
+                        let acc = b + i32::from(s) * p as i32;
+                        let v = smmulr(acc << (32 - u32::from(t)), m);
+                        *out = (v.clamp(lo, hi) + zp) as i8;
+                    }
+                }
+                Self::HIGH => {
+                    let params = c.iter().zip(step).zip(mult.iter().zip(total));
+                    for ((out, &p), ((&c, &s), (&m, &t))) in outs.zip(params) {
+                        let v = c + i64::from(i32::from(s) * p as i32) * i64::from(m);
+                        let v = ((v >> 32) as i32) >> (u32::from(t) - 32);
+                        *out = (v.clamp(lo, hi) + zp) as i8;
+                    }
+                }
+                _ => {
+                    let (lo, hi) = (i64::from(lo), i64::from(hi));
+                    let params = c.iter().zip(step).zip(mult.iter().zip(total));
+                    for ((out, &p), ((&c, &s), (&m, &t))) in outs.zip(params) {
+                        let v = c + i64::from(i32::from(s) * p as i32) * i64::from(m);
+                        *out = ((v >> t).clamp(lo, hi) + i64::from(zp)) as i8;
+                    }
+                }
             }
+        }
+    }
+
+    /// `(a · b + 2^31) >> 32`: `SMMULR` on cores with the DSP extension.
+    #[inline(always)]
+    fn smmulr(a: i32, b: i32) -> i32 {
+        #[cfg(all(target_arch = "arm", tinykd_dsp))]
+        {
+            let r: i32;
+            // SAFETY: one register-only instruction.
+            unsafe {
+                core::arch::asm!(
+                    "smmulr {r}, {a}, {b}",
+                    r = lateout(reg) r,
+                    a = in(reg) a,
+                    b = in(reg) b,
+                    options(pure, nomem, nostack),
+                );
+            }
+            r
+        }
+        #[cfg(not(all(target_arch = "arm", tinykd_dsp)))]
+        {
+            ((i64::from(a) * i64::from(b) + (1 << 31)) >> 32) as i32
         }
     }
 
@@ -1365,6 +1446,54 @@ pub(crate) mod fast {
         }
     }
 
+    /// One output pixel's column where it lies (see [`Columns::window`]): `runs` runs of `run`
+    /// words from the start of `src`, `gap` words apart.
+    pub(crate) struct Window<'c> {
+        src: &'c [u32],
+        runs: usize,
+        run: usize,
+        gap: usize,
+    }
+
+    impl<'a> Columns<'a> {
+        /// The column of output pixel `px` without copying it where the window has no padding
+        /// (its `kh` rows are runs of `kw · wc` words in the input); gathered into `col` (one
+        /// run) otherwise.
+        #[inline(always)]
+        fn window<'c>(&self, px: usize, col: &'c mut [u32]) -> Result<Window<'c>>
+        where
+            'a: 'c,
+        {
+            let (g, wc) = (self.g, words(self.g.ic));
+            let whole = |src| Window {
+                src,
+                runs: 1,
+                run: self.col_len,
+                gap: 0,
+            };
+            if self.is_dense {
+                return Ok(whole(need(self.input.get(..self.col_len))?));
+            }
+            let (oy, ox) = (px / g.ow, px % g.ow);
+            let (iy0, _, ny) = super::clip(oy, g.sh, g.pt, g.kh, g.ih);
+            let (ix0, _, nx) = super::clip(ox, g.sw, g.pl, g.kw, g.iw);
+            if (ny, nx) == (g.kh, g.kw) {
+                let (run, row) = (g.kw * wc, g.iw * wc);
+                let start = (iy0 * g.iw + ix0) * wc;
+                let len = (g.kh.max(1) - 1) * row + run;
+                return Ok(Window {
+                    src: need(self.input.get(start..start + len))?,
+                    runs: g.kh,
+                    run,
+                    gap: row - run,
+                });
+            }
+            let col = need(col.get_mut(..self.col_len))?;
+            gather_padded(g, self.input, col, oy, ox)?;
+            Ok(whole(col))
+        }
+    }
+
     pub(crate) mod sliced {
         //! The bit-sliced kernel of `BinaryConv2dSliced` (SPEC §3.3). Its weights hold, per
         //! group of 32 filters and per input bit position `i` (tap, channel), one word `W_i`
@@ -1380,7 +1509,7 @@ pub(crate) mod fast {
         //! with one XOR and popcount per word and filter. The layer runs group by group: the
         //! group's weights are first copied word-aligned into the scratch (SPEC §5.1).
 
-        use super::{rq_out, Columns, Params, Pre as FastPre};
+        use super::{rq_out, Columns, Params, Pre as FastPre, Window};
         use crate::error::{need, Result};
         use tinykd_format::BinaryOutput;
 
@@ -1391,8 +1520,6 @@ pub(crate) mod fast {
 
         /// The output stage prepared once per layer.
         pub(crate) struct Pre {
-            /// Planes of the counter compare: enough bits for `K + 1`.
-            planes: usize,
             /// Packed output: per group, the planes of `u = t' + 1` (−1 iff `p ≥ u`, with `t'`
             /// the threshold minus the flip clamped to `[−1, K]`, as the row kernels do); the
             /// lanes past the last filter hold all ones (`u > p` always: bit 0).
@@ -1410,7 +1537,6 @@ pub(crate) mod fast {
                     return None;
                 }
                 let mut pre = Pre {
-                    planes,
                     u: [0; MAX_GROUPS * MAX_PLANES],
                     flips: [0; MAX_GROUPS],
                 };
@@ -1692,26 +1818,75 @@ pub(crate) mod fast {
                 };
             }
 
-            /// Appends to `list` the weight words `W_i` of the column bits `i` set in
-            /// `col[q] XOR inv`, in order (one `TBB` case per nibble: 1.5 instructions per
-            /// column bit at half the bits set); returns the end of the list.
+            /// The selection of one output pixel's column, read where it lies: `runs` runs of
+            /// `run` words from `src`, `gap` words apart (the rows of a window; one run for a
+            /// gathered column). First the column's set bits `n1` (SWAR popcount, `USADA8`);
+            /// then, with `inv` = 0 if `2·n1 ≤ half·2` (the set bits are the fewer) else all
+            /// ones, the weight words `W_i` of the bits `i` set in `word XOR inv` appended to
+            /// `list` in order (one `TBB` case per nibble: 1.5 instructions per column bit at
+            /// half the bits selected), and 16 zero words after them (the padding of the last
+            /// block, not counted). Returns the end of the list, `n1` and `inv`.
             ///
             /// # Safety
-            /// `col` points to `n ≥ 1` readable words, `w` to `32 · n` readable words, `list`
-            /// to as many writable words as there are selected bits.
+            /// `src` points to `(runs − 1)·(run + gap) + run` readable words, `w` to
+            /// `32 · runs · run` readable words, `list` to as many writable words as there are
+            /// selected bits, plus 16; `runs, run ≥ 1`.
             #[inline(always)]
             pub(super) unsafe fn select(
-                col: *const u32,
-                n: usize,
+                src: *const u32,
+                runs: usize,
+                run: usize,
+                gap: usize,
+                half: u32,
                 w: *const u32,
-                inv: u32,
                 list: *mut u32,
-            ) -> *mut u32 {
-                let end: *mut u32;
-                // SAFETY: the caller guarantees the reads and writes.
+            ) -> (*mut u32, u32, u32) {
+                let (end, n1, inv): (*mut u32, u32, u32);
+                // SAFETY: the caller guarantees the reads and writes; the stack frame is the
+                // asm's own (24 bytes, restored).
                 unsafe {
                     core::arch::asm!(
-                        "add r10, r9, r10, lsl #2",
+                        "sub sp, sp, #24",
+                        "str r9, [sp, #0]",
+                        "str r10, [sp, #4]",
+                        "str lr, [sp, #8]",
+                        "lsls r12, r12, #2",
+                        "str r12, [sp, #12]",
+                        "str r8, [sp, #16]",
+                        // Pass 1: the set bits.
+                        "mov r0, #0x55555555",
+                        "mov r1, #0x33333333",
+                        "mov r2, #0x0f0f0f0f",
+                        "movs r3, #0",
+                        "mov r11, #0",
+                        "3:",
+                        "ldr lr, [sp, #8]",
+                        "4:",
+                        "ldr r8, [r9], #4",
+                        "and r12, r0, r8, lsr #1",
+                        "sub r8, r8, r12",
+                        "and r12, r1, r8, lsr #2",
+                        "and r8, r8, r1",
+                        "add r8, r8, r12",
+                        "add r8, r8, r8, lsr #4",
+                        "and r8, r8, r2",
+                        "usada8 r3, r8, r11, r3",
+                        "subs lr, lr, #1",
+                        "bne 4b",
+                        "ldr r12, [sp, #12]",
+                        "add r9, r9, r12",
+                        "subs r10, r10, #1",
+                        "bne 3b",
+                        "str r3, [sp, #20]",
+                        "ldr r12, [sp, #16]",
+                        "cmp r3, r12",
+                        "it hi",
+                        "movhi r11, #0xffffffff",
+                        "ldr r9, [sp, #0]",
+                        "ldr r10, [sp, #4]",
+                        // Pass 2: the selection.
+                        "5:",
+                        "ldr lr, [sp, #8]",
                         "2:",
                         "ldr r8, [r9], #4",
                         "eor r8, r8, r11",
@@ -1724,22 +1899,103 @@ pub(crate) mod fast {
                         nib!(24; 96, 100, 104, 108),
                         nib!(28; 112, 116, 120, 124),
                         "adds r4, r4, #128",
-                        "cmp r9, r10",
+                        "subs lr, lr, #1",
                         "bne 2b",
-                        inout("r9") col => _,
-                        inout("r10") n => _,
+                        "ldr r12, [sp, #12]",
+                        "add r9, r9, r12",
+                        "subs r10, r10, #1",
+                        "bne 5b",
+                        // The padding of the last block.
+                        "movs r0, #0",
+                        "movs r1, #0",
+                        "movs r2, #0",
+                        "movs r3, #0",
+                        "mov r8, r5",
+                        "stm r8!, {{r0, r1, r2, r3}}",
+                        "stm r8!, {{r0, r1, r2, r3}}",
+                        "stm r8!, {{r0, r1, r2, r3}}",
+                        "stm r8!, {{r0, r1, r2, r3}}",
+                        "ldr r3, [sp, #20]",
+                        "add sp, sp, #24",
+                        inout("r9") src => _,
+                        inout("r10") runs => _,
+                        inout("lr") run => _,
+                        inout("r12") gap => _,
+                        inout("r8") half => _,
                         inout("r4") w => _,
-                        in("r11") inv,
                         inout("r5") list => end,
+                        out("r11") inv,
+                        out("r0") _,
+                        out("r1") _,
+                        out("r2") _,
+                        out("r3") n1,
+                    );
+                }
+                (end, n1, inv)
+            }
+
+            /// Lane `j` and `j + 16` of planes 0 … 9 (r0 … r5, r8 … r10, and plane 9 on the
+            /// stack) as the two halfwords of `r12`, stored to the halfword lanes at the pointer
+            /// on the stack.
+            macro_rules! lane {
+                ($j:literal, $lo:literal, $hi:literal) => {
+                    concat!(
+                        "and r12, r11, r0, lsr #", $j, "\n",
+                        lane!(@p r1, 1, $j), lane!(@p r2, 2, $j), lane!(@p r3, 3, $j),
+                        lane!(@p r4, 4, $j), lane!(@p r5, 5, $j), lane!(@p r8, 6, $j),
+                        lane!(@p r9, 7, $j), lane!(@p r10, 8, $j),
+                        "ldr lr, [sp, #4]\n",
+                        lane!(@p lr, 9, $j),
+                        "ldr lr, [sp, #0]\n",
+                        "strh r12, [lr, #", $lo, "]\n",
+                        "lsrs r12, r12, #16\n",
+                        "strh r12, [lr, #", $hi, "]\n",
+                    )
+                };
+                (@p $r:ident, $b:literal, $j:literal) => {
+                    concat!(
+                        "and lr, r11, ", stringify!($r), ", lsr #", $j, "\n",
+                        "orr r12, r12, lr, lsl #", $b, "\n",
+                    )
+                };
+            }
+
+            /// The 32 counts of planes 0 … 9 (counts < 1024) as halfword lanes: 24 instructions
+            /// per two lanes.
+            ///
+            /// # Safety
+            /// `planes` points to 10 readable words, `lanes` to 32 writable halfwords.
+            #[inline(always)]
+            pub(super) unsafe fn unpack10(planes: *const u32, lanes: *mut u16) {
+                // SAFETY: the caller guarantees the reads and writes; the stack frame is the
+                // asm's own (8 bytes, restored).
+                unsafe {
+                    core::arch::asm!(
+                        "ldr lr, [r12, #36]",
+                        "sub sp, sp, #8",
+                        "str r11, [sp, #0]",
+                        "str lr, [sp, #4]",
+                        "ldm r12, {{r0, r1, r2, r3, r4, r5, r8, r9, r10}}",
+                        "mov r11, #0x00010001",
+                        lane!(0, 0, 32), lane!(1, 2, 34), lane!(2, 4, 36), lane!(3, 6, 38),
+                        lane!(4, 8, 40), lane!(5, 10, 42), lane!(6, 12, 44), lane!(7, 14, 46),
+                        lane!(8, 16, 48), lane!(9, 18, 50), lane!(10, 20, 52), lane!(11, 22, 54),
+                        lane!(12, 24, 56), lane!(13, 26, 58), lane!(14, 28, 60), lane!(15, 30, 62),
+                        "add sp, sp, #8",
+                        inout("r12") planes => _,
+                        inout("r11") lanes => _,
                         out("r0") _,
                         out("r1") _,
                         out("r2") _,
                         out("r3") _,
+                        out("r4") _,
+                        out("r5") _,
                         out("r8") _,
-                        out("r12") _,
+                        out("r9") _,
+                        out("r10") _,
+                        out("lr") _,
                     );
                 }
-                end
             }
 
             /// The vertical counts of the `16 · blocks` words of `list` (blocks ≥ 1) as 10
@@ -1910,6 +2166,26 @@ pub(crate) mod fast {
             }
         }
 
+        /// The lanes of `S` (10 planes: the selection kernel's sums are below 1024).
+        #[inline(always)]
+        fn unpack_s(planes: &[u32; MAX_PLANES]) -> [u16; 32] {
+            let mut lanes = [0u16; 32];
+            #[cfg(all(target_arch = "arm", tinykd_dsp))]
+            // SAFETY: `planes` holds 16 ≥ 10 words, `lanes` 32 halfwords.
+            unsafe {
+                thumb2::unpack10(planes.as_ptr(), lanes.as_mut_ptr());
+            }
+            #[cfg(not(all(target_arch = "arm", tinykd_dsp)))]
+            {
+                let mut counts = [0u32; 32];
+                unpack::<10>(planes, &mut counts);
+                for (l, c) in lanes.iter_mut().zip(counts) {
+                    *l = c as u16;
+                }
+            }
+            lanes
+        }
+
         /// Most words of a selection list: half the bits of a 31-word column, plus one
         /// block of padding.
         const LIST: usize = 31 * 16 + 16;
@@ -1927,6 +2203,8 @@ pub(crate) mod fast {
         pub(crate) struct SelectPre {
             g: [u32; SEL_PLANES],
             h: [u32; SEL_PLANES],
+            /// `T_j` (an int8 output reads `p_j` back from `S_j`).
+            t: [u32; 32],
         }
 
         impl SelectPre {
@@ -1949,6 +2227,7 @@ pub(crate) mod fast {
                 let mut sp = SelectPre {
                     g: [0; SEL_PLANES],
                     h: [0; SEL_PLANES],
+                    t,
                 };
                 for (j, (&t, &u)) in t.iter().zip(&u).enumerate() {
                     let (g, h) = if j < lanes {
@@ -1964,9 +2243,22 @@ pub(crate) mod fast {
                 Ok(sp)
             }
 
+            /// `p_j` from `S_j` (an int8 output).
+            #[inline(always)]
+            fn counts(&self, s: &[u16; 32], n1: u32, ones: bool, p: &mut [u32; 32]) {
+                for ((p, &s), &t) in p.iter_mut().zip(s).zip(&self.t) {
+                    let s = u32::from(s);
+                    *p = if ones {
+                        (t + n1).wrapping_sub(2 * s)
+                    } else {
+                        (2 * s + n1).wrapping_sub(t)
+                    };
+                }
+            }
+
             /// The packed output word before the flips: lane `j` is `p_j ≥ u_j`, from the
             /// planes of `S` and the column's `n1` (see [`SelectPre`]).
-            #[inline(always)]
+            #[inline(never)]
             fn word(&self, s: &[u32; MAX_PLANES], n1: u32, nb: u32, ones: bool) -> u32 {
                 let (gp, c) = if ones {
                     (&self.g, n1 + nb)
@@ -2000,37 +2292,48 @@ pub(crate) mod fast {
         /// weight words into `list`, whose vertical count is `S`. Returns `(n1, ones)`.
         #[inline(always)]
         fn select_planes(
-            column: &[u32],
+            win: &Window<'_>,
             wg: &[u32],
             list: &mut [u32; LIST],
             planes: &mut [u32; MAX_PLANES],
-        ) -> (u32, bool) {
-            let n = column.len();
-            let n1: u32 = column.iter().map(|w| w.count_ones()).sum();
-            let ones = 2 * n1 <= 32 * n as u32;
+        ) -> Result<(u32, bool)> {
+            let n = win.runs * win.run;
+            let need_src = (win.runs.max(1) - 1) * (win.run + win.gap) + win.run;
+            if !(1..=31).contains(&n) || wg.len() < 32 * n || win.src.len() < need_src {
+                return Err(crate::error::Error::RunInconsistent);
+            }
             #[cfg(not(all(target_arch = "arm", tinykd_dsp)))]
-            let _ = (wg, list, planes);
+            let r = {
+                let _ = (list, planes);
+                Ok((0, true))
+            };
             #[cfg(all(target_arch = "arm", tinykd_dsp))]
-            if (1..=31).contains(&n) && wg.len() >= 32 * n {
-                let inv = if ones { 0 } else { u32::MAX };
-                // SAFETY: `column` has n ≤ 31 words, `wg` at least 32n; at most 16n ≤ 496
-                // words are selected (the fewer of the set and clear bits), `list` holds 512.
-                let end = unsafe {
-                    thumb2::select(column.as_ptr(), n, wg.as_ptr(), inv, list.as_mut_ptr())
+            let r = {
+                // SAFETY: `win.src` holds the runs, `wg` 32n words for the n ≤ 31 column words;
+                // at most 16n ≤ 496 words are selected (the fewer of the set and clear bits),
+                // then 16 zero words: `list` holds 512.
+                let (end, n1, inv) = unsafe {
+                    thumb2::select(
+                        win.src.as_ptr(),
+                        win.runs,
+                        win.run,
+                        win.gap,
+                        16 * n as u32,
+                        wg.as_ptr(),
+                        list.as_mut_ptr(),
+                    )
                 };
                 let m = (end as usize - list.as_ptr() as usize) / 4;
                 let blocks = m.div_ceil(16);
-                for w in list.iter_mut().take(16 * blocks).skip(m) {
-                    *w = 0;
-                }
                 if blocks == 0 {
                     *planes = [0; MAX_PLANES];
                 } else {
                     // SAFETY: 16·blocks ≤ 512 list words; `planes` holds 16 ≥ 10 words.
                     unsafe { thumb2::sum_list(list.as_mut_ptr(), blocks, planes.as_mut_ptr()) };
                 }
-            }
-            (n1, ones)
+                Ok((n1, inv == 0))
+            };
+            r
         }
 
         /// The layer, group by group: one group's weights copied word-aligned into `wbuf`,
@@ -2052,11 +2355,8 @@ pub(crate) mod fast {
             let per_group = 4 * wbuf.len();
             let groups = prm.weights.bytes().chunks_exact(per_group.max(4));
             let by_planes = asm_path(columns.col_len);
-            // Packed outputs on Thumb-2: the selection kernel (see [`SelectPre`]).
-            let by_select = by_planes && matches!(prm.output, BinaryOutput::Packed { .. });
             let mut list = [0u32; LIST];
             let mut planes = [0u32; MAX_PLANES];
-            let mut c32 = [0u32; 31]; // the asm's carries of weight 32
             let mut counts = [0u32; 32]; // every lane written before it is read, per pixel
             for (grp, wg) in groups.enumerate().take(columns.g.oc.div_ceil(32)) {
                 for (d, s) in wbuf.iter_mut().zip(wg.chunks_exact(4)) {
@@ -2072,40 +2372,29 @@ pub(crate) mod fast {
                 let wbuf: &[u32] = wbuf;
                 let o0 = 32 * grp;
                 let n = columns.col_len;
-                let sel = if by_select {
+                let sel = if by_planes {
                     let lanes = columns.g.oc.saturating_sub(o0).min(32);
                     Some(SelectPre::new(pre, grp, lanes, wbuf, n)?)
                 } else {
                     None
                 };
                 for (px, out_px) in y.chunks_exact_mut(out_stride.max(1)).enumerate() {
-                    let column = columns.of(px, col)?;
-                    if let Some(sp) = &sel {
-                        let (n1, ones) = select_planes(column, wbuf, &mut list, &mut planes);
-                        let word =
-                            sp.word(&planes, n1, 32 * n as u32, ones) ^ need(pre.flips.get(grp))?;
-                        let out = need(out_px.get_mut(4 * grp..4 * grp + 4))?;
-                        for (d, s) in out.iter_mut().zip(word.to_le_bytes()) {
-                            *d = s as i8;
+                    // The selection kernel's planes of S, or the counts by rows.
+                    let selected = match &sel {
+                        Some(_) => {
+                            let win = columns.window(px, col)?;
+                            Some(select_planes(&win, wbuf, &mut list, &mut planes)?)
                         }
-                        continue;
-                    }
-                    if by_planes {
-                        planes_of(column, wbuf, &mut planes, &mut c32);
-                    } else {
-                        counts_by_rows(column, wbuf, &mut counts);
-                    }
+                        None => {
+                            counts_by_rows(columns.of(px, col)?, wbuf, &mut counts);
+                            None
+                        }
+                    };
                     match prm.output {
                         BinaryOutput::Packed { thresholds } => {
-                            let word = if by_planes {
-                                // p ≥ u ⇔ no borrow out of p − u, plane by plane.
-                                let at = grp * MAX_PLANES;
-                                let u = need(pre.u.get(at..at + pre.planes))?;
-                                let mut borrow = 0u32;
-                                for (&p, &u) in planes.iter().zip(u) {
-                                    borrow = (u & !p) | (!(p ^ u) & borrow);
-                                }
-                                !borrow ^ need(pre.flips.get(grp))?
+                            let word = if let (Some(sp), Some((n1, ones))) = (&sel, selected) {
+                                sp.word(&planes, n1, 32 * n as u32, ones)
+                                    ^ need(pre.flips.get(grp))?
                             } else {
                                 // −1 iff p > t, or p < t where flipped; the lanes past the last
                                 // filter stay 0.
@@ -2134,8 +2423,8 @@ pub(crate) mod fast {
                             act_min,
                             act_max,
                         } => {
-                            if by_planes {
-                                unpack::<10>(&planes, &mut counts);
+                            if let (Some(sp), Some((n1, ones))) = (&sel, selected) {
+                                sp.counts(&unpack_s(&planes), n1, ones, &mut counts);
                             }
                             let outs = need(out_px.get_mut(o0..(o0 + 32).min(out_stride)))?;
                             let counts = need(counts.get(..outs.len()))?;
@@ -2168,30 +2457,30 @@ pub(crate) mod fast {
     }
 
     /// The column of output pixel `(oy, ox)` whose window reaches into the padding (+1: the
-    /// word 0).
+    /// word 0): per window row, the padded taps left and right of the valid ones zeroed and the
+    /// valid ones copied as one run (`copy_words`, `zero_words`: no `memcpy` calls).
     fn gather_padded(g: &Geom, input: &[u32], col: &mut [u32], oy: usize, ox: usize) -> Result<()> {
+        use crate::ops::fast::{copy_words, zero_words};
         let wc = words(g.ic);
-        for ky in 0..g.kh {
-            let iy = (oy * g.sh + ky).checked_sub(g.pt).filter(|&v| v < g.ih);
-            for kx in 0..g.kw {
-                let ix = (ox * g.sw + kx).checked_sub(g.pl).filter(|&v| v < g.iw);
-                let dst = (ky * g.kw + kx) * wc;
-                let dst = need(col.get_mut(dst..dst + wc))?;
-                // Word by word (a `memcpy` call per tap would cost more than the copy).
-                match (iy, ix) {
-                    (Some(iy), Some(ix)) => {
-                        let src = (iy * g.iw + ix) * wc;
-                        for (d, s) in dst.iter_mut().zip(need(input.get(src..src + wc))?) {
-                            *d = *s;
-                        }
-                    }
-                    _ => {
-                        for d in dst.iter_mut() {
-                            *d = 0; // padding: +1
-                        }
-                    }
-                }
+        let (iy0, ky0, ny) = super::clip(oy, g.sh, g.pt, g.kh, g.ih);
+        let (ix0, kx0, nx) = super::clip(ox, g.sw, g.pl, g.kw, g.iw);
+        let run = g.kw * wc;
+        let rows = need(col.get_mut(..g.kh * run))?;
+        for (ky, dst) in rows.chunks_exact_mut(run.max(1)).enumerate() {
+            if ky < ky0 || ky >= ky0 + ny {
+                zero_words(dst);
+                continue;
             }
+            let (left, rest) = dst.split_at_mut((kx0 * wc).min(run));
+            let (mid, right) = rest.split_at_mut((nx * wc).min(rest.len()));
+            zero_words(left);
+            zero_words(right);
+            if mid.is_empty() {
+                continue; // a window past the input's edge (stride > kernel)
+            }
+            let src = ((iy0 + ky - ky0) * g.iw + ix0) * wc;
+            let src = need(input.get(src..src + mid.len()))?;
+            copy_words(mid, src);
         }
         Ok(())
     }

@@ -386,6 +386,59 @@ pub(crate) fn copy_bytes(dst: &mut [u8], src: &[u8]) {
     dst.copy_from_slice(src);
 }
 
+/// `dst.copy_from_slice(src)` for a few words (equal lengths; otherwise nothing is copied),
+/// without a `memcpy` call on cores with the DSP extension: the binary kernels copy runs of 1 to
+/// 6 words per window tap, where the call costs more than the copy (4 instructions a word here).
+#[inline(always)]
+pub(crate) fn copy_words(dst: &mut [u32], src: &[u32]) {
+    if dst.len() != src.len() || dst.is_empty() {
+        return;
+    }
+    #[cfg(all(target_arch = "arm", tinykd_dsp))]
+    // SAFETY: reads and writes `dst.len()` ≥ 1 words of the two equal-length slices.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldr {t}, [{s}], #4",
+            "str {t}, [{d}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            s = inout(reg) src.as_ptr() => _,
+            d = inout(reg) dst.as_mut_ptr() => _,
+            n = inout(reg) dst.len() => _,
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+    #[cfg(not(all(target_arch = "arm", tinykd_dsp)))]
+    dst.copy_from_slice(src);
+}
+
+/// `dst.fill(0)` for a few words, without a `memset` call on cores with the DSP extension
+/// (see [`copy_words`]).
+#[inline(always)]
+pub(crate) fn zero_words(dst: &mut [u32]) {
+    if dst.is_empty() {
+        return;
+    }
+    #[cfg(all(target_arch = "arm", tinykd_dsp))]
+    // SAFETY: writes `dst.len()` ≥ 1 words of `dst`.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "str {z}, [{d}], #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            d = inout(reg) dst.as_mut_ptr() => _,
+            n = inout(reg) dst.len() => _,
+            z = in(reg) 0u32,
+            options(nostack),
+        );
+    }
+    #[cfg(not(all(target_arch = "arm", tinykd_dsp)))]
+    dst.fill(0);
+}
+
 /// The int8 values as their raw bytes.
 #[inline(always)]
 pub(crate) fn as_bytes(x: &[i8]) -> &[u8] {
