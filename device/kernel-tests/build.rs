@@ -693,8 +693,28 @@ fn select_check_model(rng: &mut Rng, i: usize) -> Vec<u8> {
         let Ok(x) = b.binary_conv2d_sliced(x, spec) else {
             continue;
         };
+        // An int8 output, bit-sliced: multipliers above ½ (t ≤ 31: `SMMULR`), below ½ (t ≥ 32:
+        // the high word) or both (the 64-bit form), by model.
         let qo = q(rng.float(0.05, 0.2), rng.int(-10, 10) as i8);
-        let Some(y) = bconv(&mut b, rng, x, 10, [1, 1], [1, 1], [0; 4], Some(qo), false) else {
+        let kk = u32::from(oc2);
+        let mut output = int8_out(rng, kk, 10, qo);
+        if let BinaryOutputSpec::Int8 { scales, .. } = &mut output {
+            for (c, s) in scales.iter_mut().enumerate() {
+                if i % 3 == 1 || (i % 3 == 2 && c % 2 == 0) {
+                    *s *= 0.02;
+                }
+            }
+        }
+        let spec = BinaryConv2dSpec {
+            out_channels: 10,
+            kernel: [1, 1],
+            stride: [1, 1],
+            padding: [0; 4],
+            weights: pm1(rng, 10 * kk as usize),
+            input_thresholds: vec![],
+            output,
+        };
+        let Ok(y) = b.binary_conv2d_sliced(x, spec) else {
             continue;
         };
         let y = if b.shape(y).elements() > 64 {
@@ -731,10 +751,9 @@ fn student(kind: Student, depth: usize) -> (Vec<u8>, u64, u64) {
     let binary = kind != Student::Int8;
     let rng = &mut Rng(if binary { 0x57D7 } else { 0x57D8 });
     // The same convolution, with its weights in rows or bit-sliced (format 1.4) where the
-    // exporter writes them so (a packed output: `tinykd_format::sliced_pays`).
+    // exporter writes them so (`tinykd_format::sliced_pays`).
     let add = |b: &mut ModelBuilder, x, spec: BinaryConv2dSpec| {
-        let packed = matches!(spec.output, BinaryOutputSpec::Packed { .. });
-        if kind == Student::Sliced && (packed || true) {
+        if kind == Student::Sliced && tinykd_format::sliced_pays(b.shape(x).c, spec.out_channels) {
             b.binary_conv2d_sliced(x, spec)
         } else {
             b.binary_conv2d(x, spec)
@@ -956,7 +975,7 @@ fn wide_student(kind: Student, depth: usize) -> (Vec<u8>, u64, u64) {
                         input_thresholds,
                         output,
                     };
-                    if kind == Student::Sliced && (!int8 || true) {
+                    if kind == Student::Sliced && tinykd_format::sliced_pays(cin, out) {
                         b.binary_conv2d_sliced(x, spec).unwrap()
                     } else {
                         b.binary_conv2d(x, spec).unwrap()

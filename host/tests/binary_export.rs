@@ -69,8 +69,8 @@ fn randomize(mut student: Student, device: &Device) -> Student {
     student.valid()
 }
 
-/// Binary convs of 32·m → 32·m channels with packed outputs: exported bit-sliced (format 1.4,
-/// `tinykd_format::sliced_pays`); the last one (int8 output) keeps the row layout.
+/// Binary convs of 32·m → 32·m channels: exported bit-sliced (format 1.4,
+/// `tinykd_format::sliced_pays`), with packed outputs and with an int8 output (the last one).
 const SLICED_CONFIG: &str = r#"
 in_channels = 1
 input_size = [16, 16]
@@ -91,7 +91,7 @@ fn binary_simulation_matches_device_kernels() {
         CONFIG,
         &[false, false, false, true, true, true, true, false, false],
     );
-    assert_eq!(sliced, 0, "no conv of 32·m channels with a packed output");
+    assert_eq!(sliced, 0, "no conv of 32·m → 32·m channels");
 }
 
 #[test]
@@ -100,7 +100,10 @@ fn bit_sliced_export_matches_the_simulation() {
         SLICED_CONFIG,
         &[false, true, true, true, false, false, false],
     );
-    assert_eq!(sliced, 2, "the two packed-output convs are bit-sliced");
+    assert_eq!(
+        sliced, 3,
+        "the two packed-output convs and the int8-output one are bit-sliced"
+    );
 }
 
 /// Exports a randomized student of `config` and runs the blob with `tinykd-device` against the

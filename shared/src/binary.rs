@@ -43,19 +43,18 @@ pub const fn packed_len(s: Shape) -> u64 {
 /// Whether a binary convolution of `in_channels` → `out_channels` is exported bit-sliced
 /// ([`crate::Op::BinaryConv2dSliced`], SPEC §3.3). The bit-sliced kernels count 32 filters and
 /// 32 input channels per step whatever the true counts, so they need both to be multiples of 32
-/// (no idle lanes); and they win where the output is packed (the threshold compare is
-/// bit-sliced too). An int8 output needs the 32 counts back out of the counter planes, which
-/// costs what the counting saves (docs/binary-kernels.md): the row layout stays there.
+/// (no idle lanes). Then they win on the Cortex-M4/M7, for packed and int8 outputs alike (the
+/// selection kernel, docs/binary-kernels.md); elsewhere they cost a transposition of the
+/// weights per layer (about 1 % of a student on the Cortex-M0).
 ///
 /// ```
-/// assert!(tinykd_format::sliced_pays(64, 32, true));
-/// assert!(!tinykd_format::sliced_pays(64, 64, false));
-/// assert!(!tinykd_format::sliced_pays(1, 32, true));
-/// assert!(!tinykd_format::sliced_pays(64, 10, true));
+/// assert!(tinykd_format::sliced_pays(64, 32));
+/// assert!(tinykd_format::sliced_pays(64, 64));
+/// assert!(!tinykd_format::sliced_pays(1, 32));
+/// assert!(!tinykd_format::sliced_pays(64, 10));
 /// ```
-pub const fn sliced_pays(in_channels: u16, out_channels: u16, packed_output: bool) -> bool {
-    packed_output
-        && in_channels > 0
+pub const fn sliced_pays(in_channels: u16, out_channels: u16) -> bool {
+    in_channels > 0
         && in_channels.is_multiple_of(32)
         && out_channels > 0
         && out_channels.is_multiple_of(32)

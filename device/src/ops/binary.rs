@@ -590,9 +590,6 @@ pub(crate) mod fast {
     pub(crate) struct Int8Pre {
         /// `bias ± K`: `acc = base + step · p`.
         base: [i32; 128],
-        /// `base · m + 2^(t−1)`: the rounding and the constant part of `acc · m`, so that
-        /// `acc · m + 2^(t−1)` is one `SMLAL` of `step · p` and `m` onto it.
-        c: [i64; 128],
         step: [i8; 128],
         mult: [i32; 128],
         /// The total right shift `t` of `acc · m`, in `[1, 62]`.
@@ -605,7 +602,7 @@ pub(crate) mod fast {
         /// Every channel has `t ≤ 31` and `|acc| < 2^(t−1)` over `p ∈ [0, K]`: `acc · 2^(32−t)`
         /// fits an i32 and one `SMMULR` by `m` rounds it exactly as `requantize` does.
         const SMMULR: u8 = 0;
-        /// Every channel has `t ≥ 32`: the high word of the `SMLAL` sum, shifted.
+        /// Every channel has `t ≥ 32`: the high word of `acc · m + 2^(t−1)`, shifted.
         const HIGH: u8 = 1;
         /// Otherwise: the 64-bit sum shifted per channel.
         const MIXED: u8 = 2;
@@ -626,7 +623,6 @@ pub(crate) mod fast {
             }
             let mut pre = Int8Pre {
                 base: [0; 128],
-                c: [0; 128],
                 step: [0; 128],
                 mult: [0; 128],
                 total: [0; 128],
@@ -651,14 +647,12 @@ pub(crate) mod fast {
                     .max(base.wrapping_add(i32::from(step) * k).unsigned_abs());
                 smmulr &= t <= 31 && far < 1 << (t - 1);
                 high &= t >= 32;
-                if let (Some(bd), Some(cd), Some(sd), Some(md), Some(td)) = (
+                if let (Some(bd), Some(sd), Some(md), Some(td)) = (
                     pre.base.get_mut(o),
-                    pre.c.get_mut(o),
                     pre.step.get_mut(o),
                     pre.mult.get_mut(o),
                     pre.total.get_mut(o),
                 ) {
-                    *cd = i64::from(base) * i64::from(m) + (1i64 << (t - 1));
                     (*bd, *sd, *md, *td) = (base, step, m, t);
                 }
             }
@@ -677,9 +671,8 @@ pub(crate) mod fast {
         #[inline(never)]
         fn outs(&self, outs: &mut [i8], pc: &[u32], o0: usize, zp: i32, min: i8, max: i8) {
             let n = outs.len();
-            let (Some(base), Some(c), Some(step), Some(mult), Some(total)) = (
+            let (Some(base), Some(step), Some(mult), Some(total)) = (
                 self.base.get(o0..o0 + n),
-                self.c.get(o0..o0 + n),
                 self.step.get(o0..o0 + n),
                 self.mult.get(o0..o0 + n),
                 self.total.get(o0..o0 + n),
@@ -687,29 +680,30 @@ pub(crate) mod fast {
                 return;
             };
             let (lo, hi) = (i32::from(min) - zp, i32::from(max) - zp);
-            let outs = outs.iter_mut().zip(pc);
+            let params = base.iter().zip(step).zip(mult.iter().zip(total));
+            let outs = outs.iter_mut().zip(pc).zip(params);
+            // |acc| ≤ 2^30 + 2K: no wrap (`new`).
             match self.mode {
                 Self::SMMULR => {
-                    let params = base.iter().zip(step).zip(mult.iter().zip(total));
-                    for ((out, &p), ((&b, &s), (&m, &t))) in outs.zip(params) {
+                    for ((out, &p), ((&b, &s), (&m, &t))) in outs {
                         let acc = b + i32::from(s) * p as i32;
                         let v = smmulr(acc << (32 - u32::from(t)), m);
                         *out = (v.clamp(lo, hi) + zp) as i8;
                     }
                 }
                 Self::HIGH => {
-                    let params = c.iter().zip(step).zip(mult.iter().zip(total));
-                    for ((out, &p), ((&c, &s), (&m, &t))) in outs.zip(params) {
-                        let v = c + i64::from(i32::from(s) * p as i32) * i64::from(m);
+                    for ((out, &p), ((&b, &s), (&m, &t))) in outs {
+                        let acc = b + i32::from(s) * p as i32;
+                        let v = i64::from(acc) * i64::from(m) + (1i64 << (t - 1));
                         let v = ((v >> 32) as i32) >> (u32::from(t) - 32);
                         *out = (v.clamp(lo, hi) + zp) as i8;
                     }
                 }
                 _ => {
                     let (lo, hi) = (i64::from(lo), i64::from(hi));
-                    let params = c.iter().zip(step).zip(mult.iter().zip(total));
-                    for ((out, &p), ((&c, &s), (&m, &t))) in outs.zip(params) {
-                        let v = c + i64::from(i32::from(s) * p as i32) * i64::from(m);
+                    for ((out, &p), ((&b, &s), (&m, &t))) in outs {
+                        let acc = b + i32::from(s) * p as i32;
+                        let v = i64::from(acc) * i64::from(m) + (1i64 << (t - 1));
                         *out = ((v >> t).clamp(lo, hi) + i64::from(zp)) as i8;
                     }
                 }

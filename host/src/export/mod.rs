@@ -252,8 +252,7 @@ pub fn export_student(
                 };
                 let spec = lower_binary_conv(block, &b, x, stage, index)?;
                 // Bit-sliced weights (format 1.4) where those kernels win.
-                let packed_out = matches!(spec.output, BinaryOutputSpec::Packed { .. });
-                let mut y = if sliced_pays(b.shape(x).c, spec.out_channels, packed_out) {
+                let mut y = if sliced_pays(b.shape(x).c, spec.out_channels) {
                     b.binary_conv2d_sliced(x, spec)
                 } else {
                     b.binary_conv2d(x, spec)

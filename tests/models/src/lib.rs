@@ -334,8 +334,7 @@ fn binary_conv(
         output,
     };
     // Bit-sliced (format 1.4) where the host export writes it so.
-    let packed = matches!(spec.output, BinaryOutputSpec::Packed { .. });
-    if tinykd_format::sliced_pays(in_channels, out_channels, packed) {
+    if tinykd_format::sliced_pays(in_channels, out_channels) {
         b.binary_conv2d_sliced(x, spec)
     } else {
         b.binary_conv2d(x, spec)
