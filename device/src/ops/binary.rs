@@ -1489,19 +1489,24 @@ pub(crate) mod fast {
     }
 
     pub(crate) mod sliced {
-        //! The bit-sliced kernel of `BinaryConv2dSliced` (SPEC §3.3). Its weights hold, per
+        //! The bit-sliced kernels of `BinaryConv2dSliced` (SPEC §3.3). Its weights hold, per
         //! group of 32 filters and per input bit position `i` (tap, channel), one word `W_i`
-        //! whose bit `j` is filter `j`'s weight. With the input bit `x_i`, the words
-        //! `m_i = W_i XOR bcast(x_i)` (`bcast` = 0 or !0) hold the mismatches of all 32 filters,
-        //! and their *vertical* popcount is the 32 counts `p_j`. On Cortex-M4/M7 carry-save
-        //! adders (Harley-Seal in bit-sliced form, 5 logic operations per full adder) add them
-        //! into counter planes (plane `b` = bit `b` of the 32 counts): 7.2 instructions per input
-        //! bit for 32 filters. The packed output compares the planes with the thresholds' planes
-        //! by a bit-sliced borrow chain (32 outputs at once, the output word directly); an int8
-        //! output reads the counts back out of the planes. Elsewhere (and for columns past 31
-        //! words) the group's weights are transposed back to rows once per layer and counted
-        //! with one XOR and popcount per word and filter. The layer runs group by group: the
-        //! group's weights are first copied word-aligned into the scratch (SPEC §5.1).
+        //! whose bit `j` is filter `j`'s weight; the *vertical* count of a set of such words is
+        //! 32 counts at once, kept as counter planes (plane `b` = bit `b` of the 32 counts) by
+        //! carry-save adders (Harley-Seal in bit-sliced form, 5 logic operations per full
+        //! adder).
+        //!
+        //! On Cortex-M4/M7 the **selection kernel** counts only the words of the column's set
+        //! bits, or of its clear ones where those are fewer (at most half the column):
+        //! `p_j = T_j + n1 − 2 S_j` or `2 S_j + n1 − T_j` ([`SelectPre`]). Per column nibble a
+        //! `TBB` case appends the selected words to a list, Harley-Seal adds the list: about
+        //! 4 instructions per input bit for 32 filters (the mismatch words `W_i XOR bcast(x_i)`
+        //! of every bit took 7.2). A packed output compares `2S` plus per-group constants with
+        //! a scalar by a bit-sliced borrow chain (the output word directly); an int8 output
+        //! reads `S` back out of the planes. Elsewhere (and for columns past 31 words) the
+        //! group's weights are transposed back to rows once per layer and counted with one XOR
+        //! and popcount per word and filter. The layer runs group by group: the group's weights
+        //! are first copied word-aligned into the scratch (SPEC §5.1).
 
         use super::{rq_out, Columns, Params, Pre as FastPre, Window};
         use crate::error::{need, Result};
@@ -2069,7 +2074,8 @@ pub(crate) mod fast {
             }
         }
 
-        /// Whether [`planes_of`] runs here: the Thumb-2 kernel, columns of 1..=31 words.
+        /// Whether the Thumb-2 kernels run here ([`select_planes`], and [`planes_of`] for the
+        /// groups' `T`): columns of 1..=31 words.
         #[inline(always)]
         fn asm_path(n: usize) -> bool {
             cfg!(all(target_arch = "arm", tinykd_dsp)) && (1..=31).contains(&n)
@@ -2181,8 +2187,12 @@ pub(crate) mod fast {
         }
 
         /// Most words of a selection list: half the bits of a 31-word column, plus one
-        /// block of padding.
-        const LIST: usize = 31 * 16 + 16;
+        /// block of padding (2 KiB of stack, where the selection kernel runs; none elsewhere).
+        const LIST: usize = if cfg!(all(target_arch = "arm", tinykd_dsp)) {
+            31 * 16 + 16
+        } else {
+            0
+        };
         /// Planes of the selection kernel's compare (`2S + G < 2^13`).
         const SEL_PLANES: usize = 13;
 
@@ -2251,7 +2261,9 @@ pub(crate) mod fast {
             }
 
             /// The packed output word before the flips: lane `j` is `p_j ≥ u_j`, from the
-            /// planes of `S` and the column's `n1` (see [`SelectPre`]).
+            /// planes of `S` and the column's `n1` (see [`SelectPre`]). Not inlined: in the
+            /// pixel loop its 13 planes cost more spills than the call (`bsliced` measured
+            /// 4.6 % more instructions inlined).
             #[inline(never)]
             fn word(&self, s: &[u32; MAX_PLANES], n1: u32, nb: u32, ones: bool) -> u32 {
                 let (gp, c) = if ones {
@@ -2330,9 +2342,10 @@ pub(crate) mod fast {
             r
         }
 
-        /// The layer, group by group: one group's weights copied word-aligned into `wbuf`,
-        /// then per output pixel its column, the 32 counts as planes, and the packed output
-        /// word or the int8 outputs of the group.
+        /// The layer, group by group: one group's weights copied word-aligned into `wbuf`
+        /// (and its [`SelectPre`]), then per output pixel the planes of `S` by the selection
+        /// kernel (or the counts by rows, elsewhere), and the packed output word or the int8
+        /// outputs of the group.
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn run(
             prm: &Params<'_>,
@@ -2348,7 +2361,7 @@ pub(crate) mod fast {
             let k = columns.g.k();
             let per_group = 4 * wbuf.len();
             let groups = prm.weights.bytes().chunks_exact(per_group.max(4));
-            let by_planes = asm_path(columns.col_len);
+            let by_select = asm_path(columns.col_len);
             let mut list = [0u32; LIST];
             let mut planes = [0u32; MAX_PLANES];
             let mut counts = [0u32; 32]; // every lane written before it is read, per pixel
@@ -2356,7 +2369,7 @@ pub(crate) mod fast {
                 for (d, s) in wbuf.iter_mut().zip(wg.chunks_exact(4)) {
                     *d = u32::from_le_bytes(s.try_into().unwrap_or([0; 4]));
                 }
-                if !by_planes {
+                if !by_select {
                     for block in wbuf.chunks_exact_mut(32) {
                         if let Ok(block) = <&mut [u32; 32]>::try_from(block) {
                             transpose32(block);
@@ -2366,7 +2379,7 @@ pub(crate) mod fast {
                 let wbuf: &[u32] = wbuf;
                 let o0 = 32 * grp;
                 let n = columns.col_len;
-                let sel = if by_planes {
+                let sel = if by_select {
                     let lanes = columns.g.oc.saturating_sub(o0).min(32);
                     Some(SelectPre::new(pre, grp, lanes, wbuf, n)?)
                 } else {
