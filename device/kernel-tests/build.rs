@@ -5,7 +5,12 @@
 //!   fast-vs-reference equivalence check;
 //! - `BENCH`: the benchmark layers of `shared/reference/cmsis-nn-baseline.md` (L1–L5b) and the
 //!   Fashion-MNIST-size student, each with its MAC count.
-use std::{env, fmt::Write as _, fs, path::PathBuf};
+use std::{
+    env,
+    fmt::Write as _,
+    fs,
+    path::{Path, PathBuf},
+};
 
 use tinykd_format::{
     fold_sign, Activation, BinaryConv2dSpec, BinaryDenseSpec, BinaryOutputSpec, Conv2dSpec,
@@ -1333,6 +1338,16 @@ const SELECT_CHECKS: usize = 20;
 /// Random binary models with bit-sliced convs (format 1.4) in the check.
 const SLICED_CHECKS: usize = 5;
 
+/// Writes `blob` to `OUT_DIR/name` and adds its `include_bytes!` entry to the table in `code`.
+fn embed(out: &Path, code: &mut String, name: &str, blob: &[u8]) {
+    fs::write(out.join(name), blob).unwrap();
+    writeln!(
+        code,
+        "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
+    )
+    .unwrap();
+}
+
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
     let target = env::var("TARGET").unwrap_or_default();
@@ -1377,58 +1392,33 @@ fn main() {
     for i in 0..int8_checks {
         let blob = check_model(&mut rng, i);
         let name = format!("check{i}.tkd");
-        fs::write(out.join(&name), &blob).unwrap();
-        writeln!(
-            code,
-            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
-        )
-        .unwrap();
+        embed(&out, &mut code, &name, &blob);
     }
     let mut prng = Rng(0x91A4_E001);
     for i in 0..12 {
         let blob = plane_check_model(&mut prng, i);
         let name = format!("pcheck{i}.tkd");
-        fs::write(out.join(&name), &blob).unwrap();
-        writeln!(
-            code,
-            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
-        )
-        .unwrap();
+        embed(&out, &mut code, &name, &blob);
     }
     let mut mrng = Rng(0x9001_0001);
     for i in 0..8 {
         let blob = pool_check_model(&mut mrng);
         let name = format!("mcheck{i}.tkd");
-        fs::write(out.join(&name), &blob).unwrap();
-        writeln!(
-            code,
-            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
-        )
-        .unwrap();
+        embed(&out, &mut code, &name, &blob);
     }
     // Pointwise (1×1) models for the 4×1 path (DSP only: not on the microbit, for its flash).
     let mut wrng = Rng(0x1_1C4E_C001);
     for i in 0..if target.starts_with("thumbv6m") { 0 } else { 8 } {
         let blob = pointwise_check_model(&mut wrng, i);
         let name = format!("wcheck{i}.tkd");
-        fs::write(out.join(&name), &blob).unwrap();
-        writeln!(
-            code,
-            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
-        )
-        .unwrap();
+        embed(&out, &mut code, &name, &blob);
     }
     // One-channel 3×3 models (DSP only, as above).
     let mut orng = Rng(0x0C1_C4EC);
     for i in 0..if target.starts_with("thumbv6m") { 0 } else { 8 } {
         let blob = one_channel_check_model(&mut orng, i);
         let name = format!("ocheck{i}.tkd");
-        fs::write(out.join(&name), &blob).unwrap();
-        writeln!(
-            code,
-            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
-        )
-        .unwrap();
+        embed(&out, &mut code, &name, &blob);
     }
     // 1-D CNNs (issue 7).
     let mut crng = Rng(0xC0_1D01);
@@ -1436,12 +1426,7 @@ fn main() {
     for i in 0..if small { 3 } else { 12 } {
         let blob = conv1d_check_model(&mut crng, i, small);
         let name = format!("ccheck{i}.tkd");
-        fs::write(out.join(&name), &blob).unwrap();
-        writeln!(
-            code,
-            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
-        )
-        .unwrap();
+        embed(&out, &mut code, &name, &blob);
     }
     // Paired dense layers (format 1.5), 4-aligned in flash as the kernels want them.
     let mut drng = Rng(0xDE45_1501);
@@ -1469,12 +1454,7 @@ fn main() {
     for i in 0..BINARY_CHECKS {
         let blob = binary_check_model(&mut brng, false);
         let name = format!("bcheck{i}.tkd");
-        fs::write(out.join(&name), &blob).unwrap();
-        writeln!(
-            code,
-            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
-        )
-        .unwrap();
+        embed(&out, &mut code, &name, &blob);
         binary.push(blob);
     }
     // Bit-sliced binary convs (format 1.4), the same kinds of models.
@@ -1488,12 +1468,7 @@ fn main() {
     for i in 0..sliced_checks {
         let blob = binary_check_model(&mut srng, true);
         let name = format!("scheck{i}.tkd");
-        fs::write(out.join(&name), &blob).unwrap();
-        writeln!(
-            code,
-            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
-        )
-        .unwrap();
+        embed(&out, &mut code, &name, &blob);
         binary.push(blob);
     }
     // (DSP-only code paths: not in the microbit's full flash.)
@@ -1507,12 +1482,7 @@ fn main() {
     };
     for (i, blob) in unrolled.iter().enumerate() {
         let name = format!("ucheck{i}.tkd");
-        fs::write(out.join(&name), blob).unwrap();
-        writeln!(
-            code,
-            "    include_bytes!(concat!(env!(\"OUT_DIR\"), \"/{name}\")),"
-        )
-        .unwrap();
+        embed(&out, &mut code, &name, blob);
     }
     code.push_str("];\n");
     // Host runs: the binary models and the binary student, each on a few inputs, run here on the

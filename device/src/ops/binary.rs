@@ -1608,6 +1608,23 @@ pub(crate) mod fast {
                 };
             }
 
+            /// The word in `r` added into the planes `ones` … `eights` by half adders; the carry
+            /// out of `eights` is left in `r` (`d` is clobbered).
+            macro_rules! ripple4 {
+                () => {
+                    concat!(
+                        "and {d}, {ones}, {r}\n",
+                        "eor {ones}, {ones}, {r}\n",
+                        "and {r}, {twos}, {d}\n",
+                        "eor {twos}, {twos}, {d}\n",
+                        "and {d}, {fours}, {r}\n",
+                        "eor {fours}, {fours}, {r}\n",
+                        "and {r}, {eights}, {d}\n",
+                        "eor {eights}, {eights}, {d}\n",
+                    )
+                };
+            }
+
             /// Bits `k0`, `k1`: two weight words, their mismatch words, one full adder into
             /// `ones`; the carry (weight 2) in `d`.
             macro_rules! pair {
@@ -1736,14 +1753,7 @@ pub(crate) mod fast {
                         "movs {a}, #0",
                         "3:",
                         "ldr {r}, [{w}], #4",
-                        "and {d}, {ones}, {r}",
-                        "eor {ones}, {ones}, {r}",
-                        "and {r}, {twos}, {d}",
-                        "eor {twos}, {twos}, {d}",
-                        "and {d}, {fours}, {r}",
-                        "eor {fours}, {fours}, {r}",
-                        "and {r}, {eights}, {d}",
-                        "eor {eights}, {eights}, {d}",
+                        ripple4!(),
                         "eor {a}, {a}, {r}",
                         "subs {x}, {x}, #1",
                         "bne 3b",
@@ -2040,14 +2050,7 @@ pub(crate) mod fast {
                         "movs {b}, #0",
                         "3:",
                         "ldr {r}, [{w}], #64",
-                        "and {d}, {ones}, {r}",
-                        "eor {ones}, {ones}, {r}",
-                        "and {r}, {twos}, {d}",
-                        "eor {twos}, {twos}, {d}",
-                        "and {d}, {fours}, {r}",
-                        "eor {fours}, {fours}, {r}",
-                        "and {r}, {eights}, {d}",
-                        "eor {eights}, {eights}, {d}",
+                        ripple4!(),
                         "and {d}, {a}, {r}",
                         "eor {a}, {a}, {r}",
                         "eor {b}, {b}, {d}",

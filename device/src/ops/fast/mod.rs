@@ -20,6 +20,63 @@
 //! arena that is not 4-aligned, an op shape it does not handle) it says so and the caller runs
 //! the reference kernel instead.
 
+/// The epilogue of four requantized channels in `a0 … a3` (Thumb-2 text for `asm!`): the output
+/// zero point in register `zp` added, each saturated to int8 (`SSAT`), the four bytes packed into
+/// `a0` (`BFI`), then clamped to the activation range together: `min` and `max` (each repeated in
+/// four bytes) loaded by `LDRD` from `[base, #off]` into `lo` / `hi` (`lo` may be `zp`), signed
+/// bytewise max and min by `SSUB8` + `SEL` (`t` is clobbered; the GE flags are set).
+#[cfg(tinykd_dsp)]
+macro_rules! pack4_clamp {
+    ($zp:literal, $lo:literal, $hi:literal, $t:literal, $base:literal, $off:literal) => {
+        concat!(
+            "add {a0}, {a0}, {",
+            $zp,
+            "}\n",
+            "add {a1}, {a1}, {",
+            $zp,
+            "}\n",
+            "add {a2}, {a2}, {",
+            $zp,
+            "}\n",
+            "add {a3}, {a3}, {",
+            $zp,
+            "}\n",
+            "ssat {a0}, #8, {a0}\n",
+            "ssat {a1}, #8, {a1}\n",
+            "ssat {a2}, #8, {a2}\n",
+            "ssat {a3}, #8, {a3}\n",
+            "bfi {a0}, {a1}, #8, #8\n",
+            "bfi {a0}, {a2}, #16, #8\n",
+            "bfi {a0}, {a3}, #24, #8\n",
+            "ldrd {",
+            $lo,
+            "}, {",
+            $hi,
+            "}, [{",
+            $base,
+            "}, #",
+            $off,
+            "]\n",
+            "ssub8 {",
+            $t,
+            "}, {a0}, {",
+            $lo,
+            "}\n",
+            "sel {a0}, {a0}, {",
+            $lo,
+            "}\n",
+            "ssub8 {",
+            $t,
+            "}, {a0}, {",
+            $hi,
+            "}\n",
+            "sel {a0}, {",
+            $hi,
+            "}, {a0}\n",
+        )
+    };
+}
+
 pub(crate) mod dense_paired;
 pub(crate) mod dsp;
 #[cfg(any(tinykd_dsp, not(target_arch = "arm")))]
