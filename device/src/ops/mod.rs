@@ -231,6 +231,57 @@ pub(crate) mod testutil {
         (m, s)
     }
 
+    /// Random per-channel (multiplier, shift) bytes as the exporter writes them for convs
+    /// (`quantize_multiplier_q32`, `SMMLAR`-ready), of reals `k · 2^−e`, `e` in `exps`.
+    pub(crate) fn requant_q32(rng: &mut Rng, n: usize, exps: (i64, i64)) -> (Vec<u8>, Vec<u8>) {
+        let mut m = Vec::new();
+        let mut s = Vec::new();
+        for _ in 0..n {
+            let real =
+                rng.range(1, 1 << 20) as f64 * 2f64.powi(-(rng.range(exps.0, exps.1) as i32));
+            let (mq, sq) = tinykd_format::quantize_multiplier_q32(real);
+            m.extend_from_slice(&mq.to_le_bytes());
+            s.push(sq as i8 as u8);
+        }
+        (m, s)
+    }
+
+    /// Whether every channel's (multiplier, shift) bytes are `SMMLAR`-ready (the condition of
+    /// the Cortex-M4 conv paths).
+    pub(crate) fn smmlar_ready(m: &[u8], s: &[u8]) -> bool {
+        m.chunks_exact(4).zip(s).all(|(m, &v)| {
+            let m = i32::from_le_bytes(m.try_into().unwrap());
+            crate::ops::fast::smmlar_multiplier(m, v as i8).is_some()
+        })
+    }
+
+    /// `op` run on `x` by the `flavor` kernels with the scratch `sb`: its output.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn conv_out(
+        flavor: crate::ops::Flavor,
+        op: &tinykd_format::Conv2dOp<'_>,
+        x: &[i8],
+        ins: tinykd_format::Shape,
+        zp_in: i8,
+        outs: tinykd_format::Shape,
+        zp_out: i8,
+        sb: &mut [u8],
+    ) -> Vec<i8> {
+        let mut y = std::vec![0i8; outs.elements() as usize];
+        let i = crate::ops::In {
+            data: x,
+            shape: ins,
+            zero_point: zp_in,
+        };
+        let o = crate::ops::Out {
+            data: &mut y,
+            shape: outs,
+            zero_point: zp_out,
+        };
+        crate::ops::conv2d_with(flavor, op, i, o, Some(sb)).unwrap();
+        y
+    }
+
     pub(crate) fn le_i32(v: &[i32]) -> Vec<u8> {
         v.iter().flat_map(|x| x.to_le_bytes()).collect()
     }

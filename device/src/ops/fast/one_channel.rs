@@ -395,11 +395,9 @@ mod imp_portable {
 mod tests {
     use super::*;
     use crate::ops::testutil::*;
-    use crate::ops::{conv2d_with, Flavor};
+    use crate::ops::Flavor;
     use std::vec::Vec;
-    use tinykd_format::{
-        quantize_multiplier_q32, scratch_len, scratch_len_in, I8s, LeI32s, Op, Requant, Shape,
-    };
+    use tinykd_format::{scratch_len, scratch_len_in, I8s, LeI32s, Op, Requant, Shape};
 
     #[test]
     fn one_channel_matches_reference() {
@@ -436,16 +434,7 @@ mod tests {
             let (m, s) = if i % 13 == 12 {
                 requant(&mut rng, oc as usize, (-20, -2))
             } else {
-                let mut m = Vec::new();
-                let mut s = Vec::new();
-                for _ in 0..oc {
-                    let real =
-                        rng.range(1, 1 << 20) as f64 * 2f64.powi(-(rng.range(26, 40) as i32));
-                    let (mq, sq) = quantize_multiplier_q32(real);
-                    m.extend_from_slice(&mq.to_le_bytes());
-                    s.push(sq as i8 as u8);
-                }
-                (m, s)
+                requant_q32(&mut rng, oc as usize, (26, 40))
             };
             let zp_in = [-128, 127, 0, 5][i % 4] as i8;
             let zp_out = rng.range(-128, 127) as i8;
@@ -473,20 +462,8 @@ mod tests {
                 shape: ins,
                 zero_point: zp_in,
             };
-            let mut want = std::vec![0i8; outs.elements() as usize];
-            let o = Out {
-                data: &mut want,
-                shape: outs,
-                zero_point: zp_out,
-            };
-            conv2d_with(Flavor::Portable, &op, input, o, Some(&mut *sb)).unwrap();
-            let mut dsp = std::vec![0i8; outs.elements() as usize];
-            let o = Out {
-                data: &mut dsp,
-                shape: outs,
-                zero_point: zp_out,
-            };
-            conv2d_with(Flavor::Dsp, &op, input, o, Some(&mut *sb)).unwrap();
+            let want = conv_out(Flavor::Portable, &op, &x, ins, zp_in, outs, zp_out, sb);
+            let dsp = conv_out(Flavor::Dsp, &op, &x, ins, zp_in, outs, zp_out, sb);
             assert_eq!(dsp, want, "{ins:?} {outs:?} {op:?}");
             let mut y = std::vec![0i8; outs.elements() as usize];
             let o = Out {
@@ -494,12 +471,7 @@ mod tests {
                 shape: outs,
                 zero_point: zp_out,
             };
-            let eligible = oc.is_multiple_of(2)
-                && act == (-128, 127)
-                && m.chunks_exact(4).zip(&s).all(|(m, &v)| {
-                    let m = i32::from_le_bytes(m.try_into().unwrap());
-                    smmlar_multiplier(m, v as i8).is_some()
-                });
+            let eligible = oc.is_multiple_of(2) && act == (-128, 127) && smmlar_ready(&m, &s);
             assert_eq!(
                 conv3x3(&op, input, o, &mut *sb).unwrap(),
                 eligible,

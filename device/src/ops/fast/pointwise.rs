@@ -466,7 +466,7 @@ mod imp_portable {
 mod tests {
     use super::*;
     use crate::ops::testutil::*;
-    use crate::ops::{conv2d_with, Flavor};
+    use crate::ops::Flavor;
     use std::vec::Vec;
     use tinykd_format::{scratch_len, I8s, LeI32s, Op, Requant, Shape};
 
@@ -507,16 +507,7 @@ mod tests {
             let (m, s) = if i % 11 == 10 {
                 requant(&mut rng, oc as usize, (-31, -2))
             } else {
-                let mut m = Vec::new();
-                let mut s = Vec::new();
-                for _ in 0..oc {
-                    let real =
-                        (rng.range(1, 1 << 20) as f64) * 2f64.powi(-(rng.range(24, 48) as i32));
-                    let (mq, sq) = tinykd_format::quantize_multiplier_q32(real);
-                    m.extend_from_slice(&mq.to_le_bytes());
-                    s.push(sq as i8 as u8);
-                }
-                (m, s)
+                requant_q32(&mut rng, oc as usize, (24, 48))
             };
             let zp_in = [-128, 127, 0][i % 3] as i8;
             let zp_out = if i % 5 == 0 {
@@ -547,21 +538,8 @@ mod tests {
             let len = scratch_len(&Op::Conv2d(op), ins, outs) as usize;
             let mut sc = std::vec![0u32; len.div_ceil(4) + 1];
             let sb = unsafe { core::slice::from_raw_parts_mut(sc.as_mut_ptr().cast::<u8>(), len) };
-            let run = |flavor: Flavor, sb: &mut [u8]| {
-                let mut y = std::vec![0i8; outs.elements() as usize];
-                let i = In {
-                    data: &x,
-                    shape: ins,
-                    zero_point: zp_in,
-                };
-                let o = Out {
-                    data: &mut y,
-                    shape: outs,
-                    zero_point: zp_out,
-                };
-                conv2d_with(flavor, &op, i, o, Some(sb)).unwrap();
-                y
-            };
+            let run =
+                |flavor, sb: &mut [u8]| conv_out(flavor, &op, &x, ins, zp_in, outs, zp_out, sb);
             let want = run(Flavor::Portable, sb);
             assert_eq!(run(Flavor::Dsp, sb), want, "{ins:?} {outs:?} {op:?}");
             let mut y = std::vec![0i8; outs.elements() as usize];
@@ -575,12 +553,7 @@ mod tests {
                 shape: outs,
                 zero_point: zp_out,
             };
-            let eligible = ic % 16 == 0
-                && oc % 4 == 0
-                && m.chunks_exact(4).zip(&s).all(|(m, &v)| {
-                    let m = i32::from_le_bytes(m.try_into().unwrap());
-                    super::super::smmlar_multiplier(m, v as i8).is_some()
-                });
+            let eligible = ic % 16 == 0 && oc % 4 == 0 && smmlar_ready(&m, &s);
             assert_eq!(conv1x1(&op, i, o, sb).unwrap(), eligible);
             if eligible {
                 assert_eq!(y, want);
