@@ -1196,184 +1196,77 @@ mod m0 {
         };
     }
 
-    /// 4 rows: 68 instructions per 16 MACs.
-    #[inline(always)]
-    pub(super) unsafe fn rows4(w: *const u8, x: *const i8, groups: usize, a: &mut [i32; 4]) {
-        // The accumulators, the end of the weights and a slot for r6 (which `asm!` may not name):
-        // the loop keeps them in r8–r12 (Thumb-1 high registers are clobbers only) and lr.
-        let mut state = [0u32; 6];
-        for (s, &v) in state.iter_mut().zip(a.iter()) {
-            *s = v as u32;
-        }
-        state[4] = w.wrapping_add(4 * 4 * groups) as u32;
-        // SAFETY: reads 4·4·groups bytes from `w` and 4·groups bytes from `x`
-        // (immediate offsets), which the caller guarantees; groups ≥ 1, so `w` reaches the end
-        // in state[4]. Reads and writes the six words of `state`; r6 is saved there and restored
-        // before the block ends; no stack.
-        unsafe {
-            asm!(
-                "str r6, [r0, #20]",
-                "ldr r1, [r0, #0]",
-                "mov r8, r1",
-                "ldr r1, [r0, #4]",
-                "mov r9, r1",
-                "ldr r1, [r0, #8]",
-                "mov r10, r1",
-                "ldr r1, [r0, #12]",
-                "mov r11, r1",
-                "ldr r1, [r0, #16]",
-                "mov r12, r1",
-                "mov lr, r0",
-                "2:",
-                m0_x!(),
-                m0_row!(0, "r8"),
-                m0_row!(4, "r9"),
-                m0_row!(8, "r10"),
-                m0_row!(12, "r11"),
-                "adds r4, #16",
-                "adds r5, #4",
-                "cmp r4, r12",
-                "bne 2b",
-                "mov r0, lr",
-                "mov r1, r8",
-                "str r1, [r0, #0]",
-                "mov r1, r9",
-                "str r1, [r0, #4]",
-                "mov r1, r10",
-                "str r1, [r0, #8]",
-                "mov r1, r11",
-                "str r1, [r0, #12]",
-                "ldr r6, [r0, #20]",
-                inout("r0") state.as_mut_ptr() => _,
-                inout("r4") w => _,
-                inout("r5") x => _,
-                out("r1") _,
-                out("r2") _,
-                out("r3") _,
-                out("r8") _,
-                out("r9") _,
-                out("r10") _,
-                out("r11") _,
-                out("r12") _,
-                out("lr") _,
-                options(nostack),
-            );
-        }
-        for (a, &s) in a.iter_mut().zip(state.iter()) {
-            *a = s as i32;
-        }
+    /// A block kernel of `R` rows, one `(accumulator, offset)` per row: the accumulator is a
+    /// high register and `offset` both the row's byte offset in a group's weights and its
+    /// word's offset in `state`.
+    macro_rules! m0_rows {
+        ($(#[$doc:meta])* $name:ident, $r:literal, $step:literal, [$(($acc:literal, $o:literal)),+]) => {
+            $(#[$doc])*
+            #[inline(always)]
+            pub(super) unsafe fn $name(w: *const u8, x: *const i8, groups: usize, a: &mut [i32; $r]) {
+                // The accumulators, the end of the weights and a slot for r6 (which `asm!` may
+                // not name): the loop keeps them in r8–r12 (Thumb-1 high registers are clobbers
+                // only) and lr.
+                let mut state = [0u32; 6];
+                for (s, &v) in state.iter_mut().zip(a.iter()) {
+                    *s = v as u32;
+                }
+                state[4] = w.wrapping_add(4 * $r * groups) as u32;
+                // SAFETY: reads 4·R·groups bytes from `w` and 4·groups bytes from `x`
+                // (immediate offsets), which the caller guarantees; groups ≥ 1, so `w` reaches
+                // the end in state[4]. Reads and writes the six words of `state`; r6 is saved
+                // there and restored before the block ends; no stack.
+                unsafe {
+                    asm!(
+                        "str r6, [r0, #20]",
+                        $(concat!("ldr r1, [r0, #", $o, "]"), concat!("mov ", $acc, ", r1"),)+
+                        "ldr r1, [r0, #16]",
+                        "mov r12, r1",
+                        "mov lr, r0",
+                        "2:",
+                        m0_x!(),
+                        $(m0_row!($o, $acc),)+
+                        concat!("adds r4, #", $step),
+                        "adds r5, #4",
+                        "cmp r4, r12",
+                        "bne 2b",
+                        "mov r0, lr",
+                        $(concat!("mov r1, ", $acc), concat!("str r1, [r0, #", $o, "]"),)+
+                        "ldr r6, [r0, #20]",
+                        inout("r0") state.as_mut_ptr() => _,
+                        inout("r4") w => _,
+                        inout("r5") x => _,
+                        out("r1") _,
+                        out("r2") _,
+                        out("r3") _,
+                        out("r8") _,
+                        out("r9") _,
+                        out("r10") _,
+                        out("r11") _,
+                        out("r12") _,
+                        out("lr") _,
+                        options(nostack),
+                    );
+                }
+                for (a, &s) in a.iter_mut().zip(state.iter()) {
+                    *a = s as i32;
+                }
+            }
+        };
     }
 
-    /// 2 rows: 40 instructions per 8 MACs.
-    #[inline(always)]
-    pub(super) unsafe fn rows2(w: *const u8, x: *const i8, groups: usize, a: &mut [i32; 2]) {
-        // The accumulators, the end of the weights and a slot for r6 (which `asm!` may not name):
-        // the loop keeps them in r8–r12 (Thumb-1 high registers are clobbers only) and lr.
-        let mut state = [0u32; 6];
-        for (s, &v) in state.iter_mut().zip(a.iter()) {
-            *s = v as u32;
-        }
-        state[4] = w.wrapping_add(4 * 2 * groups) as u32;
-        // SAFETY: reads 4·2·groups bytes from `w` and 4·groups bytes from `x`
-        // (immediate offsets), which the caller guarantees; groups ≥ 1, so `w` reaches the end
-        // in state[4]. Reads and writes the six words of `state`; r6 is saved there and restored
-        // before the block ends; no stack.
-        unsafe {
-            asm!(
-                "str r6, [r0, #20]",
-                "ldr r1, [r0, #0]",
-                "mov r8, r1",
-                "ldr r1, [r0, #4]",
-                "mov r9, r1",
-                "ldr r1, [r0, #16]",
-                "mov r12, r1",
-                "mov lr, r0",
-                "2:",
-                m0_x!(),
-                m0_row!(0, "r8"),
-                m0_row!(4, "r9"),
-                "adds r4, #8",
-                "adds r5, #4",
-                "cmp r4, r12",
-                "bne 2b",
-                "mov r0, lr",
-                "mov r1, r8",
-                "str r1, [r0, #0]",
-                "mov r1, r9",
-                "str r1, [r0, #4]",
-                "ldr r6, [r0, #20]",
-                inout("r0") state.as_mut_ptr() => _,
-                inout("r4") w => _,
-                inout("r5") x => _,
-                out("r1") _,
-                out("r2") _,
-                out("r3") _,
-                out("r8") _,
-                out("r9") _,
-                out("r10") _,
-                out("r11") _,
-                out("r12") _,
-                out("lr") _,
-                options(nostack),
-            );
-        }
-        for (a, &s) in a.iter_mut().zip(state.iter()) {
-            *a = s as i32;
-        }
-    }
-
-    /// 1 row: 26 instructions per 4 MACs.
-    #[inline(always)]
-    pub(super) unsafe fn rows1(w: *const u8, x: *const i8, groups: usize, a: &mut [i32; 1]) {
-        // The accumulators, the end of the weights and a slot for r6 (which `asm!` may not name):
-        // the loop keeps them in r8–r12 (Thumb-1 high registers are clobbers only) and lr.
-        let mut state = [0u32; 6];
-        for (s, &v) in state.iter_mut().zip(a.iter()) {
-            *s = v as u32;
-        }
-        state[4] = w.wrapping_add(4 * groups) as u32;
-        // SAFETY: reads 4·1·groups bytes from `w` and 4·groups bytes from `x`
-        // (immediate offsets), which the caller guarantees; groups ≥ 1, so `w` reaches the end
-        // in state[4]. Reads and writes the six words of `state`; r6 is saved there and restored
-        // before the block ends; no stack.
-        unsafe {
-            asm!(
-                "str r6, [r0, #20]",
-                "ldr r1, [r0, #0]",
-                "mov r8, r1",
-                "ldr r1, [r0, #16]",
-                "mov r12, r1",
-                "mov lr, r0",
-                "2:",
-                m0_x!(),
-                m0_row!(0, "r8"),
-                "adds r4, #4",
-                "adds r5, #4",
-                "cmp r4, r12",
-                "bne 2b",
-                "mov r0, lr",
-                "mov r1, r8",
-                "str r1, [r0, #0]",
-                "ldr r6, [r0, #20]",
-                inout("r0") state.as_mut_ptr() => _,
-                inout("r4") w => _,
-                inout("r5") x => _,
-                out("r1") _,
-                out("r2") _,
-                out("r3") _,
-                out("r8") _,
-                out("r9") _,
-                out("r10") _,
-                out("r11") _,
-                out("r12") _,
-                out("lr") _,
-                options(nostack),
-            );
-        }
-        for (a, &s) in a.iter_mut().zip(state.iter()) {
-            *a = s as i32;
-        }
-    }
+    m0_rows!(
+        /// 4 rows: 68 instructions per 16 MACs.
+        rows4, 4, 16, [("r8", 0), ("r9", 4), ("r10", 8), ("r11", 12)]
+    );
+    m0_rows!(
+        /// 2 rows: 40 instructions per 8 MACs.
+        rows2, 2, 8, [("r8", 0), ("r9", 4)]
+    );
+    m0_rows!(
+        /// 1 row: 26 instructions per 4 MACs.
+        rows1, 1, 4, [("r8", 0)]
+    );
 }
 
 /// One block of `R` rows over `groups` whole groups with the stored bytes as they are (even
