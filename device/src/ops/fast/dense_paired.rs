@@ -434,11 +434,13 @@ mod asm_rows {
         }
     }
 
-    /// The chunk loop of four rows shared by `block4` and `blocks4` (from label `1`): per chunk
-    /// of at most 128 groups, the accumulators started from the odd terms, the MAC loop (1, 2,
-    /// then 4 `step4!` per pass) and `total += acc ASR 8` into the state, until no group is left.
-    macro_rules! chunks4 {
-        () => {
+    /// The chunk loop of a block (from label `1`), for `block4` and `blocks4` (`step4`, rows
+    /// `a0` … `a3`) and `block2` (`step2`, `a0`, `a1`): per chunk of at most 128 groups, the
+    /// accumulators started from the odd terms (rows `e` bytes apart; `extra` starts rows 2 and
+    /// 3), the MAC loop (1, 2, then 4 steps per pass; the state pointer waits on the stack) and
+    /// `total += acc ASR 8` into the state at the given offsets, until no group is left.
+    macro_rules! chunks {
+        ($step:ident, [$($extra:literal),*], [$(($acc:literal, $off:literal)),+]) => {
             concat!(
                 "1:\n",
                 "ldr {t}, [{st}, #20]\n",
@@ -457,11 +459,7 @@ mod asm_rows {
                 "add {a0}, {a0}, {wa}\n",
                 "ldr {a1}, [{o}, {e}]\n",
                 "add {a1}, {a1}, {wa}\n",
-                "add {t}, {o}, {e}, lsl #1\n",
-                "ldr {a2}, [{t}]\n",
-                "add {a2}, {a2}, {wa}\n",
-                "ldr {a3}, [{t}, {e}]\n",
-                "add {a3}, {a3}, {wa}\n",
+                $($extra, "\n",)*
                 "add {o}, {o}, #4\n",
                 "str {o}, [{st}, #12]\n",
                 "ldr {xp}, [{st}, #4]\n",
@@ -469,41 +467,51 @@ mod asm_rows {
                 "push {{{st}}}\n",
                 "tst {n}, #1\n",
                 "beq 5f\n",
-                step4!(),
+                $step!(),
                 "5:\n",
                 "tst {n}, #2\n",
                 "beq 6f\n",
-                step4!(),
-                step4!(),
+                $step!(),
+                $step!(),
                 "6:\n",
                 "lsrs {n}, {n}, #2\n",
                 "beq 4f\n",
                 "3:\n",
-                step4!(),
-                step4!(),
-                step4!(),
-                step4!(),
+                $step!(),
+                $step!(),
+                $step!(),
+                $step!(),
                 "subs {n}, {n}, #1\n",
                 "bne 3b\n",
                 "4:\n",
                 "pop {{{st}}}\n",
                 "str {xp}, [{st}, #4]\n",
                 "str {wp}, [{st}, #0]\n",
-                "ldr {t}, [{st}, #24]\n",
-                "add {t}, {t}, {a0}, asr #8\n",
-                "str {t}, [{st}, #24]\n",
-                "ldr {t}, [{st}, #28]\n",
-                "add {t}, {t}, {a1}, asr #8\n",
-                "str {t}, [{st}, #28]\n",
-                "ldr {t}, [{st}, #32]\n",
-                "add {t}, {t}, {a2}, asr #8\n",
-                "str {t}, [{st}, #32]\n",
-                "ldr {t}, [{st}, #36]\n",
-                "add {t}, {t}, {a3}, asr #8\n",
-                "str {t}, [{st}, #36]\n",
+                $(
+                    "ldr {t}, [{st}, #", $off, "]\n",
+                    "add {t}, {t}, {", $acc, "}, asr #8\n",
+                    "str {t}, [{st}, #", $off, "]\n",
+                )+
                 "ldr {t}, [{st}, #20]\n",
                 "cmp {t}, #0\n",
                 "bne 1b\n",
+            )
+        };
+    }
+
+    /// [`chunks!`] of four rows.
+    macro_rules! chunks4 {
+        () => {
+            chunks!(
+                step4,
+                [
+                    "add {t}, {o}, {e}, lsl #1",
+                    "ldr {a2}, [{t}]",
+                    "add {a2}, {a2}, {wa}",
+                    "ldr {a3}, [{t}, {e}]",
+                    "add {a3}, {a3}, {wa}"
+                ],
+                [("a0", 24), ("a1", 28), ("a2", 32), ("a3", 36)]
             )
         };
     }
@@ -558,59 +566,7 @@ mod asm_rows {
         // the loop runs; every chunk consumes min(left, 128) ≥ 1 groups until left = 0.
         unsafe {
             asm!(
-                "1:",
-                "ldr {t}, [{st}, #20]",
-                "cmp {t}, #128",
-                "ite hi",
-                "movhi {n}, #128",
-                "movls {n}, {t}",
-                "subs {t}, {t}, {n}",
-                "str {t}, [{st}, #20]",
-                "ldr {o}, [{st}, #12]",
-                "ldr {e}, [{st}, #16]",
-                "ldr {t}, [{st}, #8]",
-                "ldr {wa}, [{t}], #4",
-                "str {t}, [{st}, #8]",
-                "ldr {a0}, [{o}]",
-                "add {a0}, {a0}, {wa}",
-                "ldr {a1}, [{o}, {e}]",
-                "add {a1}, {a1}, {wa}",
-                "add {o}, {o}, #4",
-                "str {o}, [{st}, #12]",
-                "ldr {xp}, [{st}, #4]",
-                "ldr {wp}, [{st}, #0]",
-                "push {{{st}}}",
-                "tst {n}, #1",
-                "beq 5f",
-                step2!(),
-                "5:",
-                "tst {n}, #2",
-                "beq 6f",
-                step2!(),
-                step2!(),
-                "6:",
-                "lsrs {n}, {n}, #2",
-                "beq 4f",
-                "3:",
-                step2!(),
-                step2!(),
-                step2!(),
-                step2!(),
-                "subs {n}, {n}, #1",
-                "bne 3b",
-                "4:",
-                "pop {{{st}}}",
-                "str {xp}, [{st}, #4]",
-                "str {wp}, [{st}, #0]",
-                "ldr {t}, [{st}, #24]",
-                "add {t}, {t}, {a0}, asr #8",
-                "str {t}, [{st}, #24]",
-                "ldr {t}, [{st}, #28]",
-                "add {t}, {t}, {a1}, asr #8",
-                "str {t}, [{st}, #28]",
-                "ldr {t}, [{st}, #20]",
-                "cmp {t}, #0",
-                "bne 1b",
+                chunks!(step2, [], [("a0", 24), ("a1", 28)]),
                 st = in(reg) st,
                 n = out(reg) _,
                 a0 = out(reg) _,
