@@ -1370,16 +1370,13 @@ pub(crate) mod fast {
             let Some(wbuf) = wbuf.get_mut(..32 * col_len) else {
                 return Ok(false);
             };
-            let Some(sp) = sliced::Pre::new(prm, k, g.oc) else {
-                return Ok(false); // past the kernel's limits: the reference
-            };
             let columns = Columns {
                 g,
                 input,
                 is_dense,
                 col_len,
             };
-            sliced::run(prm, &sp, &columns, col, wbuf, y, out_stride, zp_out, &pre)?;
+            sliced::run(prm, &columns, col, wbuf, y, out_stride, zp_out, &pre)?;
             return Ok(true);
         }
         let columns = Columns {
@@ -1512,59 +1509,8 @@ pub(crate) mod fast {
         use crate::error::{need, Result};
         use tinykd_format::BinaryOutput;
 
-        /// Most groups of 32 filters (output channels ≤ 256) the prepared thresholds hold.
-        const MAX_GROUPS: usize = 8;
-        /// Most counter planes: counts up to 2^16 − 1 (K < 65 535).
+        /// Most counter planes kept (the selection kernel's sums and `T` use 10).
         const MAX_PLANES: usize = 16;
-
-        /// The output stage prepared once per layer.
-        pub(crate) struct Pre {
-            /// Packed output: per group, the planes of `u = t' + 1` (−1 iff `p ≥ u`, with `t'`
-            /// the threshold minus the flip clamped to `[−1, K]`, as the row kernels do); the
-            /// lanes past the last filter hold all ones (`u > p` always: bit 0).
-            u: [u32; MAX_GROUPS * MAX_PLANES],
-            /// Packed output: per group, the flips, XORed into the output word.
-            flips: [u32; MAX_GROUPS],
-        }
-
-        impl Pre {
-            /// `None` past the limits (the caller runs the reference).
-            pub(crate) fn new(prm: &Params<'_>, k: i32, oc: usize) -> Option<Pre> {
-                let k = u32::try_from(k).ok()?;
-                let planes = (u32::BITS - (k + 1).leading_zeros()) as usize;
-                if oc > 32 * MAX_GROUPS || planes > MAX_PLANES || prm.flip.len() < oc {
-                    return None;
-                }
-                let mut pre = Pre {
-                    u: [0; MAX_GROUPS * MAX_PLANES],
-                    flips: [0; MAX_GROUPS],
-                };
-                if let BinaryOutput::Packed { thresholds } = prm.output {
-                    if thresholds.len() < oc {
-                        return None;
-                    }
-                    for o in 0..32 * oc.div_ceil(32) {
-                        let (grp, lane) = (o / 32, o % 32);
-                        let u = match (thresholds.get(o), prm.flip.get(o)) {
-                            (Some(t), Some(&f)) if o < oc => {
-                                let fl = i32::from(f & 1);
-                                if let Some(w) = pre.flips.get_mut(grp) {
-                                    *w |= (fl as u32) << lane;
-                                }
-                                (t.saturating_sub(fl).clamp(-1, k as i32) + 1) as u32
-                            }
-                            _ => u32::MAX, // padding lane: never −1
-                        };
-                        for b in 0..planes {
-                            if let Some(w) = pre.u.get_mut(grp * MAX_PLANES + b) {
-                                *w |= (u >> b & 1) << lane;
-                            }
-                        }
-                    }
-                }
-                Some(pre)
-            }
-        }
 
         /// The Harley-Seal step in Thumb-2 (Cortex-M3/M4/M7): 16 input bits per `asm!` block,
         /// with the planes ones … eights, the input word, the weight pointer and six temporaries
@@ -2212,29 +2158,45 @@ pub(crate) mod fast {
             h: [u32; SEL_PLANES],
             /// `T_j` (an int8 output reads `p_j` back from `S_j`).
             t: [u32; 32],
+            /// A packed output's flips, XORed into the output word.
+            flips: u32,
         }
 
         impl SelectPre {
-            fn new(pre: &Pre, grp: usize, lanes: usize, wbuf: &[u32], n: usize) -> Result<Self> {
+            /// Group `grp`'s constants (`lanes` of its 32 filters exist); `k` is `K`.
+            fn new(
+                prm: &Params<'_>,
+                k: i32,
+                grp: usize,
+                lanes: usize,
+                wbuf: &[u32],
+                n: usize,
+            ) -> Result<Self> {
                 let zeros = [0u32; 31];
                 let mut planes = [0u32; MAX_PLANES];
                 let mut c32 = [0u32; 31];
                 // T: the vertical counts of all the group's weight words (a column of zeros).
                 planes_of(need(zeros.get(..n))?, wbuf, &mut planes, &mut c32);
-                let (mut t, mut u) = ([0u32; 32], [0u32; 32]);
+                let mut t = [0u32; 32];
                 unpack::<10>(&planes, &mut t);
-                let at = grp * MAX_PLANES;
-                let up: &[u32; MAX_PLANES] = need(
-                    pre.u
-                        .get(at..at + MAX_PLANES)
-                        .and_then(|u| u.try_into().ok()),
-                )?;
-                unpack::<MAX_PLANES>(up, &mut u);
+                // A packed output's `u = t' + 1`: −1 iff `p ≥ u`, with `t'` the threshold minus
+                // the flip clamped to `[−1, K]`, as the row kernels do. (An int8 output: 0.)
+                let (mut u, mut flips) = ([0u32; 32], 0u32);
+                if let BinaryOutput::Packed { thresholds } = prm.output {
+                    for (j, u) in u.iter_mut().enumerate().take(lanes) {
+                        let o = 32 * grp + j;
+                        let fl = i32::from(need(prm.flip.get(o))? & 1);
+                        let th = need(thresholds.get(o))?;
+                        flips |= (fl as u32) << j;
+                        *u = (th.saturating_sub(fl).clamp(-1, k) + 1) as u32;
+                    }
+                }
                 let nb = 32 * n as u32;
                 let mut sp = SelectPre {
                     g: [0; SEL_PLANES],
                     h: [0; SEL_PLANES],
                     t,
+                    flips,
                 };
                 for (j, (&t, &u)) in t.iter().zip(&u).enumerate() {
                     let (g, h) = if j < lanes {
@@ -2352,7 +2314,6 @@ pub(crate) mod fast {
         #[allow(clippy::too_many_arguments)]
         pub(crate) fn run(
             prm: &Params<'_>,
-            pre: &Pre,
             columns: &Columns<'_>,
             col: &mut [u32],
             wbuf: &mut [u32],
@@ -2384,7 +2345,7 @@ pub(crate) mod fast {
                 let n = columns.col_len;
                 let sel = if by_select {
                     let lanes = columns.g.oc.saturating_sub(o0).min(32);
-                    Some(SelectPre::new(pre, grp, lanes, wbuf, n)?)
+                    Some(SelectPre::new(prm, k, grp, lanes, wbuf, n)?)
                 } else {
                     None
                 };
@@ -2403,8 +2364,7 @@ pub(crate) mod fast {
                     match prm.output {
                         BinaryOutput::Packed { thresholds } => {
                             let word = if let (Some(sp), Some((n1, ones))) = (&sel, selected) {
-                                sp.word(&planes, n1, 32 * n as u32, ones)
-                                    ^ need(pre.flips.get(grp))?
+                                sp.word(&planes, n1, 32 * n as u32, ones) ^ sp.flips
                             } else {
                                 // −1 iff p > t, or p < t where flipped; the lanes past the last
                                 // filter stay 0.
