@@ -63,6 +63,13 @@ impl RunBlobArgs {
     /// # Errors
     /// Unreadable files, a rejected blob or sample set, a failed or disagreeing board run.
     pub fn run(self) -> Result<(), CliError> {
+        if let Some(plugin) = self.insn_plugin.as_ref().filter(|p| !p.is_file()) {
+            return Err(CliError::Usage(format!(
+                "--insn-plugin {}: no such file (build it with gcc from \
+                 tools/insn-plugin/insncount.c, as tools/bench-device.sh does)",
+                plugin.display()
+            )));
+        }
         let blob = read(&self.blob)?;
         let samples = SampleSet::from_tks_bytes(&read(&self.samples)?).map_err(deploy)?;
         let host = run_blob_host(&blob, &samples).map_err(deploy)?;
